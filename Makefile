@@ -1,0 +1,24 @@
+# The two commands: `make run` brings the MTA up on this machine, `make test` runs every test.
+CONFIG ?= Release
+SLN := Mta.Functions.sln
+
+.PHONY: run test build deps clean
+
+deps: node_modules/.bin/azurite
+
+node_modules/.bin/azurite: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+build:
+	dotnet build $(SLN) -c $(CONFIG)
+
+test: deps
+	dotnet test $(SLN) -c $(CONFIG) --logger "console;verbosity=normal"
+
+run: deps build
+	CONFIG=$(CONFIG) scripts/run-local.sh
+
+clean:
+	dotnet clean $(SLN) -c $(CONFIG)
+	rm -rf node_modules .azurite data

@@ -1,0 +1,41 @@
+using Microsoft.Extensions.Logging;
+using Mta.Mail.Contracts;
+using Mta.Mail.Queues;
+using Mta.Mail.Spool;
+
+namespace Mta.Ingress.Acceptance;
+
+/// <summary>Storage could not take the message; the client gets a 4xx and sends it again.</summary>
+public sealed class StorageUnavailableException(string message, Exception inner) : Exception(message, inner);
+
+/// <summary>
+/// Takes responsibility for a message: bytes to the spool, then the envelope to the <c>incoming</c>
+/// queue. Only when both writes succeeded may the session answer 250.
+/// </summary>
+public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, ILogger<MessageAcceptor> log)
+{
+    /// <summary>Stores the message and queues its envelope; throws <see cref="StorageUnavailableException"/> otherwise.</summary>
+    public async Task AcceptAsync(IncomingEnvelope envelope, Stream content, CancellationToken ct)
+    {
+        try
+        {
+            await spool.WriteAsync(envelope.BlobName, content, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            throw new StorageUnavailableException($"spool write failed: {e.Message}", e);
+        }
+
+        try
+        {
+            await queues.SendAsync(QueueNames.Incoming, envelope, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            // Without its envelope the blob is an orphan; the client will send the message again.
+            try { await spool.DeleteAsync(envelope.BlobName, CancellationToken.None); }
+            catch (Exception cleanup) { log.LogWarning("{QueueId}: orphan blob not removed: {Error}", envelope.Id, cleanup.Message); }
+            throw new StorageUnavailableException($"queue write failed: {e.Message}", e);
+        }
+    }
+}

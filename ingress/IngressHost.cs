@@ -1,0 +1,67 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Mta.Ingress.Acceptance;
+using Mta.Ingress.Policy;
+using Mta.Ingress.Smtp;
+using Mta.Mail;
+using Mta.Mail.Queues;
+using Mta.Mail.Spool;
+
+namespace Mta.Ingress;
+
+/// <summary>Builds the ingress application: Kestrel with the SMTP connection handler and nothing else.</summary>
+public static class IngressHost
+{
+    /// <summary>Creates the application; <paramref name="settings"/> override configuration (tests use it).</summary>
+    public static WebApplication Build(string[] args, IDictionary<string, string?>? settings = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        builder.Logging.AddFilter("Azure.Core", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
+        builder.Services.AddOptions<IngressOptions>().Bind(builder.Configuration.GetSection(IngressOptions.Section));
+        builder.Services.AddMailPipeline(builder.Configuration);
+        builder.Services.AddSingleton<RelayPolicy>();
+        builder.Services.AddSingleton<MessageAcceptor>();
+        builder.Services.AddHostedService<StorageSetup>();
+
+        var ingress = builder.Configuration.GetSection(IngressOptions.Section).Get<IngressOptions>() ?? new IngressOptions();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(IPAddress.Parse(ingress.ListenAddress), ingress.Port,
+                listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
+        });
+        return builder.Build();
+    }
+
+    /// <summary>
+    /// Creates the queues and the spool container at start. If storage is down the ingress still
+    /// starts and answers 451 until it is back: refusing to start would turn a storage blip into an outage.
+    /// </summary>
+    private sealed class StorageSetup(MailQueues queues, MessageSpool spool, ILogger<StorageSetup> log) : IHostedService
+    {
+        public async Task StartAsync(CancellationToken ct)
+        {
+            try
+            {
+                await queues.CreateIfNotExistsAsync(ct);
+                await spool.CreateIfNotExistsAsync(ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                log.LogWarning("storage not ready, mail will be deferred with 451 until it is: {Error}", e.Message);
+            }
+        }
+
+        public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
+    }
+}

@@ -1,0 +1,38 @@
+namespace Mta.Ingress;
+
+/// <summary>
+/// Ingress settings, bound from the <c>Ingress</c> section (environment: <c>Ingress__Port=2525</c>).
+/// Defaults follow Postfix's smtpd; every option is listed in docs/configuration.md.
+/// </summary>
+public sealed class IngressOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Ingress";
+
+    /// <summary>Address the SMTP listener binds to.</summary>
+    public string ListenAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>TCP port of the SMTP listener (container port; published as 25).</summary>
+    public int Port { get; set; } = 2525;
+
+    /// <summary>Largest message accepted, in octets (Postfix <c>message_size_limit</c>).</summary>
+    public long MessageSizeLimit { get; set; } = 10_240_000;
+
+    /// <summary>Most recipients per message (Postfix <c>smtpd_recipient_limit</c>); more get <c>452</c>.</summary>
+    public int RecipientLimit { get; set; } = 1000;
+
+    /// <summary>Errors after which the session is closed (Postfix <c>smtpd_hard_error_limit</c>).</summary>
+    public int HardErrorLimit { get; set; } = 20;
+
+    /// <summary>Seconds to wait for a command or a block of data (Postfix <c>smtpd_timeout</c>).</summary>
+    public int TimeoutSeconds { get; set; } = 300;
+
+    /// <summary>
+    /// Clients allowed to relay to any destination (Postfix <c>mynetworks</c>, CIDR notation).
+    /// Everyone else may only send to local and relay domains.
+    /// </summary>
+    public List<string> TrustedNetworks { get; set; } = ["127.0.0.0/8", "::1/128"];
+
+    /// <summary>Domains this system relays for from anyone, besides its local domains (Postfix <c>relay_domains</c>).</summary>
+    public List<string> RelayDomains { get; set; } = [];
+}

@@ -1,0 +1,44 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+using Mta.Mail.Configuration;
+using Mta.Mail.Routing;
+
+namespace Mta.Ingress.Policy;
+
+/// <summary>
+/// Postfix's default <c>smtpd_relay_restrictions</c>: permit_mynetworks, then only local and
+/// relay domains (defer_unauth_destination is reject here). Never an open relay.
+/// </summary>
+public sealed class RelayPolicy
+{
+    private readonly IPNetwork[] _trusted;
+    private readonly HashSet<string> _destinations;
+
+    /// <summary>Builds the policy from the ingress and MTA options; a malformed network fails at start.</summary>
+    public RelayPolicy(IOptions<IngressOptions> ingress, IOptions<MtaOptions> mta)
+    {
+        _trusted = ingress.Value.TrustedNetworks.Select(n => IPNetwork.TryParse(n, out var net)
+            ? net : throw new FormatException($"Ingress:TrustedNetworks: '{n}' is not CIDR notation")).ToArray();
+        _destinations = new HashSet<string>(mta.Value.LocalDomains.Concat(ingress.Value.RelayDomains).Select(d => d.TrimEnd('.')),
+            StringComparer.OrdinalIgnoreCase);
+    }
+
+    /// <summary>Whether the client may send to any destination.</summary>
+    public bool IsTrusted(IPAddress client)
+    {
+        if (client.IsIPv4MappedToIPv6) client = client.MapToIPv4();
+        return _trusted.Any(n => n.Contains(client));
+    }
+
+    /// <summary>Whether mail to <paramref name="recipient"/> is accepted from this client.</summary>
+    public bool MayRelay(IPAddress client, string recipient)
+    {
+        // Characters used by the classic relay tricks (percent hack, bang path, source route) are
+        // refused outright for untrusted clients: the domain after the last '@' is the only one we honour.
+        var local = Address.LocalPartOf(recipient);
+        var domain = Address.DomainOf(recipient);
+        if (IsTrusted(client)) return true;
+        if (domain.Length == 0 || local.IndexOfAny(['%', '!', '@']) >= 0) return false;
+        return _destinations.Contains(domain);
+    }
+}

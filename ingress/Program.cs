@@ -1,0 +1,4 @@
+using Mta.Ingress;
+
+var app = IngressHost.Build(args);
+await app.RunAsync();

@@ -1,0 +1,75 @@
+namespace Mta.Ingress.Smtp;
+
+/// <summary>
+/// Parses the argument of MAIL FROM and RCPT TO (RFC 5321 §4.1.2): a path in angle brackets,
+/// then ESMTP parameters. A source route (<c>@a,@b:user@c</c>) is accepted and dropped, as §3.6.1 asks.
+/// </summary>
+public static class Paths
+{
+    /// <summary>RFC 5321 §4.5.3.1.3: the longest path, brackets included.</summary>
+    public const int MaxPath = 256;
+
+    /// <summary>
+    /// Reads <c>&lt;address&gt; [KEY[=VALUE] ...]</c>. The null path <c>&lt;&gt;</c> gives an empty address.
+    /// <paramref name="problem"/> carries a short reason for the reply when parsing fails.
+    /// </summary>
+    public static bool TryParse(string text, out string address, out List<KeyValuePair<string, string>> parameters, out string problem)
+    {
+        address = "";
+        parameters = [];
+        problem = "";
+        text = text.TrimStart(' ');
+        if (text.Length == 0 || text[0] != '<') { problem = ": address must be in <>"; return false; }
+
+        var close = -1;
+        var quoted = false;
+        for (var i = 1; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c == '\\' && quoted) { i++; continue; }
+            if (c == '"') quoted = !quoted;
+            else if (c == '>' && !quoted) { close = i; break; }
+        }
+        if (close < 0) { problem = ": missing >"; return false; }
+        if (close + 1 > MaxPath) { problem = ": path too long"; return false; }
+
+        var path = text[1..close];
+        if (path.StartsWith('@'))
+        {
+            var colon = path.IndexOf(':');
+            if (colon < 0) { problem = ": bad source route"; return false; }
+            path = path[(colon + 1)..];
+        }
+        if (path.Length > 0 && !IsMailbox(path)) { problem = ""; return false; }
+        address = path;
+
+        foreach (var token in text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = token.IndexOf('=');
+            var key = (eq < 0 ? token : token[..eq]).ToUpperInvariant();
+            var value = eq < 0 ? "" : token[(eq + 1)..];
+            parameters.Add(new(key, key == "BODY" ? value.ToUpperInvariant() : value));
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// A mailbox as RFC 5321 allows it, checked loosely: a local part of at most 64 octets,
+    /// <c>@</c>, and a domain or address literal of at most 255, with no spaces or control characters
+    /// outside a quoted local part.
+    /// </summary>
+    public static bool IsMailbox(string mailbox)
+    {
+        var at = mailbox.LastIndexOf('@');
+        if (at <= 0 || at == mailbox.Length - 1) return false;
+        var local = mailbox[..at];
+        var domain = mailbox[(at + 1)..];
+        if (System.Text.Encoding.UTF8.GetByteCount(local) > 64 || domain.Length > 255) return false;
+        var quotedLocal = local.Length >= 2 && local[0] == '"' && local[^1] == '"';
+        if (!quotedLocal && local.Any(c => c <= ' ' || c == 127 || c is '<' or '>' or '(' or ')' or ',' or ';' or ':' or '\\' or '"' or '[' or ']')) return false;
+        if (quotedLocal && local.Any(c => c < ' ' || c == 127)) return false;
+        if (domain[0] == '[') return domain[^1] == ']' && domain.Length > 2;
+        return domain.Split('.').All(label => label.Length is > 0 and <= 63
+            && label.All(c => char.IsLetterOrDigit(c) || c == '-' || c > 127));
+    }
+}

@@ -1,0 +1,33 @@
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Mta.Ingress.Acceptance;
+using Mta.Ingress.Policy;
+using Mta.Mail.Configuration;
+
+namespace Mta.Ingress.Smtp;
+
+/// <summary>Kestrel's entry point for each accepted TCP connection: runs one <see cref="SmtpSession"/>.</summary>
+public sealed class SmtpConnectionHandler(
+    IOptions<IngressOptions> options,
+    IOptions<MtaOptions> mta,
+    RelayPolicy relay,
+    MessageAcceptor acceptor,
+    TimeProvider clock,
+    IHostApplicationLifetime lifetime,
+    ILoggerFactory loggers) : ConnectionHandler
+{
+    private readonly ILogger _log = loggers.CreateLogger("smtpd");
+
+    /// <inheritdoc />
+    public override async Task OnConnectedAsync(ConnectionContext connection)
+    {
+        var client = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, lifetime.ApplicationStopping);
+        var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client,
+            options.Value, mta.Value.MyHostname, relay, acceptor, clock, _log);
+        await session.RunAsync(stopping.Token);
+    }
+}

@@ -1,0 +1,39 @@
+namespace Mta.Mail.Configuration;
+
+/// <summary>
+/// The MTA's own settings, bound from the <c>Mta</c> configuration section
+/// (environment: <c>Mta__LocalDomains__0=example.org</c>). Every option and its default
+/// is documented in docs/configuration.md.
+/// </summary>
+public sealed class MtaOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Mta";
+
+    /// <summary>This system's host name, used in greetings and Received headers (Postfix <c>myhostname</c>).</summary>
+    public string MyHostname { get; set; } = Environment.MachineName.ToLowerInvariant();
+
+    /// <summary>Domains delivered into the local Maildir store (Postfix <c>mydestination</c>).</summary>
+    public List<string> LocalDomains { get; set; } = ["localhost"];
+
+    /// <summary>Path of a transport(5)-style map: <c>domain transport:nexthop</c> per line. Optional.</summary>
+    public string? TransportMapFile { get; set; }
+
+    /// <summary>Folder for local data; local mail lands under <c>{DataDirectory}/maildir/{user}/new</c>.</summary>
+    public string DataDirectory { get; set; } = "data";
+
+    /// <summary>DNS servers for MX lookups as <c>address[:port]</c>; empty means the system resolvers.</summary>
+    public List<string> DnsServers { get; set; } = [];
+
+    /// <summary>Port for SMTP delivery to MX hosts. 25 everywhere except tests.</summary>
+    public int SmtpPort { get; set; } = 25;
+
+    /// <summary>Seconds to wait for an SMTP peer to connect or answer (Postfix <c>smtp_connect_timeout</c> is 30s).</summary>
+    public int SmtpTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Maximum recipients per delivery job (Postfix <c>default_destination_recipient_limit</c>).</summary>
+    public int DestinationRecipientLimit { get; set; } = 50;
+
+    /// <summary>Where local mail lands.</summary>
+    public string MaildirRoot => Path.Combine(DataDirectory, "maildir");
+}

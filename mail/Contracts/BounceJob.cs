@@ -1,0 +1,28 @@
+namespace Mta.Mail.Contracts;
+
+/// <summary>
+/// Recipients of one message that failed permanently, put on the <c>bounce</c> queue for the
+/// bounce stage to report to the sender (a null sender is never reported to, RFC 5321 §4.5.5).
+/// </summary>
+public sealed record BounceJob
+{
+    /// <summary>Queue id of the message.</summary>
+    public required string MessageId { get; init; }
+
+    /// <summary>Name of the spooled message bytes.</summary>
+    public required string BlobName { get; init; }
+
+    /// <summary>Envelope sender the report goes to.</summary>
+    public required string Sender { get; init; }
+
+    /// <summary>When the message arrived.</summary>
+    public required DateTimeOffset ArrivalTime { get; init; }
+
+    /// <summary>The failed recipients and why.</summary>
+    public required IReadOnlyList<FailedRecipient> Recipients { get; init; }
+}
+
+/// <summary>One permanently failed recipient.</summary>
+/// <param name="Recipient">The envelope recipient.</param>
+/// <param name="Reason">The remote reply or local reason, with its enhanced status code.</param>
+public sealed record FailedRecipient(string Recipient, string Reason);

@@ -1,0 +1,35 @@
+namespace Mta.Mail.Contracts;
+
+/// <summary>
+/// One unit of delivery work on the <c>delivery</c> queue: a message and the recipients
+/// that share one next hop. Cleanup writes it; the delivery stage consumes it.
+/// </summary>
+public sealed record DeliveryJob
+{
+    /// <summary>Queue id of the message (the ingress's id).</summary>
+    public required string MessageId { get; init; }
+
+    /// <summary>Name of the spooled message bytes in the spool container.</summary>
+    public required string BlobName { get; init; }
+
+    /// <summary>
+    /// Header lines cleanup added (Received, Message-ID, Date), already folded and CRLF-terminated.
+    /// Delivery sends these followed by the stored bytes unchanged, so the original bytes are never rewritten.
+    /// </summary>
+    public required string HeaderPrefix { get; init; }
+
+    /// <summary>Envelope sender; empty for the null reverse-path.</summary>
+    public required string Sender { get; init; }
+
+    /// <summary>Recipients that go to <see cref="NextHop"/>.</summary>
+    public required IReadOnlyList<string> Recipients { get; init; }
+
+    /// <summary>Where these recipients go.</summary>
+    public required NextHop NextHop { get; init; }
+
+    /// <summary>When the ingress accepted the message.</summary>
+    public required DateTimeOffset ArrivalTime { get; init; }
+
+    /// <summary>How many delivery attempts came before this one (0 for the first).</summary>
+    public int Attempt { get; init; }
+}

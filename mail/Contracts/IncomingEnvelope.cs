@@ -1,0 +1,38 @@
+namespace Mta.Mail.Contracts;
+
+/// <summary>
+/// The envelope the ingress puts on the <c>incoming</c> queue for one accepted message:
+/// what SMTP said about the message, and where its bytes are stored (claim check).
+/// </summary>
+public sealed record IncomingEnvelope
+{
+    /// <summary>Queue id given to the client in the <c>250</c> reply.</summary>
+    public required string Id { get; init; }
+
+    /// <summary>MAIL FROM address; empty for the null reverse-path <c>&lt;&gt;</c>.</summary>
+    public required string Sender { get; init; }
+
+    /// <summary>RCPT TO addresses, in the order the client gave them.</summary>
+    public required IReadOnlyList<string> Recipients { get; init; }
+
+    /// <summary>The client's IP address as seen by the ingress.</summary>
+    public required string ClientAddress { get; init; }
+
+    /// <summary>The HELO/EHLO argument, as given (sanitized by the ingress).</summary>
+    public required string Helo { get; init; }
+
+    /// <summary>When the ingress accepted the message.</summary>
+    public required DateTimeOffset ArrivalTime { get; init; }
+
+    /// <summary>Message size in octets, after dot-unstuffing.</summary>
+    public required long Size { get; init; }
+
+    /// <summary>Name of the blob in the spool container that holds the message bytes.</summary>
+    public required string BlobName { get; init; }
+
+    /// <summary>The host name of the ingress that received the message (for Received headers).</summary>
+    public string? ReceivedBy { get; init; }
+
+    /// <summary>The protocol keyword for the Received header: SMTP or ESMTP.</summary>
+    public string Protocol { get; init; } = "ESMTP";
+}

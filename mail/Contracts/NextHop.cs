@@ -1,0 +1,37 @@
+namespace Mta.Mail.Contracts;
+
+/// <summary>The delivery transports the system knows.</summary>
+public enum Transport
+{
+    /// <summary>SMTP to a host (or to the MX hosts of a domain).</summary>
+    Smtp,
+
+    /// <summary>Delivery into a Maildir on the local data directory.</summary>
+    Local,
+}
+
+/// <summary>
+/// A routing decision for a recipient, in Postfix's transport(5) terms:
+/// <c>smtp:[host]:port</c> (no MX lookup), <c>smtp:domain</c> (MX lookup), or <c>local:</c>.
+/// </summary>
+public sealed record NextHop
+{
+    /// <summary>The transport that delivers.</summary>
+    public required Transport Transport { get; init; }
+
+    /// <summary>Domain whose MX hosts are looked up, or the host itself when <see cref="MxLookup"/> is false. Empty for local.</summary>
+    public string Host { get; init; } = "";
+
+    /// <summary>TCP port; null means the transport's default (25 for SMTP).</summary>
+    public int? Port { get; init; }
+
+    /// <summary>Whether <see cref="Host"/> is a domain whose MX records are looked up (Postfix: unbracketed).</summary>
+    public bool MxLookup { get; init; }
+
+    /// <summary>The next hop in transport(5) syntax, for logs and grouping.</summary>
+    public override string ToString() => Transport switch
+    {
+        Transport.Local => "local:",
+        _ => "smtp:" + (MxLookup ? Host : "[" + Host + "]") + (Port is int p ? ":" + p : ""),
+    };
+}

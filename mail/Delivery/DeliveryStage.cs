@@ -1,0 +1,109 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+using MimeKit;
+using Mta.Mail.Contracts;
+using Mta.Mail.Queues;
+using Mta.Mail.Spool;
+
+namespace Mta.Mail.Delivery;
+
+/// <summary>
+/// Delivers one job: the message (cleanup's added headers, then the stored bytes) to its next hop.
+/// Delivered recipients are done; deferred ones go back on the queue as a new job that becomes
+/// visible after a backoff (so no worker waits); bounced ones go to the bounce queue. Nothing is dropped.
+/// </summary>
+public sealed class DeliveryStage(
+    MessageSpool spool,
+    MailQueues queues,
+    SmtpDelivery smtp,
+    MaildirDelivery maildir,
+    TimeProvider clock,
+    ILogger<DeliveryStage> log)
+{
+    /// <summary>Postfix <c>minimal_backoff_time</c>.</summary>
+    public static readonly TimeSpan MinimalBackoff = TimeSpan.FromSeconds(300);
+
+    /// <summary>Postfix <c>maximal_backoff_time</c>.</summary>
+    public static readonly TimeSpan MaximalBackoff = TimeSpan.FromSeconds(4000);
+
+    /// <summary>Postfix <c>maximal_queue_lifetime</c>: a message deferred this long bounces.</summary>
+    public static readonly TimeSpan MaximalQueueLifetime = TimeSpan.FromDays(5);
+
+    /// <summary>Processes one job from the <c>delivery</c> queue.</summary>
+    public async Task ProcessAsync(DeliveryJob job, CancellationToken ct = default)
+    {
+        if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
+            throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
+
+        var stored = await spool.ReadAsync(job.BlobName, ct);
+        var bytes = Concat(Encoding.UTF8.GetBytes(job.HeaderPrefix), stored.ToMemory());
+
+        IReadOnlyList<RecipientResult> results;
+        if (job.NextHop.Transport == Transport.Local)
+        {
+            results = await maildir.DeliverAsync(job.MessageId, job.Sender, job.Recipients, bytes, ct);
+        }
+        else
+        {
+            using var stream = new MemoryStream(bytes, writable: false);
+            var message = await MimeMessage.LoadAsync(stream, ct);
+            results = await smtp.DeliverAsync(job, message, ct);
+        }
+
+        var now = clock.GetUtcNow();
+        var expired = now - job.ArrivalTime >= MaximalQueueLifetime;
+        foreach (var r in results)
+            LogResult(job, r, now, expired);
+
+        var deferred = results.Where(r => r.Status == RecipientStatus.Deferred).Select(r => r.Recipient).ToList();
+        var bounced = results.Where(r => r.Status == RecipientStatus.Bounced || r.Status == RecipientStatus.Deferred && expired)
+            .Select(r => new FailedRecipient(r.Recipient, r.Detail)).ToList();
+
+        if (bounced.Count > 0)
+        {
+            await queues.SendAsync(QueueNames.Bounce, new BounceJob
+            {
+                MessageId = job.MessageId,
+                BlobName = job.BlobName,
+                Sender = job.Sender,
+                ArrivalTime = job.ArrivalTime,
+                Recipients = bounced,
+            }, ct);
+        }
+        if (deferred.Count > 0 && !expired)
+        {
+            var retry = job with { Recipients = deferred, Attempt = job.Attempt + 1 };
+            await queues.Get(QueueNames.Delivery).SendMessageAsync(
+                QueueJson.Serialize(retry), visibilityTimeout: Backoff(job.Attempt), cancellationToken: ct);
+        }
+    }
+
+    /// <summary>The wait before attempt <paramref name="attempt"/>+1: doubling from the minimal to the maximal backoff.</summary>
+    public static TimeSpan Backoff(int attempt)
+    {
+        var seconds = MinimalBackoff.TotalSeconds * Math.Pow(2, Math.Min(attempt, 16));
+        return TimeSpan.FromSeconds(Math.Min(seconds, MaximalBackoff.TotalSeconds));
+    }
+
+    private void LogResult(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired)
+    {
+        var status = r.Status switch
+        {
+            RecipientStatus.Delivered => "sent",
+            RecipientStatus.Deferred when expired => "expired",
+            RecipientStatus.Deferred => "deferred",
+            _ => "bounced",
+        };
+        // Postfix's line: "ID: to=<rcpt>, relay=..., delay=..., status=sent (reply)".
+        log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, delay={Delay:0.##}, status={Status} ({Detail})",
+            job.MessageId, r.Recipient, r.Relay, (now - job.ArrivalTime).TotalSeconds, status, r.Detail);
+    }
+
+    private static byte[] Concat(byte[] prefix, ReadOnlyMemory<byte> body)
+    {
+        var all = new byte[prefix.Length + body.Length];
+        prefix.CopyTo(all, 0);
+        body.Span.CopyTo(all.AsSpan(prefix.Length));
+        return all;
+    }
+}

@@ -1,0 +1,21 @@
+namespace Mta.Mail.Delivery;
+
+/// <summary>What happened to one recipient in one delivery attempt.</summary>
+public enum RecipientStatus
+{
+    /// <summary>The next hop took responsibility (2xx, or written to the Maildir).</summary>
+    Delivered,
+
+    /// <summary>Temporary failure (4xx, no connection, DNS trouble): try again later.</summary>
+    Deferred,
+
+    /// <summary>Permanent failure (5xx, no such domain): report to the sender.</summary>
+    Bounced,
+}
+
+/// <summary>The outcome for one recipient, with the reply or reason in Postfix's log terms.</summary>
+/// <param name="Recipient">The envelope recipient.</param>
+/// <param name="Status">Delivered, deferred or bounced.</param>
+/// <param name="Detail">The remote reply or local reason, e.g. <c>250 2.0.0 Ok</c> or <c>Host not found</c>.</param>
+/// <param name="Relay">Where it went, e.g. <c>mx1.example.test[127.0.0.1]:25</c> or <c>local</c>.</param>
+public sealed record RecipientResult(string Recipient, RecipientStatus Status, string Detail, string Relay);

@@ -1,0 +1,36 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Mta.Mail.Cleanup;
+using Mta.Mail.Configuration;
+using Mta.Mail.Delivery;
+using Mta.Mail.Queues;
+using Mta.Mail.Routing;
+using Mta.Mail.Spool;
+
+namespace Mta.Mail;
+
+/// <summary>Registers the mail pipeline's services; used by the functions app, the local host and the ingress alike.</summary>
+public static class PipelineServices
+{
+    /// <summary>Adds options, storage clients, routing and the stage services.</summary>
+    public static IServiceCollection AddMailPipeline(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<MtaOptions>().Bind(configuration.GetSection(MtaOptions.Section));
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(_ => new MessageSpool(StorageConnection.Get(configuration)));
+        services.AddSingleton(_ => new MailQueues(StorageConnection.Get(configuration)));
+        services.AddSingleton(sp =>
+        {
+            var file = sp.GetRequiredService<IOptions<MtaOptions>>().Value.TransportMapFile;
+            return string.IsNullOrEmpty(file) ? TransportMap.Empty : TransportMap.Load(file);
+        });
+        services.AddSingleton<Router>();
+        services.AddSingleton<CleanupStage>();
+        services.AddSingleton<MxResolver>();
+        services.AddSingleton<SmtpDelivery>();
+        services.AddSingleton<MaildirDelivery>();
+        services.AddSingleton<DeliveryStage>();
+        return services;
+    }
+}

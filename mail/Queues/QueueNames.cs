@@ -1,0 +1,17 @@
+namespace Mta.Mail.Queues;
+
+/// <summary>The queues between stages. Each stage is triggered by, and scaled on, its own queue.</summary>
+public static class QueueNames
+{
+    /// <summary>Envelopes of accepted messages, from the ingress to cleanup.</summary>
+    public const string Incoming = "incoming";
+
+    /// <summary>Delivery jobs (one per next hop), from cleanup to delivery.</summary>
+    public const string Delivery = "delivery";
+
+    /// <summary>Recipients that failed permanently, from delivery to the bounce stage.</summary>
+    public const string Bounce = "bounce";
+
+    /// <summary>Every queue the system writes to.</summary>
+    public static readonly IReadOnlyList<string> All = [Incoming, Delivery, Bounce];
+}

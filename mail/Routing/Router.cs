@@ -1,0 +1,43 @@
+using Microsoft.Extensions.Options;
+using Mta.Mail.Configuration;
+using Mta.Mail.Contracts;
+
+namespace Mta.Mail.Routing;
+
+/// <summary>
+/// Postfix's trivial-rewrite decision for a recipient: a local domain goes to the Maildir store,
+/// a transport map entry wins next, and everything else goes by SMTP to its domain's MX hosts.
+/// </summary>
+public sealed class Router
+{
+    private readonly HashSet<string> _localDomains;
+    private readonly TransportMap _transports;
+
+    /// <summary>Builds a router from the MTA options and a transport map.</summary>
+    public Router(IOptions<MtaOptions> options, TransportMap transports)
+    {
+        _localDomains = new HashSet<string>(options.Value.LocalDomains.Select(d => d.TrimEnd('.')), StringComparer.OrdinalIgnoreCase);
+        _transports = transports;
+    }
+
+    /// <summary>The next hop for one recipient address.</summary>
+    public NextHop Resolve(string recipient)
+    {
+        var domain = Address.DomainOf(recipient);
+        if (_localDomains.Contains(domain))
+            return new NextHop { Transport = Transport.Local };
+        return _transports.Find(domain)
+            ?? new NextHop { Transport = Transport.Smtp, Host = domain, MxLookup = true };
+    }
+
+    /// <summary>
+    /// Groups recipients by next hop, at most <paramref name="limit"/> per group, keeping the
+    /// client's recipient order within each group.
+    /// </summary>
+    public IEnumerable<(NextHop Hop, IReadOnlyList<string> Recipients)> Group(IEnumerable<string> recipients, int limit)
+    {
+        foreach (var group in recipients.GroupBy(Resolve))
+            foreach (var chunk in group.Chunk(Math.Max(1, limit)))
+                yield return (group.Key, chunk);
+    }
+}

@@ -1,0 +1,50 @@
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+
+namespace Mta.Mail.Spool;
+
+/// <summary>
+/// Message bytes in Blob storage (the claim check: queue messages carry only the blob name,
+/// since a queue message holds at most 64 KiB). Blobs are written once and never modified.
+/// </summary>
+public sealed class MessageSpool
+{
+    /// <summary>The container that holds spooled messages.</summary>
+    public const string ContainerName = "spool";
+
+    private readonly BlobContainerClient _container;
+
+    /// <summary>Opens the spool in a storage account.</summary>
+    public MessageSpool(string connectionString, BlobClientOptions? options = null)
+    {
+        _container = new BlobContainerClient(connectionString, ContainerName, options);
+    }
+
+    /// <summary>Creates the container if needed.</summary>
+    public Task CreateIfNotExistsAsync(CancellationToken ct = default)
+        => _container.CreateIfNotExistsAsync(cancellationToken: ct);
+
+    /// <summary>Stores a message; fails if the name is taken (ids are unique, so a clash is a bug, not a retry).</summary>
+    public async Task WriteAsync(string name, Stream content, CancellationToken ct = default)
+    {
+        var options = new BlobUploadOptions
+        {
+            Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
+            HttpHeaders = new BlobHttpHeaders { ContentType = "message/rfc822" },
+        };
+        await _container.GetBlobClient(name).UploadAsync(content, options, ct);
+    }
+
+    /// <summary>Opens a stored message for reading.</summary>
+    public async Task<Stream> OpenReadAsync(string name, CancellationToken ct = default)
+        => await _container.GetBlobClient(name).OpenReadAsync(cancellationToken: ct);
+
+    /// <summary>Reads a stored message whole (for messages that are sent in one piece anyway).</summary>
+    public async Task<BinaryData> ReadAsync(string name, CancellationToken ct = default)
+        => (await _container.GetBlobClient(name).DownloadContentAsync(ct)).Value.Content;
+
+    /// <summary>Removes a message; a missing blob is not an error (delete is idempotent).</summary>
+    public Task DeleteAsync(string name, CancellationToken ct = default)
+        => _container.GetBlobClient(name).DeleteIfExistsAsync(cancellationToken: ct);
+}

@@ -1,0 +1,52 @@
+namespace Mta.Tests.Peers;
+
+/// <summary>
+/// A real Azurite (from the repository's node_modules) on free ports, in memory.
+/// <c>--skipApiVersionCheck</c> because Azure.Storage.Queues 12.28.1 sends a service version
+/// Azurite 3.37.0 does not know yet; make run and the dev overlay use the same flag.
+/// </summary>
+public sealed class Azurite : PeerProcess
+{
+    /// <summary>The well-known development account key Azurite accepts.</summary>
+    public const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    /// <summary>Blob service port.</summary>
+    public int BlobPort { get; }
+
+    /// <summary>Queue service port.</summary>
+    public int QueuePort { get; }
+
+    private Azurite(int blobPort, int queuePort, string? location)
+        : base(Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite"), Args(blobPort, queuePort, location))
+    {
+        BlobPort = blobPort;
+        QueuePort = queuePort;
+    }
+
+    private static IEnumerable<string> Args(int blobPort, int queuePort, string? location)
+    {
+        string[] common = ["--silent", "--skipApiVersionCheck", "--disableTelemetry", "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1",
+            "--tableHost", "127.0.0.1", "--blobPort", blobPort.ToString(), "--queuePort", queuePort.ToString(), "--tablePort", TestEnvironment.FreeTcpPort().ToString()];
+        return location is null ? [.. common, "--inMemoryPersistence"] : [.. common, "--location", location];
+    }
+
+    /// <summary>Starts Azurite; with fixed ports when given (to bring storage "back" on the same address).</summary>
+    public static async Task<Azurite> StartAsync(int? blobPort = null, int? queuePort = null)
+    {
+        var bin = Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite");
+        if (!File.Exists(bin))
+            throw new InvalidOperationException($"{bin} missing: run 'npm ci' (make test does)");
+        var azurite = new Azurite(blobPort ?? TestEnvironment.FreeTcpPort(), queuePort ?? TestEnvironment.FreeTcpPort(), null);
+        await TestEnvironment.WaitForTcpAsync(azurite.BlobPort, TimeSpan.FromSeconds(30), azurite.Process);
+        await TestEnvironment.WaitForTcpAsync(azurite.QueuePort, TimeSpan.FromSeconds(30), azurite.Process);
+        return azurite;
+    }
+
+    /// <summary>A full connection string for this instance.</summary>
+    public string ConnectionString => ConnectionStringFor(BlobPort, QueuePort);
+
+    /// <summary>A connection string for Azurite at the given ports (running or not).</summary>
+    public static string ConnectionStringFor(int blobPort, int queuePort) =>
+        $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AccountKey};" +
+        $"BlobEndpoint=http://127.0.0.1:{blobPort}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{queuePort}/devstoreaccount1;";
+}

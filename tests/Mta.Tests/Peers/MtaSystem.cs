@@ -1,0 +1,93 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
+using Mta.Functions.Host;
+using Mta.Ingress;
+
+namespace Mta.Tests.Peers;
+
+/// <summary>
+/// The MTA itself for a test: the ingress and the local functions host (cleanup and delivery)
+/// in this process, against a given storage account, with their own data folder and SMTP port.
+/// </summary>
+public sealed class MtaSystem : IAsyncDisposable
+{
+    private readonly WebApplication? _ingress;
+    private readonly IHost? _functions;
+
+    /// <summary>The ingress's SMTP port.</summary>
+    public int SmtpPort { get; }
+
+    /// <summary>The data folder (Maildirs live under maildir/).</summary>
+    public string DataDirectory { get; }
+
+    /// <summary>The functions host, when started.</summary>
+    public IHost Functions => _functions ?? throw new InvalidOperationException("functions not started");
+
+    private MtaSystem(WebApplication? ingress, IHost? functions, int port, string data)
+    {
+        _ingress = ingress;
+        _functions = functions;
+        SmtpPort = port;
+        DataDirectory = data;
+    }
+
+    /// <summary>
+    /// Starts the parts asked for. <paramref name="settings"/> are configuration keys
+    /// (e.g. <c>Mta:DnsServers:0</c>) added on top of the defaults for tests.
+    /// </summary>
+    public static async Task<MtaSystem> StartAsync(string storage, IDictionary<string, string?>? settings = null,
+        bool ingress = true, bool functions = true)
+    {
+        var port = TestEnvironment.FreeTcpPort();
+        var data = TestEnvironment.TempFolder("data");
+        var all = new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = storage,
+            ["Ingress:Port"] = port.ToString(),
+            ["Mta:DataDirectory"] = data,
+            ["Mta:MyHostname"] = "mta.test",
+            // Poll fast in tests; the rest of host.json applies as written.
+            ["AzureWebJobs:extensions:queues:maxPollingInterval"] = "00:00:00.500",
+            // Quiet hosts: the test output is for the tests' own messages.
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["AzureWebJobs:logging:logLevel:default"] = "Warning",
+        };
+        foreach (var kv in settings ?? new Dictionary<string, string?>()) all[kv.Key] = kv.Value;
+
+        WebApplication? app = null;
+        IHost? host = null;
+        if (ingress)
+        {
+            app = IngressHost.Build([], all);
+            await app.StartAsync();
+        }
+        if (functions)
+        {
+            host = LocalFunctionsHost.Create(AppContext.BaseDirectory, [], all).Build();
+            await host.StartAsync();
+        }
+        return new MtaSystem(app, host, port, data);
+    }
+
+    /// <summary>Files delivered into a local user's Maildir.</summary>
+    public string[] Maildir(string user)
+    {
+        var folder = Path.Combine(DataDirectory, "maildir", user, "new");
+        return Directory.Exists(folder) ? Directory.GetFiles(folder) : [];
+    }
+
+    /// <summary>Stops everything started.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_functions is not null)
+        {
+            await _functions.StopAsync(TimeSpan.FromSeconds(10));
+            _functions.Dispose();
+        }
+        if (_ingress is not null)
+        {
+            await _ingress.StopAsync(TimeSpan.FromSeconds(10));
+            await _ingress.DisposeAsync();
+        }
+    }
+}

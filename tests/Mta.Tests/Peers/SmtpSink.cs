@@ -1,0 +1,35 @@
+namespace Mta.Tests.Peers;
+
+/// <summary>
+/// Postfix's smtp-sink on a loopback port, dumping each transaction into its own file
+/// (envelope as X-Mail-Args/X-Rcpt-Args lines, then the message with LF line ends, unstuffed).
+/// </summary>
+public sealed class SmtpSink : PeerProcess
+{
+    /// <summary>Listening port.</summary>
+    public int Port { get; }
+
+    /// <summary>Folder the dumps go to.</summary>
+    public string DumpFolder { get; }
+
+    private SmtpSink(string bin, int port, string folder)
+        : base(bin, ["-u", "nobody", "-d", Path.Combine(folder, "%Y%m%d%H%M%S."), $"127.0.0.1:{port}", "100"])
+    {
+        Port = port;
+        DumpFolder = folder;
+    }
+
+    /// <summary>Starts smtp-sink (it drops privileges to nobody, so the dump folder is world-writable).</summary>
+    public static async Task<SmtpSink> StartAsync()
+    {
+        var bin = TestEnvironment.RequireTool("smtp-sink");
+        var folder = TestEnvironment.TempFolder("sink");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_111_111);
+        var sink = new SmtpSink(bin, TestEnvironment.FreeTcpPort(), folder);
+        await TestEnvironment.WaitForTcpAsync(sink.Port, TimeSpan.FromSeconds(10), sink.Process);
+        return sink;
+    }
+
+    /// <summary>The dumps written so far.</summary>
+    public IReadOnlyList<string> Dumps() => Directory.GetFiles(DumpFolder).Order().Select(File.ReadAllText).ToList();
+}

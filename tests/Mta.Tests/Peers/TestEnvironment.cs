@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Xunit;
+
+namespace Mta.Tests.Peers;
+
+/// <summary>Where things are, free ports, and the rule for missing tools.</summary>
+public static class TestEnvironment
+{
+    /// <summary>The repository root (the folder holding Mta.Functions.sln).</summary>
+    public static string RepoRoot { get; } = FindRoot();
+
+    private static string FindRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Mta.Functions.sln")))
+            dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
+    }
+
+    /// <summary>True under CI (CI=true), where a missing tool fails the test instead of skipping it.</summary>
+    public static bool InCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>A TCP port nobody listens on right now (the OS picks it; collisions across parallel runs are avoided).</summary>
+    public static int FreeTcpPort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    /// <summary>A UDP port nobody uses right now (for the DNS server).</summary>
+    public static int FreeUdpPort()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
+    }
+
+    /// <summary>
+    /// The full path of a program, or: skip the test with the reason when run by hand,
+    /// fail it under CI (where .ci/run must have installed it).
+    /// </summary>
+    public static string RequireTool(string name)
+    {
+        var found = FindOnPath(name);
+        if (found is not null) return found;
+        var reason = $"{name} is not installed (Debian: see .ci/run)";
+        if (InCi) throw new InvalidOperationException(reason + "; under CI a missing interop tool is a failure");
+        Skip.If(true, reason);
+        return "";
+    }
+
+    /// <summary>Finds a program on PATH or in the sbin folders (smtp-sink and dnsmasq live there).</summary>
+    public static string? FindOnPath(string name)
+    {
+        var dirs = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
+            .Concat(["/usr/sbin", "/usr/local/sbin", "/sbin"]);
+        return dirs.Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>Polls until <paramref name="condition"/> holds or the time is up.</summary>
+    public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < timeout)
+        {
+            if (await condition()) return true;
+            await Task.Delay(200);
+        }
+        return await condition();
+    }
+
+    /// <summary>Waits until something listens on a TCP port.</summary>
+    public static async Task WaitForTcpAsync(int port, TimeSpan timeout, Process? owner = null)
+    {
+        var ok = await EventuallyAsync(async () =>
+        {
+            if (owner is { HasExited: true })
+                throw new InvalidOperationException($"{owner.StartInfo.FileName} exited with {owner.ExitCode}");
+            try
+            {
+                using var c = new TcpClient();
+                await c.ConnectAsync(IPAddress.Loopback, port);
+                return true;
+            }
+            catch (SocketException) { return false; }
+        }, timeout);
+        if (!ok) throw new TimeoutException($"nothing listens on 127.0.0.1:{port} after {timeout}");
+    }
+
+    /// <summary>A new empty scratch folder.</summary>
+    public static string TempFolder(string prefix)
+    {
+        var path = Path.Combine(Path.GetTempPath(), "mta-tests", prefix + "-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(path);
+        return path;
+    }
+}
