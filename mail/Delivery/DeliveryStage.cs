@@ -73,8 +73,7 @@ public sealed class DeliveryStage(
         if (deferred.Count > 0 && !expired)
         {
             var retry = job with { Recipients = deferred, Attempt = job.Attempt + 1 };
-            await queues.Get(QueueNames.Delivery).SendMessageAsync(
-                QueueJson.Serialize(retry), visibilityTimeout: Backoff(job.Attempt), cancellationToken: ct);
+            await queues.SendAsync(QueueNames.Delivery, retry, ct, delay: Backoff(job.Attempt));
         }
     }
 

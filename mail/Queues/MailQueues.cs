@@ -1,4 +1,6 @@
+using Azure;
 using Azure.Storage.Queues;
+using Azure.Storage.Queues.Models;
 using Mta.Mail.Contracts;
 
 namespace Mta.Mail.Queues;
@@ -11,6 +13,12 @@ public sealed class MailQueues
 {
     /// <summary>The encoding every producer uses; must equal host.json's extensions.queues.messageEncoding.</summary>
     public const QueueMessageEncoding Encoding = QueueMessageEncoding.Base64;
+
+    /// <summary>
+    /// Queue messages live until consumed: the default 7-day time-to-live would silently drop mail
+    /// during a long outage, and an accepted message must be delivered or bounced, never lost.
+    /// </summary>
+    private static readonly TimeSpan NeverExpires = TimeSpan.FromSeconds(-1);
 
     private readonly QueueServiceClient _service;
     private readonly Dictionary<string, QueueClient> _queues = new();
@@ -39,7 +47,20 @@ public sealed class MailQueues
         }
     }
 
-    /// <summary>Puts a JSON message on a queue.</summary>
-    public Task SendAsync<T>(string queue, T message, CancellationToken ct = default)
-        => Get(queue).SendMessageAsync(QueueJson.Serialize(message), ct);
+    /// <summary>Puts a JSON message on a queue, visible after <paramref name="delay"/> (none by default).</summary>
+    public async Task SendAsync<T>(string queue, T message, CancellationToken ct = default, TimeSpan? delay = null)
+    {
+        var client = Get(queue);
+        var text = QueueJson.Serialize(message);
+        try
+        {
+            await client.SendMessageAsync(text, delay, NeverExpires, ct);
+        }
+        catch (RequestFailedException e) when (e.ErrorCode == QueueErrorCode.QueueNotFound)
+        {
+            // Storage came up after this process did: create the queue and go on.
+            await client.CreateIfNotExistsAsync(cancellationToken: ct);
+            await client.SendMessageAsync(text, delay, NeverExpires, ct);
+        }
+    }
 }

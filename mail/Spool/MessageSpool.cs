@@ -33,7 +33,18 @@ public sealed class MessageSpool
             Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
             HttpHeaders = new BlobHttpHeaders { ContentType = "message/rfc822" },
         };
-        await _container.GetBlobClient(name).UploadAsync(content, options, ct);
+        var start = content.CanSeek ? content.Position : -1;
+        try
+        {
+            await _container.GetBlobClient(name).UploadAsync(content, options, ct);
+        }
+        catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound && start >= 0)
+        {
+            // Storage came up after this process did (or the container was deleted): create it and go on.
+            await _container.CreateIfNotExistsAsync(cancellationToken: ct);
+            content.Position = start;
+            await _container.GetBlobClient(name).UploadAsync(content, options, ct);
+        }
     }
 
     /// <summary>Opens a stored message for reading.</summary>
