@@ -28,7 +28,8 @@ public static class IngressHost
         builder.Logging.AddFilter("Azure.Core", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
-        builder.Services.AddOptions<IngressOptions>().Bind(builder.Configuration.GetSection(IngressOptions.Section));
+        builder.Services.AddOptions<IngressOptions>().Bind(builder.Configuration.GetSection(IngressOptions.Section))
+            .PostConfigure(o => o.ApplyDefaults());
         builder.Services.AddMailPipeline(builder.Configuration);
         builder.Services.AddSingleton<RelayPolicy>();
         builder.Services.AddSingleton<MessageAcceptor>();

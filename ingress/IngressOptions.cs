@@ -29,9 +29,16 @@ public sealed class IngressOptions
 
     /// <summary>
     /// Clients allowed to relay to any destination (Postfix <c>mynetworks</c>, CIDR notation).
-    /// Everyone else may only send to local and relay domains.
+    /// Everyone else may only send to local and relay domains. Empty means loopback only
+    /// (Postfix <c>mynetworks_style = host</c>).
     /// </summary>
-    public List<string> TrustedNetworks { get; set; } = ["127.0.0.0/8", "::1/128"];
+    public List<string> TrustedNetworks { get; set; } = [];
+
+    /// <summary>Fills in list defaults after binding (the binder appends to lists; configured lists must replace defaults).</summary>
+    public void ApplyDefaults()
+    {
+        if (TrustedNetworks.Count == 0) TrustedNetworks.AddRange(["127.0.0.0/8", "::1/128"]);
+    }
 
     /// <summary>Domains this system relays for from anyone, besides its local domains (Postfix <c>relay_domains</c>).</summary>
     public List<string> RelayDomains { get; set; } = [];

@@ -16,7 +16,7 @@ public static class PipelineServices
     /// <summary>Adds options, storage clients, routing and the stage services.</summary>
     public static IServiceCollection AddMailPipeline(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<MtaOptions>().Bind(configuration.GetSection(MtaOptions.Section));
+        services.AddOptions<MtaOptions>().Bind(configuration.GetSection(MtaOptions.Section)).PostConfigure(o => o.ApplyDefaults());
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(_ => new MessageSpool(StorageConnection.Get(configuration)));
         services.AddSingleton(_ => new MailQueues(StorageConnection.Get(configuration)));

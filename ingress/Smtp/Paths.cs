@@ -40,7 +40,9 @@ public static class Paths
             if (colon < 0) { problem = ": bad source route"; return false; }
             path = path[(colon + 1)..];
         }
-        if (path.Length > 0 && !IsMailbox(path)) { problem = ""; return false; }
+        // RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted as a recipient.
+        var postmaster = path.Equals("postmaster", StringComparison.OrdinalIgnoreCase);
+        if (path.Length > 0 && !postmaster && !IsMailbox(path)) return false;
         address = path;
 
         foreach (var token in text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries))

@@ -27,7 +27,7 @@ public sealed class SmtpConnectionHandler(
         var client = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, lifetime.ApplicationStopping);
         var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client,
-            options.Value, mta.Value.MyHostname, relay, acceptor, clock, _log);
+            options.Value, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, acceptor, clock, _log);
         await session.RunAsync(stopping.Token);
     }
 }

@@ -21,6 +21,7 @@ public sealed class SmtpSession(
     IPAddress client,
     IngressOptions options,
     string hostname,
+    string localDomain,
     RelayPolicy relay,
     MessageAcceptor acceptor,
     TimeProvider clock,
@@ -226,7 +227,7 @@ public sealed class SmtpSession(
         if (parameters.Count > 0) { Error("555 5.5.4 Unsupported option: " + parameters[0].Key); return; }
         if (_recipients.Count >= options.RecipientLimit) { Reply("452 4.5.3 Error: too many recipients"); return; }
         if (!address.Contains('@') && address.Equals("postmaster", StringComparison.OrdinalIgnoreCase))
-            address = "postmaster@" + hostname;
+            address = "postmaster@" + localDomain; // Postfix: the bare name is a local address
         if (!relay.MayRelay(client, address))
         {
             log.LogInformation("reject: RCPT from [{Client}]: 554 5.7.1 <{Recipient}>: Relay access denied; from=<{Sender}> helo=<{Helo}>",

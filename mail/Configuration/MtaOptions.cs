@@ -13,8 +13,8 @@ public sealed class MtaOptions
     /// <summary>This system's host name, used in greetings and Received headers (Postfix <c>myhostname</c>).</summary>
     public string MyHostname { get; set; } = Environment.MachineName.ToLowerInvariant();
 
-    /// <summary>Domains delivered into the local Maildir store (Postfix <c>mydestination</c>).</summary>
-    public List<string> LocalDomains { get; set; } = ["localhost"];
+    /// <summary>Domains delivered into the local Maildir store (Postfix <c>mydestination</c>); empty means <c>localhost</c>.</summary>
+    public List<string> LocalDomains { get; set; } = [];
 
     /// <summary>Path of a transport(5)-style map: <c>domain transport:nexthop</c> per line. Optional.</summary>
     public string? TransportMapFile { get; set; }
@@ -33,6 +33,15 @@ public sealed class MtaOptions
 
     /// <summary>Maximum recipients per delivery job (Postfix <c>default_destination_recipient_limit</c>).</summary>
     public int DestinationRecipientLimit { get; set; } = 50;
+
+    /// <summary>
+    /// Fills in list defaults after binding. Lists start empty because the configuration binder
+    /// appends to a list rather than replacing it: a configured list must replace the default.
+    /// </summary>
+    public void ApplyDefaults()
+    {
+        if (LocalDomains.Count == 0) LocalDomains.Add("localhost");
+    }
 
     /// <summary>Where local mail lands.</summary>
     public string MaildirRoot => Path.Combine(DataDirectory, "maildir");

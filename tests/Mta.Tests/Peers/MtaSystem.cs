@@ -51,6 +51,8 @@ public sealed class MtaSystem : IAsyncDisposable
             // Quiet hosts: the test output is for the tests' own messages.
             ["Logging:LogLevel:Default"] = "Warning",
             ["AzureWebJobs:logging:logLevel:default"] = "Warning",
+            ["Logging:LogLevel:Azure.Core"] = "Error",
+            ["AzureWebJobs:logging:logLevel:Azure.Core"] = "Error",
         };
         foreach (var kv in settings ?? new Dictionary<string, string?>()) all[kv.Key] = kv.Value;
 

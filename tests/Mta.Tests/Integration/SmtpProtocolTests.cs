@@ -1,0 +1,134 @@
+using Azure.Storage.Queues;
+using Mta.Mail.Contracts;
+using Mta.Mail.Queues;
+using Mta.Tests.Peers;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>The ingress's SMTP dialogue against real storage: replies, limits, relay control, smuggling.</summary>
+public sealed class SmtpProtocolTests : IAsyncLifetime
+{
+    private Azurite _azurite = null!;
+
+    public async Task InitializeAsync() => _azurite = await Azurite.StartAsync();
+
+    public async Task DisposeAsync() => await _azurite.DisposeAsync();
+
+    private Task<MtaSystem> IngressAsync(Dictionary<string, string?>? settings = null)
+        => MtaSystem.StartAsync(_azurite.ConnectionString, settings, functions: false);
+
+    private async Task<List<IncomingEnvelope>> QueuedAsync()
+    {
+        var queue = new QueueClient(_azurite.ConnectionString, QueueNames.Incoming, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
+        if (!(await queue.ExistsAsync()).Value) return [];
+        return (await queue.PeekMessagesAsync(maxMessages: 32)).Value.Select(m => QueueJson.Deserialize<IncomingEnvelope>(m.MessageText)).ToList();
+    }
+
+    [Fact]
+    public async Task Pipelined_transaction_gets_every_reply_in_order()
+    {
+        await using var mta = await IngressAsync();
+        var (smtp, greeting) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        Assert.StartsWith("220 mta.test ESMTP", greeting);
+
+        var ehlo = await smtp.CommandAsync("EHLO client.test");
+        Assert.Contains("250-PIPELINING", ehlo);
+        Assert.Contains("250-SIZE 10240000", ehlo);
+        Assert.Contains("250 ENHANCEDSTATUSCODES", ehlo);
+
+        await smtp.WriteAsync("MAIL FROM:<a@sender.test>\r\nRCPT TO:<one@localhost>\r\nRCPT TO:<two@far.test>\r\nDATA\r\n");
+        Assert.StartsWith("250 2.1.0", await smtp.ReplyAsync());
+        Assert.StartsWith("250 2.1.5", await smtp.ReplyAsync());
+        Assert.StartsWith("250 2.1.5", await smtp.ReplyAsync()); // loopback is a trusted network
+        Assert.StartsWith("354", await smtp.ReplyAsync());
+        await smtp.WriteAsync("Subject: pipelined\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+        var queued = await smtp.ReplyAsync();
+        Assert.Matches(@"^250 2\.0\.0 Ok: queued as [0-9A-F]{16}\r\n$", queued);
+        Assert.StartsWith("221", await smtp.ReplyAsync());
+
+        var envelope = Assert.Single(await QueuedAsync());
+        Assert.Equal(queued.Trim()[^16..], envelope.Id);
+        Assert.Equal("a@sender.test", envelope.Sender);
+        Assert.Equal(["one@localhost", "two@far.test"], envelope.Recipients);
+        Assert.Equal("client.test", envelope.Helo);
+        Assert.Equal("127.0.0.1", envelope.ClientAddress);
+        Assert.Equal("Subject: pipelined\r\n\r\nbody\r\n".Length, envelope.Size);
+    }
+
+    [Fact]
+    public async Task Untrusted_clients_cannot_relay_by_any_trick()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:TrustedNetworks:0"] = "192.0.2.0/24" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<a@sender.test>"));
+        foreach (var rcpt in new[] { "victim@far.test", "victim%far.test@localhost", "far.test!victim@localhost",
+                     "@localhost:victim@far.test", "\"victim@far.test\"@localhost", "victim@[127.0.0.1]" })
+            Assert.StartsWith("554 5.7.1", await smtp.CommandAsync($"RCPT TO:<{rcpt}>"));
+        Assert.StartsWith("250 2.1.5", await smtp.CommandAsync("RCPT TO:<user@LocalHost>"));
+        Assert.StartsWith("250 2.1.5", await smtp.CommandAsync("RCPT TO:<Postmaster>"));
+    }
+
+    [Fact]
+    public async Task Message_size_is_enforced_when_declared_and_when_sent()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:MessageSizeLimit"] = "1000" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        Assert.Contains("SIZE 1000", await smtp.CommandAsync("EHLO client.test"));
+        Assert.StartsWith("552 5.3.4", await smtp.CommandAsync("MAIL FROM:<a@sender.test> SIZE=1001"));
+        Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<a@sender.test> SIZE=999"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<user@localhost>"));
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        await smtp.WriteAsync(string.Concat(Enumerable.Repeat(new string('x', 98) + "\r\n", 20)) + ".\r\n");
+        Assert.StartsWith("552 5.3.4", await smtp.ReplyAsync());
+        // The session goes on, and nothing was queued.
+        Assert.StartsWith("250", await smtp.CommandAsync("NOOP"));
+        Assert.Empty(await QueuedAsync());
+    }
+
+    [Fact]
+    public async Task Smuggled_commands_after_a_bare_lf_dot_stay_inside_the_message()
+    {
+        await using var mta = await IngressAsync();
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        await smtp.CommandAsync("RCPT TO:<user@localhost>");
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        await smtp.WriteAsync("Subject: a\r\n\r\nfirst\n.\nMAIL FROM:<evil@sender.test>\r\nRCPT TO:<victim@far.test>\r\nDATA\r\n"
+            + "Subject: smuggled\r\n\r\nx\r\n.\r\n");
+        Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
+        Assert.StartsWith("221", await smtp.CommandAsync("QUIT"));
+
+        var envelope = Assert.Single(await QueuedAsync());
+        Assert.Equal(["user@localhost"], envelope.Recipients);
+        Assert.Equal("Subject: a\r\n\r\nfirst\n.\nMAIL FROM:<evil@sender.test>\r\nRCPT TO:<victim@far.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n".Length, envelope.Size);
+    }
+
+    [Fact]
+    public async Task Sequence_errors_limits_and_the_hard_error_limit()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:RecipientLimit"] = "2", ["Ingress:HardErrorLimit"] = "6" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        Assert.StartsWith("503 5.5.1", await smtp.CommandAsync("MAIL FROM:<a@sender.test>"));       // 1: no EHLO
+        Assert.StartsWith("250", await smtp.CommandAsync("EHLO client.test"));
+        Assert.StartsWith("503 5.5.1", await smtp.CommandAsync("RCPT TO:<user@localhost>"));        // 2: no MAIL
+        Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<>"));                           // null sender is fine
+        Assert.StartsWith("554 5.5.1", await smtp.CommandAsync("DATA"));                            // 3: no recipients
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<u1@localhost>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<u2@localhost>"));
+        Assert.StartsWith("452 4.5.3", await smtp.CommandAsync("RCPT TO:<u3@localhost>"));
+        Assert.StartsWith("500 5.5.2", await smtp.CommandAsync("NOOP " + new string('x', 600)));   // 4: line too long
+        Assert.StartsWith("252", await smtp.CommandAsync("VRFY user"));
+        Assert.StartsWith("502 5.5.2", await smtp.CommandAsync("TURN"));                            // 5
+        Assert.StartsWith("501", await smtp.CommandAsync("RCPT TO:user@localhost"));                // 6: hard limit reached
+        Assert.StartsWith("421 4.7.0", await smtp.ReplyAsync());
+        Assert.Equal("", await smtp.ReplyAsync()); // closed
+    }
+}

@@ -1,0 +1,65 @@
+using System.Net.Sockets;
+using System.Text;
+
+namespace Mta.Tests.Peers;
+
+/// <summary>
+/// A deliberately dumb SMTP client for protocol tests: writes exactly the bytes it is given
+/// (pipelined, malformed, smuggled) and reads replies one at a time.
+/// </summary>
+public sealed class RawSmtpClient : IAsyncDisposable
+{
+    private readonly TcpClient _tcp = new();
+    private NetworkStream _stream = null!;
+    private readonly StringBuilder _pending = new();
+    private readonly byte[] _buffer = new byte[8192];
+
+    /// <summary>Connects and returns the greeting.</summary>
+    public static async Task<(RawSmtpClient Client, string Greeting)> ConnectAsync(int port)
+    {
+        var c = new RawSmtpClient();
+        await c._tcp.ConnectAsync("127.0.0.1", port);
+        c._stream = c._tcp.GetStream();
+        return (c, await c.ReplyAsync());
+    }
+
+    /// <summary>Writes raw text (use \r\n yourself).</summary>
+    public Task WriteAsync(string text) => _stream.WriteAsync(Encoding.UTF8.GetBytes(text)).AsTask();
+
+    /// <summary>Writes one command line and reads its reply.</summary>
+    public async Task<string> CommandAsync(string line)
+    {
+        await WriteAsync(line + "\r\n");
+        return await ReplyAsync();
+    }
+
+    /// <summary>Reads one whole reply (all its continuation lines); empty when the server closed.</summary>
+    public async Task<string> ReplyAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var reply = new StringBuilder();
+        while (true)
+        {
+            var text = _pending.ToString();
+            var lf = text.IndexOf('\n');
+            if (lf < 0)
+            {
+                var n = await _stream.ReadAsync(_buffer, timeout.Token);
+                if (n == 0) return reply.ToString();
+                _pending.Append(Encoding.UTF8.GetString(_buffer, 0, n));
+                continue;
+            }
+            var line = text[..(lf + 1)];
+            _pending.Remove(0, lf + 1);
+            reply.Append(line);
+            if (line.Length < 4 || line[3] != '-') return reply.ToString();
+        }
+    }
+
+    /// <summary>Closes the connection.</summary>
+    public ValueTask DisposeAsync()
+    {
+        _tcp.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

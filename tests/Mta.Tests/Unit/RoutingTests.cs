@@ -1,0 +1,83 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Mta.Mail;
+using Mta.Mail.Configuration;
+using Mta.Mail.Contracts;
+using Mta.Mail.Routing;
+using Xunit;
+
+namespace Mta.Tests.Unit;
+
+public sealed class RoutingTests
+{
+    [Theory]
+    [InlineData("smtp:[127.0.0.1]:2526", "127.0.0.1", 2526, false)]
+    [InlineData("smtp:[mail.example.net]", "mail.example.net", null, false)]
+    [InlineData("smtp:relay.example.net", "relay.example.net", null, true)]
+    [InlineData("smtp:relay.example.net:587", "relay.example.net", 587, true)]
+    [InlineData("smtp:", "example.test", null, true)]
+    [InlineData("SMTP:[::1]:25", "::1", 25, false)]
+    public void Parses_transport_entries(string value, string host, int? port, bool mx)
+    {
+        var hop = TransportMap.ParseNextHop(value, "example.test");
+        Assert.Equal(Transport.Smtp, hop.Transport);
+        Assert.Equal(host, hop.Host);
+        Assert.Equal(port, hop.Port);
+        Assert.Equal(mx, hop.MxLookup);
+    }
+
+    [Theory]
+    [InlineData("example.test noseparator", "has no transport")]
+    [InlineData("example.test uucp:host", "unknown transport 'uucp'")]
+    [InlineData("example.test smtp:[host", "missing ']'")]
+    [InlineData("example.test smtp:[host]:99999", "bad port")]
+    [InlineData("example.test", "expected 'domain transport:nexthop'")]
+    public void Map_errors_name_the_file_and_line(string line, string message)
+    {
+        var e = Assert.Throws<FormatException>(() => TransportMap.Parse(["# comment", "", line], "/etc/mta/transport"));
+        Assert.StartsWith("/etc/mta/transport:3:", e.Message);
+        Assert.Contains(message, e.Message);
+    }
+
+    private static Router Router(params string[] mapLines) =>
+        new(Options.Create(new MtaOptions { LocalDomains = ["localhost", "Example.ORG"] }), TransportMap.Parse(mapLines));
+
+    [Fact]
+    public void Local_domains_then_transport_map_then_mx()
+    {
+        var router = Router("special.test smtp:[10.0.0.1]:2525");
+        Assert.Equal(Transport.Local, router.Resolve("user@example.org.").Transport);
+        Assert.Equal(Transport.Local, router.Resolve("user@LOCALHOST").Transport);
+        Assert.Equal("smtp:[10.0.0.1]:2525", router.Resolve("a@Special.Test").ToString());
+        Assert.Equal("smtp:elsewhere.test", router.Resolve("a@elsewhere.test").ToString());
+    }
+
+    [Fact]
+    public void Configured_local_domains_replace_the_default()
+    {
+        static Router Bound(Dictionary<string, string?> settings)
+        {
+            var config = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+            var services = new ServiceCollection().AddMailPipeline(config).BuildServiceProvider();
+            return services.GetRequiredService<Router>();
+        }
+        var storage = new Dictionary<string, string?> { ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true" };
+        Assert.Equal(Transport.Local, Bound(storage).Resolve("u@localhost").Transport);
+        var configured = Bound(new(storage) { ["Mta:LocalDomains:0"] = "example.org" });
+        Assert.Equal(Transport.Local, configured.Resolve("u@example.org").Transport);
+        Assert.Equal(Transport.Smtp, configured.Resolve("u@localhost").Transport);
+    }
+
+    [Fact]
+    public void Groups_by_next_hop_within_the_recipient_limit()
+    {
+        var router = Router();
+        var rcpts = Enumerable.Range(0, 7).Select(i => $"u{i}@a.test").Concat(["x@b.test", "y@localhost", "u7@A.TEST"]).ToList();
+        var groups = router.Group(rcpts, limit: 3).ToList();
+        Assert.Equal(["smtp:a.test", "smtp:a.test", "smtp:a.test", "smtp:b.test", "local:"], groups.Select(g => g.Hop.ToString()));
+        Assert.Equal([3, 3, 2, 1, 1], groups.Select(g => g.Recipients.Count));
+        Assert.Equal(rcpts.Count, groups.Sum(g => g.Recipients.Count));
+        Assert.Equal("u7@A.TEST", groups[2].Recipients[1]);
+    }
+}
