@@ -9,8 +9,9 @@ namespace Mta.Mail.Delivery;
 
 /// <summary>
 /// Delivers one job: the message (cleanup's added headers, then the stored bytes) to its next hop.
-/// Delivered recipients are done; deferred ones go back on the queue as a new job that becomes
-/// visible after a backoff (so no worker waits); bounced ones go to the bounce queue. Nothing is dropped.
+/// Delivered recipients are done; deferred ones are parked on the <c>deferred</c> queue as a new job
+/// that becomes visible after a backoff (so no worker waits, and no replica is scaled for it);
+/// bounced ones go to the bounce queue. Nothing is dropped.
 /// </summary>
 public sealed class DeliveryStage(
     MessageSpool spool,
@@ -73,7 +74,7 @@ public sealed class DeliveryStage(
         if (deferred.Count > 0 && !expired)
         {
             var retry = job with { Recipients = deferred, Attempt = job.Attempt + 1 };
-            await queues.SendAsync(QueueNames.Delivery, retry, ct, delay: Backoff(job.Attempt));
+            await queues.SendAsync(QueueNames.Deferred, retry, ct, delay: Backoff(job.Attempt));
         }
     }
 

@@ -9,9 +9,16 @@ public static class QueueNames
     /// <summary>Delivery jobs (one per next hop), from cleanup to delivery.</summary>
     public const string Delivery = "delivery";
 
+    /// <summary>
+    /// Delivery jobs waiting for a retry, parked with a visibility delay until they are due.
+    /// Kept apart from <see cref="Delivery"/> so waiting mail never counts as work to scale for:
+    /// KEDA scales the retry stage on this queue's <em>visible</em> (due) messages only.
+    /// </summary>
+    public const string Deferred = "deferred";
+
     /// <summary>Recipients that failed permanently, from delivery to the bounce stage.</summary>
     public const string Bounce = "bounce";
 
     /// <summary>Every queue the system writes to.</summary>
-    public static readonly IReadOnlyList<string> All = [Incoming, Delivery, Bounce];
+    public static readonly IReadOnlyList<string> All = [Incoming, Delivery, Deferred, Bounce];
 }

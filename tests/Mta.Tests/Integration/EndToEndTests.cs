@@ -160,6 +160,43 @@ public sealed class EndToEndTests
         Assert.Single(sink.Dumps(), d => d.Contains(token));
     }
 
+    [SkippableFact]
+    public async Task A_4xx_reply_parks_the_job_on_the_deferred_queue_and_wakes_nothing()
+    {
+        await using var sink = await SmtpSink.StartAsync("-r", "RCPT");
+        await using var azurite = await Azurite.StartAsync();
+        var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
+        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\n");
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:TransportMapFile"] = map });
+
+        var message = new MimeMessage();
+        message.From.Add(MailboxAddress.Parse("a@sender.test"));
+        message.To.Add(MailboxAddress.Parse("later@example.test"));
+        message.Subject = "deferred";
+        message.Body = new TextPart("plain") { Text = "try again later" };
+        using (var client = new SmtpClient())
+        {
+            await client.ConnectAsync("127.0.0.1", mta.SmtpPort, MailKit.Security.SecureSocketOptions.None);
+            await client.SendAsync(message);
+            await client.DisconnectAsync(true);
+        }
+
+        var queues = new Azure.Storage.Queues.QueueServiceClient(azurite.ConnectionString);
+        async Task<int> Count(string q)
+        {
+            var c = queues.GetQueueClient(q);
+            return (await c.ExistsAsync()).Value ? (await c.GetPropertiesAsync()).Value.ApproximateMessagesCount : 0;
+        }
+        // The job is parked (invisible for the backoff) on 'deferred': not retried now, not bounced, not on 'delivery'.
+        Assert.True(await TestEnvironment.EventuallyAsync(async () => await Count(Mta.Mail.Queues.QueueNames.Deferred) == 1, DeliveryTimeout),
+            "no deferred job");
+        var deferred = queues.GetQueueClient(Mta.Mail.Queues.QueueNames.Deferred);
+        Assert.Empty((await deferred.PeekMessagesAsync()).Value); // invisible: nothing is due, so nothing to scale for
+        Assert.Equal(0, await Count(Mta.Mail.Queues.QueueNames.Delivery));
+        Assert.Equal(0, await Count(Mta.Mail.Queues.QueueNames.Bounce));
+        Assert.DoesNotContain(sink.Dumps(), d => d.Contains("try again later"));
+    }
+
     internal static async Task<(int Exit, string Output)> RunAsync(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };

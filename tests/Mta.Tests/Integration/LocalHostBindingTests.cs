@@ -36,6 +36,7 @@ public sealed class LocalHostBindingTests
         }).Order().ToList();
         Assert.Contains("Cleanup|incoming|AzureWebJobsStorage", expected);
         Assert.Contains("Delivery|delivery|AzureWebJobsStorage", expected);
+        Assert.Contains("Retry|deferred|AzureWebJobsStorage", expected);
 
         await using var azurite = await Azurite.StartAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
@@ -53,7 +54,7 @@ public sealed class LocalHostBindingTests
 
         // And the running host listens on those queues: a message on each is consumed.
         var queues = new QueueServiceClient(azurite.ConnectionString, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-        foreach (var queue in new[] { QueueNames.Incoming, QueueNames.Delivery })
+        foreach (var queue in new[] { QueueNames.Incoming, QueueNames.Delivery, QueueNames.Deferred })
         {
             var client = queues.GetQueueClient(queue);
             await client.CreateIfNotExistsAsync();

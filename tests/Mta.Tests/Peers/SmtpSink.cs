@@ -12,20 +12,23 @@ public sealed class SmtpSink : PeerProcess
     /// <summary>Folder the dumps go to.</summary>
     public string DumpFolder { get; }
 
-    private SmtpSink(string bin, int port, string folder)
-        : base(bin, ["-u", "nobody", "-d", Path.Combine(folder, "%Y%m%d%H%M%S."), $"127.0.0.1:{port}", "100"])
+    private SmtpSink(string bin, int port, string folder, string[] options)
+        : base(bin, [.. options, "-u", "nobody", "-d", Path.Combine(folder, "%Y%m%d%H%M%S."), $"127.0.0.1:{port}", "100"])
     {
         Port = port;
         DumpFolder = folder;
     }
 
-    /// <summary>Starts smtp-sink (it drops privileges to nobody, so the dump folder is world-writable).</summary>
-    public static async Task<SmtpSink> StartAsync()
+    /// <summary>
+    /// Starts smtp-sink (it drops privileges to nobody, so the dump folder is world-writable).
+    /// <paramref name="options"/> are smtp-sink's own, e.g. <c>-r RCPT</c> to answer RCPT with 4xx.
+    /// </summary>
+    public static async Task<SmtpSink> StartAsync(params string[] options)
     {
         var bin = TestEnvironment.RequireTool("smtp-sink");
         var folder = TestEnvironment.TempFolder("sink");
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_111_111);
-        var sink = new SmtpSink(bin, TestEnvironment.FreeTcpPort(), folder);
+        var sink = new SmtpSink(bin, TestEnvironment.FreeTcpPort(), folder, options);
         await TestEnvironment.WaitForTcpAsync(sink.Port, TimeSpan.FromSeconds(10), sink.Process);
         return sink;
     }
