@@ -18,8 +18,9 @@ public static class PipelineServices
     {
         services.AddOptions<MtaOptions>().Bind(configuration.GetSection(MtaOptions.Section)).PostConfigure(o => o.ApplyDefaults());
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton(_ => new MessageSpool(StorageConnection.Get(configuration)));
-        services.AddSingleton(_ => new MailQueues(StorageConnection.Get(configuration)));
+        services.AddSingleton(_ => StorageConnection.From(configuration));
+        services.AddSingleton(sp => new MessageSpool(sp.GetRequiredService<StorageConnection>()));
+        services.AddSingleton(sp => new MailQueues(sp.GetRequiredService<StorageConnection>()));
         services.AddSingleton(sp =>
         {
             var file = sp.GetRequiredService<IOptions<MtaOptions>>().Value.TransportMapFile;

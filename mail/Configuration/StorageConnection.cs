@@ -1,23 +1,72 @@
+using Azure.Core;
+using Azure.Identity;
+using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
 using Microsoft.Extensions.Configuration;
 
 namespace Mta.Mail.Configuration;
 
 /// <summary>
-/// Finds the storage connection string the same way the Functions host does: the
-/// <c>AzureWebJobsStorage</c> setting (or <c>ConnectionStrings:AzureWebJobsStorage</c>).
+/// The storage account, found the way the Functions host finds it: either a connection string in
+/// <c>AzureWebJobsStorage</c>, or an identity-based connection (<c>AzureWebJobsStorage__accountName</c>,
+/// or <c>__blobServiceUri</c> and <c>__queueServiceUri</c>, optionally <c>__clientId</c>) authenticated
+/// with Azure AD — workload identity in a cluster, so no key or connection string exists anywhere.
 /// </summary>
-public static class StorageConnection
+public sealed class StorageConnection
 {
     /// <summary>The connection setting's name, shared by the ingress, the functions and the queue triggers.</summary>
     public const string SettingName = "AzureWebJobsStorage";
 
-    /// <summary>Returns the connection string, or throws a message that says what to set.</summary>
-    public static string Get(IConfiguration configuration)
+    private readonly string? _connectionString;
+    private readonly Uri? _blobUri;
+    private readonly Uri? _queueUri;
+    private readonly TokenCredential? _credential;
+
+    private StorageConnection(string? connectionString, Uri? blobUri, Uri? queueUri, TokenCredential? credential)
+    {
+        _connectionString = connectionString;
+        _blobUri = blobUri;
+        _queueUri = queueUri;
+        _credential = credential;
+    }
+
+    /// <summary>True for an identity-based connection (no secret in configuration).</summary>
+    public bool UsesIdentity => _credential is not null;
+
+    /// <summary>The queue service endpoint of an identity-based connection.</summary>
+    public Uri? QueueServiceUri => _queueUri;
+
+    /// <summary>Reads the connection from configuration, or throws a message that says what to set.</summary>
+    public static StorageConnection From(IConfiguration configuration)
     {
         var value = configuration[SettingName] ?? configuration.GetConnectionString(SettingName);
-        if (string.IsNullOrWhiteSpace(value))
+        if (!string.IsNullOrWhiteSpace(value))
+            return new StorageConnection(value, null, null, null);
+
+        var section = configuration.GetSection(SettingName);
+        var account = section["accountName"];
+        var blob = section["blobServiceUri"] ?? (account is null ? null : $"https://{account}.blob.core.windows.net");
+        var queue = section["queueServiceUri"] ?? (account is null ? null : $"https://{account}.queue.core.windows.net");
+        if (blob is null || queue is null)
             throw new InvalidOperationException(
-                $"No storage connection: set {SettingName} (for Azurite: UseDevelopmentStorage=true or a full connection string).");
-        return value;
+                $"No storage connection: set {SettingName} (a connection string; for Azurite UseDevelopmentStorage=true) " +
+                $"or {SettingName}__accountName for an identity-based connection.");
+        var clientId = section["clientId"];
+        var credential = new DefaultAzureCredential(new DefaultAzureCredentialOptions
+        {
+            ManagedIdentityClientId = clientId,
+            WorkloadIdentityClientId = clientId,
+        });
+        return new StorageConnection(null, new Uri(blob), new Uri(queue), credential);
     }
+
+    /// <summary>A queue service client for this account.</summary>
+    public QueueServiceClient QueueService(QueueClientOptions options) => _connectionString is not null
+        ? new QueueServiceClient(_connectionString, options)
+        : new QueueServiceClient(_queueUri!, _credential!, options);
+
+    /// <summary>A blob container client for this account.</summary>
+    public BlobContainerClient Container(string name, BlobClientOptions? options = null) => _connectionString is not null
+        ? new BlobContainerClient(_connectionString, name, options)
+        : new BlobServiceClient(_blobUri!, _credential!, options).GetBlobContainerClient(name);
 }

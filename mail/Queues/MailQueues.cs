@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
+using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 
 namespace Mta.Mail.Queues;
@@ -24,11 +25,11 @@ public sealed class MailQueues
     private readonly Dictionary<string, QueueClient> _queues = new();
 
     /// <summary>Creates the producer for a storage account.</summary>
-    public MailQueues(string connectionString, QueueClientOptions? options = null)
+    public MailQueues(StorageConnection storage, QueueClientOptions? options = null)
     {
         options ??= new QueueClientOptions();
         options.MessageEncoding = Encoding;
-        _service = new QueueServiceClient(connectionString, options);
+        _service = storage.QueueService(options);
         foreach (var name in QueueNames.All)
             _queues[name] = _service.GetQueueClient(name);
     }

@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Mta.Mail.Configuration;
 
 namespace Mta.Mail.Spool;
 
@@ -16,9 +17,9 @@ public sealed class MessageSpool
     private readonly BlobContainerClient _container;
 
     /// <summary>Opens the spool in a storage account.</summary>
-    public MessageSpool(string connectionString, BlobClientOptions? options = null)
+    public MessageSpool(StorageConnection storage, BlobClientOptions? options = null)
     {
-        _container = new BlobContainerClient(connectionString, ContainerName, options);
+        _container = storage.Container(ContainerName, options);
     }
 
     /// <summary>Creates the container if needed.</summary>

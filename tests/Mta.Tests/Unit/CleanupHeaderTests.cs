@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using MimeKit;
@@ -14,7 +15,9 @@ namespace Mta.Tests.Unit;
 
 public sealed class CleanupHeaderTests
 {
-    private const string NoStorage = "UseDevelopmentStorage=true"; // clients are lazy: nothing here talks to storage
+    // Clients are lazy: nothing here talks to storage.
+    private static readonly StorageConnection NoStorage = StorageConnection.From(
+        new ConfigurationBuilder().AddInMemoryCollection([new("AzureWebJobsStorage", "UseDevelopmentStorage=true")]).Build());
 
     private static CleanupStage Stage()
     {
