@@ -36,12 +36,18 @@ public static class IngressHost
         builder.Services.AddHostedService<StorageSetup>();
 
         var ingress = builder.Configuration.GetSection(IngressOptions.Section).Get<IngressOptions>() ?? new IngressOptions();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(ingress.DrainSeconds));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(IPAddress.Parse(ingress.ListenAddress), ingress.Port,
-                listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
+            var address = IPAddress.Parse(ingress.ListenAddress);
+            kestrel.Listen(address, ingress.Port, listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
+            if (ingress.HealthPort > 0)
+                kestrel.Listen(address, ingress.HealthPort);
         });
-        return builder.Build();
+        var app = builder.Build();
+        if (ingress.HealthPort > 0)
+            app.MapGet("/healthz", () => "ok");
+        return app;
     }
 
     /// <summary>

@@ -15,6 +15,18 @@ public sealed class IngressOptions
     /// <summary>TCP port of the SMTP listener (container port; published as 25).</summary>
     public int Port { get; set; } = 2525;
 
+    /// <summary>
+    /// Port of the HTTP health endpoint (<c>GET /healthz</c>) for Kubernetes probes; 0 turns it off.
+    /// Kept off the SMTP port so probes do not show up as SMTP sessions.
+    /// </summary>
+    public int HealthPort { get; set; }
+
+    /// <summary>
+    /// Seconds a stopping ingress waits for sessions in DATA to finish before it cuts them off; idle
+    /// sessions get <c>421</c> at once. The pod's terminationGracePeriodSeconds must be longer.
+    /// </summary>
+    public int DrainSeconds { get; set; } = 30;
+
     /// <summary>Largest message accepted, in octets (Postfix <c>message_size_limit</c>).</summary>
     public long MessageSizeLimit { get; set; } = 10_240_000;
 

@@ -25,9 +25,8 @@ public sealed class SmtpConnectionHandler(
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         var client = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
-        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, lifetime.ApplicationStopping);
         var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client,
             options.Value, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, acceptor, clock, _log);
-        await session.RunAsync(stopping.Token);
+        await session.RunAsync(connection.ConnectionClosed, lifetime.ApplicationStopping);
     }
 }

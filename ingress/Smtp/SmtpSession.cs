@@ -37,8 +37,12 @@ public sealed class SmtpSession(
     private int _errors;
     private bool _quit;
 
-    /// <summary>Runs the conversation until QUIT, disconnect, timeout or too many errors.</summary>
-    public async Task RunAsync(CancellationToken stopping)
+    /// <summary>
+    /// Runs the conversation until QUIT, disconnect, timeout or too many errors. When
+    /// <paramref name="draining"/> fires (the pod is shutting down) a client waiting between
+    /// commands gets <c>421</c> at once, while a message in DATA is still read and stored.
+    /// </summary>
+    public async Task RunAsync(CancellationToken stopping, CancellationToken draining = default)
     {
         log.LogInformation("connect from [{Client}]", client);
         Reply($"220 {hostname} ESMTP");
@@ -51,10 +55,17 @@ public sealed class SmtpSession(
             {
                 await output.FlushAsync(stopping);
                 ReadResult result;
-                using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping))
+                using (var timeout = data is null
+                    ? CancellationTokenSource.CreateLinkedTokenSource(stopping, draining)
+                    : CancellationTokenSource.CreateLinkedTokenSource(stopping))
                 {
                     timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
                     try { result = await input.ReadAsync(timeout.Token); }
+                    catch (OperationCanceledException) when (data is null && draining.IsCancellationRequested && !stopping.IsCancellationRequested)
+                    {
+                        Reply("421 4.3.2 " + hostname + " Service shutting down, closing transmission channel");
+                        break;
+                    }
                     catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
                     {
                         log.LogInformation("timeout after {State} from [{Client}]", data is null ? "command" : "DATA", client);

@@ -131,4 +131,41 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.StartsWith("421 4.7.0", await smtp.ReplyAsync());
         Assert.Equal("", await smtp.ReplyAsync()); // closed
     }
+
+    [Fact]
+    public async Task Health_endpoint_answers_on_its_own_port()
+    {
+        var health = TestEnvironment.FreeTcpPort();
+        await using var mta = await IngressAsync(new() { ["Ingress:HealthPort"] = health.ToString() });
+        using var http = new HttpClient();
+        var response = await http.GetAsync($"http://127.0.0.1:{health}/healthz");
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("ok", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Shutdown_closes_idle_sessions_with_421_and_lets_a_message_in_data_finish()
+    {
+        await using var mta = await IngressAsync();
+        var (idle, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        var (busy, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var a = idle;
+        await using var b = busy;
+        await idle.CommandAsync("EHLO idle.test");
+        await busy.CommandAsync("EHLO busy.test");
+        await busy.CommandAsync("MAIL FROM:<a@sender.test>");
+        await busy.CommandAsync("RCPT TO:<user@localhost>");
+        Assert.StartsWith("354", await busy.CommandAsync("DATA"));
+        await busy.WriteAsync("Subject: in flight\r\n\r\nfirst half\r\n");
+
+        var stopping = mta.StopIngressAsync();
+        Assert.StartsWith("421 4.3.2", await idle.ReplyAsync());
+        await Task.Delay(500);
+        Assert.False(stopping.IsCompleted); // still draining: the message in DATA holds it
+        await busy.WriteAsync("second half\r\n.\r\n");
+        Assert.StartsWith("250 2.0.0 Ok: queued as", await busy.ReplyAsync());
+        Assert.StartsWith("421 4.3.2", await busy.ReplyAsync()); // and then it is closed too
+        await stopping.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Single(await QueuedAsync());
+    }
 }

@@ -71,6 +71,9 @@ public sealed class MtaSystem : IAsyncDisposable
         return new MtaSystem(app, host, port, data);
     }
 
+    /// <summary>Begins a graceful stop of the ingress (as on SIGTERM); the task ends when it has stopped.</summary>
+    public Task StopIngressAsync() => (_ingress ?? throw new InvalidOperationException("ingress not started")).StopAsync();
+
     /// <summary>Files delivered into a local user's Maildir.</summary>
     public string[] Maildir(string user)
     {
