@@ -1,0 +1,29 @@
+using Microsoft.Azure.Functions.Worker;
+using Mta.Mail.Configuration;
+using Mta.Mail.Contracts;
+using Mta.Mail.Delivery;
+using Mta.Mail.Queues;
+
+namespace Mta.Functions;
+
+/// <summary>
+/// The delivery stages: one delivery job (a message and the recipients of one next hop).
+/// Two triggers, one piece of work: fresh jobs from <c>delivery</c>, and deferred jobs from
+/// <c>deferred</c> once their backoff has passed — separate functions so each scales on its own queue.
+/// </summary>
+public sealed class DeliveryFunctions(DeliveryStage stage)
+{
+    /// <summary>Triggered by a job on the <c>delivery</c> queue.</summary>
+    [Function("Delivery")]
+    public Task Delivery(
+        [QueueTrigger(QueueNames.Delivery, Connection = StorageConnection.SettingName)] string message,
+        CancellationToken cancellationToken)
+        => stage.ProcessAsync(QueueJson.Deserialize<DeliveryJob>(message), cancellationToken);
+
+    /// <summary>Triggered when a parked job on the <c>deferred</c> queue becomes visible (due).</summary>
+    [Function("Retry")]
+    public Task Retry(
+        [QueueTrigger(QueueNames.Deferred, Connection = StorageConnection.SettingName)] string message,
+        CancellationToken cancellationToken)
+        => stage.ProcessAsync(QueueJson.Deserialize<DeliveryJob>(message), cancellationToken);
+}
