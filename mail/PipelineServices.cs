@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Mta.Mail.Bounce;
 using Mta.Mail.Cleanup;
 using Mta.Mail.Configuration;
 using Mta.Mail.Delivery;
@@ -32,6 +33,7 @@ public static class PipelineServices
         services.AddSingleton<SmtpDelivery>();
         services.AddSingleton<MaildirDelivery>();
         services.AddSingleton<DeliveryStage>();
+        services.AddSingleton<BounceStage>();
         return services;
     }
 }

@@ -1,0 +1,144 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using MimeKit;
+using MimeKit.Utils;
+using Mta.Mail.Configuration;
+using Mta.Mail.Contracts;
+using Mta.Mail.Queues;
+using Mta.Mail.Routing;
+using Mta.Mail.Spool;
+
+namespace Mta.Mail.Bounce;
+
+/// <summary>
+/// Postfix's bounce(8): turns permanently failed recipients into a delivery status notification
+/// (RFC 3464, built with MimeKit) sent from the null sender back to the envelope sender, and put
+/// through the normal delivery path. A message from the null sender is never bounced (RFC 5321 §4.5.5):
+/// its failure is logged and dropped, as Postfix does by default (notify_classes without 2bounce).
+/// </summary>
+public sealed class BounceStage(
+    MessageSpool spool,
+    MailQueues queues,
+    Router router,
+    IOptions<MtaOptions> options,
+    TimeProvider clock,
+    ILogger<BounceStage> log)
+{
+    /// <summary>Postfix <c>bounce_size_limit</c>: larger originals are returned as headers only.</summary>
+    public const int BounceSizeLimit = 50_000;
+
+    private readonly MtaOptions _options = options.Value;
+
+    /// <summary>Processes one job from the <c>bounce</c> queue.</summary>
+    public async Task ProcessAsync(BounceJob job, CancellationToken ct = default)
+    {
+        if (job.Recipients is not { Count: > 0 } || string.IsNullOrEmpty(job.BlobName))
+            throw new InvalidQueueMessageException($"{job.MessageId}: bounce job without recipients or blob");
+
+        if (job.Sender.Length == 0)
+        {
+            foreach (var r in job.Recipients)
+                log.LogWarning("{QueueId}: undeliverable bounce discarded: to=<{Recipient}> ({Reason})", job.MessageId, r.Recipient, r.Reason);
+            return;
+        }
+
+        var original = await spool.ReadAsync(job.BlobName, ct);
+        var dsn = BuildNotification(job, original.ToArray(), clock.GetUtcNow());
+        using var bytes = new MemoryStream();
+        var format = FormatOptions.Default.Clone();
+        format.NewLineFormat = NewLineFormat.Dos;
+        await dsn.WriteToAsync(format, bytes, ct);
+
+        var id = job.MessageId + "B" + Convert.ToHexString(Guid.NewGuid().ToByteArray()[..3]);
+        bytes.Position = 0;
+        await spool.WriteAsync(id, bytes, ct);
+        foreach (var (hop, recipients) in router.Group([job.Sender], _options.DestinationRecipientLimit))
+        {
+            await queues.SendAsync(QueueNames.Delivery, new DeliveryJob
+            {
+                MessageId = id,
+                BlobName = id,
+                HeaderPrefix = "",
+                Sender = "", // the null reverse-path: a bounce is never bounced
+                Recipients = recipients,
+                NextHop = hop,
+                ArrivalTime = clock.GetUtcNow(),
+            }, ct);
+        }
+        log.LogInformation("{QueueId}: sender non-delivery notification: {BounceId}", job.MessageId, id);
+    }
+
+    /// <summary>The RFC 3464 report: explanation, delivery-status, and the original (or its header).</summary>
+    internal MimeMessage BuildNotification(BounceJob job, byte[] original, DateTimeOffset now)
+    {
+        var host = _options.MyHostname;
+        var message = new MimeMessage();
+        message.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + host));
+        message.To.Add(MailboxAddress.Parse(job.Sender));
+        message.Subject = "Undelivered Mail Returned to Sender";
+        message.Date = now;
+        message.MessageId = MimeUtils.GenerateMessageId(host);
+        message.Headers.Add("Auto-Submitted", "auto-replied");
+
+        var explanation = new StringBuilder()
+            .AppendLine($"This is the mail system at host {host}.")
+            .AppendLine()
+            .AppendLine("I'm sorry to have to inform you that your message could not")
+            .AppendLine("be delivered to one or more recipients. It's attached below.")
+            .AppendLine();
+        foreach (var r in job.Recipients)
+            explanation.AppendLine($"<{r.Recipient}>: {r.Reason}");
+
+        var status = new MessageDeliveryStatus();
+        var perMessage = new HeaderList
+        {
+            { "Reporting-MTA", "dns; " + host },
+            { "X-Mta-Queue-ID", job.MessageId },
+            { "X-Mta-Sender", "rfc822; " + job.Sender },
+            { "Arrival-Date", DateUtils.FormatDate(job.ArrivalTime) },
+        };
+        status.StatusGroups.Add(perMessage);
+        foreach (var r in job.Recipients)
+        {
+            status.StatusGroups.Add(new HeaderList
+            {
+                { "Final-Recipient", "rfc822; " + r.Recipient },
+                { "Action", "failed" },
+                { "Status", StatusCode(r.Reason) },
+                { "Diagnostic-Code", "smtp; " + r.Reason },
+                { "Last-Attempt-Date", DateUtils.FormatDate(now) },
+            });
+        }
+
+        var report = new MultipartReport("delivery-status")
+        {
+            new TextPart("plain") { Text = explanation.ToString() },
+            status,
+        };
+        if (original.Length <= BounceSizeLimit)
+        {
+            report.Add(new MessagePart { Message = MimeMessage.Load(new MemoryStream(original)) });
+        }
+        else
+        {
+            // Too large to return whole: the header only, as text/rfc822-headers (RFC 6522).
+            var headerOnly = new MimeMessage();
+            headerOnly.Headers.Clear();
+            foreach (var h in HeaderList.Load(new MemoryStream(original))) headerOnly.Headers.Add(h);
+            report.Add(new TextRfc822Headers { Message = headerOnly });
+        }
+        message.Body = report;
+        return message;
+    }
+
+    /// <summary>The enhanced status code in a reason (<c>550 5.1.1 ...</c> or <c>5.1.2 ...</c>), else 5.0.0.</summary>
+    internal static string StatusCode(string reason)
+    {
+        foreach (var token in reason.Split(' ', 3))
+            if (token.Length >= 5 && token[0] is '4' or '5' && token[1] == '.' && token.Count(c => c == '.') == 2
+                && token.Replace(".", "").All(char.IsDigit))
+                return "5" + token[1..]; // a failure reported as a bounce is permanent
+        return "5.0.0";
+    }
+}

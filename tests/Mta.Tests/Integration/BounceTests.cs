@@ -1,0 +1,82 @@
+using MailKit.Net.Smtp;
+using MimeKit;
+using Mta.Mail.Queues;
+using Mta.Tests.Peers;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>A message accepted with 250 that cannot be delivered comes back to its sender as an RFC 3464 report.</summary>
+public sealed class BounceTests
+{
+    private static async Task SendAsync(int port, string from, string to, string subject)
+    {
+        var m = new MimeMessage();
+        m.From.Add(MailboxAddress.Parse("author@localhost"));
+        m.To.Add(MailboxAddress.Parse(to));
+        m.Subject = subject;
+        m.Body = new TextPart("plain") { Text = "body of " + subject };
+        using var client = new SmtpClient();
+        await client.ConnectAsync("127.0.0.1", port, MailKit.Security.SecureSocketOptions.None);
+        await client.SendAsync(m, from.Length == 0 ? new MailboxAddress("", "") : MailboxAddress.Parse(from), [MailboxAddress.Parse(to)]);
+        await client.DisconnectAsync(true);
+    }
+
+    [SkippableFact]
+    public async Task Nxdomain_recipient_is_bounced_to_the_sender_from_the_null_sender()
+    {
+        await using var dns = await Dnsmasq.StartAsync(); // authoritative for .test, knows no such domain
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:DnsServers:0"] = dns.Server });
+
+        var subject = "bounce " + Guid.NewGuid().ToString("N");
+        await SendAsync(mta.SmtpPort, "sender@localhost", "nobody@no-such-domain.test", subject);
+
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Maildir("sender").Length == 1), TimeSpan.FromSeconds(60)),
+            "no bounce reached the sender");
+        var text = await File.ReadAllTextAsync(mta.Maildir("sender")[0]);
+        Assert.StartsWith("Return-Path: <>\r\n", text); // sent from the null sender
+        var report = MimeMessage.Load(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text[text.IndexOf("\r\n", text.IndexOf("Delivered-To:")) ..].TrimStart())));
+        var multipart = Assert.IsType<MultipartReport>(report.Body);
+        Assert.Equal("delivery-status", multipart.ReportType);
+        var status = Assert.IsType<MessageDeliveryStatus>(multipart[1]);
+        Assert.Equal("dns; mta.test", status.StatusGroups[0]["Reporting-MTA"]);
+        var recipient = status.StatusGroups[1];
+        Assert.Equal("rfc822; nobody@no-such-domain.test", recipient["Final-Recipient"]);
+        Assert.Equal("failed", recipient["Action"]);
+        Assert.Equal("5.1.2", recipient["Status"]);
+        Assert.Contains("Host not found", recipient["Diagnostic-Code"]);
+        var returned = Assert.IsType<MessagePart>(multipart[2]);
+        Assert.Equal(subject, returned.Message!.Subject);
+        Assert.Equal("auto-replied", report.Headers["Auto-Submitted"]);
+    }
+
+    [Fact]
+    public async Task A_bounce_that_cannot_be_delivered_is_never_bounced()
+    {
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString);
+        // 'a/b' is not a mailbox name the Maildir store takes (it would leave the Maildir root): 5.1.3, and the sender is <>.
+        await SendAsync(mta.SmtpPort, "", "a/b@localhost", "double bounce");
+
+        var queues = new Azure.Storage.Queues.QueueServiceClient(azurite.ConnectionString);
+        async Task<int> Count(string q)
+        {
+            var c = queues.GetQueueClient(q);
+            return (await c.ExistsAsync()).Value ? (await c.GetPropertiesAsync()).Value.ApproximateMessagesCount : 0;
+        }
+        // The bounce job is taken and dropped (logged): nothing is sent, nothing waits, nothing is poisoned.
+        Assert.True(await TestEnvironment.EventuallyAsync(async () =>
+            (await queues.GetQueueClient(QueueNames.Bounce).ExistsAsync()).Value && await Count(QueueNames.Bounce) == 0
+            && await Count(QueueNames.Incoming) == 0 && await Count(QueueNames.Delivery) == 0, TimeSpan.FromSeconds(60)));
+        await Task.Delay(2000);
+        Assert.Equal(0, await Count(QueueNames.Delivery));
+        // Only the original is in the spool: no notification was written.
+        var spool = new Azure.Storage.Blobs.BlobContainerClient(azurite.ConnectionString, Mta.Mail.Spool.MessageSpool.ContainerName);
+        var blobs = new List<string>();
+        await foreach (var b in spool.GetBlobsAsync()) blobs.Add(b.Name);
+        Assert.Single(blobs);
+        Assert.Equal(0, await Count(QueueNames.Bounce + "-poison"));
+        Assert.Empty(Directory.Exists(Path.Combine(mta.DataDirectory, "maildir")) ? Directory.GetFiles(Path.Combine(mta.DataDirectory, "maildir"), "*", SearchOption.AllDirectories) : []);
+    }
+}
