@@ -7,6 +7,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Mta.Ingress.Acceptance;
+using Mta.Ingress.Auth;
+using Mta.Ingress.Tls;
 using Mta.Ingress.Policy;
 using Mta.Ingress.Smtp;
 using Mta.Mail;
@@ -33,18 +35,39 @@ public static class IngressHost
         builder.Services.AddMailPipeline(builder.Configuration);
         builder.Services.AddSingleton<RelayPolicy>();
         builder.Services.AddSingleton<MessageAcceptor>();
+        builder.Services.AddSingleton<TlsCertificates>();
+        builder.Services.AddSingleton<SaslUsers>();
         builder.Services.AddHostedService<StorageSetup>();
 
         var ingress = builder.Configuration.GetSection(IngressOptions.Section).Get<IngressOptions>() ?? new IngressOptions();
+        var submission = ingress.SubmissionPort > 0 || ingress.SubmissionsPort > 0;
+        if (submission && (string.IsNullOrEmpty(ingress.TlsCertificateFile) || string.IsNullOrEmpty(ingress.TlsKeyFile) || string.IsNullOrEmpty(ingress.UsersFile)))
+            throw new InvalidOperationException(
+                "Ingress: the submission listeners need Ingress:TlsCertificateFile, Ingress:TlsKeyFile and Ingress:UsersFile (TLS before AUTH, AUTH before mail)");
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(ingress.DrainSeconds));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             var address = IPAddress.Parse(ingress.ListenAddress);
             kestrel.Listen(address, ingress.Port, listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
+            if (ingress.SubmissionPort > 0)
+                kestrel.Listen(address, ingress.SubmissionPort, listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
+            if (ingress.SubmissionsPort > 0)
+            {
+                var certificates = kestrel.ApplicationServices.GetRequiredService<TlsCertificates>();
+                kestrel.Listen(address, ingress.SubmissionsPort, listen =>
+                {
+                    // Implicit TLS (RFC 8314), with the certificate picked per handshake so a renewal applies at once.
+                    listen.UseHttps(https => https.ServerCertificateSelector = (_, _) => certificates.Current);
+                    listen.UseConnectionHandler<SmtpConnectionHandler>();
+                });
+            }
             if (ingress.HealthPort > 0)
                 kestrel.Listen(address, ingress.HealthPort);
         });
         var app = builder.Build();
+        // Fail at start, with the file named, rather than at the first TLS or AUTH client.
+        app.Services.GetRequiredService<TlsCertificates>();
+        app.Services.GetRequiredService<SaslUsers>();
         if (ingress.HealthPort > 0)
             app.MapGet("/healthz", () => "ok");
         return app;

@@ -12,8 +12,26 @@ public sealed class IngressOptions
     /// <summary>Address the SMTP listener binds to.</summary>
     public string ListenAddress { get; set; } = "127.0.0.1";
 
-    /// <summary>TCP port of the SMTP listener (container port; published as 25).</summary>
+    /// <summary>TCP port of the MX listener (container port; published as 25).</summary>
     public int Port { get; set; } = 2525;
+
+    /// <summary>
+    /// Port of the submission listener (published as 587): STARTTLS, then AUTH, before any mail.
+    /// 0 (the default, as in Postfix's master.cf) turns it off. Needs a certificate and a users file.
+    /// </summary>
+    public int SubmissionPort { get; set; }
+
+    /// <summary>Port of the submissions listener (implicit TLS, published as 465; RFC 8314). 0 turns it off.</summary>
+    public int SubmissionsPort { get; set; }
+
+    /// <summary>PEM certificate (chain) file for TLS; read again when it changes (Postfix <c>smtpd_tls_cert_file</c>).</summary>
+    public string? TlsCertificateFile { get; set; }
+
+    /// <summary>PEM private key file for TLS (Postfix <c>smtpd_tls_key_file</c>).</summary>
+    public string? TlsKeyFile { get; set; }
+
+    /// <summary>Submission users, <c>name:$pbkdf2-sha256$...</c> lines; read again when it changes.</summary>
+    public string? UsersFile { get; set; }
 
     /// <summary>
     /// Port of the HTTP health endpoint (<c>GET /healthz</c>) for Kubernetes probes; 0 turns it off.

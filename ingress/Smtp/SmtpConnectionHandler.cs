@@ -4,6 +4,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mta.Ingress.Acceptance;
+using Mta.Ingress.Auth;
+using Mta.Ingress.Tls;
 using Mta.Ingress.Policy;
 using Mta.Mail.Configuration;
 
@@ -15,6 +17,8 @@ public sealed class SmtpConnectionHandler(
     IOptions<MtaOptions> mta,
     RelayPolicy relay,
     MessageAcceptor acceptor,
+    TlsCertificates certificates,
+    SaslUsers users,
     TimeProvider clock,
     IHostApplicationLifetime lifetime,
     ILoggerFactory loggers) : ConnectionHandler
@@ -25,8 +29,13 @@ public sealed class SmtpConnectionHandler(
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         var client = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
-        var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client,
-            options.Value, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, acceptor, clock, _log);
+        var port = (connection.LocalEndPoint as IPEndPoint)?.Port;
+        var o = options.Value;
+        var listener = port == o.SubmissionPort && o.SubmissionPort > 0 ? Listener.Submission
+            : port == o.SubmissionsPort && o.SubmissionsPort > 0 ? Listener.Submissions
+            : Listener.Mx;
+        var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener,
+            o, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, acceptor, certificates, users, clock, _log);
         await session.RunAsync(connection.ConnectionClosed, lifetime.ApplicationStopping);
     }
 }

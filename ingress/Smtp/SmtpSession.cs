@@ -4,7 +4,10 @@ using System.Net;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using System.Net.Security;
 using Mta.Ingress.Acceptance;
+using Mta.Ingress.Auth;
+using Mta.Ingress.Tls;
 using Mta.Ingress.Policy;
 using Mta.Mail.Contracts;
 
@@ -19,14 +22,28 @@ public sealed class SmtpSession(
     PipeReader input,
     PipeWriter output,
     IPAddress client,
+    Listener listener,
     IngressOptions options,
     string hostname,
     string localDomain,
     RelayPolicy relay,
     MessageAcceptor acceptor,
+    TlsCertificates certificates,
+    SaslUsers users,
     TimeProvider clock,
     ILogger log)
 {
+    private PipeReader _input = input;
+    private PipeWriter _output = output;
+    private bool _tls = listener == Listener.Submissions; // Kestrel already did the handshake
+    private string? _user;
+    private AuthStep _auth;
+    private string _authName = "";
+
+    private enum AuthStep { None, PlainResponse, LoginName, LoginPassword }
+
+    private enum Next { Command, Data, StartTls }
+
     /// <summary>RFC 5321 §4.5.3.1.4: command line including CRLF.</summary>
     public const int MaxCommandLine = 512;
 
@@ -53,14 +70,14 @@ public sealed class SmtpSession(
         {
             while (!_quit)
             {
-                await output.FlushAsync(stopping);
+                await _output.FlushAsync(stopping);
                 ReadResult result;
                 using (var timeout = data is null
                     ? CancellationTokenSource.CreateLinkedTokenSource(stopping, draining)
                     : CancellationTokenSource.CreateLinkedTokenSource(stopping))
                 {
                     timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
-                    try { result = await input.ReadAsync(timeout.Token); }
+                    try { result = await _input.ReadAsync(timeout.Token); }
                     catch (OperationCanceledException) when (data is null && draining.IsCancellationRequested && !stopping.IsCancellationRequested)
                     {
                         Reply("421 4.3.2 " + hostname + " Service shutting down, closing transmission channel");
@@ -74,8 +91,9 @@ public sealed class SmtpSession(
                     }
                 }
                 var buffer = result.Buffer;
+                var startTls = false;
 
-                while (!_quit)
+                while (!_quit && !startTls)
                 {
                     if (data is not null)
                     {
@@ -106,10 +124,18 @@ public sealed class SmtpSession(
                         continue;
                     }
                     var text = Encoding.UTF8.GetString(line).TrimEnd('\r');
-                    if (Handle(text))
+                    switch (Handle(text))
                     {
-                        content = new MemoryStream();
-                        data = new DataReader(content, options.MessageSizeLimit);
+                        case Next.Data:
+                            content = new MemoryStream();
+                            data = new DataReader(content, options.MessageSizeLimit);
+                            break;
+                        case Next.StartTls:
+                            // RFC 3207 §6: whatever the client sent after STARTTLS in plain text is discarded,
+                            // so nothing can be injected into the encrypted session.
+                            buffer = buffer.Slice(buffer.End);
+                            startTls = true;
+                            break;
                     }
                     if (_errors >= options.HardErrorLimit)
                     {
@@ -119,12 +145,13 @@ public sealed class SmtpSession(
                     }
                 }
 
-                input.AdvanceTo(buffer.Start, buffer.End);
+                _input.AdvanceTo(buffer.Start, buffer.End);
+                if (startTls && !await StartTlsAsync(stopping)) break;
                 if (result.IsCompleted) break;
             }
-            await output.FlushAsync(stopping);
+            await _output.FlushAsync(stopping);
         }
-        catch (Exception e) when (e is IOException or ConnectionResetException or OperationCanceledException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or ConnectionResetException or OperationCanceledException or InvalidOperationException or System.Security.Authentication.AuthenticationException)
         {
             log.LogDebug("lost connection from [{Client}]: {Error}", client, e.Message);
         }
@@ -141,57 +168,77 @@ public sealed class SmtpSession(
         return (space < 0 ? line : line[..space]).ToUpperInvariant();
     }
 
-    /// <summary>Handles one command line; returns true when the DATA phase begins.</summary>
-    private bool Handle(string line)
+    /// <summary>Handles one command line; says whether DATA or a TLS handshake comes next.</summary>
+    private Next Handle(string line)
     {
+        if (_auth != AuthStep.None)
+        {
+            AuthResponse(line);
+            return Next.Command;
+        }
         var verb = Verb(line);
         var arg = line.Length > verb.Length ? line[(verb.Length + 1)..].Trim() : "";
         switch (verb)
         {
             case "EHLO":
             case "HELO":
-                if (arg.Length == 0) { Error($"501 Syntax: {verb} hostname"); return false; }
+                if (arg.Length == 0) { Error($"501 Syntax: {verb} hostname"); return Next.Command; }
                 _helo = Sanitize(arg);
                 _esmtp = verb == "EHLO";
                 ResetTransaction();
                 if (_esmtp)
-                    Reply($"250-{hostname}", "250-PIPELINING", $"250-SIZE {options.MessageSizeLimit}",
-                        "250-8BITMIME", "250 ENHANCEDSTATUSCODES");
+                {
+                    var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES" };
+                    if (!_tls && certificates.Configured) lines.Add("STARTTLS");
+                    if (_tls && users.Configured && _user is null) lines.Add("AUTH PLAIN LOGIN"); // never before TLS
+                    Reply(lines.Select((l, i) => (i == lines.Count - 1 ? "250 " : "250-") + l).ToArray());
+                }
                 else
+                {
                     Reply($"250 {hostname}");
-                return false;
+                }
+                return Next.Command;
+            case "STARTTLS":
+                if (arg.Length > 0) { Error("501 5.5.4 Syntax: STARTTLS"); return Next.Command; }
+                if (_tls) { Error("554 5.5.1 Error: TLS already active"); return Next.Command; }
+                if (!certificates.Configured) { Error("502 5.5.1 Error: command not implemented"); return Next.Command; }
+                Reply("220 2.0.0 Ready to start TLS");
+                return Next.StartTls;
+            case "AUTH":
+                Auth(arg);
+                return Next.Command;
             case "MAIL":
                 Mail(arg);
-                return false;
+                return Next.Command;
             case "RCPT":
                 Rcpt(arg);
-                return false;
+                return Next.Command;
             case "DATA":
-                if (arg.Length > 0) { Error("501 5.5.4 Syntax: DATA"); return false; }
-                if (_sender is null) { Error("503 5.5.1 Error: need MAIL command"); return false; }
-                if (_recipients.Count == 0) { Error("554 5.5.1 Error: no valid recipients"); return false; }
+                if (arg.Length > 0) { Error("501 5.5.4 Syntax: DATA"); return Next.Command; }
+                if (_sender is null) { Error("503 5.5.1 Error: need MAIL command"); return Next.Command; }
+                if (_recipients.Count == 0) { Error("554 5.5.1 Error: no valid recipients"); return Next.Command; }
                 Reply("354 End data with <CR><LF>.<CR><LF>");
-                return true;
+                return Next.Data;
             case "RSET":
                 ResetTransaction();
                 Reply("250 2.0.0 Ok");
-                return false;
+                return Next.Command;
             case "NOOP":
                 Reply("250 2.0.0 Ok");
-                return false;
+                return Next.Command;
             case "VRFY":
                 Reply("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
-                return false;
+                return Next.Command;
             case "HELP":
-                Reply("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT");
-                return false;
+                Reply("214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT");
+                return Next.Command;
             case "QUIT":
                 Reply("221 2.0.0 Bye");
                 _quit = true;
-                return false;
+                return Next.Command;
             default:
                 Error("502 5.5.2 Error: command not recognized");
-                return false;
+                return Next.Command;
         }
     }
 
@@ -199,6 +246,7 @@ public sealed class SmtpSession(
     {
         if (_helo is null) { Error("503 5.5.1 Error: send HELO/EHLO first"); return; }
         if (_sender is not null) { Error("503 5.5.1 Error: nested MAIL command"); return; }
+        if (listener != Listener.Mx && _user is null) { Error("530 5.7.0 Authentication required"); return; }
         if (!arg.StartsWith("FROM:", StringComparison.OrdinalIgnoreCase)) { Error("501 5.5.4 Syntax: MAIL FROM:<address>"); return; }
         if (!Paths.TryParse(arg[5..], out var address, out var parameters, out var problem))
         {
@@ -239,7 +287,7 @@ public sealed class SmtpSession(
         if (_recipients.Count >= options.RecipientLimit) { Reply("452 4.5.3 Error: too many recipients"); return; }
         if (!address.Contains('@') && address.Equals("postmaster", StringComparison.OrdinalIgnoreCase))
             address = "postmaster@" + localDomain; // Postfix: the bare name is a local address
-        if (!relay.MayRelay(client, address))
+        if (_user is null && !relay.MayRelay(client, address))
         {
             log.LogInformation("reject: RCPT from [{Client}]: 554 5.7.1 <{Recipient}>: Relay access denied; from=<{Sender}> helo=<{Helo}>",
                 client, address, _sender, _helo);
@@ -292,6 +340,120 @@ public sealed class SmtpSession(
         Reply($"250 2.0.0 Ok: queued as {id}");
     }
 
+    /// <summary>The TLS handshake after <c>220 Ready to start TLS</c>; the session then starts over (RFC 3207 §4.2).</summary>
+    private async Task<bool> StartTlsAsync(CancellationToken ct)
+    {
+        await _output.FlushAsync(ct);
+        var ssl = new SslStream(new DuplexPipeStream(_input, _output), leaveInnerStreamOpen: false);
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
+            try
+            {
+                await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                {
+                    ServerCertificate = certificates.Current,
+                    ClientCertificateRequired = false,
+                }, timeout.Token);
+            }
+            catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException or OperationCanceledException)
+            {
+                log.LogInformation("SSL_accept error from [{Client}]: {Error}", client, e.Message);
+                return false;
+            }
+        }
+        _input = PipeReader.Create(ssl);
+        _output = PipeWriter.Create(ssl);
+        _tls = true;
+        _helo = null;
+        _esmtp = false;
+        ResetTransaction();
+        log.LogInformation("TLS connection established from [{Client}]: {Protocol} with cipher {Cipher}", client, ssl.SslProtocol, ssl.NegotiatedCipherSuite);
+        return true;
+    }
+
+    private void Auth(string arg)
+    {
+        if (_user is not null) { Error("503 5.5.1 Error: already authenticated"); return; }
+        if (!users.Configured) { Error("503 5.5.1 Error: authentication not enabled"); return; }
+        if (!_tls) { Error("538 5.7.11 Encryption required for requested authentication mechanism"); return; }
+        if (_helo is null || !_esmtp) { Error("503 5.5.1 Error: send EHLO first"); return; }
+        if (_sender is not null) { Error("503 5.5.1 Error: MAIL transaction in progress"); return; }
+        var parts = arg.Split(' ', 2, StringSplitOptions.RemoveEmptyEntries);
+        var mechanism = parts.Length > 0 ? parts[0].ToUpperInvariant() : "";
+        var initial = parts.Length > 1 ? parts[1] : null;
+        switch (mechanism)
+        {
+            case "PLAIN":
+                if (initial is null) { _auth = AuthStep.PlainResponse; Reply("334 "); }
+                else Plain(initial);
+                break;
+            case "LOGIN":
+                if (initial is null) { _auth = AuthStep.LoginName; Reply("334 VXNlcm5hbWU6"); } // "Username:"
+                else if (Decode(initial) is { } name) { _authName = name; _auth = AuthStep.LoginPassword; Reply("334 UGFzc3dvcmQ6"); }
+                else Error("501 5.5.2 Error: malformed authentication response");
+                break;
+            default:
+                Error("504 5.5.4 Unrecognized authentication type");
+                break;
+        }
+    }
+
+    private void AuthResponse(string line)
+    {
+        var step = _auth;
+        _auth = AuthStep.None;
+        if (line == "*") { Error("501 5.7.0 Authentication aborted"); return; }
+        switch (step)
+        {
+            case AuthStep.PlainResponse:
+                Plain(line);
+                break;
+            case AuthStep.LoginName when Decode(line) is { } name:
+                _authName = name;
+                _auth = AuthStep.LoginPassword;
+                Reply("334 UGFzc3dvcmQ6"); // "Password:"
+                break;
+            case AuthStep.LoginPassword when Decode(line) is { } password:
+                Verify(_authName, password, "LOGIN");
+                break;
+            default:
+                Error("501 5.5.2 Error: malformed authentication response");
+                break;
+        }
+    }
+
+    /// <summary>RFC 4616: <c>authzid NUL authcid NUL passwd</c>; an authzid other than the user is refused.</summary>
+    private void Plain(string response)
+    {
+        var fields = Decode(response)?.Split('\0');
+        if (fields is not { Length: 3 } || fields[1].Length == 0) { Error("501 5.5.2 Error: malformed authentication response"); return; }
+        if (fields[0].Length > 0 && fields[0] != fields[1]) { Error("535 5.7.8 Error: authentication failed"); return; }
+        Verify(fields[1], fields[2], "PLAIN");
+    }
+
+    private void Verify(string name, string password, string mechanism)
+    {
+        if (users.Verify(name, password))
+        {
+            _user = name;
+            log.LogInformation("[{Client}]: sasl_method={Mechanism}, sasl_username={User}", client, mechanism, name);
+            Reply("235 2.7.0 Authentication successful");
+        }
+        else
+        {
+            // The name is logged (Postfix does), the password never is.
+            log.LogWarning("[{Client}]: SASL {Mechanism} authentication failed for {User}", client, mechanism, name);
+            Error("535 5.7.8 Error: authentication failed");
+        }
+    }
+
+    private static string? Decode(string base64)
+    {
+        try { return Encoding.UTF8.GetString(Convert.FromBase64String(base64.Trim())); }
+        catch (FormatException) { return null; }
+    }
+
     private void ResetTransaction()
     {
         _sender = null;
@@ -309,7 +471,7 @@ public sealed class SmtpSession(
         foreach (var l in lines)
         {
             var bytes = Encoding.UTF8.GetBytes(l + "\r\n");
-            output.Write(bytes);
+            _output.Write(bytes);
         }
     }
 

@@ -152,12 +152,27 @@ public sealed class ManifestTests
         Assert.Equal("health", pod["containers"][0]["readinessProbe"]["httpGet"]["port"].Text);
         Assert.True(int.Parse(pod["terminationGracePeriodSeconds"].Text!) > int.Parse(config["Ingress__DrainSeconds"].Text!));
 
+        Assert.Equal(config["Ingress__SubmissionPort"].Text, ports["submission"]);
+        Assert.Equal(config["Ingress__SubmissionsPort"].Text, ports["submissions"]);
+
         var service = m.Find("Service", "mta-ingress")!["spec"];
         Assert.Equal("LoadBalancer", service["type"].Text);
         Assert.Equal("Local", service["externalTrafficPolicy"].Text);
-        var smtp = service["ports"].Items.Single(p => p["port"].Text == "25");
-        Assert.Contains(smtp["targetPort"].Text, ports.Keys);
-        Assert.True(int.Parse(ports["smtp"]!) > 1024, "unprivileged container port");
+        var published = service["ports"].Items.ToDictionary(p => p["port"].Text!, p => p["targetPort"].Text!);
+        Assert.Equal(new Dictionary<string, string> { ["25"] = "smtp", ["587"] = "submission", ["465"] = "submissions" }, published);
+        Assert.All(ports.Values, p => Assert.True(int.Parse(p!) > 1024, $"container port {p} must be unprivileged"));
+        var allowedIn = m.Find("NetworkPolicy", "ingress-smtp-in")!["spec"]["ingress"][0]["ports"].Items.Select(p => p["port"].Text).ToList();
+        Assert.All(new[] { "smtp", "submission", "submissions", "health" }, name => Assert.Contains(ports[name], allowedIn));
+
+        // Certificate, key and users come from Secrets mounted as files, never from the environment.
+        var mounts = pod["containers"][0]["volumeMounts"].Items.ToDictionary(v => v["mountPath"].Text!, v => v["name"].Text!);
+        var volumes = pod["volumes"].Items.ToDictionary(v => v["name"].Text!, v => v);
+        foreach (var key in new[] { "Ingress__TlsCertificateFile", "Ingress__TlsKeyFile", "Ingress__UsersFile" })
+        {
+            var file = config[key].Text!;
+            var mount = mounts.Keys.Single(path => file.StartsWith(path + "/"));
+            Assert.True(volumes[mounts[mount]]["secret"]["secretName"].Exists, $"{key} ({file}) is not in a mounted Secret");
+        }
 
         if (overlay == "azure")
         {

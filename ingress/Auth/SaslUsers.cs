@@ -1,0 +1,106 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Mta.Ingress.Auth;
+
+/// <summary>
+/// Submission users, from a mounted file of <c>name:hash</c> lines (a Kubernetes Secret), read again
+/// when it changes. Hashes are salted PBKDF2-SHA256 in the form
+/// <c>$pbkdf2-sha256$ITERATIONS$SALT$HASH</c> (base64), made by <c>Mta.Ingress hash-password</c>.
+/// Plain passwords are never accepted in the file.
+/// </summary>
+public sealed class SaslUsers
+{
+    /// <summary>Iterations for new hashes (OWASP's 2023 figure for PBKDF2-SHA256).</summary>
+    public const int Iterations = 600_000;
+
+    private const string Scheme = "pbkdf2-sha256";
+    private readonly string? _file;
+    private readonly ILogger<SaslUsers> _log;
+    private readonly Lock _lock = new();
+    private Dictionary<string, (int Iterations, byte[] Salt, byte[] Hash)> _users = new(StringComparer.Ordinal);
+    private DateTime _stamp;
+
+    // Verifying an unknown user costs the same as a known one, so timing does not tell names apart.
+    private static readonly (int, byte[], byte[]) Decoy = (Iterations, new byte[16], new byte[32]);
+
+    /// <summary>Reads <see cref="IngressOptions.UsersFile"/>; a malformed line fails at start with its line number.</summary>
+    public SaslUsers(IOptions<IngressOptions> options, ILogger<SaslUsers> log)
+    {
+        _file = options.Value.UsersFile;
+        _log = log;
+        if (Configured) _users = Parse(File.ReadAllLines(_file!), _file!);
+        if (Configured) _stamp = File.GetLastWriteTimeUtc(_file!);
+    }
+
+    /// <summary>True when a users file is configured (AUTH is offered after TLS).</summary>
+    public bool Configured => !string.IsNullOrEmpty(_file);
+
+    /// <summary>Checks a name and password in constant time per attempt.</summary>
+    public bool Verify(string name, string password)
+    {
+        Dictionary<string, (int Iterations, byte[] Salt, byte[] Hash)> users;
+        lock (_lock)
+        {
+            Reload();
+            users = _users;
+        }
+        var known = users.TryGetValue(name, out var entry);
+        var (iterations, salt, hash) = known ? entry : Decoy;
+        var actual = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, iterations, HashAlgorithmName.SHA256, hash.Length);
+        return CryptographicOperations.FixedTimeEquals(actual, hash) && known;
+    }
+
+    /// <summary>A new hash line value for a password.</summary>
+    public static string Hash(string password)
+    {
+        var salt = RandomNumberGenerator.GetBytes(16);
+        var hash = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, Iterations, HashAlgorithmName.SHA256, 32);
+        return $"${Scheme}${Iterations}${Convert.ToBase64String(salt)}${Convert.ToBase64String(hash)}";
+    }
+
+    private void Reload()
+    {
+        if (!Configured) return;
+        var stamp = File.GetLastWriteTimeUtc(_file!);
+        if (stamp == _stamp) return;
+        try
+        {
+            _users = Parse(File.ReadAllLines(_file!), _file!);
+            _stamp = stamp;
+            _log.LogInformation("SASL users reloaded from {File}: {Count} users", _file, _users.Count);
+        }
+        catch (Exception e) when (e is IOException or FormatException)
+        {
+            _log.LogWarning("SASL users file {File} not reloaded, keeping the previous one: {Error}", _file, e.Message);
+        }
+    }
+
+    internal static Dictionary<string, (int, byte[], byte[])> Parse(IEnumerable<string> lines, string source)
+    {
+        var users = new Dictionary<string, (int, byte[], byte[])>(StringComparer.Ordinal);
+        var n = 0;
+        foreach (var raw in lines)
+        {
+            n++;
+            var line = raw.Trim();
+            if (line.Length == 0 || line[0] == '#') continue;
+            var colon = line.IndexOf(':');
+            var parts = colon < 0 ? [] : line[(colon + 1)..].Split('$');
+            // "$pbkdf2-sha256$N$salt$hash" splits into "", scheme, N, salt, hash.
+            if (colon <= 0 || parts.Length != 5 || parts[0] != "" || parts[1] != Scheme || !int.TryParse(parts[2], out var iterations) || iterations < 10_000)
+                throw new FormatException($"{source}:{n}: expected 'name:${Scheme}$ITERATIONS$SALT$HASH' (make one with: Mta.Ingress hash-password)");
+            try
+            {
+                users[line[..colon]] = (iterations, Convert.FromBase64String(parts[3]), Convert.FromBase64String(parts[4]));
+            }
+            catch (FormatException)
+            {
+                throw new FormatException($"{source}:{n}: salt or hash is not base64");
+            }
+        }
+        return users;
+    }
+}

@@ -1,0 +1,200 @@
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Azure.Storage.Queues;
+using Mta.Ingress.Auth;
+using Mta.Mail.Contracts;
+using Mta.Mail.Queues;
+using Mta.Tests.Peers;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>
+/// The submission services (587 with STARTTLS, 465 with implicit TLS): TLS before AUTH, AUTH before
+/// mail, certificates and users read from files and re-read when they change.
+/// </summary>
+public sealed class SubmissionTests : IAsyncLifetime
+{
+    private Azurite _azurite = null!;
+    private string _certFile = "", _keyFile = "", _usersFile = "";
+    private string _thumbprint = "";
+    private MtaSystem _mta = null!;
+    private int _submission, _submissions;
+
+    public async Task InitializeAsync()
+    {
+        _azurite = await Azurite.StartAsync();
+        var folder = TestEnvironment.TempFolder("tls");
+        _certFile = Path.Combine(folder, "tls.crt");
+        _keyFile = Path.Combine(folder, "tls.key");
+        _usersFile = Path.Combine(folder, "users");
+        _thumbprint = TestCertificate.Write(_certFile, _keyFile);
+        await File.WriteAllTextAsync(_usersFile, $"# submission users\nalice:{SaslUsers.Hash("s3cret pass")}\n");
+        _submission = TestEnvironment.FreeTcpPort();
+        _submissions = TestEnvironment.FreeTcpPort();
+        _mta = await MtaSystem.StartAsync(_azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Ingress:SubmissionPort"] = _submission.ToString(),
+            ["Ingress:SubmissionsPort"] = _submissions.ToString(),
+            ["Ingress:TlsCertificateFile"] = _certFile,
+            ["Ingress:TlsKeyFile"] = _keyFile,
+            ["Ingress:UsersFile"] = _usersFile,
+            ["Ingress:TrustedNetworks:0"] = "192.0.2.0/24", // loopback is not trusted here: relaying needs AUTH
+        }, functions: false);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _mta.DisposeAsync();
+        await _azurite.DisposeAsync();
+    }
+
+    private async Task<List<IncomingEnvelope>> QueuedAsync()
+    {
+        var queue = new QueueClient(_azurite.ConnectionString, QueueNames.Incoming, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
+        return (await queue.PeekMessagesAsync(maxMessages: 32)).Value.Select(m => QueueJson.Deserialize<IncomingEnvelope>(m.MessageText)).ToList();
+    }
+
+    private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
+
+    [SkippableFact]
+    public async Task Swaks_submits_with_starttls_and_auth_plain_and_with_implicit_tls_and_auth_login()
+    {
+        var swaks = TestEnvironment.RequireTool("swaks");
+        var (exit, output) = await EndToEndTests.RunAsync(swaks, "--server", $"127.0.0.1:{_submission}", "--tls",
+            "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "s3cret pass",
+            "--from", "alice@example.org", "--to", "bob@far.test", "--timeout", "60");
+        Assert.True(exit == 0, output);
+        Assert.Contains("235 2.7.0 Authentication successful", output);
+        Assert.Contains("250 2.0.0 Ok: queued as", output);
+
+        (exit, output) = await EndToEndTests.RunAsync(swaks, "--server", $"127.0.0.1:{_submissions}", "--tlsc",
+            "--auth", "LOGIN", "--auth-user", "alice", "--auth-password", "s3cret pass",
+            "--from", "alice@example.org", "--to", "carol@far.test", "--timeout", "60");
+        Assert.True(exit == 0, output);
+        Assert.Contains("250 2.0.0 Ok: queued as", output);
+
+        var queued = await QueuedAsync();
+        Assert.Equal(2, queued.Count);
+        Assert.Contains(queued, e => e.Recipients.SequenceEqual(["bob@far.test"]));
+        Assert.Contains(queued, e => e.Recipients.SequenceEqual(["carol@far.test"]));
+    }
+
+    [Fact]
+    public async Task No_auth_before_tls_and_no_mail_before_auth()
+    {
+        var (smtp, greeting) = await RawSmtpClient.ConnectAsync(_submission);
+        await using var _ = smtp;
+        Assert.StartsWith("220", greeting);
+        var ehlo = await smtp.CommandAsync("EHLO client.test");
+        Assert.Contains("STARTTLS", ehlo);
+        Assert.DoesNotContain("AUTH", ehlo);
+        Assert.StartsWith("538 5.7.11", await smtp.CommandAsync("AUTH PLAIN " + B64("\0alice\0s3cret pass")));
+        Assert.StartsWith("530 5.7.0", await smtp.CommandAsync("MAIL FROM:<alice@example.org>"));
+    }
+
+    /// <summary>A TLS session over a raw connection, after STARTTLS.</summary>
+    private static async Task<(SslStream Tls, X509Certificate2 Certificate)> HandshakeAsync(Stream stream)
+    {
+        var tls = new SslStream(stream, false, (_, _, _, _) => true);
+        await tls.AuthenticateAsClientAsync("mta.test");
+        return (tls, new X509Certificate2(tls.RemoteCertificate!));
+    }
+
+    private static async Task<string> ReadReplyAsync(Stream s)
+    {
+        var sb = new StringBuilder();
+        var buf = new byte[4096];
+        while (true)
+        {
+            var text = sb.ToString();
+            var lines = text.Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+            if (text.EndsWith("\r\n") && lines.Length > 0 && lines[^1].Length >= 4 && lines[^1][3] == ' ') return text;
+            var n = await s.ReadAsync(buf);
+            if (n == 0) return text;
+            sb.Append(Encoding.UTF8.GetString(buf, 0, n));
+        }
+    }
+
+    [Fact]
+    public async Task Commands_pipelined_after_starttls_are_discarded_and_auth_works_inside_tls()
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", _submission);
+        var plain = tcp.GetStream();
+        await ReadReplyAsync(plain);
+        await plain.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
+        await ReadReplyAsync(plain);
+        // The injection: a command sent in plain text behind STARTTLS must not run inside TLS.
+        await plain.WriteAsync(Encoding.ASCII.GetBytes("STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n"));
+        Assert.StartsWith("220 2.0.0", await ReadReplyAsync(plain));
+        var (tls, cert) = await HandshakeAsync(plain);
+        await using var _ = tls;
+        Assert.Equal(_thumbprint, cert.Thumbprint);
+
+        await tls.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
+        var ehlo = await ReadReplyAsync(tls);
+        Assert.StartsWith("250-", ehlo); // the EHLO's reply, not one for the injected MAIL
+        Assert.Contains("250 AUTH PLAIN LOGIN", ehlo);
+        Assert.DoesNotContain("STARTTLS", ehlo);
+
+        await tls.WriteAsync(Encoding.ASCII.GetBytes("MAIL FROM:<alice@example.org>\r\n"));
+        Assert.StartsWith("530 5.7.0", await ReadReplyAsync(tls)); // the session starts over: no MAIL in progress, no AUTH yet
+        await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64("\0alice\0wrong") + "\r\n"));
+        Assert.StartsWith("535 5.7.8", await ReadReplyAsync(tls));
+        await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64("bob\0alice\0s3cret pass") + "\r\n"));
+        Assert.StartsWith("535 5.7.8", await ReadReplyAsync(tls)); // acting as someone else is refused
+        await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH LOGIN\r\n"));
+        Assert.StartsWith("334 VXNlcm5hbWU6", await ReadReplyAsync(tls));
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(B64("alice") + "\r\n"));
+        Assert.StartsWith("334 UGFzc3dvcmQ6", await ReadReplyAsync(tls));
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(B64("s3cret pass") + "\r\n"));
+        Assert.StartsWith("235 2.7.0", await ReadReplyAsync(tls));
+        await tls.WriteAsync(Encoding.ASCII.GetBytes("MAIL FROM:<alice@example.org>\r\n"));
+        Assert.StartsWith("250 2.1.0", await ReadReplyAsync(tls));
+        await tls.WriteAsync(Encoding.ASCII.GetBytes("RCPT TO:<dave@far.test>\r\n"));
+        Assert.StartsWith("250 2.1.5", await ReadReplyAsync(tls)); // authenticated: relaying allowed
+        Assert.Empty(await QueuedAsync());
+    }
+
+    [Fact]
+    public async Task A_renewed_certificate_is_used_from_the_next_handshake()
+    {
+        async Task<string> ImplicitTlsThumbprint()
+        {
+            using var tcp = new TcpClient();
+            await tcp.ConnectAsync("127.0.0.1", _submissions);
+            var (tls, cert) = await HandshakeAsync(tcp.GetStream());
+            await using var _ = tls;
+            Assert.StartsWith("220 mta.test ESMTP", await ReadReplyAsync(tls));
+            return cert.Thumbprint;
+        }
+        Assert.Equal(_thumbprint, await ImplicitTlsThumbprint());
+        await Task.Delay(1100); // a new modification time, as a Secret update gives
+        var renewed = TestCertificate.Write(_certFile, _keyFile);
+        Assert.Equal(renewed, await ImplicitTlsThumbprint());
+        Assert.NotEqual(_thumbprint, renewed);
+    }
+
+    [Fact]
+    public async Task The_mx_port_offers_starttls_and_auth_only_inside_it()
+    {
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(_mta.SmtpPort);
+        await using var _ = smtp;
+        var ehlo = await smtp.CommandAsync("EHLO client.test");
+        Assert.Contains("STARTTLS", ehlo);
+        Assert.DoesNotContain("AUTH", ehlo);
+        Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<someone@example.org>")); // MX takes mail without AUTH
+        Assert.StartsWith("554 5.7.1", await smtp.CommandAsync("RCPT TO:<victim@far.test>")); // but relays nothing
+    }
+
+    [Fact]
+    public async Task Submission_without_certificate_or_users_does_not_start()
+    {
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => MtaSystem.StartAsync(_azurite.ConnectionString,
+            new Dictionary<string, string?> { ["Ingress:SubmissionPort"] = TestEnvironment.FreeTcpPort().ToString() }, functions: false));
+        Assert.Contains("Ingress:TlsCertificateFile", e.Message);
+    }
+}
