@@ -34,6 +34,18 @@ public sealed class MtaOptions
     /// <summary>Maximum recipients per delivery job (Postfix <c>default_destination_recipient_limit</c>).</summary>
     public int DestinationRecipientLimit { get; set; } = 50;
 
+    /// <summary>First retry delay for deferred mail, in seconds (Postfix <c>minimal_backoff_time</c>).</summary>
+    public int MinimalBackoffSeconds { get; set; } = 300;
+
+    /// <summary>Longest retry delay, in seconds (Postfix <c>maximal_backoff_time</c>).</summary>
+    public int MaximalBackoffSeconds { get; set; } = 4000;
+
+    /// <summary>How long deferred mail is retried before it bounces, in seconds (Postfix <c>maximal_queue_lifetime</c>, 5 days).</summary>
+    public int MaximalQueueLifetimeSeconds { get; set; } = 5 * 24 * 3600;
+
+    /// <summary>Each retry delay is stretched by a random share up to this (0.2: up to 20 % later), so retries spread out.</summary>
+    public double BackoffJitter { get; set; } = 0.2;
+
     /// <summary>
     /// Fills in list defaults after binding. Lists start empty because the configuration binder
     /// appends to a list rather than replacing it: a configured list must replace the default.

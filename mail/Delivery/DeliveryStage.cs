@@ -18,18 +18,10 @@ public sealed class DeliveryStage(
     MailQueues queues,
     SmtpDelivery smtp,
     MaildirDelivery maildir,
+    RetryPolicy retries,
     TimeProvider clock,
     ILogger<DeliveryStage> log)
 {
-    /// <summary>Postfix <c>minimal_backoff_time</c>.</summary>
-    public static readonly TimeSpan MinimalBackoff = TimeSpan.FromSeconds(300);
-
-    /// <summary>Postfix <c>maximal_backoff_time</c>.</summary>
-    public static readonly TimeSpan MaximalBackoff = TimeSpan.FromSeconds(4000);
-
-    /// <summary>Postfix <c>maximal_queue_lifetime</c>: a message deferred this long bounces.</summary>
-    public static readonly TimeSpan MaximalQueueLifetime = TimeSpan.FromDays(5);
-
     /// <summary>Processes one job from the <c>delivery</c> queue.</summary>
     public async Task ProcessAsync(DeliveryJob job, CancellationToken ct = default)
     {
@@ -52,7 +44,7 @@ public sealed class DeliveryStage(
         }
 
         var now = clock.GetUtcNow();
-        var expired = now - job.ArrivalTime >= MaximalQueueLifetime;
+        var expired = retries.Expired(job.ArrivalTime, now);
         foreach (var r in results)
             LogResult(job, r, now, expired);
 
@@ -74,15 +66,8 @@ public sealed class DeliveryStage(
         if (deferred.Count > 0 && !expired)
         {
             var retry = job with { Recipients = deferred, Attempt = job.Attempt + 1 };
-            await queues.SendAsync(QueueNames.Deferred, retry, ct, delay: Backoff(job.Attempt));
+            await queues.SendAsync(QueueNames.Deferred, retry, ct, delay: retries.NextDelay(job.Attempt));
         }
-    }
-
-    /// <summary>The wait before attempt <paramref name="attempt"/>+1: doubling from the minimal to the maximal backoff.</summary>
-    public static TimeSpan Backoff(int attempt)
-    {
-        var seconds = MinimalBackoff.TotalSeconds * Math.Pow(2, Math.Min(attempt, 16));
-        return TimeSpan.FromSeconds(Math.Min(seconds, MaximalBackoff.TotalSeconds));
     }
 
     private void LogResult(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired)

@@ -23,12 +23,15 @@ public sealed class SmtpSink : PeerProcess
     /// Starts smtp-sink (it drops privileges to nobody, so the dump folder is world-writable).
     /// <paramref name="options"/> are smtp-sink's own, e.g. <c>-r RCPT</c> to answer RCPT with 4xx.
     /// </summary>
-    public static async Task<SmtpSink> StartAsync(params string[] options)
+    public static Task<SmtpSink> StartAsync(params string[] options) => StartOnAsync(TestEnvironment.FreeTcpPort(), options);
+
+    /// <summary>Starts smtp-sink on a given port (to bring a "server" back where it was).</summary>
+    public static async Task<SmtpSink> StartOnAsync(int port, params string[] options)
     {
         var bin = TestEnvironment.RequireTool("smtp-sink");
         var folder = TestEnvironment.TempFolder("sink");
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_111_111);
-        var sink = new SmtpSink(bin, TestEnvironment.FreeTcpPort(), folder, options);
+        var sink = new SmtpSink(bin, port, folder, options);
         await TestEnvironment.WaitForTcpAsync(sink.Port, TimeSpan.FromSeconds(10), sink.Process);
         return sink;
     }

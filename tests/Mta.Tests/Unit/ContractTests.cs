@@ -39,14 +39,26 @@ public sealed class ContractTests
     }
 
     [Theory]
-    [InlineData(0, 300)]
-    [InlineData(1, 600)]
-    [InlineData(3, 2400)]
-    [InlineData(4, 4000)]
-    [InlineData(40, 4000)]
-    public void Backoff_doubles_from_minimal_to_maximal(int attempt, int seconds)
+    [InlineData(0, 0.0, 300)]
+    [InlineData(1, 0.0, 600)]
+    [InlineData(3, 0.0, 2400)]
+    [InlineData(4, 0.0, 4000)]
+    [InlineData(40, 0.0, 4000)]
+    [InlineData(0, 0.5, 330)]
+    [InlineData(40, 0.999, 4799.2)]
+    public void Backoff_doubles_from_minimal_to_maximal_plus_jitter(int attempt, double draw, double seconds)
     {
-        Assert.Equal(TimeSpan.FromSeconds(seconds), DeliveryStage.Backoff(attempt));
+        var policy = new RetryPolicy(Microsoft.Extensions.Options.Options.Create(new Mta.Mail.Configuration.MtaOptions()));
+        Assert.Equal(seconds, policy.Delay(attempt, draw).TotalSeconds, precision: 1);
+    }
+
+    [Fact]
+    public void Deferred_mail_expires_after_the_queue_lifetime()
+    {
+        var policy = new RetryPolicy(Microsoft.Extensions.Options.Options.Create(new Mta.Mail.Configuration.MtaOptions()));
+        var arrival = DateTimeOffset.Parse("2026-11-01T00:00:00Z");
+        Assert.False(policy.Expired(arrival, arrival.AddDays(5).AddSeconds(-1)));
+        Assert.True(policy.Expired(arrival, arrival.AddDays(5)));
     }
 
     [Theory]
