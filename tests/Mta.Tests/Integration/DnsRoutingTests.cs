@@ -1,0 +1,105 @@
+using MailKit.Net.Smtp;
+using Microsoft.Extensions.Options;
+using MimeKit;
+using Mta.Mail.Configuration;
+using Mta.Mail.Delivery;
+using Mta.Tests.Peers;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>MX resolution against a real DNS server (dnsmasq on loopback), per RFC 5321 §5.1 and RFC 7505.</summary>
+public sealed class DnsRoutingTests : IAsyncLifetime
+{
+    private Dnsmasq _dns = null!;
+
+    public async Task InitializeAsync()
+    {
+        TestEnvironment.RequireTool("dnsmasq");
+        _dns = await Dnsmasq.StartAsync(
+            "--mx-host=pref.test,mx2.pref.test,20", "--mx-host=pref.test,mx1.pref.test,10",
+            "--host-record=mx1.pref.test,127.0.0.2", "--host-record=mx2.pref.test,127.0.0.1",
+            "--host-record=plain.test,127.0.0.1",
+            "--mx-host=nullmx.test,.,0",
+            $"--server=/fail.test/127.0.0.1#{TestEnvironment.FreeUdpPort()}"); // an upstream that never answers
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_dns is not null) await _dns.DisposeAsync();
+    }
+
+    private MxResolver Resolver() => new(Options.Create(new MtaOptions { DnsServers = [_dns.Server] }));
+
+    [SkippableFact]
+    public async Task Mx_hosts_come_in_preference_order()
+    {
+        var hosts = await Resolver().ResolveMxAsync("pref.test", CancellationToken.None);
+        Assert.Equal(["mx1.pref.test/127.0.0.2", "mx2.pref.test/127.0.0.1"], hosts.Select(h => $"{h.Name}/{h.Address}"));
+    }
+
+    [SkippableFact]
+    public async Task A_domain_without_mx_is_its_own_mail_host()
+    {
+        var hosts = await Resolver().ResolveMxAsync("plain.test", CancellationToken.None);
+        Assert.Equal(["plain.test/127.0.0.1"], hosts.Select(h => $"{h.Name}/{h.Address}"));
+    }
+
+    [SkippableFact]
+    public async Task Null_mx_and_nxdomain_are_permanent_and_servfail_is_temporary()
+    {
+        var nullMx = await Assert.ThrowsAsync<DnsLookupException>(() => Resolver().ResolveMxAsync("nullmx.test", CancellationToken.None));
+        Assert.True(nullMx.Permanent);
+        Assert.Contains("null MX", nullMx.Message);
+        var nx = await Assert.ThrowsAsync<DnsLookupException>(() => Resolver().ResolveMxAsync("no-such-domain.test", CancellationToken.None));
+        Assert.True(nx.Permanent);
+        var fail = await Assert.ThrowsAsync<DnsLookupException>(() => Resolver().ResolveMxAsync("x.fail.test", CancellationToken.None));
+        Assert.False(fail.Permanent, fail.Message);
+    }
+
+    [SkippableFact]
+    public async Task Delivery_moves_on_to_the_next_mx_when_the_first_refuses_connections()
+    {
+        // mx1 (127.0.0.2) has nothing listening; mx2 (127.0.0.1) is smtp-sink, on the same port.
+        await using var sink = await SmtpSink.StartAsync();
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:DnsServers:0"] = _dns.Server,
+            ["Mta:SmtpPort"] = sink.Port.ToString(),
+        });
+        var m = new MimeMessage();
+        m.From.Add(MailboxAddress.Parse("a@sender.test"));
+        m.To.Add(MailboxAddress.Parse("someone@pref.test"));
+        m.Subject = "second mx " + Guid.NewGuid().ToString("N");
+        m.Body = new TextPart("plain") { Text = "x" };
+        using (var client = new SmtpClient())
+        {
+            await client.ConnectAsync("127.0.0.1", mta.SmtpPort, MailKit.Security.SecureSocketOptions.None);
+            await client.SendAsync(m);
+            await client.DisconnectAsync(true);
+        }
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains(m.Subject))),
+            TimeSpan.FromSeconds(60)), "not delivered to the second MX");
+    }
+
+    [SkippableFact]
+    public async Task Null_mx_domain_bounces_with_5_1_10()
+    {
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:DnsServers:0"] = _dns.Server });
+        var m = new MimeMessage();
+        m.From.Add(MailboxAddress.Parse("sender@localhost"));
+        m.To.Add(MailboxAddress.Parse("anyone@nullmx.test"));
+        m.Subject = "to a null mx";
+        m.Body = new TextPart("plain") { Text = "x" };
+        using (var client = new SmtpClient())
+        {
+            await client.ConnectAsync("127.0.0.1", mta.SmtpPort, MailKit.Security.SecureSocketOptions.None);
+            await client.SendAsync(m);
+            await client.DisconnectAsync(true);
+        }
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Maildir("sender").Length == 1), TimeSpan.FromSeconds(60)));
+        Assert.Contains("Status: 5.1.10", await File.ReadAllTextAsync(mta.Maildir("sender")[0]));
+    }
+}
