@@ -32,6 +32,7 @@ public static class PipelineServices
         services.AddSingleton<MxResolver>();
         services.AddSingleton<SmtpDelivery>();
         services.AddSingleton<MaildirDelivery>();
+        services.AddSingleton<LmtpDelivery>();
         services.AddSingleton<RetryPolicy>();
         services.AddSingleton<DeliveryStage>();
         services.AddSingleton<BounceStage>();

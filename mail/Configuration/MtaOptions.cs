@@ -16,6 +16,13 @@ public sealed class MtaOptions
     /// <summary>Domains delivered into the local Maildir store (Postfix <c>mydestination</c>); empty means <c>localhost</c>.</summary>
     public List<string> LocalDomains { get; set; } = [];
 
+    /// <summary>
+    /// How mail for the local domains is delivered (Postfix <c>local_transport</c>): <c>local:</c> writes Maildirs
+    /// under <see cref="DataDirectory"/>; <c>lmtp:[host]:port</c> hands it to a mailbox server such as Dovecot,
+    /// which is how a cluster delivers locally without root or shared volumes.
+    /// </summary>
+    public string LocalTransport { get; set; } = "local:";
+
     /// <summary>Path of a transport(5)-style map: <c>domain transport:nexthop</c> per line. Optional.</summary>
     public string? TransportMapFile { get; set; }
 

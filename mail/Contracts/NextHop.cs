@@ -8,6 +8,9 @@ public enum Transport
 
     /// <summary>Delivery into a Maildir on the local data directory.</summary>
     Local,
+
+    /// <summary>LMTP (RFC 2033) to a mailbox server, with a reply per recipient after DATA.</summary>
+    Lmtp,
 }
 
 /// <summary>
@@ -32,6 +35,7 @@ public sealed record NextHop
     public override string ToString() => Transport switch
     {
         Transport.Local => "local:",
-        _ => "smtp:" + (MxLookup ? Host : "[" + Host + "]") + (Port is int p ? ":" + p : ""),
+        Transport.Lmtp => "lmtp:[" + Host + "]" + (Port is int p ? ":" + p : ""),
+        _ => "smtp:" + (MxLookup ? Host : "[" + Host + "]") + (Port is int q ? ":" + q : ""),
     };
 }

@@ -18,6 +18,7 @@ public sealed class DeliveryStage(
     MailQueues queues,
     SmtpDelivery smtp,
     MaildirDelivery maildir,
+    LmtpDelivery lmtp,
     RetryPolicy retries,
     TimeProvider clock,
     ILogger<DeliveryStage> log)
@@ -35,6 +36,10 @@ public sealed class DeliveryStage(
         if (job.NextHop.Transport == Transport.Local)
         {
             results = await maildir.DeliverAsync(job.MessageId, job.Sender, job.Recipients, bytes, ct);
+        }
+        else if (job.NextHop.Transport == Transport.Lmtp)
+        {
+            results = await lmtp.DeliverAsync(job.NextHop, job.Sender, job.Recipients, bytes, ct);
         }
         else
         {

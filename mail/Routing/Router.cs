@@ -12,10 +12,12 @@ public sealed class Router
 {
     private readonly HashSet<string> _localDomains;
     private readonly TransportMap _transports;
+    private readonly NextHop _local;
 
     /// <summary>Builds a router from the MTA options and a transport map.</summary>
     public Router(IOptions<MtaOptions> options, TransportMap transports)
     {
+        _local = TransportMap.ParseNextHop(options.Value.LocalTransport, "", "Mta:LocalTransport");
         _localDomains = new HashSet<string>(options.Value.LocalDomains.Select(d => d.TrimEnd('.')), StringComparer.OrdinalIgnoreCase);
         _transports = transports;
     }
@@ -25,7 +27,7 @@ public sealed class Router
     {
         var domain = Address.DomainOf(recipient);
         if (_localDomains.Contains(domain))
-            return new NextHop { Transport = Transport.Local };
+            return _local;
         return _transports.Find(domain)
             ?? new NextHop { Transport = Transport.Smtp, Host = domain, MxLookup = true };
     }

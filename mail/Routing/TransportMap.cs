@@ -6,7 +6,8 @@ namespace Mta.Mail.Routing;
 /// A transport(5)-style table: one <c>domain  transport:nexthop</c> entry per line,
 /// <c>#</c> comments and blank lines ignored. Supported right-hand sides:
 /// <c>smtp:[host]:port</c> (that host, no MX lookup), <c>smtp:domain[:port]</c> (MX lookup),
-/// <c>smtp:</c> (MX of the recipient domain), <c>local:</c>.
+/// <c>smtp:</c> (MX of the recipient domain), <c>lmtp:[host]:port</c> or <c>lmtp:host:port</c>
+/// (a mailbox server, port 24 by default; never an MX lookup), <c>local:</c>.
 /// </summary>
 public sealed class TransportMap
 {
@@ -56,13 +57,18 @@ public sealed class TransportMap
             case "local":
                 return new NextHop { Transport = Transport.Local };
             case "smtp":
+            case "lmtp":
                 break;
             default:
-                throw new FormatException($"{where}: unknown transport '{transport}' (known: smtp, local)");
+                throw new FormatException($"{where}: unknown transport '{transport}' (known: smtp, lmtp, local)");
         }
 
+        var lmtp = transport == "lmtp";
         if (rest.Length == 0)
+        {
+            if (lmtp) throw new FormatException($"{where}: lmtp needs a host, e.g. lmtp:[127.0.0.1]:24");
             return new NextHop { Transport = Transport.Smtp, Host = domain, MxLookup = true };
+        }
 
         string host;
         bool mx;
@@ -96,6 +102,8 @@ public sealed class TransportMap
                 throw new FormatException($"{where}: bad port '{portText}' in '{value}'");
             port = p;
         }
+        if (lmtp) // Postfix's lmtp client does no MX lookups; port 24 is lmtp_tcp_port
+            return new NextHop { Transport = Transport.Lmtp, Host = host, Port = port ?? 24 };
         return new NextHop { Transport = Transport.Smtp, Host = host, Port = port, MxLookup = mx };
     }
 

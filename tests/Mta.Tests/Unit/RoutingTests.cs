@@ -28,6 +28,25 @@ public sealed class RoutingTests
     }
 
     [Theory]
+    [InlineData("lmtp:[127.0.0.1]:2424", "127.0.0.1", 2424)]
+    [InlineData("lmtp:mailstore.internal", "mailstore.internal", 24)]
+    public void Parses_lmtp_entries_without_mx_lookup(string value, string host, int port)
+    {
+        var hop = TransportMap.ParseNextHop(value, "example.test");
+        Assert.Equal(Transport.Lmtp, hop.Transport);
+        Assert.Equal(host, hop.Host);
+        Assert.Equal(port, hop.Port);
+        Assert.False(hop.MxLookup);
+    }
+
+    [Fact]
+    public void Local_domains_follow_the_local_transport()
+    {
+        var router = new Router(Options.Create(new MtaOptions { LocalDomains = ["localhost"], LocalTransport = "lmtp:[10.0.0.5]:24" }), TransportMap.Empty);
+        Assert.Equal("lmtp:[10.0.0.5]:24", router.Resolve("u@localhost").ToString());
+    }
+
+    [Theory]
     [InlineData("example.test noseparator", "has no transport")]
     [InlineData("example.test uucp:host", "unknown transport 'uucp'")]
     [InlineData("example.test smtp:[host", "missing ']'")]
