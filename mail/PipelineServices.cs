@@ -28,6 +28,7 @@ public static class PipelineServices
             return string.IsNullOrEmpty(file) ? TransportMap.Empty : TransportMap.Load(file);
         });
         services.AddSingleton<Router>();
+        services.AddSingleton<LocalRecipients>();
         services.AddSingleton<CleanupStage>();
         services.AddSingleton<MxResolver>();
         services.AddSingleton<SmtpDelivery>();

@@ -13,15 +13,20 @@ public sealed class RelayPolicy
 {
     private readonly IPNetwork[] _trusted;
     private readonly HashSet<string> _destinations;
+    private readonly HashSet<string> _local;
 
     /// <summary>Builds the policy from the ingress and MTA options; a malformed network fails at start.</summary>
     public RelayPolicy(IOptions<IngressOptions> ingress, IOptions<MtaOptions> mta)
     {
         _trusted = ingress.Value.TrustedNetworks.Select(n => IPNetwork.TryParse(n, out var net)
             ? net : throw new FormatException($"Ingress:TrustedNetworks: '{n}' is not CIDR notation")).ToArray();
+        _local = new HashSet<string>(mta.Value.LocalDomains.Select(d => d.TrimEnd('.')), StringComparer.OrdinalIgnoreCase);
         _destinations = new HashSet<string>(mta.Value.LocalDomains.Concat(ingress.Value.RelayDomains).Select(d => d.TrimEnd('.')),
             StringComparer.OrdinalIgnoreCase);
     }
+
+    /// <summary>Whether <paramref name="recipient"/> is in one of the local domains.</summary>
+    public bool IsLocal(string recipient) => _local.Contains(Address.DomainOf(recipient));
 
     /// <summary>Whether the client may send to any destination.</summary>
     public bool IsTrusted(IPAddress client)

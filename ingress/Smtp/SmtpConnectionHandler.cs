@@ -8,6 +8,7 @@ using Mta.Ingress.Auth;
 using Mta.Ingress.Tls;
 using Mta.Ingress.Policy;
 using Mta.Mail.Configuration;
+using Mta.Mail.Routing;
 
 namespace Mta.Ingress.Smtp;
 
@@ -16,6 +17,7 @@ public sealed class SmtpConnectionHandler(
     IOptions<IngressOptions> options,
     IOptions<MtaOptions> mta,
     RelayPolicy relay,
+    LocalRecipients localRecipients,
     MessageAcceptor acceptor,
     TlsCertificates certificates,
     SaslUsers users,
@@ -35,7 +37,7 @@ public sealed class SmtpConnectionHandler(
             : port == o.SubmissionsPort && o.SubmissionsPort > 0 ? Listener.Submissions
             : Listener.Mx;
         var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener,
-            o, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, acceptor, certificates, users, clock, _log);
+            o, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients, acceptor, certificates, users, clock, _log);
         await session.RunAsync(connection.ConnectionClosed, lifetime.ApplicationStopping);
     }
 }

@@ -10,6 +10,7 @@ using Mta.Ingress.Auth;
 using Mta.Ingress.Tls;
 using Mta.Ingress.Policy;
 using Mta.Mail.Contracts;
+using Mta.Mail.Routing;
 
 namespace Mta.Ingress.Smtp;
 
@@ -27,6 +28,7 @@ public sealed class SmtpSession(
     string hostname,
     string localDomain,
     RelayPolicy relay,
+    LocalRecipients localRecipients,
     MessageAcceptor acceptor,
     TlsCertificates certificates,
     SaslUsers users,
@@ -292,6 +294,13 @@ public sealed class SmtpSession(
             log.LogInformation("reject: RCPT from [{Client}]: 554 5.7.1 <{Recipient}>: Relay access denied; from=<{Sender}> helo=<{Helo}>",
                 client, address, _sender, _helo);
             Error($"554 5.7.1 <{address}>: Relay access denied");
+            return;
+        }
+        if (relay.IsLocal(address) && !localRecipients.Exists(address))
+        {
+            log.LogInformation("reject: RCPT from [{Client}]: 550 5.1.1 <{Recipient}>: Recipient address rejected: User unknown in local recipient table; from=<{Sender}>",
+                client, address, _sender);
+            Error($"550 5.1.1 <{address}>: Recipient address rejected: User unknown in local recipient table");
             return;
         }
         _recipients.Add(address);

@@ -23,6 +23,12 @@ public sealed class MtaOptions
     /// </summary>
     public string LocalTransport { get; set; } = "local:";
 
+    /// <summary>
+    /// File of the users in the local domains, one local part per line (Postfix <c>local_recipient_maps</c>).
+    /// When set, unknown local users are refused at RCPT with <c>550 5.1.1</c>; when not, all are accepted.
+    /// </summary>
+    public string? LocalRecipientsFile { get; set; }
+
     /// <summary>Path of a transport(5)-style map: <c>domain transport:nexthop</c> per line. Optional.</summary>
     public string? TransportMapFile { get; set; }
 

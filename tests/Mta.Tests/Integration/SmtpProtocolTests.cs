@@ -73,6 +73,28 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Unknown_local_users_are_refused_at_rcpt()
+    {
+        var table = Path.Combine(TestEnvironment.TempFolder("recipients"), "local-recipients");
+        await File.WriteAllTextAsync(table, "# users\nalice\nBob\n");
+        await using var mta = await IngressAsync(new() { ["Mta:LocalRecipientsFile"] = table });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<alice@localhost>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<bob@LOCALHOST>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<postmaster@localhost>"));
+        Assert.StartsWith("550 5.1.1 <mallory@localhost>", await smtp.CommandAsync("RCPT TO:<mallory@localhost>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<anyone@far.test>")); // not local: the table does not apply
+
+        // The table is read again when it changes.
+        await Task.Delay(1100);
+        await File.AppendAllTextAsync(table, "mallory\n");
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<mallory@localhost>"));
+    }
+
+    [Fact]
     public async Task Message_size_is_enforced_when_declared_and_when_sent()
     {
         await using var mta = await IngressAsync(new() { ["Ingress:MessageSizeLimit"] = "1000" });
