@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -37,7 +38,8 @@ public sealed class SmtpConnectionHandler(
             : port == o.SubmissionsPort && o.SubmissionsPort > 0 ? Listener.Submissions
             : Listener.Mx;
         var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener,
-            o, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients, acceptor, certificates, users, clock, _log);
+            o, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients, acceptor, certificates, users, clock, _log,
+            connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? SmtpSession.Describe(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null);
         await session.RunAsync(connection.ConnectionClosed, lifetime.ApplicationStopping);
     }
 }

@@ -33,9 +33,11 @@ public sealed class SmtpSession(
     TlsCertificates certificates,
     SaslUsers users,
     TimeProvider clock,
-    ILogger log)
+    ILogger log,
+    string? implicitTls = null)
 {
     private PipeReader _input = input;
+    private string? _tlsInfo = implicitTls;
     private PipeWriter _output = output;
     private bool _tls = listener == Listener.Submissions; // Kestrel already did the handshake
     private string? _user;
@@ -331,7 +333,8 @@ public sealed class SmtpSession(
             Size = data.Size,
             BlobName = id,
             ReceivedBy = hostname,
-            Protocol = _esmtp ? "ESMTP" : "SMTP",
+            Protocol = (_esmtp ? "ESMTP" : "SMTP") + (_tls && _esmtp ? "S" : "") + (_user is not null ? "A" : ""),
+            Tls = _tls ? _tlsInfo ?? "TLS" : null,
         };
         content.Position = 0;
         try
@@ -374,11 +377,24 @@ public sealed class SmtpSession(
         _input = PipeReader.Create(ssl);
         _output = PipeWriter.Create(ssl);
         _tls = true;
+        _tlsInfo = Describe(ssl.SslProtocol, ssl.NegotiatedCipherSuite);
         _helo = null;
         _esmtp = false;
         ResetTransaction();
         log.LogInformation("TLS connection established from [{Client}]: {Protocol} with cipher {Cipher}", client, ssl.SslProtocol, ssl.NegotiatedCipherSuite);
         return true;
+    }
+
+    /// <summary>How a TLS session is named in logs and the Received header, as Postfix does.</summary>
+    public static string Describe(System.Security.Authentication.SslProtocols protocol, TlsCipherSuite cipher)
+    {
+        var name = protocol switch
+        {
+            System.Security.Authentication.SslProtocols.Tls13 => "TLSv1.3",
+            System.Security.Authentication.SslProtocols.Tls12 => "TLSv1.2",
+            _ => protocol.ToString(),
+        };
+        return $"{name} with cipher {cipher}";
     }
 
     private void Auth(string arg)

@@ -85,7 +85,8 @@ public sealed class CleanupStage(
     {
         var forClause = e.Recipients.Count == 1 ? $"\r\n\tfor <{e.Recipients[0]}>" : "";
         var by = e.ReceivedBy ?? _options.MyHostname;
-        return $"from {e.Helo} ([{e.ClientAddress}])\r\n\tby {by} (Mta) with {e.Protocol} id {e.Id}{forClause};\r\n\t"
+        var tls = e.Tls is null ? "" : $"\r\n\t(using {e.Tls})";
+        return $"from {e.Helo} ([{e.ClientAddress}]){tls}\r\n\tby {by} (Mta) with {e.Protocol} id {e.Id}{forClause};\r\n\t"
             + DateUtils.FormatDate(e.ArrivalTime);
     }
 
@@ -98,7 +99,7 @@ public sealed class CleanupStage(
         if (e.Sender is null)
             throw new InvalidQueueMessageException($"{e.Id}: envelope without sender");
         // Values end up in a header: refuse anything that could break out of it.
-        foreach (var v in new[] { e.Helo, e.ClientAddress, e.Sender }.Concat(e.Recipients))
+        foreach (var v in new[] { e.Helo, e.ClientAddress, e.Sender, e.Tls ?? "", e.Protocol }.Concat(e.Recipients))
             if (v is null || v.AsSpan().IndexOfAny('\r', '\n') >= 0)
                 throw new InvalidQueueMessageException($"{e.Id}: envelope field with a line break");
     }

@@ -33,6 +33,9 @@ public sealed record IncomingEnvelope
     /// <summary>The host name of the ingress that received the message (for Received headers).</summary>
     public string? ReceivedBy { get; init; }
 
-    /// <summary>The protocol keyword for the Received header: SMTP or ESMTP.</summary>
+    /// <summary>The protocol keyword for the Received header (RFC 3848): SMTP, ESMTP, ESMTPS, ESMTPA or ESMTPSA.</summary>
     public string Protocol { get; init; } = "ESMTP";
+
+    /// <summary>The TLS session the message came over, e.g. <c>TLSv1.3 with cipher TLS_AES_256_GCM_SHA384</c>; null in plain text.</summary>
+    public string? Tls { get; init; }
 }

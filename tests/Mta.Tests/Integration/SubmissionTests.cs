@@ -80,6 +80,9 @@ public sealed class SubmissionTests : IAsyncLifetime
         Assert.Equal(2, queued.Count);
         Assert.Contains(queued, e => e.Recipients.SequenceEqual(["bob@far.test"]));
         Assert.Contains(queued, e => e.Recipients.SequenceEqual(["carol@far.test"]));
+        // RFC 3848: encrypted and authenticated, and which TLS, for the Received header.
+        Assert.All(queued, e => Assert.Equal("ESMTPSA", e.Protocol));
+        Assert.All(queued, e => Assert.Matches(@"^TLSv1\.[23] with cipher TLS_", e.Tls));
     }
 
     [Fact]

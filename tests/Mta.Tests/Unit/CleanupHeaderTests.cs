@@ -48,6 +48,15 @@ public sealed class CleanupHeaderTests
     }
 
     [Fact]
+    public void Names_the_tls_session_and_protocol()
+    {
+        var prefix = Stage().BuildHeaderPrefix(Envelope("u@localhost") with { Tls = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384", Protocol = "ESMTPSA" },
+            Headers("Message-ID: <x@y>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n"));
+        var received = Headers(prefix)[HeaderId.Received]!.Replace("\r\n", "").Replace("\t", " ");
+        Assert.Matches(@"^from client\.test \(\[192\.0\.2\.7\]\)\s+\(using TLSv1\.3 with cipher TLS_AES_256_GCM_SHA384\)\s+by mx\.example\.org \(Mta\) with ESMTPSA\s+id ", received);
+    }
+
+    [Fact]
     public void Keeps_the_messages_own_message_id_and_date_and_names_no_recipient_for_many()
     {
         var prefix = Stage().BuildHeaderPrefix(Envelope("a@localhost", "b@localhost"),
