@@ -51,6 +51,15 @@ public sealed class IngressOptions
     /// <summary>Most recipients per message (Postfix <c>smtpd_recipient_limit</c>); more get <c>452</c>.</summary>
     public int RecipientLimit { get; set; } = 1000;
 
+    /// <summary>Sessions this replica serves at once (Postfix <c>default_process_limit</c> for smtpd); more get <c>421</c>.</summary>
+    public int MaxConnections { get; set; } = 100;
+
+    /// <summary>Sessions at once from one client address (Postfix <c>smtpd_client_connection_count_limit</c>).</summary>
+    public int MaxConnectionsPerClient { get; set; } = 50;
+
+    /// <summary>New connections per client address per minute (Postfix <c>smtpd_client_connection_rate_limit</c>); 0 is no limit.</summary>
+    public int ConnectionRatePerClient { get; set; }
+
     /// <summary>Errors after which the session is closed (Postfix <c>smtpd_hard_error_limit</c>).</summary>
     public int HardErrorLimit { get; set; } = 20;
 

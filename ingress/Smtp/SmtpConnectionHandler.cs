@@ -18,6 +18,7 @@ public sealed class SmtpConnectionHandler(
     IOptions<IngressOptions> options,
     IOptions<MtaOptions> mta,
     RelayPolicy relay,
+    ClientLimits limits,
     LocalRecipients localRecipients,
     MessageAcceptor acceptor,
     TlsCertificates certificates,
@@ -32,6 +33,14 @@ public sealed class SmtpConnectionHandler(
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         var client = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        using var slot = limits.TryEnter(client, out var refusal);
+        if (slot is null)
+        {
+            _log.LogWarning("warning: {Refusal} [{Client}]", refusal, client);
+            await connection.Transport.Output.WriteAsync(System.Text.Encoding.ASCII.GetBytes(refusal + "\r\n"));
+            await connection.Transport.Output.CompleteAsync();
+            return;
+        }
         var port = (connection.LocalEndPoint as IPEndPoint)?.Port;
         var o = options.Value;
         var listener = port == o.SubmissionPort && o.SubmissionPort > 0 ? Listener.Submission

@@ -155,6 +155,52 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Connections_per_client_and_per_minute_are_limited_except_for_trusted_networks()
+    {
+        await using var mta = await IngressAsync(new()
+        {
+            ["Ingress:TrustedNetworks:0"] = "192.0.2.0/24",
+            ["Ingress:MaxConnectionsPerClient"] = "2",
+            ["Ingress:ConnectionRatePerClient"] = "4",
+        });
+        var (first, g1) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        var (second, g2) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        var (third, g3) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        Assert.StartsWith("220", g1);
+        Assert.StartsWith("220", g2);
+        Assert.StartsWith("421 4.7.0 Error: too many connections from 127.0.0.1", g3);
+        Assert.Equal("", await third.ReplyAsync()); // and closed
+        await third.DisposeAsync();
+
+        // A slot frees when a session ends.
+        Assert.StartsWith("221", await first.CommandAsync("QUIT"));
+        await first.DisposeAsync();
+        await Task.Delay(200);
+        var (fourth, g4) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        Assert.StartsWith("220", g4);
+        await fourth.DisposeAsync();
+        await second.DisposeAsync();
+        await Task.Delay(200);
+
+        // Four accepted connections this minute: the fifth is over the rate, though none is open.
+        var (fifth, g5) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await fifth.DisposeAsync();
+        Assert.StartsWith("421 4.7.0", g5);
+    }
+
+    [Fact]
+    public async Task Trusted_networks_are_exempt_from_client_limits()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:MaxConnectionsPerClient"] = "1" });
+        var (a, ga) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        var (b, gb) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await a.DisposeAsync();
+        await b.DisposeAsync();
+        Assert.StartsWith("220", ga);
+        Assert.StartsWith("220", gb);
+    }
+
+    [Fact]
     public async Task Health_endpoint_answers_on_its_own_port()
     {
         var health = TestEnvironment.FreeTcpPort();
