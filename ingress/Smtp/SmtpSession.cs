@@ -55,6 +55,8 @@ public sealed class SmtpSession(
     private bool _esmtp;
     private string? _sender;
     private readonly List<string> _recipients = [];
+    private string? _ret, _envId;
+    private readonly Dictionary<string, RecipientDsn> _recipientDsn = new(StringComparer.Ordinal);
     private int _errors;
     private bool _quit;
 
@@ -192,7 +194,7 @@ public sealed class SmtpSession(
                 ResetTransaction();
                 if (_esmtp)
                 {
-                    var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES" };
+                    var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
                     if (!_tls && certificates.Configured) lines.Add("STARTTLS");
                     if (_tls && users.Configured && _user is null) lines.Add("AUTH PLAIN LOGIN"); // never before TLS
                     Reply(lines.Select((l, i) => (i == lines.Count - 1 ? "250 " : "250-") + l).ToArray());
@@ -269,6 +271,15 @@ public sealed class SmtpSession(
                 case "BODY":
                     if (value is not ("7BIT" or "8BITMIME")) { Error("501 5.5.4 Bad BODY parameter"); return; }
                     break;
+                case "RET":
+                    var ret = value.ToUpperInvariant();
+                    if (ret is not ("FULL" or "HDRS") || _ret is not null) { Error("501 5.5.4 Bad RET parameter"); return; }
+                    _ret = ret;
+                    break;
+                case "ENVID":
+                    if (_envId is not null || Xtext.Decode(value) is not { Length: > 0 and <= 100 } envid) { Error("501 5.5.4 Bad ENVID parameter"); return; }
+                    _envId = envid;
+                    break;
                 default:
                     Error("555 5.5.4 Unsupported option: " + key);
                     return;
@@ -287,7 +298,28 @@ public sealed class SmtpSession(
             Error($"501 5.1.3 Bad recipient address syntax{problem}");
             return;
         }
-        if (parameters.Count > 0) { Error("555 5.5.4 Unsupported option: " + parameters[0].Key); return; }
+        string? notify = null, orcpt = null;
+        foreach (var (key, value) in parameters)
+        {
+            switch (key)
+            {
+                case "NOTIFY" when _esmtp && notify is null:
+                    var items = value.ToUpperInvariant().Split(',');
+                    var valid = items.Length == 1 && items[0] == "NEVER"
+                        || items.All(i => i is "SUCCESS" or "FAILURE" or "DELAY") && items.Distinct().Count() == items.Length;
+                    if (!valid) { Error("501 5.5.4 Bad NOTIFY parameter"); return; }
+                    notify = string.Join(',', items);
+                    break;
+                case "ORCPT" when _esmtp && orcpt is null:
+                    var semi = value.IndexOf(';');
+                    if (semi <= 0 || Xtext.Decode(value[(semi + 1)..]) is not { Length: > 0 and <= 500 } original) { Error("501 5.5.4 Bad ORCPT parameter"); return; }
+                    orcpt = value[..semi] + ";" + original;
+                    break;
+                default:
+                    Error("555 5.5.4 Unsupported option: " + key);
+                    return;
+            }
+        }
         if (_recipients.Count >= options.RecipientLimit) { Reply("452 4.5.3 Error: too many recipients"); return; }
         if (!address.Contains('@') && address.Equals("postmaster", StringComparison.OrdinalIgnoreCase))
             address = "postmaster@" + localDomain; // Postfix: the bare name is a local address
@@ -306,6 +338,7 @@ public sealed class SmtpSession(
             return;
         }
         _recipients.Add(address);
+        if (notify is not null || orcpt is not null) _recipientDsn[address] = new RecipientDsn(notify, orcpt);
         Reply("250 2.1.5 Ok");
     }
 
@@ -313,6 +346,8 @@ public sealed class SmtpSession(
     {
         var sender = _sender!;
         var recipients = _recipients.ToList();
+        var dsn = _ret is null && _envId is null && _recipientDsn.Count == 0 ? null
+            : new DsnRequest { Ret = _ret, EnvelopeId = _envId, Recipients = new Dictionary<string, RecipientDsn>(_recipientDsn) };
         ResetTransaction();
         if (data.TooBig)
         {
@@ -335,6 +370,7 @@ public sealed class SmtpSession(
             ReceivedBy = hostname,
             Protocol = (_esmtp ? "ESMTP" : "SMTP") + (_tls && _esmtp ? "S" : "") + (_user is not null ? "A" : ""),
             Tls = _tls ? _tlsInfo ?? "TLS" : null,
+            Dsn = dsn,
         };
         content.Position = 0;
         try
@@ -483,6 +519,9 @@ public sealed class SmtpSession(
     {
         _sender = null;
         _recipients.Clear();
+        _recipientDsn.Clear();
+        _ret = null;
+        _envId = null;
     }
 
     private void Error(string reply)

@@ -76,17 +76,21 @@ public sealed class BounceStage(
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + host));
         message.To.Add(MailboxAddress.Parse(job.Sender));
-        message.Subject = "Undelivered Mail Returned to Sender";
+        var allDelivered = job.Recipients.All(r => r.Action == "delivered");
+        message.Subject = allDelivered ? "Successful Mail Delivery Report" : "Undelivered Mail Returned to Sender";
         message.Date = now;
         message.MessageId = MimeUtils.GenerateMessageId(host);
         message.Headers.Add("Auto-Submitted", "auto-replied");
 
         var explanation = new StringBuilder()
             .AppendLine($"This is the mail system at host {host}.")
-            .AppendLine()
-            .AppendLine("I'm sorry to have to inform you that your message could not")
-            .AppendLine("be delivered to one or more recipients. It's attached below.")
             .AppendLine();
+        if (allDelivered)
+            explanation.AppendLine("Your message was successfully delivered to the destination(s) listed below.");
+        else
+            explanation.AppendLine("I'm sorry to have to inform you that your message could not")
+                .AppendLine("be delivered to one or more recipients. It's attached below.");
+        explanation.AppendLine();
         foreach (var r in job.Recipients)
             explanation.AppendLine($"<{r.Recipient}>: {r.Reason}");
 
@@ -98,17 +102,19 @@ public sealed class BounceStage(
             { "X-Mta-Sender", "rfc822; " + job.Sender },
             { "Arrival-Date", DateUtils.FormatDate(job.ArrivalTime) },
         };
+        if (job.Dsn?.EnvelopeId is { } envid) perMessage.Insert(0, new Header("Original-Envelope-Id", envid));
         status.StatusGroups.Add(perMessage);
         foreach (var r in job.Recipients)
         {
-            status.StatusGroups.Add(new HeaderList
-            {
-                { "Final-Recipient", "rfc822; " + r.Recipient },
-                { "Action", "failed" },
-                { "Status", StatusCode(r.Reason) },
-                { "Diagnostic-Code", "smtp; " + r.Reason },
-                { "Last-Attempt-Date", DateUtils.FormatDate(now) },
-            });
+            var group = new HeaderList { { "Final-Recipient", "rfc822; " + r.Recipient } };
+            if (job.Dsn?.Recipients.GetValueOrDefault(r.Recipient)?.OriginalRecipient is { } orcpt)
+                group.Add("Original-Recipient", orcpt);
+            group.Add("Action", r.Action);
+            group.Add("Status", StatusCode(r.Reason, r.Action == "delivered"));
+            if (r.RemoteMta is not null) group.Add("Remote-MTA", "dns; " + r.RemoteMta);
+            group.Add("Diagnostic-Code", "smtp; " + r.Reason);
+            group.Add("Last-Attempt-Date", DateUtils.FormatDate(now));
+            status.StatusGroups.Add(group);
         }
 
         var report = new MultipartReport("delivery-status")
@@ -116,7 +122,8 @@ public sealed class BounceStage(
             new TextPart("plain") { Text = explanation.ToString() },
             status,
         };
-        if (original.Length <= BounceSizeLimit)
+        // RET=HDRS asks for the header only; success reports return the header only too (RFC 3461 §4.3).
+        if (original.Length <= BounceSizeLimit && job.Dsn?.Ret != "HDRS" && !allDelivered)
         {
             report.Add(new MessagePart { Message = MimeMessage.Load(new MemoryStream(original)) });
         }
@@ -132,13 +139,16 @@ public sealed class BounceStage(
         return message;
     }
 
-    /// <summary>The enhanced status code in a reason (<c>550 5.1.1 ...</c> or <c>5.1.2 ...</c>), else 5.0.0.</summary>
-    internal static string StatusCode(string reason)
+    /// <summary>
+    /// The enhanced status code in a reason (<c>550 5.1.1 ...</c> or <c>5.1.2 ...</c>): a failure reported
+    /// here is permanent (class 5), a success class 2; without a code, 5.0.0 or 2.0.0.
+    /// </summary>
+    internal static string StatusCode(string reason, bool delivered = false)
     {
         foreach (var token in reason.Split(' ', 3))
-            if (token.Length >= 5 && token[0] is '4' or '5' && token[1] == '.' && token.Count(c => c == '.') == 2
+            if (token.Length >= 5 && token[0] is '2' or '4' or '5' && token[1] == '.' && token.Count(c => c == '.') == 2
                 && token.Replace(".", "").All(char.IsDigit))
-                return "5" + token[1..]; // a failure reported as a bounce is permanent
-        return "5.0.0";
+                return (delivered ? "2" : "5") + token[1..];
+        return delivered ? "2.0.0" : "5.0.0";
     }
 }

@@ -50,6 +50,7 @@ public sealed class CleanupStage(
                 Recipients = recipients,
                 NextHop = hop,
                 ArrivalTime = envelope.ArrivalTime,
+                Dsn = envelope.Dsn,
             };
             await queues.SendAsync(QueueNames.Delivery, job, ct);
             jobs++;

@@ -18,11 +18,16 @@ public sealed record BounceJob
     /// <summary>When the message arrived.</summary>
     public required DateTimeOffset ArrivalTime { get; init; }
 
-    /// <summary>The failed recipients and why.</summary>
+    /// <summary>The recipients to report on, and why.</summary>
     public required IReadOnlyList<FailedRecipient> Recipients { get; init; }
+
+    /// <summary>DSN parameters (RFC 3461) of the message, if any.</summary>
+    public DsnRequest? Dsn { get; init; }
 }
 
-/// <summary>One permanently failed recipient.</summary>
+/// <summary>One recipient to report on.</summary>
 /// <param name="Recipient">The envelope recipient.</param>
 /// <param name="Reason">The remote reply or local reason, with its enhanced status code.</param>
-public sealed record FailedRecipient(string Recipient, string Reason);
+/// <param name="Action">RFC 3464 action: <c>failed</c> (the default) or <c>delivered</c> (NOTIFY=SUCCESS).</param>
+/// <param name="RemoteMta">The host that answered, when one did.</param>
+public sealed record FailedRecipient(string Recipient, string Reason, string Action = "failed", string? RemoteMta = null);

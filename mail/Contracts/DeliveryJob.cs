@@ -30,6 +30,9 @@ public sealed record DeliveryJob
     /// <summary>When the ingress accepted the message.</summary>
     public required DateTimeOffset ArrivalTime { get; init; }
 
+    /// <summary>DSN parameters (RFC 3461) of the message, if any.</summary>
+    public DsnRequest? Dsn { get; init; }
+
     /// <summary>How many delivery attempts came before this one (0 for the first).</summary>
     public int Attempt { get; init; }
 }

@@ -36,6 +36,9 @@ public sealed record IncomingEnvelope
     /// <summary>The protocol keyword for the Received header (RFC 3848): SMTP, ESMTP, ESMTPS, ESMTPA or ESMTPSA.</summary>
     public string Protocol { get; init; } = "ESMTP";
 
+    /// <summary>DSN parameters (RFC 3461) the client gave, if any.</summary>
+    public DsnRequest? Dsn { get; init; }
+
     /// <summary>The TLS session the message came over, e.g. <c>TLSv1.3 with cipher TLS_AES_256_GCM_SHA384</c>; null in plain text.</summary>
     public string? Tls { get; init; }
 }

@@ -54,10 +54,16 @@ public sealed class DeliveryStage(
             LogResult(job, r, now, expired);
 
         var deferred = results.Where(r => r.Status == RecipientStatus.Deferred).Select(r => r.Recipient).ToList();
-        var bounced = results.Where(r => r.Status == RecipientStatus.Bounced || r.Status == RecipientStatus.Deferred && expired)
-            .Select(r => new FailedRecipient(r.Recipient, r.Detail)).ToList();
+        // Reports the sender asked for (RFC 3461 NOTIFY; FAILURE by default): failures, and successes on NOTIFY=SUCCESS.
+        var failed = results.Where(r => r.Status == RecipientStatus.Bounced || r.Status == RecipientStatus.Deferred && expired);
+        var succeeded = results.Where(r => r.Status == RecipientStatus.Delivered);
+        var reports = failed.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "failed"))
+            .Select(r => new FailedRecipient(r.Recipient, r.Detail, "failed", Remote(r.Relay)))
+            .Concat(succeeded.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "delivered"))
+                .Select(r => new FailedRecipient(r.Recipient, r.Detail, "delivered", Remote(r.Relay))))
+            .ToList();
 
-        if (bounced.Count > 0)
+        if (reports.Count > 0)
         {
             await queues.SendAsync(QueueNames.Bounce, new BounceJob
             {
@@ -65,7 +71,8 @@ public sealed class DeliveryStage(
                 BlobName = job.BlobName,
                 Sender = job.Sender,
                 ArrivalTime = job.ArrivalTime,
-                Recipients = bounced,
+                Recipients = reports,
+                Dsn = job.Dsn,
             }, ct);
         }
         if (deferred.Count > 0 && !expired)
@@ -74,6 +81,8 @@ public sealed class DeliveryStage(
             await queues.SendAsync(QueueNames.Deferred, retry, ct, delay: retries.NextDelay(job.Attempt));
         }
     }
+
+    private static string? Remote(string relay) => relay is "none" or "local" ? null : relay[..Math.Max(0, relay.IndexOf('['))] is { Length: > 0 } host ? host : relay;
 
     private void LogResult(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired)
     {

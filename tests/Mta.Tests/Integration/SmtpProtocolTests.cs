@@ -36,7 +36,8 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         var ehlo = await smtp.CommandAsync("EHLO client.test");
         Assert.Contains("250-PIPELINING", ehlo);
         Assert.Contains("250-SIZE 10240000", ehlo);
-        Assert.Contains("250 ENHANCEDSTATUSCODES", ehlo);
+        Assert.Contains("250-ENHANCEDSTATUSCODES", ehlo);
+        Assert.EndsWith("250 DSN\r\n", ehlo);
 
         await smtp.WriteAsync("MAIL FROM:<a@sender.test>\r\nRCPT TO:<one@localhost>\r\nRCPT TO:<two@far.test>\r\nDATA\r\n");
         Assert.StartsWith("250 2.1.0", await smtp.ReplyAsync());
