@@ -9,18 +9,8 @@ namespace Mta.Tests.Integration;
 /// <summary>A message accepted with 250 that cannot be delivered comes back to its sender as an RFC 3464 report.</summary>
 public sealed class BounceTests
 {
-    private static async Task SendAsync(int port, string from, string to, string subject)
-    {
-        var m = new MimeMessage();
-        m.From.Add(MailboxAddress.Parse("author@localhost"));
-        m.To.Add(MailboxAddress.Parse(to));
-        m.Subject = subject;
-        m.Body = new TextPart("plain") { Text = "body of " + subject };
-        using var client = new SmtpClient();
-        await client.ConnectAsync("127.0.0.1", port, MailKit.Security.SecureSocketOptions.None);
-        await client.SendAsync(m, from.Length == 0 ? new MailboxAddress("", "") : MailboxAddress.Parse(from), [MailboxAddress.Parse(to)]);
-        await client.DisconnectAsync(true);
-    }
+    private static Task SendAsync(int port, string from, string to, string subject)
+        => TestMail.SendAsync(port, TestMail.Message("author@localhost", to, subject, "body of " + subject), from);
 
     [SkippableFact]
     public async Task Nxdomain_recipient_is_bounced_to_the_sender_from_the_null_sender()

@@ -68,18 +68,9 @@ public sealed class DnsRoutingTests : IAsyncLifetime
             ["Mta:DnsServers:0"] = _dns.Server,
             ["Mta:SmtpPort"] = sink.Port.ToString(),
         });
-        var m = new MimeMessage();
-        m.From.Add(MailboxAddress.Parse("a@sender.test"));
-        m.To.Add(MailboxAddress.Parse("someone@pref.test"));
-        m.Subject = "second mx " + Guid.NewGuid().ToString("N");
-        m.Body = new TextPart("plain") { Text = "x" };
-        using (var client = new SmtpClient())
-        {
-            await client.ConnectAsync("127.0.0.1", mta.SmtpPort, MailKit.Security.SecureSocketOptions.None);
-            await client.SendAsync(m);
-            await client.DisconnectAsync(true);
-        }
-        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains(m.Subject))),
+        var m = TestMail.Message("a@sender.test", "someone@pref.test", "second mx " + Guid.NewGuid().ToString("N"));
+        await TestMail.SendAsync(mta.SmtpPort, m);
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains(m.Subject!))),
             TimeSpan.FromSeconds(60)), "not delivered to the second MX");
     }
 
@@ -88,17 +79,7 @@ public sealed class DnsRoutingTests : IAsyncLifetime
     {
         await using var azurite = await Azurite.StartAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:DnsServers:0"] = _dns.Server });
-        var m = new MimeMessage();
-        m.From.Add(MailboxAddress.Parse("sender@localhost"));
-        m.To.Add(MailboxAddress.Parse("anyone@nullmx.test"));
-        m.Subject = "to a null mx";
-        m.Body = new TextPart("plain") { Text = "x" };
-        using (var client = new SmtpClient())
-        {
-            await client.ConnectAsync("127.0.0.1", mta.SmtpPort, MailKit.Security.SecureSocketOptions.None);
-            await client.SendAsync(m);
-            await client.DisconnectAsync(true);
-        }
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("sender@localhost", "anyone@nullmx.test", "to a null mx"));
         Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Maildir("sender").Length == 1), TimeSpan.FromSeconds(60)));
         Assert.Contains("Status: 5.1.10", await File.ReadAllTextAsync(mta.Maildir("sender")[0]));
     }

@@ -169,17 +169,7 @@ public sealed class EndToEndTests
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\n");
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:TransportMapFile"] = map });
 
-        var message = new MimeMessage();
-        message.From.Add(MailboxAddress.Parse("a@sender.test"));
-        message.To.Add(MailboxAddress.Parse("later@example.test"));
-        message.Subject = "deferred";
-        message.Body = new TextPart("plain") { Text = "try again later" };
-        using (var client = new SmtpClient())
-        {
-            await client.ConnectAsync("127.0.0.1", mta.SmtpPort, MailKit.Security.SecureSocketOptions.None);
-            await client.SendAsync(message);
-            await client.DisconnectAsync(true);
-        }
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "later@example.test", "deferred", "try again later"));
 
         var queues = new Azure.Storage.Queues.QueueServiceClient(azurite.ConnectionString);
         async Task<int> Count(string q)

@@ -11,18 +11,8 @@ namespace Mta.Tests.Integration;
 /// </summary>
 public sealed class RetryTests
 {
-    private static async Task SendAsync(int port, string subject)
-    {
-        var m = new MimeMessage();
-        m.From.Add(MailboxAddress.Parse("sender@localhost"));
-        m.To.Add(MailboxAddress.Parse("later@example.test"));
-        m.Subject = subject;
-        m.Body = new TextPart("plain") { Text = subject };
-        using var client = new SmtpClient();
-        await client.ConnectAsync("127.0.0.1", port, MailKit.Security.SecureSocketOptions.None);
-        await client.SendAsync(m);
-        await client.DisconnectAsync(true);
-    }
+    private static Task SendAsync(int port, string subject)
+        => TestMail.SendAsync(port, TestMail.Message("sender@localhost", "later@example.test", subject));
 
     private static async Task<(Azurite, MtaSystem)> StartAsync(int sinkPort, Dictionary<string, string?> settings)
     {

@@ -13,15 +13,7 @@ namespace Mta.Tests.Integration;
 /// <summary>Nothing is half-accepted, and nothing malformed takes a stage down.</summary>
 public sealed class StorageFailureTests
 {
-    private static MimeMessage Message(string to, string token)
-    {
-        var m = new MimeMessage();
-        m.From.Add(MailboxAddress.Parse("sender@example.org"));
-        m.To.Add(MailboxAddress.Parse(to));
-        m.Subject = token;
-        m.Body = new TextPart("plain") { Text = token };
-        return m;
-    }
+    private static MimeMessage Message(string to, string token) => TestMail.Message("sender@example.org", to, token);
 
     [Fact]
     public async Task Storage_unreachable_gets_451_and_the_client_can_retry_once_it_is_back()
@@ -81,10 +73,7 @@ public sealed class StorageFailureTests
         Assert.Empty((await incoming.PeekMessagesAsync()).Value);
 
         // The host is still up and delivering.
-        using var client = new SmtpClient();
-        await client.ConnectAsync("127.0.0.1", mta.SmtpPort, MailKit.Security.SecureSocketOptions.None);
-        await client.SendAsync(Message("user@localhost", "after poison"));
-        await client.DisconnectAsync(true);
+        await TestMail.SendAsync(mta.SmtpPort, Message("user@localhost", "after poison"));
         Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Maildir("user").Length == 1), TimeSpan.FromSeconds(60)));
     }
 }
