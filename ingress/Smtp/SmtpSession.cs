@@ -46,7 +46,15 @@ public sealed class SmtpSession(
 
     private enum AuthStep { None, PlainResponse, LoginName, LoginPassword }
 
-    private enum Next { Command, Data, StartTls }
+    private enum Next { Command, Data, StartTls, Chunk }
+
+    // CHUNKING (RFC 3030): the message assembled from BDAT chunks, and the chunk being read.
+    private MemoryStream? _chunks;
+    private bool _inChunk;
+    private long _chunkRemaining;
+    private bool _chunkLast;
+    private long _chunkedSize;
+    private string? _chunkError;
 
     /// <summary>RFC 5321 §4.5.3.1.4: command line including CRLF.</summary>
     public const int MaxCommandLine = 512;
@@ -78,13 +86,14 @@ public sealed class SmtpSession(
             {
                 await _output.FlushAsync(stopping);
                 ReadResult result;
-                using (var timeout = data is null
+                var midMessage = data is not null || _inChunk;
+                using (var timeout = !midMessage
                     ? CancellationTokenSource.CreateLinkedTokenSource(stopping, draining)
                     : CancellationTokenSource.CreateLinkedTokenSource(stopping))
                 {
                     timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
                     try { result = await _input.ReadAsync(timeout.Token); }
-                    catch (OperationCanceledException) when (data is null && draining.IsCancellationRequested && !stopping.IsCancellationRequested)
+                    catch (OperationCanceledException) when (!midMessage && draining.IsCancellationRequested && !stopping.IsCancellationRequested)
                     {
                         Reply("421 4.3.2 " + hostname + " Service shutting down, closing transmission channel");
                         break;
@@ -104,9 +113,27 @@ public sealed class SmtpSession(
                     if (data is not null)
                     {
                         if (!data.Process(ref buffer)) break;
-                        await FinishDataAsync(data, content!, stopping);
+                        await FinishDataAsync(content!, data.Size, data.TooBig, stopping);
                         data = null;
                         content = null;
+                        continue;
+                    }
+
+                    if (_inChunk)
+                    {
+                        // BDAT octets are taken as they are: no dot-stuffing, no line structure.
+                        var take = Math.Min(buffer.Length, _chunkRemaining);
+                        var chunk = buffer.Slice(0, take);
+                        _chunkRemaining -= take;
+                        if (_chunkError is null)
+                        {
+                            _chunkedSize += take;
+                            if (_chunkedSize <= options.MessageSizeLimit)
+                                foreach (var segment in chunk) _chunks!.Write(segment.Span);
+                        }
+                        buffer = buffer.Slice(take);
+                        if (_chunkRemaining > 0) break;
+                        await EndChunkAsync(stopping);
                         continue;
                     }
 
@@ -135,6 +162,9 @@ public sealed class SmtpSession(
                         case Next.Data:
                             content = new MemoryStream();
                             data = new DataReader(content, options.MessageSizeLimit);
+                            break;
+                        case Next.Chunk:
+                            _inChunk = true;
                             break;
                         case Next.StartTls:
                             // RFC 3207 §6: whatever the client sent after STARTTLS in plain text is discarded,
@@ -194,7 +224,7 @@ public sealed class SmtpSession(
                 ResetTransaction();
                 if (_esmtp)
                 {
-                    var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN" };
+                    var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING" };
                     if (!_tls && certificates.Configured) lines.Add("STARTTLS");
                     if (_tls && users.Configured && _user is null) lines.Add("AUTH PLAIN LOGIN"); // never before TLS
                     Reply(lines.Select((l, i) => (i == lines.Count - 1 ? "250 " : "250-") + l).ToArray());
@@ -223,8 +253,11 @@ public sealed class SmtpSession(
                 if (arg.Length > 0) { Error("501 5.5.4 Syntax: DATA"); return Next.Command; }
                 if (_sender is null) { Error("503 5.5.1 Error: need MAIL command"); return Next.Command; }
                 if (_recipients.Count == 0) { Error("554 5.5.1 Error: no valid recipients"); return Next.Command; }
+                if (_chunks is not null) { Error("503 5.5.1 Error: DATA after BDAT"); return Next.Command; }
                 Reply("354 End data with <CR><LF>.<CR><LF>");
                 return Next.Data;
+            case "BDAT":
+                return Bdat(arg);
             case "RSET":
                 ResetTransaction();
                 Reply("250 2.0.0 Ok");
@@ -342,14 +375,60 @@ public sealed class SmtpSession(
         Reply("250 2.1.5 Ok");
     }
 
-    private async Task FinishDataAsync(DataReader data, MemoryStream content, CancellationToken ct)
+    /// <summary>
+    /// <c>BDAT size [LAST]</c>. The chunk's octets follow whatever the reply, so a refused chunk is
+    /// still read (and dropped); a size that cannot be parsed leaves no way to find the next command,
+    /// so the session ends.
+    /// </summary>
+    private Next Bdat(string arg)
+    {
+        var parts = arg.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length is < 1 or > 2 || !long.TryParse(parts[0], System.Globalization.NumberStyles.None, null, out var size)
+            || parts.Length == 2 && !parts[1].Equals("LAST", StringComparison.OrdinalIgnoreCase))
+        {
+            Reply("501 5.5.4 Syntax: BDAT count [LAST]", "421 4.7.0 " + hostname + " Error: cannot find the end of the chunk, closing");
+            _quit = true;
+            return Next.Command;
+        }
+        _chunkLast = parts.Length == 2;
+        _chunkRemaining = size;
+        _chunkError = _sender is null ? "503 5.5.1 Error: need MAIL command"
+            : _recipients.Count == 0 ? "554 5.5.1 Error: no valid recipients"
+            : null;
+        if (_chunkError is null) _chunks ??= new MemoryStream();
+        return Next.Chunk;
+    }
+
+    /// <summary>Answers a whole chunk: 250 for a middle one, the queue id (or a refusal) for the last.</summary>
+    private async Task EndChunkAsync(CancellationToken ct)
+    {
+        _inChunk = false;
+        if (_chunkError is not null)
+        {
+            Error(_chunkError);
+            return;
+        }
+        var tooBig = _chunkedSize > options.MessageSizeLimit;
+        if (!_chunkLast)
+        {
+            if (tooBig) { Error("552 5.3.4 Error: message file too big"); ResetTransaction(); return; }
+            Reply($"250 2.0.0 Ok: {_chunkedSize} octets");
+            return;
+        }
+        var content = _chunks!;
+        _chunks = null;
+        await FinishDataAsync(content, _chunkedSize, tooBig, ct);
+        content.Dispose();
+    }
+
+    private async Task FinishDataAsync(MemoryStream content, long size, bool tooBig, CancellationToken ct)
     {
         var sender = _sender!;
         var recipients = _recipients.ToList();
         var dsn = _ret is null && _envId is null && _recipientDsn.Count == 0 ? null
             : new DsnRequest { Ret = _ret, EnvelopeId = _envId, Recipients = new Dictionary<string, RecipientDsn>(_recipientDsn) };
         ResetTransaction();
-        if (data.TooBig)
+        if (tooBig)
         {
             Error("552 5.3.4 Error: message file too big");
             return;
@@ -365,7 +444,7 @@ public sealed class SmtpSession(
             ClientAddress = client.ToString(),
             Helo = _helo ?? "unknown",
             ArrivalTime = now,
-            Size = data.Size,
+            Size = size,
             BlobName = id,
             ReceivedBy = hostname,
             Protocol = (_esmtp ? "ESMTP" : "SMTP") + (_tls && _esmtp ? "S" : "") + (_user is not null ? "A" : ""),
@@ -384,7 +463,7 @@ public sealed class SmtpSession(
             return;
         }
         log.LogInformation("{QueueId}: client=[{Client}], from=<{Sender}>, size={Size}, nrcpt={Count} (queue active)",
-            id, client, sender, data.Size, recipients.Count);
+            id, client, sender, size, recipients.Count);
         Reply($"250 2.0.0 Ok: queued as {id}");
     }
 
@@ -517,6 +596,9 @@ public sealed class SmtpSession(
 
     private void ResetTransaction()
     {
+        _chunks?.Dispose();
+        _chunks = null;
+        _chunkedSize = 0;
         _sender = null;
         _recipients.Clear();
         _recipientDsn.Clear();

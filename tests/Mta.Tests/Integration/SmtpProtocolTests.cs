@@ -37,7 +37,8 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.Contains("250-PIPELINING", ehlo);
         Assert.Contains("250-SIZE 10240000", ehlo);
         Assert.Contains("250-ENHANCEDSTATUSCODES", ehlo);
-        Assert.EndsWith("250 DSN\r\n", ehlo);
+        Assert.Contains("250-DSN", ehlo);
+        Assert.EndsWith("250 CHUNKING\r\n", ehlo);
 
         await smtp.WriteAsync("MAIL FROM:<a@sender.test>\r\nRCPT TO:<one@localhost>\r\nRCPT TO:<two@far.test>\r\nDATA\r\n");
         Assert.StartsWith("250 2.1.0", await smtp.ReplyAsync());
@@ -199,6 +200,44 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         await b.DisposeAsync();
         Assert.StartsWith("220", ga);
         Assert.StartsWith("220", gb);
+    }
+
+    [Fact]
+    public async Task Bdat_chunks_are_taken_as_octets_pipelined_and_refused_ones_are_still_read()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:MessageSizeLimit"] = "200" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        Assert.Contains("CHUNKING", await smtp.CommandAsync("EHLO client.test"));
+
+        // A refused chunk (no MAIL yet) is read and dropped: its bytes are not taken as commands.
+        await smtp.WriteAsync("BDAT 12\r\nQUIT\r\nQUIT\r\n"); // 12 octets of chunk
+        Assert.StartsWith("503 5.5.1", await smtp.ReplyAsync());
+        Assert.StartsWith("250", await smtp.CommandAsync("NOOP"));
+
+        const string part1 = "Subject: chunks\r\n\r\n.\r\n";     // a lone dot is content under BDAT
+        const string part2 = "MAIL FROM:<x@y>\r\nend\r\n";
+        await smtp.WriteAsync("MAIL FROM:<a@sender.test>\r\nRCPT TO:<user@localhost>\r\n"
+            + $"BDAT {part1.Length}\r\n{part1}BDAT {part2.Length} LAST\r\n{part2}");
+        Assert.StartsWith("250 2.1.0", await smtp.ReplyAsync());
+        Assert.StartsWith("250 2.1.5", await smtp.ReplyAsync());
+        Assert.StartsWith($"250 2.0.0 Ok: {part1.Length} octets", await smtp.ReplyAsync());
+        Assert.StartsWith("250 2.0.0 Ok: queued as", await smtp.ReplyAsync());
+        var envelope = Assert.Single(await QueuedAsync());
+        Assert.Equal(part1.Length + part2.Length, envelope.Size);
+
+        // Over the size limit: refused, nothing queued, and the session goes on.
+        await smtp.WriteAsync($"MAIL FROM:<a@sender.test>\r\nRCPT TO:<user@localhost>\r\nBDAT 300 LAST\r\n{new string('x', 300)}");
+        Assert.StartsWith("250", await smtp.ReplyAsync());
+        Assert.StartsWith("250", await smtp.ReplyAsync());
+        Assert.StartsWith("552 5.3.4", await smtp.ReplyAsync());
+        Assert.StartsWith("250", await smtp.CommandAsync("NOOP"));
+        Assert.Single(await QueuedAsync());
+
+        // A size that cannot be read leaves no way to find the next command: the session ends.
+        var bad = await smtp.CommandAsync("BDAT lots");
+        Assert.StartsWith("501 5.5.4", bad);
+        Assert.Contains("421 4.7.0", bad + await smtp.ReplyAsync());
     }
 
     [Fact]
