@@ -5,6 +5,7 @@ using MimeKit;
 using MimeKit.Utils;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
+using Mta.Mail.Delivery;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
@@ -144,11 +145,5 @@ public sealed class BounceStage(
     /// here is permanent (class 5), a success class 2; without a code, 5.0.0 or 2.0.0.
     /// </summary>
     internal static string StatusCode(string reason, bool delivered = false)
-    {
-        foreach (var token in reason.Split(' ', 3))
-            if (token.Length >= 5 && token[0] is '2' or '4' or '5' && token[1] == '.' && token.Count(c => c == '.') == 2
-                && token.Replace(".", "").All(char.IsDigit))
-                return (delivered ? "2" : "5") + token[1..];
-        return delivered ? "2.0.0" : "5.0.0";
-    }
+        => EnhancedStatus.For(delivered ? RecipientStatus.Delivered : RecipientStatus.Bounced, reason);
 }

@@ -93,9 +93,10 @@ public sealed class DeliveryStage(
             RecipientStatus.Deferred => "deferred",
             _ => "bounced",
         };
-        // Postfix's line: "ID: to=<rcpt>, relay=..., delay=..., status=sent (reply)".
-        log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, delay={Delay:0.##}, status={Status} ({Detail})",
-            job.MessageId, r.Recipient, r.Relay, (now - job.ArrivalTime).TotalSeconds, status, r.Detail);
+        // Postfix's line: "ID: to=<rcpt>, relay=..., delay=..., dsn=2.0.0, status=sent (reply)".
+        var dsn = EnhancedStatus.For(r.Status == RecipientStatus.Deferred && expired ? RecipientStatus.Bounced : r.Status, r.Detail);
+        log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, delay={Delay:0.##}, dsn={Dsn}, status={Status} ({Detail})",
+            job.MessageId, r.Recipient, r.Relay, (now - job.ArrivalTime).TotalSeconds, dsn, status, r.Detail);
     }
 
     private static byte[] Concat(byte[] prefix, ReadOnlyMemory<byte> body)
