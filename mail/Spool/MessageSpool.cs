@@ -48,9 +48,12 @@ public sealed class MessageSpool
         }
     }
 
-    /// <summary>Opens a stored message for reading.</summary>
+    /// <summary>
+    /// Opens a stored message as one streaming download: a single storage request (OpenRead would add a
+    /// properties request first), and a reader that stops after the header transfers little more than that.
+    /// </summary>
     public async Task<Stream> OpenReadAsync(string name, CancellationToken ct = default)
-        => await _container.GetBlobClient(name).OpenReadAsync(cancellationToken: ct);
+        => (await _container.GetBlobClient(name).DownloadStreamingAsync(cancellationToken: ct)).Value.Content;
 
     /// <summary>Reads a stored message whole (for messages that are sent in one piece anyway).</summary>
     public async Task<BinaryData> ReadAsync(string name, CancellationToken ct = default)

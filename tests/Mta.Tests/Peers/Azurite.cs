@@ -16,17 +16,17 @@ public sealed class Azurite : PeerProcess
     /// <summary>Queue service port.</summary>
     public int QueuePort { get; }
 
-    private Azurite(int blobPort, int queuePort, string? location)
-        : base(Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite"), Args(blobPort, queuePort, location))
+    private Azurite(int blobPort, int queuePort, int tablePort, string? location)
+        : base(Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite"), Args(blobPort, queuePort, tablePort, location))
     {
         BlobPort = blobPort;
         QueuePort = queuePort;
     }
 
-    private static IEnumerable<string> Args(int blobPort, int queuePort, string? location)
+    private static IEnumerable<string> Args(int blobPort, int queuePort, int tablePort, string? location)
     {
         string[] common = ["--silent", "--skipApiVersionCheck", "--disableTelemetry", "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1",
-            "--tableHost", "127.0.0.1", "--blobPort", blobPort.ToString(), "--queuePort", queuePort.ToString(), "--tablePort", TestEnvironment.FreeTcpPort().ToString()];
+            "--tableHost", "127.0.0.1", "--blobPort", blobPort.ToString(), "--queuePort", queuePort.ToString(), "--tablePort", tablePort.ToString()];
         return location is null ? [.. common, "--inMemoryPersistence"] : [.. common, "--location", location];
     }
 
@@ -36,10 +36,27 @@ public sealed class Azurite : PeerProcess
         var bin = Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite");
         if (!File.Exists(bin))
             throw new InvalidOperationException($"{bin} missing: run 'npm ci' (make test does)");
-        var azurite = new Azurite(blobPort ?? TestEnvironment.FreeTcpPort(), queuePort ?? TestEnvironment.FreeTcpPort(), null);
-        await TestEnvironment.WaitForTcpAsync(azurite.BlobPort, TimeSpan.FromSeconds(30), azurite.Process);
-        await TestEnvironment.WaitForTcpAsync(azurite.QueuePort, TimeSpan.FromSeconds(30), azurite.Process);
-        return azurite;
+        // A port picked free can be taken by someone else before Azurite binds it: try again with new ones.
+        for (var attempt = 1; ; attempt++)
+        {
+            var ports = TestEnvironment.FreeTcpPorts(3);
+            var azurite = new Azurite(blobPort ?? ports[0], queuePort ?? ports[1], ports[2], null);
+            try
+            {
+                await TestEnvironment.WaitForTcpAsync(azurite.BlobPort, TimeSpan.FromSeconds(30), azurite.Process);
+                await TestEnvironment.WaitForTcpAsync(azurite.QueuePort, TimeSpan.FromSeconds(30), azurite.Process);
+                return azurite;
+            }
+            catch (InvalidOperationException) when (attempt < 3)
+            {
+                await azurite.DisposeAsync();
+            }
+            catch (InvalidOperationException e)
+            {
+                await azurite.DisposeAsync();
+                throw new InvalidOperationException($"{e.Message}; Azurite said:\n{azurite.Output}", e);
+            }
+        }
     }
 
     /// <summary>A full connection string for this instance.</summary>

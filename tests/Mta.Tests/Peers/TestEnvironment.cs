@@ -30,6 +30,21 @@ public static class TestEnvironment
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
+    /// <summary>Several distinct free TCP ports (held open together while chosen, so none repeats).</summary>
+    public static int[] FreeTcpPorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
+        try
+        {
+            listeners.ForEach(l => l.Start());
+            return listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        }
+        finally
+        {
+            listeners.ForEach(l => l.Stop());
+        }
+    }
+
     /// <summary>A UDP port nobody uses right now (for the DNS server).</summary>
     public static int FreeUdpPort()
     {
