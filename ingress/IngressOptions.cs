@@ -67,6 +67,12 @@ public sealed class IngressOptions
     public int TimeoutSeconds { get; set; } = 300;
 
     /// <summary>
+    /// Slowest acceptable DATA/BDAT transfer, octets per second (Postfix <c>smtpd_min_data_rate</c>): a message may
+    /// take <see cref="TimeoutSeconds"/> plus its size at this rate, then gets <c>421 4.4.2</c>. 0 turns it off.
+    /// </summary>
+    public int MinDataRate { get; set; } = 500;
+
+    /// <summary>
     /// Clients allowed to relay to any destination (Postfix <c>mynetworks</c>, CIDR notation).
     /// Everyone else may only send to local and relay domains. Empty means loopback only
     /// (Postfix <c>mynetworks_style = host</c>).

@@ -91,7 +91,7 @@ public sealed class SmtpSession(
                     ? CancellationTokenSource.CreateLinkedTokenSource(stopping, draining)
                     : CancellationTokenSource.CreateLinkedTokenSource(stopping))
                 {
-                    timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
+                    timeout.CancelAfter(ReadDeadline(midMessage, data?.Size ?? _chunkedSize));
                     try { result = await _input.ReadAsync(timeout.Token); }
                     catch (OperationCanceledException) when (!midMessage && draining.IsCancellationRequested && !stopping.IsCancellationRequested)
                     {
@@ -202,6 +202,23 @@ public sealed class SmtpSession(
     {
         var space = line.IndexOf(' ');
         return (space < 0 ? line : line[..space]).ToUpperInvariant();
+    }
+
+    private long _messageStarted;
+
+    /// <summary>
+    /// How long the next read may take: the per-request timeout, and inside a message no later than the
+    /// message's own deadline, which grows with the octets received at the minimum data rate
+    /// (Postfix smtpd_min_data_rate with per-request deadlines), so a slow drip cannot hold a session forever.
+    /// </summary>
+    private TimeSpan ReadDeadline(bool midMessage, long received)
+    {
+        var perRead = TimeSpan.FromSeconds(options.TimeoutSeconds);
+        if (!midMessage || options.MinDataRate <= 0) { _messageStarted = 0; return perRead; }
+        if (_messageStarted == 0) _messageStarted = Environment.TickCount64;
+        var allowed = TimeSpan.FromSeconds(options.TimeoutSeconds + (double)received / options.MinDataRate);
+        var left = allowed - TimeSpan.FromMilliseconds(Environment.TickCount64 - _messageStarted);
+        return left < TimeSpan.Zero ? TimeSpan.Zero : left < perRead ? left : perRead;
     }
 
     /// <summary>Handles one command line; says whether DATA or a TLS handshake comes next.</summary>

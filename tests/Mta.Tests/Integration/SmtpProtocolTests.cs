@@ -241,6 +241,32 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_slow_drip_in_data_is_cut_off_at_the_minimum_data_rate()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:TimeoutSeconds"] = "3", ["Ingress:MinDataRate"] = "100" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        await smtp.CommandAsync("RCPT TO:<user@localhost>");
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        // 10 octets a second: every read comes well within the 3 s timeout, but the message as a whole
+        // may take only 3 s + size/100 — the drip falls behind and the session is closed.
+        var started = DateTime.UtcNow;
+        var reply = "";
+        var replyTask = smtp.ReplyAsync();
+        for (var i = 0; i < 30 && !replyTask.IsCompleted; i++)
+        {
+            try { await smtp.WriteAsync("0123456\r\n"); } catch (IOException) { break; }
+            await Task.Delay(1000);
+        }
+        reply = await replyTask;
+        Assert.StartsWith("421 4.4.2", reply);
+        Assert.InRange((DateTime.UtcNow - started).TotalSeconds, 2.5, 10);
+        Assert.Empty(await QueuedAsync());
+    }
+
+    [Fact]
     public async Task Health_endpoint_answers_on_its_own_port()
     {
         var health = TestEnvironment.FreeTcpPort();
