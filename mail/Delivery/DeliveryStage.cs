@@ -82,7 +82,13 @@ public sealed class DeliveryStage(
         }
     }
 
-    private static string? Remote(string relay) => relay is "none" or "local" ? null : relay[..Math.Max(0, relay.IndexOf('['))] is { Length: > 0 } host ? host : relay;
+    /// <summary>The remote host's name from a relay such as <c>mx1.example.net[192.0.2.1]:25</c>; null when nothing remote answered.</summary>
+    private static string? Remote(string relay)
+    {
+        if (relay is "none" or "local") return null;
+        var bracket = relay.IndexOf('[');
+        return bracket > 0 ? relay[..bracket] : relay;
+    }
 
     private void LogResult(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired)
     {

@@ -6,7 +6,6 @@ using Mta.Mail.Queues;
 using Mta.Mail.Spool;
 using Mta.ScalingSim;
 using Mta.Tests.Peers;
-using Microsoft.Extensions.Configuration;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -25,8 +24,7 @@ public sealed class ScalingSimulationTests(ITestOutputHelper output)
     {
         await using var sink = await SmtpSink.StartAsync();
         await using var azurite = await Azurite.StartAsync();
-        var storage = StorageConnection.From(new ConfigurationBuilder()
-            .AddInMemoryCollection([new("AzureWebJobsStorage", azurite.ConnectionString)]).Build());
+        var storage = TestEnvironment.Storage(azurite.ConnectionString);
         var spool = new MessageSpool(storage);
         var queues = new MailQueues(storage);
         await spool.CreateIfNotExistsAsync();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -29,6 +30,14 @@ public static class TestEnvironment
         l.Start();
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
+
+    /// <summary>
+    /// A storage connection for a connection string; the default (the development account) is for unit
+    /// tests whose storage clients are built but never contacted (they connect lazily).
+    /// </summary>
+    public static Mta.Mail.Configuration.StorageConnection Storage(string connectionString = "UseDevelopmentStorage=true")
+        => Mta.Mail.Configuration.StorageConnection.From(new ConfigurationBuilder()
+            .AddInMemoryCollection([new KeyValuePair<string, string?>("AzureWebJobsStorage", connectionString)]).Build());
 
     /// <summary>Several distinct free TCP ports (held open together while chosen, so none repeats).</summary>
     public static int[] FreeTcpPorts(int count)

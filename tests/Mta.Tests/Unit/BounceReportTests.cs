@@ -1,5 +1,4 @@
 using System.Text;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using MimeKit;
@@ -9,6 +8,7 @@ using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
+using Mta.Tests.Peers;
 using Xunit;
 
 namespace Mta.Tests.Unit;
@@ -17,8 +17,7 @@ public sealed class BounceReportTests
 {
     private static BounceStage Stage()
     {
-        var storage = StorageConnection.From(new ConfigurationBuilder()
-            .AddInMemoryCollection([new("AzureWebJobsStorage", "UseDevelopmentStorage=true")]).Build()); // lazy: never contacted
+        var storage = TestEnvironment.Storage(); // never contacted
         var options = Options.Create(new MtaOptions { MyHostname = "mx.example.org", LocalDomains = ["localhost"] });
         return new BounceStage(new MessageSpool(storage), new MailQueues(storage), new Router(options, TransportMap.Empty),
             options, TimeProvider.System, NullLogger<BounceStage>.Instance);

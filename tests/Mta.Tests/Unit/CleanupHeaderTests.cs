@@ -1,5 +1,4 @@
 using System.Text;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using MimeKit;
@@ -9,15 +8,14 @@ using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
+using Mta.Tests.Peers;
 using Xunit;
 
 namespace Mta.Tests.Unit;
 
 public sealed class CleanupHeaderTests
 {
-    // Clients are lazy: nothing here talks to storage.
-    private static readonly StorageConnection NoStorage = StorageConnection.From(
-        new ConfigurationBuilder().AddInMemoryCollection([new("AzureWebJobsStorage", "UseDevelopmentStorage=true")]).Build());
+    private static readonly StorageConnection NoStorage = TestEnvironment.Storage(); // never contacted
 
     private static CleanupStage Stage()
     {
