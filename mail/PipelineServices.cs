@@ -5,6 +5,7 @@ using Mta.Mail.Bounce;
 using Mta.Mail.Cleanup;
 using Mta.Mail.Configuration;
 using Mta.Mail.Delivery;
+using Mta.Mail.Delivery.Tls;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
@@ -31,6 +32,9 @@ public static class PipelineServices
         services.AddSingleton<LocalRecipients>();
         services.AddSingleton<CleanupStage>();
         services.AddSingleton<MxResolver>();
+        services.AddSingleton<TlsPolicy>();
+        services.AddSingleton<ServerCertificateCheck>();
+        services.AddSingleton<MtaStsPolicies>();
         services.AddSingleton<SmtpDelivery>();
         services.AddSingleton<MaildirDelivery>();
         services.AddSingleton<LmtpDelivery>();

@@ -64,6 +64,7 @@ public sealed class SmtpSession(
     private string? _sender;
     private readonly List<string> _recipients = [];
     private string? _ret, _envId;
+    private bool _smtpUtf8;
     private readonly Dictionary<string, RecipientDsn> _recipientDsn = new(StringComparer.Ordinal);
     private int _errors;
     private bool _quit;
@@ -241,7 +242,7 @@ public sealed class SmtpSession(
                 ResetTransaction();
                 if (_esmtp)
                 {
-                    var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING" };
+                    var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "SMTPUTF8", "CHUNKING" };
                     if (!_tls && certificates.Configured) lines.Add("STARTTLS");
                     if (_tls && users.Configured && _user is null) lines.Add("AUTH PLAIN LOGIN"); // never before TLS
                     Reply(lines.Select((l, i) => (i == lines.Count - 1 ? "250 " : "250-") + l).ToArray());
@@ -311,29 +312,41 @@ public sealed class SmtpSession(
         }
         foreach (var (key, value) in parameters)
         {
-            if (!_esmtp) { Error("555 5.5.4 Unsupported option: " + key); return; }
+            if (!_esmtp) { ResetTransaction(); Error("555 5.5.4 Unsupported option: " + key); return; }
             switch (key)
             {
                 case "SIZE":
-                    if (!long.TryParse(value, out var size) || size < 0) { Error("501 5.5.4 Bad message size syntax"); return; }
-                    if (size > options.MessageSizeLimit) { Error("552 5.3.4 Message size exceeds fixed limit"); return; }
+                    if (!long.TryParse(value, out var size) || size < 0) { ResetTransaction(); Error("501 5.5.4 Bad message size syntax"); return; }
+                    if (size > options.MessageSizeLimit) { ResetTransaction(); Error("552 5.3.4 Message size exceeds fixed limit"); return; }
                     break;
                 case "BODY":
-                    if (value is not ("7BIT" or "8BITMIME")) { Error("501 5.5.4 Bad BODY parameter"); return; }
+                    if (value is not ("7BIT" or "8BITMIME")) { ResetTransaction(); Error("501 5.5.4 Bad BODY parameter"); return; }
                     break;
                 case "RET":
                     var ret = value.ToUpperInvariant();
-                    if (ret is not ("FULL" or "HDRS") || _ret is not null) { Error("501 5.5.4 Bad RET parameter"); return; }
+                    if (ret is not ("FULL" or "HDRS") || _ret is not null) { ResetTransaction(); Error("501 5.5.4 Bad RET parameter"); return; }
                     _ret = ret;
                     break;
+                case "SMTPUTF8":
+                    // RFC 6531 §3.4: no value; UTF-8 addresses and headers follow.
+                    if (value.Length > 0 || _smtpUtf8) { ResetTransaction(); Error("501 5.5.4 Bad SMTPUTF8 parameter"); return; }
+                    _smtpUtf8 = true;
+                    break;
                 case "ENVID":
-                    if (_envId is not null || Xtext.Decode(value) is not { Length: > 0 and <= 100 } envid) { Error("501 5.5.4 Bad ENVID parameter"); return; }
+                    if (_envId is not null || Xtext.Decode(value) is not { Length: > 0 and <= 100 } envid) { ResetTransaction(); Error("501 5.5.4 Bad ENVID parameter"); return; }
                     _envId = envid;
                     break;
                 default:
+                    ResetTransaction();
                     Error("555 5.5.4 Unsupported option: " + key);
                     return;
             }
+        }
+        if (!_smtpUtf8 && !IsAscii(address))
+        {
+            ResetTransaction();
+            Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+            return;
         }
         _sender = address;
         Reply("250 2.1.0 Ok");
@@ -370,6 +383,7 @@ public sealed class SmtpSession(
                     return;
             }
         }
+        if (!_smtpUtf8 && !IsAscii(address)) { Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address"); return; }
         if (_recipients.Count >= options.RecipientLimit) { Reply("452 4.5.3 Error: too many recipients"); return; }
         if (!address.Contains('@') && address.Equals("postmaster", StringComparison.OrdinalIgnoreCase))
             address = "postmaster@" + localDomain; // Postfix: the bare name is a local address
@@ -442,6 +456,7 @@ public sealed class SmtpSession(
     {
         var sender = _sender!;
         var recipients = _recipients.ToList();
+        var smtpUtf8 = _smtpUtf8;
         var dsn = _ret is null && _envId is null && _recipientDsn.Count == 0 ? null
             : new DsnRequest { Ret = _ret, EnvelopeId = _envId, Recipients = new Dictionary<string, RecipientDsn>(_recipientDsn) };
         ResetTransaction();
@@ -464,7 +479,9 @@ public sealed class SmtpSession(
             Size = size,
             BlobName = id,
             ReceivedBy = hostname,
-            Protocol = (_esmtp ? "ESMTP" : "SMTP") + (_tls && _esmtp ? "S" : "") + (_user is not null ? "A" : ""),
+            // RFC 3848 keywords; RFC 6531 §3.7.3 puts UTF8 in front for SMTPUTF8 transactions.
+            Protocol = (smtpUtf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP") + (_tls && _esmtp ? "S" : "") + (_user is not null ? "A" : ""),
+            SmtpUtf8 = smtpUtf8,
             Tls = _tls ? _tlsInfo ?? "TLS" : null,
             Dsn = dsn,
         };
@@ -611,6 +628,8 @@ public sealed class SmtpSession(
         catch (FormatException) { return null; }
     }
 
+    private static bool IsAscii(string s) => s.All(char.IsAscii);
+
     private void ResetTransaction()
     {
         _chunks?.Dispose();
@@ -621,6 +640,7 @@ public sealed class SmtpSession(
         _recipientDsn.Clear();
         _ret = null;
         _envId = null;
+        _smtpUtf8 = false;
     }
 
     private void Error(string reply)

@@ -78,7 +78,10 @@ public sealed class BounceStage(
         message.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + host));
         message.To.Add(MailboxAddress.Parse(job.Sender));
         var allDelivered = job.Recipients.All(r => r.Action == "delivered");
-        message.Subject = allDelivered ? "Successful Mail Delivery Report" : "Undelivered Mail Returned to Sender";
+        var allDelayed = job.Recipients.All(r => r.Action == "delayed");
+        message.Subject = allDelivered ? "Successful Mail Delivery Report"
+            : allDelayed ? "Delayed Mail (still being retried)"
+            : "Undelivered Mail Returned to Sender";
         message.Date = now;
         message.MessageId = MimeUtils.GenerateMessageId(host);
         message.Headers.Add("Auto-Submitted", "auto-replied");
@@ -86,8 +89,14 @@ public sealed class BounceStage(
         var explanation = new StringBuilder()
             .AppendLine($"This is the mail system at host {host}.")
             .AppendLine();
+        var giveUp = job.ArrivalTime + TimeSpan.FromSeconds(_options.MaximalQueueLifetimeSeconds);
         if (allDelivered)
             explanation.AppendLine("Your message was successfully delivered to the destination(s) listed below.");
+        else if (allDelayed)
+            explanation.AppendLine("Your message could not be delivered for more than " + Duration(now - job.ArrivalTime) + ".")
+                .AppendLine("It will be retried until it is " + Duration(giveUp - job.ArrivalTime) + " old.")
+                .AppendLine()
+                .AppendLine("This is a warning only. You do not need to resend your message.");
         else
             explanation.AppendLine("I'm sorry to have to inform you that your message could not")
                 .AppendLine("be delivered to one or more recipients. It's attached below.");
@@ -111,10 +120,11 @@ public sealed class BounceStage(
             if (job.Dsn?.Recipients.GetValueOrDefault(r.Recipient)?.OriginalRecipient is { } orcpt)
                 group.Add("Original-Recipient", orcpt);
             group.Add("Action", r.Action);
-            group.Add("Status", StatusCode(r.Reason, r.Action == "delivered"));
+            group.Add("Status", StatusCode(r.Reason, r.Action));
             if (r.RemoteMta is not null) group.Add("Remote-MTA", "dns; " + r.RemoteMta);
             group.Add("Diagnostic-Code", "smtp; " + r.Reason);
             group.Add("Last-Attempt-Date", DateUtils.FormatDate(now));
+            if (r.Action == "delayed") group.Add("Will-Retry-Until", DateUtils.FormatDate(giveUp));
             status.StatusGroups.Add(group);
         }
 
@@ -123,8 +133,8 @@ public sealed class BounceStage(
             new TextPart("plain") { Text = explanation.ToString() },
             status,
         };
-        // RET=HDRS asks for the header only; success reports return the header only too (RFC 3461 §4.3).
-        if (original.Length <= BounceSizeLimit && job.Dsn?.Ret != "HDRS" && !allDelivered)
+        // RET=HDRS asks for the header only; success and delay reports return the header only too (RFC 3461 §4.3).
+        if (original.Length <= BounceSizeLimit && job.Dsn?.Ret != "HDRS" && !allDelivered && !allDelayed)
         {
             report.Add(new MessagePart { Message = MimeMessage.Load(new MemoryStream(original)) });
         }
@@ -142,8 +152,22 @@ public sealed class BounceStage(
 
     /// <summary>
     /// The enhanced status code in a reason (<c>550 5.1.1 ...</c> or <c>5.1.2 ...</c>): a failure reported
-    /// here is permanent (class 5), a success class 2; without a code, 5.0.0 or 2.0.0.
+    /// here is permanent (class 5), a delay temporary (class 4), a success class 2; without a code, x.0.0.
     /// </summary>
-    internal static string StatusCode(string reason, bool delivered = false)
-        => EnhancedStatus.For(delivered ? RecipientStatus.Delivered : RecipientStatus.Bounced, reason);
+    internal static string StatusCode(string reason, string action = "failed")
+        => EnhancedStatus.For(action switch
+        {
+            "delivered" => RecipientStatus.Delivered,
+            "delayed" => RecipientStatus.Deferred,
+            _ => RecipientStatus.Bounced,
+        }, reason);
+
+    /// <summary>A duration in words as Postfix's notices give it: "4 hours", "5 days", "30 seconds".</summary>
+    private static string Duration(TimeSpan t)
+        => t.TotalDays >= 1 ? Plural((int)t.TotalDays, "day")
+         : t.TotalHours >= 1 ? Plural((int)t.TotalHours, "hour")
+         : t.TotalMinutes >= 1 ? Plural((int)t.TotalMinutes, "minute")
+         : Plural((int)t.TotalSeconds, "second");
+
+    private static string Plural(int n, string unit) => n == 1 ? $"1 {unit}" : $"{n} {unit}s";
 }

@@ -20,6 +20,7 @@ public sealed class CleanupStage(
     MailQueues queues,
     Router router,
     IOptions<MtaOptions> options,
+    TimeProvider clock,
     ILogger<CleanupStage> log)
 {
     private readonly MtaOptions _options = options.Value;
@@ -51,6 +52,8 @@ public sealed class CleanupStage(
                 NextHop = hop,
                 ArrivalTime = envelope.ArrivalTime,
                 Dsn = envelope.Dsn,
+                SmtpUtf8 = envelope.SmtpUtf8,
+                QueuedTime = clock.GetUtcNow(),
             };
             await queues.SendAsync(QueueNames.Delivery, job, ct);
             jobs++;

@@ -32,6 +32,12 @@ public sealed class MtaOptions
     /// <summary>Path of a transport(5)-style map: <c>domain transport:nexthop</c> per line. Optional.</summary>
     public string? TransportMapFile { get; set; }
 
+    /// <summary>
+    /// Smarthost for all mail that is neither local nor in the transport map (Postfix <c>relayhost</c>):
+    /// <c>[host]:port</c> connects to the host itself, <c>domain</c> or <c>domain:port</c> looks up its MX hosts. Empty: direct delivery.
+    /// </summary>
+    public string? RelayHost { get; set; }
+
     /// <summary>Folder for local data; local mail lands under <c>{DataDirectory}/maildir/{user}/new</c>.</summary>
     public string DataDirectory { get; set; } = "data";
 
@@ -58,6 +64,33 @@ public sealed class MtaOptions
 
     /// <summary>Each retry delay is stretched by a random share up to this (0.2: up to 20 % later), so retries spread out.</summary>
     public double BackoffJitter { get; set; } = 0.2;
+
+    /// <summary>Send the sender a "still trying" notice once mail has been deferred this long, in seconds (Postfix <c>delay_warning_time</c>); 0: never.</summary>
+    public int DelayWarningSeconds { get; set; }
+
+    /// <summary>TLS for outbound SMTP where no policy says otherwise (Postfix <c>smtp_tls_security_level</c>): none, may, encrypt or verify.</summary>
+    public string TlsSecurityLevel { get; set; } = "may";
+
+    /// <summary>File of <c>destination level</c> lines overriding the TLS level per destination (Postfix <c>smtp_tls_policy_maps</c>).</summary>
+    public string? TlsPolicyFile { get; set; }
+
+    /// <summary>PEM file of the only CAs trusted for verified TLS and MTA-STS (Postfix <c>smtp_tls_CAfile</c>); empty: the system's roots.</summary>
+    public string? TlsCaFile { get; set; }
+
+    /// <summary>Look up and enforce recipient domains' MTA-STS policies (RFC 8461).</summary>
+    public bool MtaSts { get; set; } = true;
+
+    /// <summary>HTTPS port for MTA-STS policy fetches; 443 as RFC 8461 says, other values only for tests.</summary>
+    public int MtaStsPort { get; set; } = 443;
+
+    /// <summary>How long an idle outbound connection waits for the next job to its destination, in seconds (Postfix <c>smtp_connection_cache_time_limit</c>); 0: no reuse.</summary>
+    public int SmtpConnectionCacheTimeLimitSeconds { get; set; } = 2;
+
+    /// <summary>A connection is not reused once it is this old, in seconds (Postfix <c>smtp_connection_reuse_time_limit</c>).</summary>
+    public int SmtpConnectionReuseTimeLimitSeconds { get; set; } = 300;
+
+    /// <summary>Most idle connections a worker keeps per destination.</summary>
+    public int SmtpConnectionCacheDestinationLimit { get; set; } = 20;
 
     /// <summary>
     /// Fills in list defaults after binding. Lists start empty because the configuration binder

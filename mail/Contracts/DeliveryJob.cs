@@ -35,4 +35,13 @@ public sealed record DeliveryJob
 
     /// <summary>How many delivery attempts came before this one (0 for the first).</summary>
     public int Attempt { get; init; }
+
+    /// <summary>When cleanup queued the job: the end of the <c>a</c> part of the log's <c>delays=a/b/c/d</c>.</summary>
+    public DateTimeOffset? QueuedTime { get; init; }
+
+    /// <summary>The client sent MAIL FROM with SMTPUTF8 (RFC 6531): the next hop must offer SMTPUTF8 if the message needs it.</summary>
+    public bool SmtpUtf8 { get; init; }
+
+    /// <summary>A delay warning (Postfix <c>delay_warning_time</c>) has been sent for these recipients.</summary>
+    public bool DelayWarned { get; init; }
 }

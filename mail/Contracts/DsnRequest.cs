@@ -19,7 +19,9 @@ public sealed record DsnRequest
     public static bool Wants(DsnRequest? dsn, string recipient, string action)
     {
         var notify = dsn?.Recipients.GetValueOrDefault(recipient)?.Notify;
-        if (notify is null) return action == "failed"; // RFC 3461 §4.1: the default is FAILURE (and maybe DELAY)
+        // RFC 3461 §4.1: the default is FAILURE or FAILURE,DELAY; like Postfix, delay warnings go out by
+        // default when they are switched on (delay_warning_time).
+        if (notify is null) return action is "failed" or "delayed";
         return notify.Split(',').Contains(action switch { "failed" => "FAILURE", "delivered" => "SUCCESS", _ => "DELAY" });
     }
 }

@@ -39,6 +39,9 @@ public sealed record IncomingEnvelope
     /// <summary>DSN parameters (RFC 3461) the client gave, if any.</summary>
     public DsnRequest? Dsn { get; init; }
 
+    /// <summary>The client sent MAIL FROM with SMTPUTF8 (RFC 6531): addresses and headers may be UTF-8.</summary>
+    public bool SmtpUtf8 { get; init; }
+
     /// <summary>The TLS session the message came over, e.g. <c>TLSv1.3 with cipher TLS_AES_256_GCM_SHA384</c>; null in plain text.</summary>
     public string? Tls { get; init; }
 }

@@ -32,28 +32,32 @@ public sealed class DeliveryStage(
         var stored = await spool.ReadAsync(job.BlobName, ct);
         var bytes = Concat(Encoding.UTF8.GetBytes(job.HeaderPrefix), stored.ToMemory());
 
+        var times = new AttemptTimes();
         IReadOnlyList<RecipientResult> results;
         if (job.NextHop.Transport == Transport.Local)
         {
+            times.Connected();
             results = await maildir.DeliverAsync(job.MessageId, job.Sender, job.Recipients, bytes, ct);
         }
         else if (job.NextHop.Transport == Transport.Lmtp)
         {
-            results = await lmtp.DeliverAsync(job.NextHop, job.Sender, job.Recipients, bytes, ct);
+            results = await lmtp.DeliverAsync(job.NextHop, job.Sender, job.Recipients, bytes, times, ct);
         }
         else
         {
             using var stream = new MemoryStream(bytes, writable: false);
             var message = await MimeMessage.LoadAsync(stream, ct);
-            results = await smtp.DeliverAsync(job, message, ct);
+            results = await smtp.DeliverAsync(job, message, times, ct);
         }
+        times.Done();
 
         var now = clock.GetUtcNow();
         var expired = retries.Expired(job.ArrivalTime, now);
+        var delays = Delays(job, now, times);
         foreach (var r in results)
-            LogResult(job, r, now, expired);
+            LogResult(job, r, now, expired, delays, times.ConnectionUse);
 
-        var deferred = results.Where(r => r.Status == RecipientStatus.Deferred).Select(r => r.Recipient).ToList();
+        var deferred = results.Where(r => r.Status == RecipientStatus.Deferred).ToList();
         // Reports the sender asked for (RFC 3461 NOTIFY; FAILURE by default): failures, and successes on NOTIFY=SUCCESS.
         var failed = results.Where(r => r.Status == RecipientStatus.Bounced || r.Status == RecipientStatus.Deferred && expired);
         var succeeded = results.Where(r => r.Status == RecipientStatus.Delivered);
@@ -62,25 +66,54 @@ public sealed class DeliveryStage(
             .Concat(succeeded.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "delivered"))
                 .Select(r => new FailedRecipient(r.Recipient, r.Detail, "delivered", Remote(r.Relay))))
             .ToList();
-
         if (reports.Count > 0)
-        {
-            await queues.SendAsync(QueueNames.Bounce, new BounceJob
-            {
-                MessageId = job.MessageId,
-                BlobName = job.BlobName,
-                Sender = job.Sender,
-                ArrivalTime = job.ArrivalTime,
-                Recipients = reports,
-                Dsn = job.Dsn,
-            }, ct);
-        }
+            await ReportAsync(job, reports, ct);
+
         if (deferred.Count > 0 && !expired)
         {
-            var retry = job with { Recipients = deferred, Attempt = job.Attempt + 1 };
+            // Postfix's delay_warning_time: once, for recipients still waiting that long.
+            var warn = !job.DelayWarned && retries.WarnDelay(job.ArrivalTime, now);
+            if (warn)
+            {
+                var delayed = deferred.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "delayed"))
+                    .Select(r => new FailedRecipient(r.Recipient, r.Detail, "delayed", Remote(r.Relay))).ToList();
+                if (delayed.Count > 0)
+                    await ReportAsync(job, delayed, ct);
+            }
+            var retry = job with { Recipients = deferred.Select(r => r.Recipient).ToList(), Attempt = job.Attempt + 1, DelayWarned = job.DelayWarned || warn };
             await queues.SendAsync(QueueNames.Deferred, retry, ct, delay: retries.NextDelay(job.Attempt));
         }
     }
+
+    private Task ReportAsync(DeliveryJob job, IReadOnlyList<FailedRecipient> recipients, CancellationToken ct)
+        => queues.SendAsync(QueueNames.Bounce, new BounceJob
+        {
+            MessageId = job.MessageId,
+            BlobName = job.BlobName,
+            Sender = job.Sender,
+            ArrivalTime = job.ArrivalTime,
+            Recipients = recipients,
+            Dsn = job.Dsn,
+        }, ct);
+
+    /// <summary>
+    /// Postfix's <c>delays=a/b/c/d</c>, in seconds: a = arrival until cleanup queued the job; b = waiting in
+    /// the queues (retry delays included) and reading the spool; c = connection setup (DNS, connect, greeting,
+    /// EHLO, TLS); d = the transaction.
+    /// </summary>
+    internal static string Delays(DeliveryJob job, DateTimeOffset now, AttemptTimes times)
+    {
+        var queued = job.QueuedTime ?? job.ArrivalTime;
+        var a = (queued - job.ArrivalTime).TotalSeconds;
+        var total = (now - job.ArrivalTime).TotalSeconds;
+        var c = times.Setup.TotalSeconds;
+        var d = times.Transfer.TotalSeconds;
+        var b = Math.Max(0, total - a - c - d);
+        return string.Join('/', new[] { a, b, c, d }.Select(Seconds));
+    }
+
+    /// <summary>Seconds as Postfix prints them: two decimals, trailing zeros dropped (0.01, 0.2, 3).</summary>
+    private static string Seconds(double s) => Math.Max(0, s).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The remote host's name from a relay such as <c>mx1.example.net[192.0.2.1]:25</c>; null when nothing remote answered.</summary>
     private static string? Remote(string relay)
@@ -90,7 +123,7 @@ public sealed class DeliveryStage(
         return bracket > 0 ? relay[..bracket] : relay;
     }
 
-    private void LogResult(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired)
+    private void LogResult(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired, string delays, int connectionUse)
     {
         var status = r.Status switch
         {
@@ -99,10 +132,11 @@ public sealed class DeliveryStage(
             RecipientStatus.Deferred => "deferred",
             _ => "bounced",
         };
-        // Postfix's line: "ID: to=<rcpt>, relay=..., delay=..., dsn=2.0.0, status=sent (reply)".
+        // Postfix's line: "ID: to=<rcpt>, relay=..., [conn_use=N, ]delay=..., delays=a/b/c/d, dsn=2.0.0, status=sent (reply)".
         var dsn = EnhancedStatus.For(r.Status == RecipientStatus.Deferred && expired ? RecipientStatus.Bounced : r.Status, r.Detail);
-        log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, delay={Delay:0.##}, dsn={Dsn}, status={Status} ({Detail})",
-            job.MessageId, r.Recipient, r.Relay, (now - job.ArrivalTime).TotalSeconds, dsn, status, r.Detail);
+        var reuse = connectionUse > 1 ? $"conn_use={connectionUse}, " : "";
+        log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, {ConnectionUse}delay={Delay}, delays={Delays}, dsn={Dsn}, status={Status} ({Detail})",
+            job.MessageId, r.Recipient, r.Relay, reuse, Seconds((now - job.ArrivalTime).TotalSeconds), delays, dsn, status, r.Detail);
     }
 
     private static byte[] Concat(byte[] prefix, ReadOnlyMemory<byte> body)

@@ -20,7 +20,7 @@ public sealed class LmtpDelivery(IOptions<MtaOptions> options)
 
     /// <summary>Delivers the message bytes to each recipient through the mailbox server at <paramref name="hop"/>.</summary>
     public async Task<IReadOnlyList<RecipientResult>> DeliverAsync(
-        NextHop hop, string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> message, CancellationToken ct)
+        NextHop hop, string sender, IReadOnlyList<string> recipients, ReadOnlyMemory<byte> message, AttemptTimes times, CancellationToken ct)
     {
         var port = hop.Port ?? 24;
         var relay = $"{hop.Host}[{hop.Host}]:{port}";
@@ -65,6 +65,7 @@ public sealed class LmtpDelivery(IOptions<MtaOptions> options)
         {
             var greeting = await Reply();
             var hello = greeting.Code == 220 ? await Command("LHLO " + _options.MyHostname) : greeting;
+            times.Connected();
             var mail = hello.Code == 250 ? await Command($"MAIL FROM:<{sender}>") : hello;
             if (mail.Code != 250)
                 return recipients.Select(r => All(Status(mail.Code) == RecipientStatus.Delivered ? RecipientStatus.Deferred : Status(mail.Code), mail.Text, r)).ToList();

@@ -90,6 +90,13 @@ public sealed class MxResolver
         return addresses.Select(ip => new MailHost(host, ip)).ToList();
     }
 
+    /// <summary>The TXT records of a name, each record's strings joined; empty when the name or the records do not exist.</summary>
+    public async Task<IReadOnlyList<string>> ResolveTxtAsync(string name, CancellationToken ct)
+    {
+        var answer = await QueryAsync(name, QueryType.TXT, ct);
+        return answer.Answers.TxtRecords().Select(r => string.Concat(r.Text)).ToList();
+    }
+
     private async Task<IDnsQueryResponse> QueryAsync(string name, QueryType type, CancellationToken ct)
     {
         IDnsQueryResponse answer;

@@ -29,6 +29,13 @@ public sealed class RetryPolicy(IOptions<MtaOptions> options)
         return TimeSpan.FromSeconds(Math.Min(seconds, MaximalVisibilityDelay.TotalSeconds));
     }
 
+    /// <summary>True when mail that arrived at <paramref name="arrival"/> has waited long enough for a delay warning (off when 0).</summary>
+    public bool WarnDelay(DateTimeOffset arrival, DateTimeOffset now)
+        => _options.DelayWarningSeconds > 0 && now - arrival >= TimeSpan.FromSeconds(_options.DelayWarningSeconds);
+
+    /// <summary>When mail that arrived at <paramref name="arrival"/> stops being retried.</summary>
+    public DateTimeOffset GiveUpTime(DateTimeOffset arrival) => arrival + TimeSpan.FromSeconds(_options.MaximalQueueLifetimeSeconds);
+
     /// <summary>True when mail that arrived at <paramref name="arrival"/> has been queued too long to try again.</summary>
     public bool Expired(DateTimeOffset arrival, DateTimeOffset now)
         => now - arrival >= TimeSpan.FromSeconds(_options.MaximalQueueLifetimeSeconds);

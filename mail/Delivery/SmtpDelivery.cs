@@ -1,4 +1,4 @@
-using MailKit;
+using System.Net.Sockets;
 using MailKit.Net.Smtp;
 using MailKit.Security;
 using Microsoft.Extensions.Logging;
@@ -6,127 +6,182 @@ using Microsoft.Extensions.Options;
 using MimeKit;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
+using Mta.Mail.Delivery.Tls;
 
 namespace Mta.Mail.Delivery;
 
 /// <summary>
 /// Postfix's smtp client role: sends one message to one next hop over SMTP with MailKit,
 /// using the envelope (never the headers) for MAIL FROM and RCPT TO, and the stored bytes unchanged.
-/// Tries each host in turn until one takes the transaction.
+/// Tries each host in turn until one takes the transaction, with the TLS the destination's policy asks
+/// for (the TLS policy file, else its MTA-STS policy, else opportunistic), and reuses connections
+/// within the worker for the next job to the same destination.
 /// </summary>
-public sealed class SmtpDelivery(MxResolver resolver, IOptions<MtaOptions> options, ILogger<SmtpDelivery> log)
+public sealed class SmtpDelivery : IDisposable
 {
-    private readonly MtaOptions _options = options.Value;
+    private readonly MxResolver _resolver;
+    private readonly TlsPolicy _tlsPolicy;
+    private readonly MtaStsPolicies _mtaSts;
+    private readonly ServerCertificateCheck _certificates;
+    private readonly SmtpConnectionCache _cache;
+    private readonly TimeProvider _clock;
+    private readonly MtaOptions _options;
+    private readonly ILogger<SmtpDelivery> _log;
+
+    /// <summary>Builds the client role from its collaborators.</summary>
+    public SmtpDelivery(MxResolver resolver, TlsPolicy tlsPolicy, MtaStsPolicies mtaSts, ServerCertificateCheck certificates,
+        TimeProvider clock, IOptions<MtaOptions> options, ILogger<SmtpDelivery> log)
+    {
+        _resolver = resolver;
+        _tlsPolicy = tlsPolicy;
+        _mtaSts = mtaSts;
+        _certificates = certificates;
+        _clock = clock;
+        _options = options.Value;
+        _log = log;
+        _cache = new SmtpConnectionCache(options, clock);
+    }
 
     /// <summary>Delivers <paramref name="message"/> to every recipient of <paramref name="job"/>.</summary>
-    public async Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job, MimeMessage message, CancellationToken ct)
+    public async Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job, MimeMessage message, AttemptTimes times, CancellationToken ct)
     {
         var hop = job.NextHop;
+        var port = hop.Port ?? _options.SmtpPort;
+        // An entry in the TLS policy file is the administrator's word and wins over MTA-STS.
+        var listed = _tlsPolicy.Find(hop);
+        var sts = listed is null && hop.MxLookup ? await _mtaSts.GetAsync(hop.Host, ct) : null;
+        var enforce = sts?.Mode == MtaStsMode.Enforce;
+        var level = listed ?? (enforce ? TlsLevel.Verify : _tlsPolicy.Default);
+        var destination = $"{hop}|{level}";
+
+        if (_cache.Take(destination) is { } cached)
+        {
+            if (await cached.StillUsableAsync(ct))
+            {
+                times.Connected();
+                times.ConnectionUse = cached.Uses + 1;
+                return await TransactAsync(destination, cached, job, message, ct);
+            }
+            cached.Dispose();
+        }
+
         IReadOnlyList<MailHost> hosts;
         try
         {
-            hosts = hop.MxLookup ? await resolver.ResolveMxAsync(hop.Host, ct) : await resolver.ResolveHostAsync(hop.Host, ct);
+            hosts = hop.MxLookup ? await _resolver.ResolveMxAsync(hop.Host, ct) : await _resolver.ResolveHostAsync(hop.Host, ct);
         }
         catch (DnsLookupException e)
         {
             var status = e.Permanent ? RecipientStatus.Bounced : RecipientStatus.Deferred;
             var code = e.Permanent ? (e.Message.Contains("null MX") ? "5.1.10" : "5.1.2") : "4.4.3";
-            return job.Recipients.Select(r => new RecipientResult(r, status, $"{code} {e.Message}", "none")).ToList();
+            return All(job, status, $"{code} {e.Message}", "none");
+        }
+        if (enforce)
+        {
+            // RFC 8461 §4.1: only MX hosts the policy names; none left is a temporary failure.
+            hosts = hosts.Where(h => sts!.Allows(h.Name)).ToList();
+            if (hosts.Count == 0)
+                return All(job, RecipientStatus.Deferred, $"4.7.5 MTA-STS policy of {hop.Host} allows none of its MX hosts", "none");
         }
 
-        var port = hop.Port ?? _options.SmtpPort;
         var lastError = "4.4.1 no host could be reached";
         var lastRelay = "none";
         foreach (var host in hosts)
         {
             var relay = $"{host.Name}[{host.Address}]:{port}";
-            using var client = new EnvelopeSmtpClient { LocalDomain = _options.MyHostname, Timeout = _options.SmtpTimeoutSeconds * 1000 };
-            // Opportunistic TLS (Postfix smtp_tls_security_level = may): encryption without authentication.
-            client.ServerCertificateValidationCallback = (_, _, _, _) => true;
-            try
+            var (client, error) = await ConnectAsync(job, host, port, relay, level, sts, ct);
+            if (client is null)
             {
-                await client.ConnectAsync(host.Address.ToString(), port, SecureSocketOptions.StartTlsWhenAvailable, ct);
-            }
-            catch (Exception e) when (e is SmtpCommandException or SmtpProtocolException or IOException or System.Net.Sockets.SocketException or SslHandshakeException or TimeoutException or OperationCanceledException && !ct.IsCancellationRequested)
-            {
-                // Connection refused, 4xx/5xx greeting or TLS trouble: try the next host (RFC 5321 §5.1).
-                lastError = $"4.4.1 connect to {relay}: {e.Message}";
+                lastError = error;
                 lastRelay = relay;
-                log.LogInformation("{QueueId}: connect to {Relay}: {Error}", job.MessageId, relay, e.Message);
                 continue;
             }
-
-            var results = await client.TransactAsync(job, message, relay, ct);
-            try { await client.DisconnectAsync(true, ct); } catch (Exception) { /* the transaction's outcome is already known */ }
-            return results;
+            times.Connected();
+            return await TransactAsync(destination, client, job, message, ct);
         }
-        return job.Recipients.Select(r => new RecipientResult(r, RecipientStatus.Deferred, lastError, lastRelay)).ToList();
+        return All(job, RecipientStatus.Deferred, lastError, lastRelay);
     }
 
-    /// <summary>
-    /// MailKit's client, adjusted to be an MTA's: keeps the message bytes exactly as stored
-    /// (no re-encoding, no Bcc stripping) and reports each recipient's reply instead of throwing.
-    /// </summary>
-    private sealed class EnvelopeSmtpClient : SmtpClient
+    private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, EnvelopeSmtpClient client, DeliveryJob job, MimeMessage message, CancellationToken ct)
     {
-        private readonly Dictionary<string, RecipientResult> _results = new(StringComparer.Ordinal);
-        private string _relay = "";
-
-        public async Task<IReadOnlyList<RecipientResult>> TransactAsync(DeliveryJob job, MimeMessage message, string relay, CancellationToken ct)
-        {
-            _relay = relay;
-            _results.Clear();
-            var format = FormatOptions.Default.Clone();
-            format.HiddenHeaders.Clear();
-            format.NewLineFormat = NewLineFormat.Dos;
-            format.International = true;
-            var sender = Mailbox(job.Sender);
-            var recipients = job.Recipients.Select(Mailbox).ToList();
-            try
-            {
-                var reply = await SendAsync(format, message, sender, recipients, ct);
-                foreach (var r in job.Recipients.Where(r => !_results.ContainsKey(r)))
-                    _results[r] = new RecipientResult(r, RecipientStatus.Delivered, reply, relay);
-            }
-            catch (SmtpCommandException e)
-            {
-                // MAIL FROM or DATA refused, or no recipient taken: every recipient without a reply of its own gets this one.
-                Fill(job, e.StatusCode, e.Message);
-            }
-            catch (Exception e) when (e is SmtpProtocolException or IOException or ServiceNotConnectedException or TimeoutException or OperationCanceledException && !ct.IsCancellationRequested)
-            {
-                // A drop mid-transaction is a deferral, never a loss, for everyone the server did not reject.
-                foreach (var r in job.Recipients)
-                    if (!_results.TryGetValue(r, out var got) || got.Status != RecipientStatus.Bounced)
-                        _results[r] = new RecipientResult(r, RecipientStatus.Deferred, $"4.4.2 lost connection with {relay}: {e.Message}", relay);
-            }
-            return job.Recipients.Select(r => _results[r]).ToList();
-        }
-
-        private void Fill(DeliveryJob job, SmtpStatusCode code, string text)
-        {
-            var status = (int)code >= 500 ? RecipientStatus.Bounced : RecipientStatus.Deferred;
-            foreach (var r in job.Recipients)
-                if (!_results.TryGetValue(r, out var got) || got.Status == RecipientStatus.Delivered)
-                    _results[r] = new RecipientResult(r, status, $"{(int)code} {text}", _relay);
-        }
-
-        private static MailboxAddress Mailbox(string address) => new("", address);
-
-        protected override void Prepare(FormatOptions options, MimeMessage message, EncodingConstraint constraint, int maxLineLength)
-        {
-            // Deliberately nothing: the stored bytes are sent unchanged (DKIM signatures must survive).
-        }
-
-        protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
-        {
-            var status = (int)response.StatusCode >= 500 ? RecipientStatus.Bounced : RecipientStatus.Deferred;
-            _results[mailbox.Address] = new RecipientResult(mailbox.Address, status, $"{(int)response.StatusCode} {response.Response}", _relay);
-        }
-
-        protected override void OnNoRecipientsAccepted(MimeMessage message)
-        {
-            // Each recipient already has its own reply; MailKit resets the transaction.
-        }
+        var results = await client.TransactAsync(job, message, ct);
+        _cache.Return(destination, client);
+        return results;
     }
+
+    /// <summary>Connects, reads the greeting, says EHLO and starts TLS as <paramref name="level"/> demands; null and a reason on failure.</summary>
+    private async Task<(EnvelopeSmtpClient? Client, string Error)> ConnectAsync(
+        DeliveryJob job, MailHost host, int port, string relay, TlsLevel level, MtaStsPolicy? sts, CancellationToken ct)
+    {
+        var client = new EnvelopeSmtpClient { LocalDomain = _options.MyHostname, Timeout = _options.SmtpTimeoutSeconds * 1000, Relay = relay, ConnectedAt = _clock.GetUtcNow() };
+        var certificateProblem = "";
+        var verified = false;
+        client.ServerCertificateValidationCallback = (_, cert, chain, errors) =>
+        {
+            verified = _certificates.IsTrusted(cert, chain, errors, host.Name, out certificateProblem);
+            // Below verify, any certificate encrypts (Postfix may/encrypt); the check is still logged.
+            return verified || level < TlsLevel.Verify;
+        };
+        var socket = new Socket(host.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                timeout.CancelAfter(TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds));
+                await socket.ConnectAsync(host.Address, port, timeout.Token);
+            }
+            var secure = level switch
+            {
+                TlsLevel.None => SecureSocketOptions.None,
+                TlsLevel.May => SecureSocketOptions.StartTlsWhenAvailable,
+                _ => SecureSocketOptions.StartTls,
+            };
+            // The MX host name (not the address) goes to TLS: SNI and the certificate check use it.
+            await client.ConnectAsync(socket, host.Name, port, secure, ct);
+        }
+        catch (NotSupportedException) when (level >= TlsLevel.Encrypt)
+        {
+            client.Dispose();
+            socket.Dispose();
+            var error = $"4.7.4 TLS is required, but was not offered by host {relay}";
+            _log.LogInformation("{QueueId}: {Error}", job.MessageId, error);
+            return (null, error);
+        }
+        catch (SslHandshakeException e) when (level == TlsLevel.Verify && certificateProblem.Length > 0)
+        {
+            client.Dispose();
+            socket.Dispose();
+            var error = $"4.7.5 Server certificate not verified: {relay}: {certificateProblem}";
+            _log.LogInformation("{QueueId}: {Error} ({Detail})", job.MessageId, error, e.Message);
+            return (null, error);
+        }
+        catch (Exception e) when (e is SmtpCommandException or SmtpProtocolException or IOException or SocketException or SslHandshakeException
+                                      or TimeoutException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            // Connection refused, 4xx/5xx greeting or TLS trouble: try the next host (RFC 5321 §5.1).
+            client.Dispose();
+            socket.Dispose();
+            _log.LogInformation("{QueueId}: connect to {Relay}: {Error}", job.MessageId, relay, e.Message);
+            return (null, $"4.4.1 connect to {relay}: {e.Message}");
+        }
+
+        if (client.IsSecure)
+        {
+            _log.LogInformation("{Trust} TLS connection established to {Relay}: {Protocol} with cipher {Cipher}",
+                verified ? "Verified" : "Untrusted", relay, client.SslProtocol, client.SslCipherSuite);
+        }
+        if (sts?.Mode == MtaStsMode.Testing && !(client.IsSecure && verified && sts.Allows(host.Name)))
+        {
+            // RFC 8461 §5: in testing mode a failure is reported, and delivery goes on.
+            _log.LogWarning("MTA-STS (testing) for {Domain}: {Relay} would fail the policy: {Reason}", job.NextHop.Host, relay,
+                !sts.Allows(host.Name) ? "MX host not in the policy" : !client.IsSecure ? "no TLS" : certificateProblem);
+        }
+        return (client, "");
+    }
+
+    private static List<RecipientResult> All(DeliveryJob job, RecipientStatus status, string detail, string relay)
+        => job.Recipients.Select(r => new RecipientResult(r, status, detail, relay)).ToList();
+
+    /// <inheritdoc/>
+    public void Dispose() => _cache.Dispose();
 }

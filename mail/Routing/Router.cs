@@ -6,13 +6,15 @@ namespace Mta.Mail.Routing;
 
 /// <summary>
 /// Postfix's trivial-rewrite decision for a recipient: a local domain goes to the Maildir store,
-/// a transport map entry wins next, and everything else goes by SMTP to its domain's MX hosts.
+/// a transport map entry wins next, then the relay host (smarthost) when one is set, and everything
+/// else goes by SMTP to its domain's MX hosts.
 /// </summary>
 public sealed class Router
 {
     private readonly HashSet<string> _localDomains;
     private readonly TransportMap _transports;
     private readonly NextHop _local;
+    private readonly NextHop? _relayHost;
 
     /// <summary>Builds a router from the MTA options and a transport map.</summary>
     public Router(IOptions<MtaOptions> options, TransportMap transports)
@@ -20,6 +22,9 @@ public sealed class Router
         _local = TransportMap.ParseNextHop(options.Value.LocalTransport, "", "Mta:LocalTransport");
         _localDomains = new HashSet<string>(options.Value.LocalDomains.Select(d => d.TrimEnd('.')), StringComparer.OrdinalIgnoreCase);
         _transports = transports;
+        var relayHost = options.Value.RelayHost;
+        if (!string.IsNullOrWhiteSpace(relayHost))
+            _relayHost = TransportMap.ParseNextHop("smtp:" + relayHost.Trim(), "", "Mta:RelayHost");
     }
 
     /// <summary>The next hop for one recipient address.</summary>
@@ -29,6 +34,7 @@ public sealed class Router
         if (_localDomains.Contains(domain))
             return _local;
         return _transports.Find(domain)
+            ?? _relayHost
             ?? new NextHop { Transport = Transport.Smtp, Host = domain, MxLookup = true };
     }
 

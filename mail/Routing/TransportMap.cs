@@ -57,10 +57,11 @@ public sealed class TransportMap
             case "local":
                 return new NextHop { Transport = Transport.Local };
             case "smtp":
+            case "relay": // Postfix's relay transport is its smtp client under another name
             case "lmtp":
                 break;
             default:
-                throw new FormatException($"{where}: unknown transport '{transport}' (known: smtp, lmtp, local)");
+                throw new FormatException($"{where}: unknown transport '{transport}' (known: smtp, relay, lmtp, local)");
         }
 
         var lmtp = transport == "lmtp";

@@ -71,4 +71,29 @@ public sealed class RetryTests
         Assert.Contains("Action: failed", report);
         Assert.DoesNotContain(refusing.Dumps(), d => d.Contains("Subject: never"));
     }
+
+    [SkippableFact]
+    public async Task A_delay_warning_goes_to_the_sender_once_and_the_mail_is_still_retried()
+    {
+        await using var refusing = await SmtpSink.StartAsync("-r", "RCPT");
+        var (azurite, mta) = await StartAsync(refusing.Port, new()
+        {
+            ["Mta:MinimalBackoffSeconds"] = "1", ["Mta:MaximalBackoffSeconds"] = "1", ["Mta:DelayWarningSeconds"] = "2",
+        });
+        await using var _ = azurite;
+        await using var __ = mta;
+
+        await SendAsync(mta.SmtpPort, "slow");
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Maildir("sender").Length == 1), TimeSpan.FromSeconds(60)),
+            "no delay warning");
+        // Several more attempts, and still one warning.
+        Assert.True(await TestEnvironment.EventuallyAsync(
+            () => Task.FromResult(mta.Log.Matching("to=<later@example.test>", "status=deferred").Count >= 6), TimeSpan.FromSeconds(60)));
+        var notice = await File.ReadAllTextAsync(Assert.Single(mta.Maildir("sender")));
+        Assert.Contains("Subject: Delayed Mail (still being retried)", notice);
+        Assert.Contains("Action: delayed", notice);
+        Assert.Contains("Status: 4.", notice);
+        Assert.Contains("Will-Retry-Until: ", notice);
+        Assert.Contains("This is a warning only.", notice);
+    }
 }

@@ -38,6 +38,7 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.Contains("250-SIZE 10240000", ehlo);
         Assert.Contains("250-ENHANCEDSTATUSCODES", ehlo);
         Assert.Contains("250-DSN", ehlo);
+        Assert.Contains("250-SMTPUTF8", ehlo);
         Assert.EndsWith("250 CHUNKING\r\n", ehlo);
 
         await smtp.WriteAsync("MAIL FROM:<a@sender.test>\r\nRCPT TO:<one@localhost>\r\nRCPT TO:<two@far.test>\r\nDATA\r\n");
@@ -57,6 +58,30 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.Equal("client.test", envelope.Helo);
         Assert.Equal("127.0.0.1", envelope.ClientAddress);
         Assert.Equal("Subject: pipelined\r\n\r\nbody\r\n".Length, envelope.Size);
+    }
+
+    [Fact]
+    public async Task Unicode_addresses_need_smtputf8_and_are_carried_with_it()
+    {
+        await using var mta = await IngressAsync();
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var __ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        Assert.StartsWith("553 5.6.7", await smtp.CommandAsync("MAIL FROM:<jörg@sender.test>"));
+        Assert.StartsWith("250 2.1.0", await smtp.CommandAsync("MAIL FROM:<a@sender.test>"));
+        Assert.StartsWith("553 5.6.7", await smtp.CommandAsync("RCPT TO:<jörg@localhost>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RSET"));
+        Assert.StartsWith("501 5.5.4", await smtp.CommandAsync("MAIL FROM:<jörg@sender.test> SMTPUTF8=yes"));
+        Assert.StartsWith("250 2.1.0", await smtp.CommandAsync("MAIL FROM:<jörg@sender.test> SMTPUTF8"));
+        Assert.StartsWith("250 2.1.5", await smtp.CommandAsync("RCPT TO:<δοκιμή@localhost>"));
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        Assert.StartsWith("250 2.0.0", await smtp.CommandAsync("Subject: Grüße\r\n\r\nbody\r\n."));
+
+        var envelope = Assert.Single(await QueuedAsync());
+        Assert.True(envelope.SmtpUtf8);
+        Assert.Equal("jörg@sender.test", envelope.Sender);
+        Assert.Equal(["δοκιμή@localhost"], envelope.Recipients);
+        Assert.Equal("UTF8SMTP", envelope.Protocol);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Mta.Functions.Host;
 using Mta.Ingress;
 
@@ -20,11 +21,15 @@ public sealed class MtaSystem : IAsyncDisposable
     /// <summary>The data folder (Maildirs live under maildir/).</summary>
     public string DataDirectory { get; }
 
+    /// <summary>The functions' log lines (categories under Mta.), Information and up.</summary>
+    public LogCapture Log { get; }
+
     /// <summary>The functions host, when started.</summary>
     public IHost Functions => _functions ?? throw new InvalidOperationException("functions not started");
 
-    private MtaSystem(WebApplication? ingress, IHost? functions, int port, string data)
+    private MtaSystem(WebApplication? ingress, IHost? functions, int port, string data, LogCapture log)
     {
+        Log = log;
         _ingress = ingress;
         _functions = functions;
         SmtpPort = port;
@@ -56,6 +61,7 @@ public sealed class MtaSystem : IAsyncDisposable
         };
         foreach (var kv in settings ?? new Dictionary<string, string?>()) all[kv.Key] = kv.Value;
 
+        var capture = new LogCapture();
         WebApplication? app = null;
         IHost? host = null;
         if (ingress)
@@ -65,10 +71,16 @@ public sealed class MtaSystem : IAsyncDisposable
         }
         if (functions)
         {
-            host = LocalFunctionsHost.Create(AppContext.BaseDirectory, [], all).Build();
+            host = LocalFunctionsHost.Create(AppContext.BaseDirectory, [], all)
+                .ConfigureLogging(logging =>
+                {
+                    logging.AddProvider(capture);
+                    logging.AddFilter<LogCapture>("Mta", LogLevel.Information);
+                })
+                .Build();
             await host.StartAsync();
         }
-        return new MtaSystem(app, host, port, data);
+        return new MtaSystem(app, host, port, data, capture);
     }
 
     /// <summary>Begins a graceful stop of the ingress (as on SIGTERM); the task ends when it has stopped.</summary>

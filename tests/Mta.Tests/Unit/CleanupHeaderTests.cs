@@ -21,7 +21,7 @@ public sealed class CleanupHeaderTests
     {
         var options = Options.Create(new MtaOptions { MyHostname = "mx.example.org", LocalDomains = ["localhost"] });
         return new CleanupStage(new MessageSpool(NoStorage), new MailQueues(NoStorage), new Router(options, TransportMap.Empty),
-            options, NullLogger<CleanupStage>.Instance);
+            options, TimeProvider.System, NullLogger<CleanupStage>.Instance);
     }
 
     private static IncomingEnvelope Envelope(params string[] rcpts) => new()

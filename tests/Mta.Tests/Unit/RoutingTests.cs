@@ -18,6 +18,7 @@ public sealed class RoutingTests
     [InlineData("smtp:relay.example.net:587", "relay.example.net", 587, true)]
     [InlineData("smtp:", "example.test", null, true)]
     [InlineData("SMTP:[::1]:25", "::1", 25, false)]
+    [InlineData("relay:[smarthost.example.net]:587", "smarthost.example.net", 587, false)]
     public void Parses_transport_entries(string value, string host, int? port, bool mx)
     {
         var hop = TransportMap.ParseNextHop(value, "example.test");
@@ -44,6 +45,18 @@ public sealed class RoutingTests
     {
         var router = new Router(Options.Create(new MtaOptions { LocalDomains = ["localhost"], LocalTransport = "lmtp:[10.0.0.5]:24" }), TransportMap.Empty);
         Assert.Equal("lmtp:[10.0.0.5]:24", router.Resolve("u@localhost").ToString());
+    }
+
+    [Fact]
+    public void The_relay_host_takes_what_is_neither_local_nor_mapped()
+    {
+        var map = TransportMap.Parse(["mapped.test smtp:[10.0.0.9]:2525"], "transport");
+        var router = new Router(Options.Create(new MtaOptions { LocalDomains = ["localhost"], RelayHost = "[smarthost.example.net]:587" }), map);
+        Assert.Equal("smtp:[smarthost.example.net]:587", router.Resolve("u@elsewhere.test").ToString());
+        Assert.Equal("smtp:[10.0.0.9]:2525", router.Resolve("u@mapped.test").ToString());
+        Assert.Equal("local:", router.Resolve("u@localhost").ToString());
+        var direct = new Router(Options.Create(new MtaOptions { LocalDomains = ["localhost"] }), map);
+        Assert.Equal("smtp:elsewhere.test", direct.Resolve("u@elsewhere.test").ToString());
     }
 
     [Theory]

@@ -1,0 +1,161 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Azure.Storage.Queues;
+using MimeKit;
+using Mta.Mail.Queues;
+using Mta.Tests.Peers;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>
+/// The delivery stage's SMTP client against real Postfix servers on loopback: per-recipient outcomes,
+/// TLS levels and certificate checks, SMTPUTF8 negotiation and connection reuse.
+/// </summary>
+public sealed class OutboundSmtpTests
+{
+    private static async Task<string> TransportMapAsync(params string[] lines)
+    {
+        var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
+        await File.WriteAllLinesAsync(map, lines);
+        return map;
+    }
+
+    private static MimeMessage Message(string subject, params string[] to)
+    {
+        var m = TestMail.Message("sender@localhost", to[0], subject);
+        foreach (var r in to.Skip(1)) m.To.Add(MailboxAddress.Parse(r));
+        return m;
+    }
+
+    [SkippableFact]
+    public async Task Postfix_per_recipient_replies_give_sent_deferred_and_bounced_over_opportunistic_tls()
+    {
+        var folder = TestEnvironment.TempFolder("postfix-tls");
+        TestCertificate.Write(Path.Combine(folder, "cert.pem"), Path.Combine(folder, "key.pem"), "postfix.test");
+        await using var postfix = await PostfixServer.StartAsync(new Dictionary<string, string>
+        {
+            ["defer@example.test"] = "450 4.2.0 Mailbox busy",
+            ["reject@example.test"] = "550 5.1.1 No such user",
+        }, Path.Combine(folder, "cert.pem"), Path.Combine(folder, "key.pem"));
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:TransportMapFile"] = await TransportMapAsync($"example.test smtp:[127.0.0.1]:{postfix.Port}"),
+        });
+
+        await TestMail.SendAsync(mta.SmtpPort, Message("three outcomes", "ok@example.test", "defer@example.test", "reject@example.test"));
+
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(postfix.Received("ok@example.test") && mta.Maildir("sender").Length == 1),
+            TimeSpan.FromSeconds(60)), "no delivery or no bounce\n" + postfix.Output);
+        var bounce = await File.ReadAllTextAsync(mta.Maildir("sender")[0]);
+        Assert.Contains("Final-Recipient: rfc822; reject@example.test", bounce);
+        Assert.Contains("Status: 5.1.1", bounce);
+        Assert.Contains("Diagnostic-Code: smtp; 550 5.1.1 <reject@example.test>:", bounce);
+        Assert.Contains("Recipient address rejected: No such user", bounce);
+        Assert.DoesNotContain("Final-Recipient: rfc822; ok@example.test", bounce);
+        Assert.DoesNotContain("Final-Recipient: rfc822; defer@example.test", bounce);
+        Assert.False(postfix.Received("defer@example.test"));
+
+        // One job waits for a retry (invisible until due); the log shows it is the deferred recipient's.
+        var deferred = new QueueClient(azurite.ConnectionString, QueueNames.Deferred);
+        Assert.Equal(1, (await deferred.GetPropertiesAsync()).Value.ApproximateMessagesCount);
+
+        // Postfix-shaped log lines, one per recipient, with delays=a/b/c/d; TLS was used because Postfix offered it.
+        var delays = new Regex(@"delays=\d+(\.\d+)?/\d+(\.\d+)?/\d+(\.\d+)?/\d+(\.\d+)?, ");
+        var log = string.Join("\n", mta.Log.Lines);
+        var sent = mta.Log.Matching("to=<ok@example.test>", "relay=127.0.0.1[127.0.0.1]:", "dsn=2.0.0", "status=sent (250 2.0.0 Ok: queued as");
+        Assert.True(sent.Count == 1, log);
+        Assert.Matches(delays, sent[0]);
+        Assert.True(mta.Log.Matching("to=<defer@example.test>", "dsn=4.2.0", "status=deferred (450 4.2.0").Count == 1, log);
+        Assert.True(mta.Log.Matching("to=<reject@example.test>", "dsn=5.1.1", "status=bounced (550 5.1.1").Count == 1, log);
+        Assert.NotEmpty(mta.Log.Matching("Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:", "TLS"));
+        Assert.Contains("TLS connection established from localhost[127.0.0.1]", postfix.Output);
+    }
+
+    [SkippableFact]
+    public async Task Tls_policy_levels_verify_against_the_configured_ca_and_require_starttls()
+    {
+        var folder = TestEnvironment.TempFolder("tls-policy");
+        var ca = TestCertificate.WriteAuthority(Path.Combine(folder, "ca.pem"));
+        TestCertificate.WriteIssued(ca, Path.Combine(folder, "good.pem"), Path.Combine(folder, "good.key"), "mx.good.test");
+        TestCertificate.Write(Path.Combine(folder, "bad.pem"), Path.Combine(folder, "bad.key"), "mx.bad.test"); // self-signed
+        await using var dns = await Dnsmasq.StartAsync("--host-record=mx.good.test,127.0.0.1", "--host-record=mx.bad.test,127.0.0.1");
+        await using var good = await PostfixServer.StartAsync(null, Path.Combine(folder, "good.pem"), Path.Combine(folder, "good.key"));
+        await using var bad = await PostfixServer.StartAsync(null, Path.Combine(folder, "bad.pem"), Path.Combine(folder, "bad.key"));
+        await using var plain = await SmtpSink.StartAsync();
+        var policy = Path.Combine(folder, "tls_policy");
+        await File.WriteAllLinesAsync(policy, [$"[mx.good.test]:{good.Port} verify", $"[mx.bad.test]:{bad.Port} verify", $"[127.0.0.1]:{plain.Port} encrypt"]);
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:DnsServers:0"] = dns.Server,
+            ["Mta:TlsCaFile"] = ca.PemFile,
+            ["Mta:TlsPolicyFile"] = policy,
+            ["Mta:TransportMapFile"] = await TransportMapAsync(
+                $"good.test smtp:[mx.good.test]:{good.Port}", $"bad.test smtp:[mx.bad.test]:{bad.Port}", $"plain.test smtp:[127.0.0.1]:{plain.Port}"),
+        });
+
+        await TestMail.SendAsync(mta.SmtpPort, Message("verified", "u@good.test"));
+        await TestMail.SendAsync(mta.SmtpPort, Message("self-signed", "u@bad.test"));
+        await TestMail.SendAsync(mta.SmtpPort, Message("no starttls", "u@plain.test"));
+
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(
+            good.Received("u@good.test") && mta.Log.Matching("to=<u@bad.test>", "status=deferred").Count > 0
+            && mta.Log.Matching("to=<u@plain.test>", "status=deferred").Count > 0), TimeSpan.FromSeconds(60)), string.Join("\n", mta.Log.Lines));
+        Assert.NotEmpty(mta.Log.Matching($"Verified TLS connection established to mx.good.test[127.0.0.1]:{good.Port}"));
+        Assert.NotEmpty(mta.Log.Matching("to=<u@bad.test>", "dsn=4.7.5", "Server certificate not verified", "untrusted issuer"));
+        Assert.NotEmpty(mta.Log.Matching("to=<u@plain.test>", "dsn=4.7.4", "TLS is required, but was not offered by host"));
+        Assert.False(bad.Received("u@bad.test"));
+        Assert.Empty(plain.Dumps());
+    }
+
+    [SkippableFact]
+    public async Task Smtputf8_mail_goes_to_a_server_that_offers_it_and_bounces_with_5_6_7_from_one_that_does_not()
+    {
+        await using var postfix = await PostfixServer.StartAsync();
+        await using var sink = await SmtpSink.StartAsync(); // smtp-sink offers no SMTPUTF8
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:TransportMapFile"] = await TransportMapAsync($"utf8.test smtp:[127.0.0.1]:{postfix.Port}", $"ascii.test smtp:[127.0.0.1]:{sink.Port}"),
+        });
+
+        // MailKit sends MAIL FROM ... SMTPUTF8 because the ingress offers it and the addresses need it.
+        await TestMail.SendAsync(mta.SmtpPort, Message("grüße", "jörg@utf8.test"));
+        await TestMail.SendAsync(mta.SmtpPort, Message("grüße", "jörg@ascii.test"));
+
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(postfix.Received("jörg@utf8.test") && mta.Maildir("sender").Length == 1),
+            TimeSpan.FromSeconds(60)), postfix.Output + string.Join("\n", mta.Log.Lines));
+        var bounce = await File.ReadAllTextAsync(mta.Maildir("sender")[0]);
+        Assert.Contains("Status: 5.6.7", bounce);
+        Assert.Contains("SMTPUTF8 is required, but was not offered by host", bounce);
+        Assert.Empty(sink.Dumps());
+    }
+
+    [SkippableFact]
+    public async Task Consecutive_jobs_to_one_destination_share_a_connection()
+    {
+        await using var postfix = await PostfixServer.StartAsync();
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:TransportMapFile"] = await TransportMapAsync($"example.test smtp:[127.0.0.1]:{postfix.Port}"),
+            ["Mta:SmtpConnectionCacheTimeLimitSeconds"] = "30", // the test waits for each delivery in turn
+        });
+
+        for (var i = 1; i <= 4; i++)
+        {
+            var rcpt = $"n{i}@example.test";
+            await TestMail.SendAsync(mta.SmtpPort, Message("reuse " + i, rcpt));
+            Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(postfix.Received(rcpt)), TimeSpan.FromSeconds(30)), postfix.Output);
+        }
+
+        // Postfix logs every connection; the peer's start-up probe is the one lost right after CONNECT.
+        var sessions = Regex.Matches(postfix.Output, @"smtpd\[\d+\]: connect from localhost").Count
+                       - Regex.Matches(postfix.Output, "lost connection after CONNECT").Count;
+        Assert.True(sessions == 1, postfix.Output + string.Join("\n", mta.Log.Lines));
+        Assert.Single(mta.Log.Matching("to=<n4@example.test>", "conn_use=4, "));
+        Assert.Empty(mta.Log.Matching("to=<n1@example.test>", "conn_use="));
+    }
+}

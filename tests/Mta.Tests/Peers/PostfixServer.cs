@@ -1,0 +1,111 @@
+using System.Text;
+
+namespace Mta.Tests.Peers;
+
+/// <summary>
+/// A real Postfix (Debian's) running from its own scratch configuration on a loopback port:
+/// smtpd with SMTPUTF8, optional STARTTLS, and per-recipient answers from a check_recipient_access
+/// map; accepted mail is discarded by Postfix's discard(8), whose log line proves the hand-off.
+/// Postfix logs to its standard output (maillog_file = /dev/stdout), kept in <see cref="PeerProcess.Output"/>.
+/// </summary>
+public sealed class PostfixServer : PeerProcess
+{
+    /// <summary>The smtpd port.</summary>
+    public int Port { get; }
+
+    private readonly string _config;
+    private readonly string _postfix;
+
+    private PostfixServer(string postfix, string config, int port) : base(postfix, ["-c", config, "start-fg"])
+    {
+        _postfix = postfix;
+        _config = config;
+        Port = port;
+    }
+
+    /// <summary>
+    /// Starts Postfix. <paramref name="recipientReplies"/> maps an address to the reply smtpd gives at RCPT
+    /// (e.g. <c>450 4.2.0 Mailbox busy</c>); others are accepted. With <paramref name="tlsCertFile"/>
+    /// and <paramref name="tlsKeyFile"/>, STARTTLS is offered.
+    /// </summary>
+    public static async Task<PostfixServer> StartAsync(
+        IReadOnlyDictionary<string, string>? recipientReplies = null, string? tlsCertFile = null, string? tlsKeyFile = null, string hostname = "postfix.test")
+    {
+        var postfix = TestEnvironment.RequireTool("postfix");
+        var root = TestEnvironment.TempFolder("postfix");
+        var config = Path.Combine(root, "conf");
+        var data = Path.Combine(root, "data");
+        Directory.CreateDirectory(config);
+        Directory.CreateDirectory(Path.Combine(root, "queue"));
+        Directory.CreateDirectory(data);
+        // Postfix's master takes its lock in data_directory as the mail_owner.
+        await Integration.EndToEndTests.RunAsync("chown", "postfix", data);
+        var port = TestEnvironment.FreeTcpPort();
+
+        var access = recipientReplies is { Count: > 0 }
+            ? "check_recipient_access inline:{" + string.Join(",", recipientReplies.Select(kv => "{" + kv.Key + "=" + kv.Value + "}")) + "}, "
+            : "";
+        var main = new StringBuilder()
+            .AppendLine("compatibility_level = 3.6")
+            .AppendLine($"queue_directory = {root}/queue")
+            .AppendLine($"data_directory = {data}")
+            .AppendLine("mail_owner = postfix")
+            .AppendLine("setgid_group = postdrop")
+            .AppendLine($"myhostname = {hostname}")
+            .AppendLine("inet_interfaces = 127.0.0.1")
+            .AppendLine("inet_protocols = ipv4")
+            .AppendLine("mydestination =")
+            .AppendLine("alias_maps =")
+            .AppendLine("alias_database =")
+            .AppendLine("mynetworks = 127.0.0.0/8")
+            .AppendLine("relay_domains = static:all")
+            .AppendLine("default_transport = discard:")
+            .AppendLine("relay_transport = discard:")
+            .AppendLine($"smtpd_recipient_restrictions = {access}permit_mynetworks, reject")
+            .AppendLine("smtputf8_enable = yes")
+            .AppendLine("maillog_file = /dev/stdout");
+        if (tlsCertFile is not null && tlsKeyFile is not null)
+        {
+            main.AppendLine($"smtpd_tls_cert_file = {tlsCertFile}")
+                .AppendLine($"smtpd_tls_key_file = {tlsKeyFile}")
+                .AppendLine("smtpd_tls_security_level = may")
+                .AppendLine("smtpd_tls_loglevel = 1");
+        }
+        await File.WriteAllTextAsync(Path.Combine(config, "main.cf"), main.ToString());
+        await File.WriteAllTextAsync(Path.Combine(config, "master.cf"), $"""
+            127.0.0.1:{port} inet n - n - - smtpd
+            pickup unix n - n 60 1 pickup
+            cleanup unix n - n - 0 cleanup
+            qmgr unix n - n 300 1 qmgr
+            rewrite unix - - n - - trivial-rewrite
+            bounce unix - - n - 0 bounce
+            defer unix - - n - 0 bounce
+            trace unix - - n - 0 bounce
+            verify unix - - n - 1 verify
+            proxymap unix - - n - - proxymap
+            showq unix n - n - - showq
+            error unix - - n - - error
+            retry unix - - n - - error
+            discard unix - - n - - discard
+            anvil unix - - n - 1 anvil
+            scache unix - - n - 1 scache
+            tlsmgr unix - - n 1000? 1 tlsmgr
+            postlog unix-dgram n - n - 1 postlogd
+
+            """);
+        var server = new PostfixServer(postfix, config, port);
+        await TestEnvironment.WaitForTcpAsync(port, TimeSpan.FromSeconds(30), server.Process);
+        return server;
+    }
+
+    /// <summary>True once Postfix logged a hand-off of <paramref name="recipient"/> (discard: status=sent).</summary>
+    public bool Received(string recipient) => Output.Split('\n').Any(l => l.Contains($"to=<{recipient}>") && l.Contains("status=sent"));
+
+    /// <summary>Stops Postfix (postfix stop, then the process).</summary>
+    public override async ValueTask DisposeAsync()
+    {
+        try { await Integration.EndToEndTests.RunAsync(_postfix, "-c", _config, "stop"); }
+        catch (Exception) { /* the kill below ends it anyway */ }
+        await base.DisposeAsync();
+    }
+}
