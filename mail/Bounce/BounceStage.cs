@@ -37,15 +37,22 @@ public sealed class BounceStage(
         if (job.Recipients is not { Count: > 0 } || string.IsNullOrEmpty(job.BlobName))
             throw new InvalidQueueMessageException($"{job.MessageId}: bounce job without recipients or blob");
 
+        var recipient = job.Sender;
         if (job.Sender.Length == 0)
         {
+            // RFC 5321 §4.5.5: never a report to the null sender. Postfix drops it, or (2bounce) tells the postmaster once.
+            var copy = _options.NotifyDoubleBounce && !job.DoubleBounce;
             foreach (var r in job.Recipients)
-                log.LogWarning("{QueueId}: undeliverable bounce discarded: to=<{Recipient}> ({Reason})", job.MessageId, r.Recipient, r.Reason);
-            return;
+                log.LogWarning("{QueueId}: undeliverable bounce {Fate}: to=<{Recipient}> ({Reason})",
+                    job.MessageId, copy ? "sent to the postmaster" : "discarded", r.Recipient, r.Reason);
+            if (!copy) return;
+            recipient = _options.DoubleBounceRecipient.Contains('@')
+                ? _options.DoubleBounceRecipient
+                : _options.DoubleBounceRecipient + "@" + _options.LocalDomains[0];
         }
 
         var original = await spool.ReadAsync(job.BlobName, ct);
-        var dsn = BuildNotification(job, original.ToArray(), clock.GetUtcNow());
+        var dsn = BuildNotification(job, original.ToArray(), clock.GetUtcNow(), recipient);
         using var bytes = new MemoryStream();
         var format = FormatOptions.Default.Clone();
         format.NewLineFormat = NewLineFormat.Dos;
@@ -54,7 +61,7 @@ public sealed class BounceStage(
         var id = job.MessageId + "B" + Convert.ToHexString(Guid.NewGuid().ToByteArray()[..3]);
         bytes.Position = 0;
         await spool.WriteAsync(id, bytes, ct);
-        foreach (var (hop, recipients) in router.Group([job.Sender], _options.DestinationRecipientLimit))
+        foreach (var (hop, recipients) in router.Group([recipient], _options.DestinationRecipientLimit))
         {
             await queues.SendAsync(QueueNames.Delivery, new DeliveryJob
             {
@@ -65,21 +72,24 @@ public sealed class BounceStage(
                 Recipients = recipients,
                 NextHop = hop,
                 ArrivalTime = clock.GetUtcNow(),
+                DoubleBounce = job.Sender.Length == 0,
             }, ct);
         }
         log.LogInformation("{QueueId}: sender non-delivery notification: {BounceId}", job.MessageId, id);
     }
 
     /// <summary>The RFC 3464 report: explanation, delivery-status, and the original (or its header).</summary>
-    internal MimeMessage BuildNotification(BounceJob job, byte[] original, DateTimeOffset now)
+    internal MimeMessage BuildNotification(BounceJob job, byte[] original, DateTimeOffset now, string? recipient = null)
     {
+        var postmasterCopy = job.Sender.Length == 0;
         var host = _options.MyHostname;
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + host));
-        message.To.Add(MailboxAddress.Parse(job.Sender));
-        var allDelivered = job.Recipients.All(r => r.Action == "delivered");
+        message.To.Add(MailboxAddress.Parse(recipient ?? job.Sender));
+        var allDelivered = job.Recipients.All(r => r.Action is "delivered" or "relayed");
         var allDelayed = job.Recipients.All(r => r.Action == "delayed");
-        message.Subject = allDelivered ? "Successful Mail Delivery Report"
+        message.Subject = postmasterCopy ? "Postmaster Copy: Undelivered Mail"
+            : allDelivered ? "Successful Mail Delivery Report"
             : allDelayed ? "Delayed Mail (still being retried)"
             : "Undelivered Mail Returned to Sender";
         message.Date = now;
@@ -157,7 +167,7 @@ public sealed class BounceStage(
     internal static string StatusCode(string reason, string action = "failed")
         => EnhancedStatus.For(action switch
         {
-            "delivered" => RecipientStatus.Delivered,
+            "delivered" or "relayed" => RecipientStatus.Delivered,
             "delayed" => RecipientStatus.Deferred,
             _ => RecipientStatus.Bounced,
         }, reason);

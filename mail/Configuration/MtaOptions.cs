@@ -65,6 +65,15 @@ public sealed class MtaOptions
     /// <summary>Each retry delay is stretched by a random share up to this (0.2: up to 20 % later), so retries spread out.</summary>
     public double BackoffJitter { get; set; } = 0.2;
 
+    /// <summary>
+    /// Send the postmaster a copy of a bounce that could not be delivered (Postfix <c>notify_classes</c> with <c>2bounce</c>);
+    /// off by default, as in Postfix: such a failure is logged and dropped.
+    /// </summary>
+    public bool NotifyDoubleBounce { get; set; }
+
+    /// <summary>Who gets those copies (Postfix <c>2bounce_notice_recipient</c>); a bare name is in the first local domain.</summary>
+    public string DoubleBounceRecipient { get; set; } = "postmaster";
+
     /// <summary>Send the sender a "still trying" notice once mail has been deferred this long, in seconds (Postfix <c>delay_warning_time</c>); 0: never.</summary>
     public int DelayWarningSeconds { get; set; }
 

@@ -23,6 +23,9 @@ public sealed record BounceJob
 
     /// <summary>DSN parameters (RFC 3461) of the message, if any.</summary>
     public DsnRequest? Dsn { get; init; }
+
+    /// <summary>The failed message was itself a postmaster's copy of an undeliverable bounce: log and drop.</summary>
+    public bool DoubleBounce { get; init; }
 }
 
 /// <summary>One recipient to report on.</summary>

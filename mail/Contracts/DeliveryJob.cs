@@ -42,6 +42,9 @@ public sealed record DeliveryJob
     /// <summary>The client sent MAIL FROM with SMTPUTF8 (RFC 6531): the next hop must offer SMTPUTF8 if the message needs it.</summary>
     public bool SmtpUtf8 { get; init; }
 
+    /// <summary>This is a postmaster's copy of an undeliverable bounce: if it fails too, it is dropped, never reported.</summary>
+    public bool DoubleBounce { get; init; }
+
     /// <summary>A delay warning (Postfix <c>delay_warning_time</c>) has been sent for these recipients.</summary>
     public bool DelayWarned { get; init; }
 }

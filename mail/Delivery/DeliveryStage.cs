@@ -63,8 +63,9 @@ public sealed class DeliveryStage(
         var succeeded = results.Where(r => r.Status == RecipientStatus.Delivered);
         var reports = failed.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "failed"))
             .Select(r => new FailedRecipient(r.Recipient, r.Detail, "failed", Remote(r.Relay)))
-            .Concat(succeeded.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "delivered"))
-                .Select(r => new FailedRecipient(r.Recipient, r.Detail, "delivered", Remote(r.Relay))))
+            // A next hop that took NOTIFY reports success itself; one without DSN support gets "relayed" from here (RFC 3461 §6.2.6).
+            .Concat(succeeded.Where(r => !r.NotifyPassedOn && DsnRequest.Wants(job.Dsn, r.Recipient, "delivered"))
+                .Select(r => new FailedRecipient(r.Recipient, r.Detail, r.Relayed ? "relayed" : "delivered", Remote(r.Relay))))
             .ToList();
         if (reports.Count > 0)
             await ReportAsync(job, reports, ct);
@@ -94,6 +95,7 @@ public sealed class DeliveryStage(
             ArrivalTime = job.ArrivalTime,
             Recipients = recipients,
             Dsn = job.Dsn,
+            DoubleBounce = job.DoubleBounce,
         }, ct);
 
     /// <summary>

@@ -13,6 +13,7 @@ namespace Mta.Mail.Delivery;
 internal sealed class EnvelopeSmtpClient : SmtpClient
 {
     private readonly Dictionary<string, RecipientResult> _results = new(StringComparer.Ordinal);
+    private DsnRequest? _dsn;
 
     /// <summary>The peer as logged: <c>host[address]:port</c>.</summary>
     public string Relay { get; init; } = "";
@@ -45,12 +46,21 @@ internal sealed class EnvelopeSmtpClient : SmtpClient
         format.International = job.SmtpUtf8 && utf8; // MAIL FROM ... SMTPUTF8 only when the client asked for it
         var sender = Mailbox(job.Sender);
         var recipients = job.Recipients.Select(Mailbox).ToList();
+        // RFC 3461 §4: DSN parameters travel on to a next hop that offers DSN.
+        _dsn = job.Dsn;
+        DeliveryStatusNotificationType = job.Dsn?.Ret switch
+        {
+            "FULL" => DeliveryStatusNotificationType.Full,
+            "HDRS" => DeliveryStatusNotificationType.HeadersOnly,
+            _ => DeliveryStatusNotificationType.Unspecified,
+        };
+        var passedOn = (Capabilities & SmtpCapabilities.Dsn) != 0;
         try
         {
             // MailKit gives the final reply's text; the log and DSNs show it with its code, as Postfix does.
             var reply = "250 " + await SendAsync(format, message, sender, recipients, ct);
             foreach (var r in job.Recipients.Where(r => !_results.ContainsKey(r)))
-                _results[r] = new RecipientResult(r, RecipientStatus.Delivered, reply, Relay);
+                _results[r] = new RecipientResult(r, RecipientStatus.Delivered, reply, Relay, Relayed: true, NotifyPassedOn: passedOn);
         }
         catch (SmtpCommandException e)
         {
@@ -102,6 +112,29 @@ internal sealed class EnvelopeSmtpClient : SmtpClient
     }
 
     private static MailboxAddress Mailbox(string address) => new("", address);
+
+    protected override string? GetEnvelopeId(MimeMessage message) => _dsn?.EnvelopeId;
+
+    /// <remarks>
+    /// MailKit then sends ORCPT as the RCPT address itself; an ORCPT the client gave that differs from it
+    /// cannot be passed through MailKit (a known limit, see docs/configuration.md).
+    /// </remarks>
+    protected override DeliveryStatusNotification? GetDeliveryStatusNotifications(MimeMessage message, MailboxAddress mailbox)
+    {
+        var notify = _dsn?.Recipients.GetValueOrDefault(mailbox.Address)?.Notify;
+        if (notify is null) return null;
+        if (notify == "NEVER") return DeliveryStatusNotification.Never;
+        var value = default(DeliveryStatusNotification);
+        foreach (var item in notify.Split(','))
+            value |= item switch
+            {
+                "SUCCESS" => DeliveryStatusNotification.Success,
+                "FAILURE" => DeliveryStatusNotification.Failure,
+                "DELAY" => DeliveryStatusNotification.Delay,
+                _ => default,
+            };
+        return value;
+    }
 
     protected override void Prepare(FormatOptions options, MimeMessage message, EncodingConstraint constraint, int maxLineLength)
     {

@@ -18,4 +18,9 @@ public enum RecipientStatus
 /// <param name="Status">Delivered, deferred or bounced.</param>
 /// <param name="Detail">The remote reply or local reason, e.g. <c>250 2.0.0 Ok</c> or <c>Host not found</c>.</param>
 /// <param name="Relay">Where it went, e.g. <c>mx1.example.test[127.0.0.1]:25</c> or <c>local</c>.</param>
-public sealed record RecipientResult(string Recipient, RecipientStatus Status, string Detail, string Relay);
+/// <param name="Relayed">
+/// Handed to another MTA rather than delivered into a mailbox. With <paramref name="NotifyPassedOn"/> the next hop
+/// got the DSN request and reports success itself; without it, success is reported here as <c>relayed</c> (RFC 3461 §6.2.6).
+/// </param>
+/// <param name="NotifyPassedOn">The next hop offered DSN and was given NOTIFY (and ORCPT, ENVID, RET).</param>
+public sealed record RecipientResult(string Recipient, RecipientStatus Status, string Detail, string Relay, bool Relayed = false, bool NotifyPassedOn = false);

@@ -161,8 +161,9 @@ public sealed class SmtpDelivery : IDisposable
             // Connection refused, 4xx/5xx greeting or TLS trouble: try the next host (RFC 5321 §5.1).
             client.Dispose();
             socket.Dispose();
-            _log.LogInformation("{QueueId}: connect to {Relay}: {Error}", job.MessageId, relay, e.Message);
-            return (null, $"4.4.1 connect to {relay}: {e.Message}");
+            var why = e is SmtpCommandException refused ? $"{(int)refused.StatusCode} {refused.Message}" : e.Message;
+            _log.LogInformation("{QueueId}: connect to {Relay}: {Error}", job.MessageId, relay, why);
+            return (null, $"4.4.1 connect to {relay}: {why}");
         }
 
         if (client.IsSecure)

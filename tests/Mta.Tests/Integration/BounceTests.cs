@@ -69,4 +69,31 @@ public sealed class BounceTests
         Assert.Equal(0, await Count(QueueNames.Bounce + "-poison"));
         Assert.Empty(Directory.Exists(Path.Combine(mta.DataDirectory, "maildir")) ? Directory.GetFiles(Path.Combine(mta.DataDirectory, "maildir"), "*", SearchOption.AllDirectories) : []);
     }
+
+    [Fact]
+    public async Task With_2bounce_notices_the_postmaster_gets_one_copy_and_a_failing_copy_is_dropped()
+    {
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:NotifyDoubleBounce"] = "true" });
+        await SendAsync(mta.SmtpPort, "", "a/b@localhost", "double bounce");
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Maildir("postmaster").Length == 1), TimeSpan.FromSeconds(60)),
+            string.Join("\n", mta.Log.Lines));
+        var copy = await File.ReadAllTextAsync(mta.Maildir("postmaster")[0]);
+        Assert.Contains("Subject: Postmaster Copy: Undelivered Mail", copy);
+        Assert.Contains("Final-Recipient: rfc822; a/b@localhost", copy);
+        Assert.StartsWith("Return-Path: <>\r\n", copy);
+
+        // The postmaster address fails as well: the copy is dropped, not reported again.
+        await using var azurite2 = await Azurite.StartAsync();
+        await using var loop = await MtaSystem.StartAsync(azurite2.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:NotifyDoubleBounce"] = "true", ["Mta:DoubleBounceRecipient"] = "x/y@localhost",
+        });
+        await SendAsync(loop.SmtpPort, "", "a/b@localhost", "double bounce loop");
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(
+            loop.Log.Matching("undeliverable bounce discarded: to=<x/y@localhost>").Count == 1), TimeSpan.FromSeconds(60)), string.Join("\n", loop.Log.Lines));
+        await Task.Delay(2000);
+        Assert.Single(loop.Log.Matching("undeliverable bounce sent to the postmaster"));
+        Assert.Single(loop.Log.Matching("undeliverable bounce discarded"));
+    }
 }

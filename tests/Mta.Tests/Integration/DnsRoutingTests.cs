@@ -75,6 +75,27 @@ public sealed class DnsRoutingTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task Delivery_moves_on_to_the_next_mx_after_a_421_greeting()
+    {
+        // mx1 (127.0.0.2) greets with 421 and hangs up; mx2 (127.0.0.1) takes the mail, on the same port.
+        var port = TestEnvironment.FreeTcpPort();
+        await using var busy = await SmtpSink.StartOnAsync("127.0.0.2", port, "-Q", "CONNECT");
+        await using var sink = await SmtpSink.StartOnAsync("127.0.0.1", port);
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:DnsServers:0"] = _dns.Server,
+            ["Mta:SmtpPort"] = port.ToString(),
+        });
+        var m = TestMail.Message("a@sender.test", "someone@pref.test", "busy first mx " + Guid.NewGuid().ToString("N"));
+        await TestMail.SendAsync(mta.SmtpPort, m);
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains(m.Subject!))),
+            TimeSpan.FromSeconds(60)), "not delivered to the second MX");
+        Assert.NotEmpty(mta.Log.Matching($"connect to mx1.pref.test[127.0.0.2]:{port}", "421"));
+        Assert.Empty(busy.Dumps());
+    }
+
+    [SkippableFact]
     public async Task Null_mx_domain_bounces_with_5_1_10()
     {
         await using var azurite = await Azurite.StartAsync();

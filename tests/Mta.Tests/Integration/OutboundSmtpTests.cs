@@ -134,6 +134,65 @@ public sealed class OutboundSmtpTests
     }
 
     [SkippableFact]
+    public async Task A_connection_lost_after_the_final_dot_is_a_deferral_not_a_loss()
+    {
+        // smtp-sink reads the whole message and the dot, then hangs up without a reply: the outcome is unknown.
+        await using var sink = await SmtpSink.StartAsync("-q", ".");
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:TransportMapFile"] = await TransportMapAsync($"example.test smtp:[127.0.0.1]:{sink.Port}"),
+        });
+
+        await TestMail.SendAsync(mta.SmtpPort, Message("dropped", "a@example.test", "b@example.test"));
+
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Log.Matching("status=deferred", "lost connection").Count == 2),
+            TimeSpan.FromSeconds(60)), string.Join("\n", mta.Log.Lines));
+        Assert.NotEmpty(mta.Log.Matching("to=<a@example.test>", "dsn=4.4.2", "status=deferred (4.4.2 lost connection with 127.0.0.1[127.0.0.1]"));
+        var deferred = new QueueClient(azurite.ConnectionString, QueueNames.Deferred);
+        Assert.Equal(1, (await deferred.GetPropertiesAsync()).Value.ApproximateMessagesCount);
+        Assert.Empty(mta.Maildir("sender"));
+    }
+
+    [SkippableFact]
+    public async Task Dsn_requests_travel_to_a_dsn_capable_next_hop_and_are_answered_as_relayed_otherwise()
+    {
+        await using var capable = await SmtpSink.StartAsync();
+        await using var plain = await SmtpSink.StartAsync("-N"); // no DSN offered
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:TransportMapFile"] = await TransportMapAsync($"capable.test smtp:[127.0.0.1]:{capable.Port}", $"plain.test smtp:[127.0.0.1]:{plain.Port}"),
+        });
+
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using (smtp)
+        {
+            await smtp.CommandAsync("EHLO client.test");
+            Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<sender@localhost> RET=HDRS ENVID=batch+2B7"));
+            Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<a@capable.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@capable.test"));
+            Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<b@plain.test> NOTIFY=SUCCESS"));
+            Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+            Assert.StartsWith("250", await smtp.CommandAsync("Subject: dsn relay\r\n\r\nbody\r\n."));
+        }
+
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(capable.Dumps().Count == 1 && plain.Dumps().Count == 1 && mta.Maildir("sender").Length == 1),
+            TimeSpan.FromSeconds(60)), string.Join("\n", mta.Log.Lines));
+        var relayed = capable.Dumps()[0];
+        Assert.Contains("RET=HDRS", relayed);
+        Assert.Contains("ENVID=batch+2B7", relayed);
+        Assert.Contains("NOTIFY=SUCCESS,FAILURE", relayed);
+        Assert.Contains("ORCPT=rfc822;a@capable.test", relayed);
+        Assert.DoesNotContain("NOTIFY", plain.Dumps()[0]);
+
+        // One report, for the next hop that could not carry the request: "relayed", not "delivered".
+        await Task.Delay(2000);
+        var report = (await File.ReadAllTextAsync(Assert.Single(mta.Maildir("sender")))).Replace("\r\n", "\n");
+        Assert.Matches(@"Final-Recipient: rfc822; b@plain.test\nAction: relayed\nStatus: 2\.0\.0", report);
+        Assert.DoesNotContain("a@capable.test", report);
+    }
+
+    [SkippableFact]
     public async Task Consecutive_jobs_to_one_destination_share_a_connection()
     {
         await using var postfix = await PostfixServer.StartAsync();

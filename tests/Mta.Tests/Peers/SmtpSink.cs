@@ -12,8 +12,8 @@ public sealed class SmtpSink : PeerProcess
     /// <summary>Folder the dumps go to.</summary>
     public string DumpFolder { get; }
 
-    private SmtpSink(string bin, int port, string folder, string[] options)
-        : base(bin, [.. options, "-u", "nobody", "-d", Path.Combine(folder, "%Y%m%d%H%M%S."), $"127.0.0.1:{port}", "100"])
+    private SmtpSink(string bin, string address, int port, string folder, string[] options)
+        : base(bin, [.. options, "-u", "nobody", "-d", Path.Combine(folder, "%Y%m%d%H%M%S."), $"{address}:{port}", "100"])
     {
         Port = port;
         DumpFolder = folder;
@@ -26,13 +26,16 @@ public sealed class SmtpSink : PeerProcess
     public static Task<SmtpSink> StartAsync(params string[] options) => StartOnAsync(TestEnvironment.FreeTcpPort(), options);
 
     /// <summary>Starts smtp-sink on a given port (to bring a "server" back where it was).</summary>
-    public static async Task<SmtpSink> StartOnAsync(int port, params string[] options)
+    public static Task<SmtpSink> StartOnAsync(int port, params string[] options) => StartOnAsync("127.0.0.1", port, options);
+
+    /// <summary>Starts smtp-sink on a given loopback address and port (a second "host" on 127.0.0.2).</summary>
+    public static async Task<SmtpSink> StartOnAsync(string address, int port, params string[] options)
     {
         var bin = TestEnvironment.RequireTool("smtp-sink");
         var folder = TestEnvironment.TempFolder("sink");
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_111_111);
-        var sink = new SmtpSink(bin, port, folder, options);
-        await TestEnvironment.WaitForTcpAsync(sink.Port, TimeSpan.FromSeconds(10), sink.Process);
+        var sink = new SmtpSink(bin, address, port, folder, options);
+        await TestEnvironment.WaitForTcpAsync(sink.Port, TimeSpan.FromSeconds(10), sink.Process, System.Net.IPAddress.Parse(address));
         return sink;
     }
 

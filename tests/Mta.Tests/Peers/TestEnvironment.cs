@@ -110,8 +110,9 @@ public static class TestEnvironment
     }
 
     /// <summary>Waits until something listens on a TCP port.</summary>
-    public static async Task WaitForTcpAsync(int port, TimeSpan timeout, Process? owner = null)
+    public static async Task WaitForTcpAsync(int port, TimeSpan timeout, Process? owner = null, IPAddress? address = null)
     {
+        address ??= IPAddress.Loopback;
         var ok = await EventuallyAsync(async () =>
         {
             if (owner is { HasExited: true })
@@ -119,12 +120,12 @@ public static class TestEnvironment
             try
             {
                 using var c = new TcpClient();
-                await c.ConnectAsync(IPAddress.Loopback, port);
+                await c.ConnectAsync(address, port);
                 return true;
             }
             catch (SocketException) { return false; }
         }, timeout);
-        if (!ok) throw new TimeoutException($"nothing listens on 127.0.0.1:{port} after {timeout}");
+        if (!ok) throw new TimeoutException($"nothing listens on {address}:{port} after {timeout}");
     }
 
     /// <summary>A new empty scratch folder.</summary>
