@@ -1,6 +1,5 @@
 using System.Text;
 using Microsoft.Extensions.Logging;
-using MimeKit;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
 using Mta.Mail.Spool;
@@ -41,13 +40,11 @@ public sealed class DeliveryStage(
         }
         else if (job.NextHop.Transport == Transport.Lmtp)
         {
-            results = await lmtp.DeliverAsync(job.NextHop, job.Sender, job.Recipients, bytes, times, ct);
+            results = await lmtp.DeliverAsync(job, bytes, times, ct);
         }
         else
         {
-            using var stream = new MemoryStream(bytes, writable: false);
-            var message = await MimeMessage.LoadAsync(stream, ct);
-            results = await smtp.DeliverAsync(job, message, times, ct);
+            results = await smtp.DeliverAsync(job, bytes, times, ct);
         }
         times.Done();
 

@@ -11,7 +11,7 @@ namespace Mta.Mail.Delivery;
 /// </summary>
 internal sealed class SmtpConnectionCache : IDisposable
 {
-    private sealed record Idle(EnvelopeSmtpClient Client, DateTimeOffset Since);
+    private sealed record Idle(SmtpConnection Client, DateTimeOffset Since);
 
     private readonly Dictionary<string, Stack<Idle>> _idle = new(StringComparer.OrdinalIgnoreCase);
     private readonly MtaOptions _options;
@@ -28,7 +28,7 @@ internal sealed class SmtpConnectionCache : IDisposable
     private bool Enabled => _options.SmtpConnectionCacheTimeLimitSeconds > 0;
 
     /// <summary>An idle connection to <paramref name="destination"/>, newest first; null when there is none.</summary>
-    public EnvelopeSmtpClient? Take(string destination)
+    public SmtpConnection? Take(string destination)
     {
         if (!Enabled) return null;
         lock (_idle)
@@ -42,10 +42,10 @@ internal sealed class SmtpConnectionCache : IDisposable
     }
 
     /// <summary>Keeps a connection for the next job to <paramref name="destination"/>, or closes it when it may not be kept.</summary>
-    public void Return(string destination, EnvelopeSmtpClient client)
+    public void Return(string destination, SmtpConnection client)
     {
         var now = _clock.GetUtcNow();
-        var keep = Enabled && !client.Broken && client.IsConnected
+        var keep = Enabled && !client.Broken
             && now - client.ConnectedAt < TimeSpan.FromSeconds(_options.SmtpConnectionReuseTimeLimitSeconds);
         if (keep)
         {
@@ -64,11 +64,11 @@ internal sealed class SmtpConnectionCache : IDisposable
 
     private bool Fresh(Idle idle)
         => _clock.GetUtcNow() - idle.Since < TimeSpan.FromSeconds(_options.SmtpConnectionCacheTimeLimitSeconds)
-           && idle.Client.IsConnected;
+           && !idle.Client.Broken;
 
     private void Sweep()
     {
-        var stale = new List<EnvelopeSmtpClient>();
+        var stale = new List<SmtpConnection>();
         lock (_idle)
         {
             foreach (var (destination, stack) in _idle.ToList())
@@ -85,16 +85,7 @@ internal sealed class SmtpConnectionCache : IDisposable
     }
 
     /// <summary>QUIT and close, in the background: nobody waits for a goodbye.</summary>
-    private static void Close(EnvelopeSmtpClient client) => _ = Task.Run(async () =>
-    {
-        try
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            if (client.IsConnected) await client.DisconnectAsync(true, timeout.Token);
-        }
-        catch (Exception) { /* closing anyway */ }
-        finally { client.Dispose(); }
-    });
+    private static void Close(SmtpConnection client) => _ = Task.Run(client.QuitAsync);
 
     public void Dispose()
     {

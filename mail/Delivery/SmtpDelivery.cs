@@ -1,9 +1,5 @@
-using System.Net.Sockets;
-using MailKit.Net.Smtp;
-using MailKit.Security;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using MimeKit;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 using Mta.Mail.Delivery.Tls;
@@ -11,7 +7,7 @@ using Mta.Mail.Delivery.Tls;
 namespace Mta.Mail.Delivery;
 
 /// <summary>
-/// Postfix's smtp client role: sends one message to one next hop over SMTP with MailKit,
+/// Postfix's smtp client role: sends one message to one next hop over SMTP (<see cref="SmtpConnection"/>),
 /// using the envelope (never the headers) for MAIL FROM and RCPT TO, and the stored bytes unchanged.
 /// Tries each host in turn until one takes the transaction, with the TLS the destination's policy asks
 /// for (the TLS policy file, else its MTA-STS policy, else opportunistic), and reuses connections
@@ -42,8 +38,8 @@ public sealed class SmtpDelivery : IDisposable
         _cache = new SmtpConnectionCache(options, clock);
     }
 
-    /// <summary>Delivers <paramref name="message"/> to every recipient of <paramref name="job"/>.</summary>
-    public async Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job, MimeMessage message, AttemptTimes times, CancellationToken ct)
+    /// <summary>Delivers <paramref name="message"/> (the exact bytes to send) to every recipient of <paramref name="job"/>.</summary>
+    public async Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job, ReadOnlyMemory<byte> message, AttemptTimes times, CancellationToken ct)
     {
         var hop = job.NextHop;
         var port = hop.Port ?? _options.SmtpPort;
@@ -62,7 +58,7 @@ public sealed class SmtpDelivery : IDisposable
                 times.ConnectionUse = cached.Uses + 1;
                 return await TransactAsync(destination, cached, job, message, ct);
             }
-            cached.Dispose();
+            await cached.DisposeAsync();
         }
 
         IReadOnlyList<MailHost> hosts;
@@ -89,95 +85,100 @@ public sealed class SmtpDelivery : IDisposable
         foreach (var host in hosts)
         {
             var relay = $"{host.Name}[{host.Address}]:{port}";
-            var (client, error) = await ConnectAsync(job, host, port, relay, level, sts, ct);
-            if (client is null)
+            var (connection, error) = await ConnectAsync(job, host, port, relay, level, sts, ct);
+            if (connection is null)
             {
                 lastError = error;
                 lastRelay = relay;
                 continue;
             }
             times.Connected();
-            return await TransactAsync(destination, client, job, message, ct);
+            return await TransactAsync(destination, connection, job, message, ct);
         }
         return All(job, RecipientStatus.Deferred, lastError, lastRelay);
     }
 
-    private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, EnvelopeSmtpClient client, DeliveryJob job, MimeMessage message, CancellationToken ct)
+    private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, SmtpConnection connection, DeliveryJob job, ReadOnlyMemory<byte> message, CancellationToken ct)
     {
-        var results = await client.TransactAsync(job, message, ct);
-        _cache.Return(destination, client);
+        IReadOnlyList<RecipientResult> results;
+        var utf8 = connection.Offers("SMTPUTF8");
+        if (job.SmtpUtf8 && !utf8 && Internationalized.Needs(job, message.Span))
+        {
+            // RFC 6531 §3.2: such a message cannot be downgraded here; Postfix bounces it with 5.6.7.
+            results = All(job, RecipientStatus.Bounced, $"5.6.7 SMTPUTF8 is required, but was not offered by host {connection.Relay}", connection.Relay);
+        }
+        else
+        {
+            results = await connection.SendAsync(job, message, job.SmtpUtf8 && utf8, ct);
+        }
+        _cache.Return(destination, connection);
         return results;
     }
 
     /// <summary>Connects, reads the greeting, says EHLO and starts TLS as <paramref name="level"/> demands; null and a reason on failure.</summary>
-    private async Task<(EnvelopeSmtpClient? Client, string Error)> ConnectAsync(
+    private async Task<(SmtpConnection? Connection, string Error)> ConnectAsync(
         DeliveryJob job, MailHost host, int port, string relay, TlsLevel level, MtaStsPolicy? sts, CancellationToken ct)
     {
-        var client = new EnvelopeSmtpClient { LocalDomain = _options.MyHostname, Timeout = _options.SmtpTimeoutSeconds * 1000, Relay = relay, ConnectedAt = _clock.GetUtcNow() };
-        var certificateProblem = "";
-        var verified = false;
-        client.ServerCertificateValidationCallback = (_, cert, chain, errors) =>
-        {
-            verified = _certificates.IsTrusted(cert, chain, errors, host.Name, out certificateProblem);
-            // Below verify, any certificate encrypts (Postfix may/encrypt); the check is still logged.
-            return verified || level < TlsLevel.Verify;
-        };
-        var socket = new Socket(host.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var timeout = TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds);
+        SmtpConnection connection;
         try
         {
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
-            {
-                timeout.CancelAfter(TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds));
-                await socket.ConnectAsync(host.Address, port, timeout.Token);
-            }
-            var secure = level switch
-            {
-                TlsLevel.None => SecureSocketOptions.None,
-                TlsLevel.May => SecureSocketOptions.StartTlsWhenAvailable,
-                _ => SecureSocketOptions.StartTls,
-            };
-            // The MX host name (not the address) goes to TLS: SNI and the certificate check use it.
-            await client.ConnectAsync(socket, host.Name, port, secure, ct);
+            connection = await SmtpConnection.OpenAsync(host, port, lmtp: false, _options.MyHostname, timeout, _clock.GetUtcNow(), ct);
         }
-        catch (NotSupportedException) when (level >= TlsLevel.Encrypt)
+        catch (SmtpConnectException e)
         {
-            client.Dispose();
-            socket.Dispose();
+            // Connection refused, 4xx/5xx greeting: try the next host (RFC 5321 §5.1).
+            _log.LogInformation("{QueueId}: connect to {Relay}: {Error}", job.MessageId, relay, e.Message);
+            return (null, $"4.4.1 connect to {relay}: {e.Message}");
+        }
+
+        var certificateProblem = "";
+        var verified = false;
+        if (level != TlsLevel.None && connection.Offers("STARTTLS"))
+        {
+            try
+            {
+                // The MX host name (not the address) goes to TLS: SNI and the certificate check use it.
+                await connection.StartTlsAsync(host.Name, (_, cert, chain, errors) =>
+                {
+                    verified = _certificates.IsTrusted(cert, chain, errors, host.Name, out certificateProblem);
+                    // Below verify, any certificate encrypts (Postfix may/encrypt); the check is still logged.
+                    return verified || level < TlsLevel.Verify;
+                }, ct);
+            }
+            catch (Exception e) when (e is SmtpConnectException or System.Security.Authentication.AuthenticationException or IOException
+                                          or OperationCanceledException && !ct.IsCancellationRequested)
+            {
+                await connection.DisposeAsync();
+                if (level == TlsLevel.May)
+                {
+                    // Opportunistic TLS that fails its handshake falls back to plain text, as Postfix does.
+                    _log.LogInformation("{QueueId}: TLS handshake with {Relay} failed ({Error}); trying again in plain text", job.MessageId, relay, e.Message);
+                    return await ConnectAsync(job, host, port, relay, TlsLevel.None, sts, ct);
+                }
+                var error = level == TlsLevel.Verify && certificateProblem.Length > 0
+                    ? $"4.7.5 Server certificate not verified: {relay}: {certificateProblem}"
+                    : $"4.7.5 TLS handshake with {relay} failed: {e.Message}";
+                _log.LogInformation("{QueueId}: {Error}", job.MessageId, error);
+                return (null, error);
+            }
+            _log.LogInformation("{Trust} TLS connection established to {Relay}: {Tls}", verified ? "Verified" : "Untrusted", relay, connection.Tls);
+        }
+        else if (level >= TlsLevel.Encrypt)
+        {
+            await connection.QuitAsync();
             var error = $"4.7.4 TLS is required, but was not offered by host {relay}";
             _log.LogInformation("{QueueId}: {Error}", job.MessageId, error);
             return (null, error);
         }
-        catch (SslHandshakeException e) when (level == TlsLevel.Verify && certificateProblem.Length > 0)
-        {
-            client.Dispose();
-            socket.Dispose();
-            var error = $"4.7.5 Server certificate not verified: {relay}: {certificateProblem}";
-            _log.LogInformation("{QueueId}: {Error} ({Detail})", job.MessageId, error, e.Message);
-            return (null, error);
-        }
-        catch (Exception e) when (e is SmtpCommandException or SmtpProtocolException or IOException or SocketException or SslHandshakeException
-                                      or TimeoutException or OperationCanceledException && !ct.IsCancellationRequested)
-        {
-            // Connection refused, 4xx/5xx greeting or TLS trouble: try the next host (RFC 5321 §5.1).
-            client.Dispose();
-            socket.Dispose();
-            var why = e is SmtpCommandException refused ? $"{(int)refused.StatusCode} {refused.Message}" : e.Message;
-            _log.LogInformation("{QueueId}: connect to {Relay}: {Error}", job.MessageId, relay, why);
-            return (null, $"4.4.1 connect to {relay}: {why}");
-        }
 
-        if (client.IsSecure)
-        {
-            _log.LogInformation("{Trust} TLS connection established to {Relay}: {Protocol} with cipher {Cipher}",
-                verified ? "Verified" : "Untrusted", relay, client.SslProtocol, client.SslCipherSuite);
-        }
-        if (sts?.Mode == MtaStsMode.Testing && !(client.IsSecure && verified && sts.Allows(host.Name)))
+        if (sts?.Mode == MtaStsMode.Testing && !(connection.Tls is not null && verified && sts.Allows(host.Name)))
         {
             // RFC 8461 §5: in testing mode a failure is reported, and delivery goes on.
             _log.LogWarning("MTA-STS (testing) for {Domain}: {Relay} would fail the policy: {Reason}", job.NextHop.Host, relay,
-                !sts.Allows(host.Name) ? "MX host not in the policy" : !client.IsSecure ? "no TLS" : certificateProblem);
+                !sts.Allows(host.Name) ? "MX host not in the policy" : connection.Tls is null ? "no TLS" : certificateProblem);
         }
-        return (client, "");
+        return (connection, "");
     }
 
     private static List<RecipientResult> All(DeliveryJob job, RecipientStatus status, string detail, string relay)

@@ -170,7 +170,7 @@ public sealed class OutboundSmtpTests
         {
             await smtp.CommandAsync("EHLO client.test");
             Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<sender@localhost> RET=HDRS ENVID=batch+2B7"));
-            Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<a@capable.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@capable.test"));
+            Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<a@capable.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Forwarded+2Bme@example.org"));
             Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<b@plain.test> NOTIFY=SUCCESS"));
             Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
             Assert.StartsWith("250", await smtp.CommandAsync("Subject: dsn relay\r\n\r\nbody\r\n."));
@@ -182,7 +182,7 @@ public sealed class OutboundSmtpTests
         Assert.Contains("RET=HDRS", relayed);
         Assert.Contains("ENVID=batch+2B7", relayed);
         Assert.Contains("NOTIFY=SUCCESS,FAILURE", relayed);
-        Assert.Contains("ORCPT=rfc822;a@capable.test", relayed);
+        Assert.Contains("ORCPT=rfc822;Forwarded+2Bme@example.org", relayed); // the client's ORCPT, unchanged (RFC 3461 §4.2)
         Assert.DoesNotContain("NOTIFY", plain.Dumps()[0]);
 
         // One report, for the next hop that could not carry the request: "relayed", not "delivered".

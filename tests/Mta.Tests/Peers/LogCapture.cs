@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Mta.Tests.Peers;
 
-/// <summary>Keeps the MTA's own log lines (categories under <c>Mta.</c>) so tests can read them as an operator would.</summary>
+/// <summary>Keeps the MTA's own log lines (categories under <c>Mta.</c>) and every error, so tests can read them as an operator would.</summary>
 public sealed class LogCapture : ILoggerProvider
 {
     private readonly ConcurrentQueue<string> _lines = new();
@@ -22,11 +22,13 @@ public sealed class LogCapture : ILoggerProvider
     {
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information && category.StartsWith("Mta.", StringComparison.Ordinal);
+        // The MTA's own lines from Information up, and anyone's errors (a function that throws).
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Error
+            || logLevel >= LogLevel.Information && category.StartsWith("Mta.", StringComparison.Ordinal);
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (IsEnabled(logLevel)) owner._lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}");
+            if (IsEnabled(logLevel)) owner._lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}" + (exception is null ? "" : " " + exception));
         }
     }
 }

@@ -76,6 +76,7 @@ public sealed class MtaSystem : IAsyncDisposable
                 {
                     logging.AddProvider(capture);
                     logging.AddFilter<LogCapture>("Mta", LogLevel.Information);
+                    logging.AddFilter<LogCapture>("", LogLevel.Error);
                 })
                 .Build();
             await host.StartAsync();

@@ -72,4 +72,14 @@ public sealed class ContractTests
     {
         Assert.Equal(safe, MaildirDelivery.IsSafeMailboxName(user));
     }
+
+    [Theory]
+    [InlineData("Forwarded+me@example.org", "Forwarded+2Bme@example.org")]
+    [InlineData("a=b c", "a+3Db+20c")]
+    [InlineData("jörg@example.org", "j+C3+B6rg@example.org")]
+    public void Xtext_encodes_what_rfc_3461_reserves_and_decodes_back(string text, string xtext)
+    {
+        Assert.Equal(xtext, Xtext.Encode(text));
+        Assert.Equal(text, Xtext.Decode(xtext));
+    }
 }

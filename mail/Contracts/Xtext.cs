@@ -1,10 +1,22 @@
 using System.Text;
 
-namespace Mta.Ingress.Smtp;
+namespace Mta.Mail.Contracts;
 
 /// <summary>RFC 3461 §4 xtext, the encoding of ENVID and ORCPT values: <c>+XX</c> for a byte in hex.</summary>
 public static class Xtext
 {
+    /// <summary>Encodes text (as UTF-8) for an ENVID or ORCPT parameter: '+', '=', controls, spaces and non-ASCII as <c>+XX</c>.</summary>
+    public static string Encode(string text)
+    {
+        var result = new StringBuilder(text.Length);
+        foreach (var b in Encoding.UTF8.GetBytes(text))
+        {
+            if (b is >= (byte)'!' and <= (byte)'~' and not (byte)'+' and not (byte)'=') result.Append((char)b);
+            else result.Append('+').Append(b.ToString("X2"));
+        }
+        return result.ToString();
+    }
+
     /// <summary>The decoded text, or null when the value is not valid xtext or decodes to control characters.</summary>
     public static string? Decode(string xtext)
     {
