@@ -48,6 +48,30 @@ public sealed class IngressOptions
     /// <summary>Largest message accepted, in octets (Postfix <c>message_size_limit</c>).</summary>
     public long MessageSizeLimit { get; set; } = 10_240_000;
 
+    /// <summary>
+    /// What a bare CR or LF in DATA gets (Postfix <c>smtpd_forbid_bare_newline</c>): <c>reject</c> (the default:
+    /// <c>550 5.5.2</c> for the message) or <c>normalize</c> (taken as CRLF). Either way only CRLF.CRLF ends DATA.
+    /// </summary>
+    public string BareLineEndings { get; set; } = "reject";
+
+    /// <summary>Longest text line in DATA, CRLF included (RFC 5321 §4.5.3.1.6: 1000); longer gets <c>500 5.5.2</c>. 0: no limit.</summary>
+    public int TextLineLimit { get; set; } = 1000;
+
+    /// <summary>NOOP, VRFY, RSET and HELP a session may send before each one counts as an error (Postfix <c>smtpd_junk_command_limit</c>).</summary>
+    public int JunkCommandLimit { get; set; } = 100;
+
+    /// <summary>
+    /// Refuse HELO/EHLO names that are neither a host name nor an address literal (Postfix <c>reject_invalid_helo_hostname</c>),
+    /// with <c>501 5.5.2</c>. Trusted networks exempt.
+    /// </summary>
+    public bool RejectInvalidHelo { get; set; } = true;
+
+    /// <summary>
+    /// Disconnect clients that talk before the greeting or pipeline where RFC 2920 forbids it (Postfix
+    /// <c>smtpd_forbid_unauth_pipelining</c>): <c>554 5.5.0</c>. Authenticated sessions exempt.
+    /// </summary>
+    public bool ForbidUnauthPipelining { get; set; } = true;
+
     /// <summary>Most recipients per message (Postfix <c>smtpd_recipient_limit</c>); more get <c>452</c>.</summary>
     public int RecipientLimit { get; set; } = 1000;
 
@@ -83,6 +107,8 @@ public sealed class IngressOptions
     public void ApplyDefaults()
     {
         if (TrustedNetworks.Count == 0) TrustedNetworks.AddRange(["127.0.0.0/8", "::1/128"]);
+        if (BareLineEndings is not ("reject" or "normalize"))
+            throw new InvalidOperationException($"Ingress:BareLineEndings: '{BareLineEndings}' is not reject or normalize");
     }
 
     /// <summary>Domains this system relays for from anyone, besides its local domains (Postfix <c>relay_domains</c>).</summary>

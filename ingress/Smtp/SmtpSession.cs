@@ -64,6 +64,8 @@ public sealed class SmtpSession(
     private string? _sender;
     private readonly List<string> _recipients = [];
     private string? _ret, _envId;
+    private bool _pipelining;
+    private int _junk;
     private bool _smtpUtf8;
     private readonly Dictionary<string, RecipientDsn> _recipientDsn = new(StringComparer.Ordinal);
     private int _errors;
@@ -77,6 +79,20 @@ public sealed class SmtpSession(
     public async Task RunAsync(CancellationToken stopping, CancellationToken draining = default)
     {
         log.LogInformation("connect from [{Client}]", client);
+        if (options.ForbidUnauthPipelining && _input.TryRead(out var early))
+        {
+            // A client that talks before the greeting is not waiting for the server: a bot (RFC 5321 §4.3.1).
+            var talked = early.Buffer.Length > 0;
+            _input.AdvanceTo(early.Buffer.Start);
+            if (talked)
+            {
+                log.LogInformation("improper command pipelining after CONNECT from [{Client}]", client);
+                Reply("554 5.5.0 Error: SMTP protocol synchronization");
+                await _output.FlushAsync(stopping);
+                log.LogInformation("disconnect from [{Client}]", client);
+                return;
+            }
+        }
         Reply($"220 {hostname} ESMTP");
         var skipToLineEnd = false;
         DataReader? data = null;
@@ -114,7 +130,7 @@ public sealed class SmtpSession(
                     if (data is not null)
                     {
                         if (!data.Process(ref buffer)) break;
-                        await FinishDataAsync(content!, data.Size, data.TooBig, stopping);
+                        await FinishDataAsync(content!, data.Size, data.TooBig, stopping, Refusal(data));
                         data = null;
                         content = null;
                         continue;
@@ -162,7 +178,8 @@ public sealed class SmtpSession(
                     {
                         case Next.Data:
                             content = new MemoryStream();
-                            data = new DataReader(content, options.MessageSizeLimit);
+                            data = new DataReader(content, options.MessageSizeLimit, options.BareLineEndings == "normalize", options.TextLineLimit);
+                            if (Unsynchronized(buffer, "DATA")) { _quit = true; continue; }
                             break;
                         case Next.Chunk:
                             _inChunk = true;
@@ -172,6 +189,9 @@ public sealed class SmtpSession(
                             // so nothing can be injected into the encrypted session.
                             buffer = buffer.Slice(buffer.End);
                             startTls = true;
+                            break;
+                        default:
+                            if (Unsynchronized(buffer, Verb(text))) _quit = true;
                             break;
                     }
                     if (_errors >= options.HardErrorLimit)
@@ -197,6 +217,37 @@ public sealed class SmtpSession(
             content?.Dispose();
             log.LogInformation("disconnect from [{Client}]", client);
         }
+    }
+
+    /// <summary>RFC 2920 §3.1: these may only end a pipelined group; anything buffered after them was sent without waiting.</summary>
+    private static readonly HashSet<string> LastInGroup = ["EHLO", "HELO", "DATA", "VRFY", "EXPN", "NOOP", "QUIT", "AUTH", "HELP"];
+
+    /// <summary>
+    /// Postfix's smtpd_forbid_unauth_pipelining: more input already waiting after a command that must be answered
+    /// first (or any command before EHLO offered PIPELINING) means the client does not read replies. Answers 554 and
+    /// says the session ends. Replies are only sent when the buffer is used up, so nothing here can be a reaction to one.
+    /// </summary>
+    private bool Unsynchronized(ReadOnlySequence<byte> pending, string verb)
+    {
+        if (!options.ForbidUnauthPipelining || _user is not null || pending.Length == 0 || _quit) return false;
+        if (_pipelining && !LastInGroup.Contains(verb)) return false;
+        var sample = Encoding.UTF8.GetString(pending.Slice(0, Math.Min(pending.Length, 100))).Split('\n')[0].TrimEnd('\r');
+        log.LogInformation("improper command pipelining after {Verb} from [{Client}]: {Input}", verb, client, Sanitize(sample));
+        Reply("554 5.5.0 Error: SMTP protocol synchronization");
+        return true;
+    }
+
+    /// <summary>Why a message that reached its end is refused anyway, or null.</summary>
+    private string? Refusal(DataReader data)
+    {
+        if (data.BareLineEnding && options.BareLineEndings != "normalize")
+        {
+            log.LogInformation("reject: DATA from [{Client}]: 550 5.5.2 Error: bare <CR> or <LF> received", client);
+            return "550 5.5.2 Error: bare <CR> or <LF> received";
+        }
+        if (data.LineTooLong)
+            return $"500 5.5.2 Error: message line longer than {options.TextLineLimit} octets";
+        return null;
     }
 
     private static string Verb(string line)
@@ -237,8 +288,15 @@ public sealed class SmtpSession(
             case "EHLO":
             case "HELO":
                 if (arg.Length == 0) { Error($"501 Syntax: {verb} hostname"); return Next.Command; }
+                if (options.RejectInvalidHelo && !relay.IsTrusted(client) && !ValidHelo(arg))
+                {
+                    log.LogInformation("reject: {Verb} from [{Client}]: 501 5.5.2 <{Helo}>: Helo command rejected: Invalid name", verb, client, Sanitize(arg));
+                    Error($"501 5.5.2 <{Sanitize(arg)}>: Helo command rejected: Invalid name");
+                    return Next.Command;
+                }
                 _helo = Sanitize(arg);
                 _esmtp = verb == "EHLO";
+                _pipelining = _esmtp;
                 ResetTransaction();
                 if (_esmtp)
                 {
@@ -277,16 +335,20 @@ public sealed class SmtpSession(
             case "BDAT":
                 return Bdat(arg);
             case "RSET":
+                Junk();
                 ResetTransaction();
                 Reply("250 2.0.0 Ok");
                 return Next.Command;
             case "NOOP":
+                Junk();
                 Reply("250 2.0.0 Ok");
                 return Next.Command;
             case "VRFY":
+                Junk();
                 Reply("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
                 return Next.Command;
             case "HELP":
+                Junk();
                 Reply("214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT");
                 return Next.Command;
             case "QUIT":
@@ -452,7 +514,7 @@ public sealed class SmtpSession(
         content.Dispose();
     }
 
-    private async Task FinishDataAsync(MemoryStream content, long size, bool tooBig, CancellationToken ct)
+    private async Task FinishDataAsync(MemoryStream content, long size, bool tooBig, CancellationToken ct, string? refusal = null)
     {
         var sender = _sender!;
         var recipients = _recipients.ToList();
@@ -463,6 +525,11 @@ public sealed class SmtpSession(
         if (tooBig)
         {
             Error("552 5.3.4 Error: message file too big");
+            return;
+        }
+        if (refusal is not null)
+        {
+            Error(refusal);
             return;
         }
 
@@ -528,6 +595,7 @@ public sealed class SmtpSession(
         _tls = true;
         _tlsInfo = Describe(ssl.SslProtocol, ssl.NegotiatedCipherSuite);
         _helo = null;
+        _pipelining = false;
         _esmtp = false;
         ResetTransaction();
         log.LogInformation("TLS connection established from [{Client}]: {Protocol} with cipher {Cipher}", client, ssl.SslProtocol, ssl.NegotiatedCipherSuite);
@@ -641,6 +709,28 @@ public sealed class SmtpSession(
         _ret = null;
         _envId = null;
         _smtpUtf8 = false;
+    }
+
+    /// <summary>Postfix's smtpd_junk_command_limit: past it, every NOOP, VRFY, RSET or HELP counts as an error.</summary>
+    private void Junk()
+    {
+        if (++_junk > options.JunkCommandLimit) _errors++;
+    }
+
+    /// <summary>A host name (letters, digits, hyphens, dots; at least one dot or a single label) or an address literal.</summary>
+    internal static bool ValidHelo(string name)
+    {
+        if (name.Length > 255) return false;
+        if (name.StartsWith('[') && name.EndsWith(']'))
+        {
+            var literal = name[1..^1];
+            if (literal.StartsWith("IPv6:", StringComparison.OrdinalIgnoreCase)) literal = literal[5..];
+            return IPAddress.TryParse(literal, out _);
+        }
+        var host = name.TrimEnd('.');
+        if (IPAddress.TryParse(host, out _) && host.Count(c => c == '.') == 3) return false; // an address must be bracketed
+        return host.Length > 0 && host.Split('.').All(label => label.Length is > 0 and <= 63
+            && label.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_') && label[0] != '-' && label[^1] != '-');
     }
 
     private void Error(string reply)

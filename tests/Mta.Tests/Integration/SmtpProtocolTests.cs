@@ -139,8 +139,11 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.Empty(await QueuedAsync());
     }
 
-    [Fact]
-    public async Task Smuggled_commands_after_a_bare_lf_dot_stay_inside_the_message()
+    public static TheoryData<string> FakeEndsOfData => ["\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r", "\r\n.\n", "\r.\r", "\n.\r", "\r\n\x00.\r\n"];
+
+    [Theory]
+    [MemberData(nameof(FakeEndsOfData))]
+    public async Task A_fake_end_of_data_never_ends_the_message_nor_lets_a_second_transaction_through(string fake)
     {
         await using var mta = await IngressAsync();
         var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
@@ -149,14 +152,78 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
         await smtp.CommandAsync("RCPT TO:<user@localhost>");
         Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
-        await smtp.WriteAsync("Subject: a\r\n\r\nfirst\n.\nMAIL FROM:<evil@sender.test>\r\nRCPT TO:<victim@far.test>\r\nDATA\r\n"
+        // The classic smuggling payload: a fake end, then a whole second transaction, pipelined.
+        await smtp.WriteAsync("Subject: a\r\n\r\nfirst" + fake + "MAIL FROM:<evil@sender.test>\r\nRCPT TO:<victim@far.test>\r\nDATA\r\n"
             + "Subject: smuggled\r\n\r\nx\r\n.\r\n");
-        Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
+        var reply = await smtp.ReplyAsync();
+        // Exactly one reply for everything: refused when it has a bare CR or LF, else one message with it all inside.
+        var bare = fake.Replace("\r\n", "").Contains('\r') || fake.Replace("\r\n", "").Contains('\n');
+        Assert.StartsWith(bare ? "550 5.5.2" : "250 2.0.0", reply);
         Assert.StartsWith("221", await smtp.CommandAsync("QUIT"));
 
+        var queued = await QueuedAsync();
+        Assert.DoesNotContain(queued, e => e.Sender == "evil@sender.test" || e.Recipients.Contains("victim@far.test"));
+        Assert.Equal(bare ? 0 : 1, queued.Count);
+    }
+
+    [Fact]
+    public async Task Bare_line_ends_are_taken_as_crlf_when_normalizing()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:BareLineEndings"] = "normalize" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        await smtp.CommandAsync("RCPT TO:<user@localhost>");
+        await smtp.CommandAsync("DATA");
+        await smtp.WriteAsync("Subject: a\n\nfirst\n.\nMAIL FROM:<evil@sender.test>\r\n.\r\n");
+        Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
         var envelope = Assert.Single(await QueuedAsync());
-        Assert.Equal(["user@localhost"], envelope.Recipients);
-        Assert.Equal("Subject: a\r\n\r\nfirst\n.\nMAIL FROM:<evil@sender.test>\r\nRCPT TO:<victim@far.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n".Length, envelope.Size);
+        Assert.Equal("Subject: a\r\n\r\nfirst\r\n.\r\nMAIL FROM:<evil@sender.test>\r\n".Length, envelope.Size);
+    }
+
+    [Fact]
+    public async Task Clients_that_talk_out_of_turn_are_disconnected()
+    {
+        await using var mta = await IngressAsync();
+        // Commands sent together where each must wait for its reply (no EHLO yet): 554 and goodbye.
+        var (early, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using (early)
+        {
+            await early.WriteAsync("HELO client.test\r\nMAIL FROM:<a@sender.test>\r\n");
+            Assert.StartsWith("250", await early.ReplyAsync());
+            Assert.StartsWith("554 5.5.0 Error: SMTP protocol synchronization", await early.ReplyAsync());
+            Assert.True(await early.ClosedAsync());
+        }
+        // Message content sent with DATA, without waiting for 354.
+        var (eager, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using (eager)
+        {
+            await eager.CommandAsync("EHLO client.test");
+            await eager.WriteAsync("MAIL FROM:<a@sender.test>\r\nRCPT TO:<user@localhost>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\n");
+            Assert.StartsWith("250", await eager.ReplyAsync());
+            Assert.StartsWith("250", await eager.ReplyAsync());
+            Assert.StartsWith("354", await eager.ReplyAsync());
+            Assert.StartsWith("554 5.5.0", await eager.ReplyAsync());
+            Assert.True(await eager.ClosedAsync());
+        }
+        Assert.Empty(await QueuedAsync());
+    }
+
+    [Fact]
+    public async Task Invalid_helo_names_and_junk_commands_count_against_the_client()
+    {
+        // Not from a trusted network: no address is exempt here.
+        await using var mta = await IngressAsync(new() { ["Ingress:TrustedNetworks:0"] = "192.0.2.0/24", ["Ingress:JunkCommandLimit"] = "3", ["Ingress:HardErrorLimit"] = "3" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        Assert.StartsWith("501 5.5.2 <bad_name!>: Helo command rejected: Invalid name", await smtp.CommandAsync("EHLO bad_name!"));
+        Assert.StartsWith("501 5.5.2", await smtp.CommandAsync("EHLO 192.0.2.1")); // an address must be a literal
+        Assert.StartsWith("250", await smtp.CommandAsync("EHLO [192.0.2.1]"));
+        for (var i = 0; i < 3; i++) Assert.StartsWith("250", await smtp.CommandAsync("NOOP"));
+        // The fourth junk command is one error too many (two HELO errors before it).
+        Assert.StartsWith("250", await smtp.CommandAsync("NOOP"));
+        Assert.StartsWith("421 4.7.0", await smtp.ReplyAsync());
     }
 
     [Fact]

@@ -56,6 +56,13 @@ public sealed class RawSmtpClient : IAsyncDisposable
         }
     }
 
+    /// <summary>True when the server has closed the connection (nothing more comes).</summary>
+    public async Task<bool> ClosedAsync()
+    {
+        try { return (await ReplyAsync()).Length == 0; }
+        catch (IOException) { return true; }
+    }
+
     /// <summary>Closes the connection.</summary>
     public ValueTask DisposeAsync()
     {

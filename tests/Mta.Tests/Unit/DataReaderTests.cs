@@ -9,9 +9,13 @@ public sealed class DataReaderTests
 {
     /// <summary>Feeds <paramref name="wire"/> in chunks of <paramref name="chunk"/> bytes, as a socket might.</summary>
     private static (bool Done, string Content, string Remaining, long Size) Feed(string wire, int chunk = int.MaxValue, long limit = 1_000_000)
+        => Feed(sink => new DataReader(sink, limit), wire, chunk).Result;
+
+    /// <summary>Feeds a reader made by <paramref name="make"/> over a fresh sink; gives the outcome and the reader.</summary>
+    private static ((bool Done, string Content, string Remaining, long Size) Result, DataReader Reader) Feed(Func<Stream, DataReader> make, string wire, int chunk = int.MaxValue)
     {
         var sink = new MemoryStream();
-        var reader = new DataReader(sink, limit);
+        var reader = make(sink);
         var bytes = Encoding.UTF8.GetBytes(wire);
         var pending = new List<byte>();
         var done = false;
@@ -26,7 +30,7 @@ public sealed class DataReaderTests
             pending = buffer.ToArray().ToList();
         }
         pending.AddRange(bytes.Skip(fed)); // not yet fed: still the client's
-        return (done, Encoding.UTF8.GetString(sink.ToArray()), Encoding.UTF8.GetString(pending.ToArray()), reader.Size);
+        return ((done, Encoding.UTF8.GetString(sink.ToArray()), Encoding.UTF8.GetString(pending.ToArray()), reader.Size), reader);
     }
 
     [Theory]
@@ -52,6 +56,45 @@ public sealed class DataReaderTests
         var (done, content, _, _) = Feed(smuggled);
         Assert.False(done);
         Assert.Contains("MAIL FROM:<evil@x>", content);
+    }
+
+    [Theory]
+    [InlineData("a\nb\r\n.\r\n", true)]
+    [InlineData("a\rb\r\n.\r\n", true)]
+    [InlineData("a\r\n\r\r\n.\r\n", true)]
+    [InlineData("a\r\nb\r\n.\r\n", false)]
+    public void Bare_cr_and_lf_are_noted(string wire, bool bare)
+    {
+        foreach (var chunk in new[] { int.MaxValue, 1 })
+        {
+            var (result, reader) = Feed(sink => new DataReader(sink, 1_000_000), wire, chunk);
+            Assert.True(result.Done);
+            Assert.Equal(bare, reader.BareLineEnding);
+        }
+    }
+
+    [Fact]
+    public void Normalizing_turns_bare_line_ends_into_crlf_and_still_ends_only_at_crlf_dot_crlf()
+    {
+        var ((done, content, rest, size), _) = Feed(sink => new DataReader(sink, 1_000_000, normalize: true), "a\nb\rc\r\n.\nstill data\r\n.\r\nQUIT\r\n");
+        Assert.True(done);
+        // ".\n" after a real CRLF is a content line (only CRLF.CRLF ends DATA), dot-unstuffed like any other.
+        Assert.Equal("a\r\nb\r\nc\r\n\r\nstill data\r\n", content);
+        Assert.Equal(content.Length, size);
+        Assert.Equal("QUIT\r\n", rest);
+    }
+
+    [Theory]
+    [InlineData(998, false)] // 998 + CRLF = 1000
+    [InlineData(999, true)]
+    public void Lines_over_the_limit_are_noted_even_when_they_come_in_pieces(int length, bool tooLong)
+    {
+        foreach (var chunk in new[] { int.MaxValue, 7 })
+        {
+            var (result, reader) = Feed(sink => new DataReader(sink, 1_000_000, lineLimit: 1000), "short\r\n" + new string('x', length) + "\r\n.\r\n", chunk);
+            Assert.True(result.Done);
+            Assert.Equal(tooLong, reader.LineTooLong);
+        }
     }
 
     [Fact]
