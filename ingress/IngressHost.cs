@@ -8,6 +8,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Mta.Ingress.Acceptance;
 using Mta.Ingress.Auth;
+using Mta.Ingress.Metrics;
+using OpenTelemetry.Metrics;
 using Mta.Ingress.Tls;
 using Mta.Ingress.Policy;
 using Mta.Ingress.Smtp;
@@ -39,6 +41,10 @@ public static class IngressHost
         builder.Services.AddSingleton<TlsCertificates>();
         builder.Services.AddSingleton<SaslUsers>();
         builder.Services.AddHostedService<StorageSetup>();
+        builder.Services.AddSingleton<IngressMetrics>();
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(IngressMetrics.MeterName)
+            .AddPrometheusExporter());
 
         var ingress = builder.Configuration.GetSection(IngressOptions.Section).Get<IngressOptions>() ?? new IngressOptions();
         var submission = ingress.SubmissionPort > 0 || ingress.SubmissionsPort > 0;
@@ -70,7 +76,10 @@ public static class IngressHost
         app.Services.GetRequiredService<TlsCertificates>();
         app.Services.GetRequiredService<SaslUsers>();
         if (ingress.HealthPort > 0)
+        {
             app.MapGet("/healthz", () => "ok");
+            app.MapPrometheusScrapingEndpoint(); // GET /metrics, on the health port only (the SMTP ports speak SMTP)
+        }
         return app;
     }
 

@@ -25,6 +25,7 @@ public sealed class SmtpConnectionHandler(
     SaslUsers users,
     TimeProvider clock,
     IHostApplicationLifetime lifetime,
+    Metrics.IngressMetrics metrics,
     ILoggerFactory loggers) : ConnectionHandler
 {
     private readonly ILogger _log = loggers.CreateLogger("smtpd");
@@ -48,7 +49,7 @@ public sealed class SmtpConnectionHandler(
             : Listener.Mx;
         var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener,
             o, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients, acceptor, certificates, users, clock, _log,
-            connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? SmtpSession.Describe(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null);
+            connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? SmtpSession.Describe(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null, metrics);
         await session.RunAsync(connection.ConnectionClosed, lifetime.ApplicationStopping);
     }
 }

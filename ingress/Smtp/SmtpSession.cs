@@ -34,8 +34,11 @@ public sealed class SmtpSession(
     SaslUsers users,
     TimeProvider clock,
     ILogger log,
-    string? implicitTls = null)
+    string? implicitTls = null,
+    Metrics.IngressMetrics? metrics = null)
 {
+    private string _verb = "CONNECT";
+
     private PipeReader _input = input;
     private string? _tlsInfo = implicitTls;
     private PipeWriter _output = output;
@@ -79,6 +82,7 @@ public sealed class SmtpSession(
     public async Task RunAsync(CancellationToken stopping, CancellationToken draining = default)
     {
         log.LogInformation("connect from [{Client}]", client);
+        metrics?.SessionStarted();
         if (options.ForbidUnauthPipelining && _input.TryRead(out var early))
         {
             // A client that talks before the greeting is not waiting for the server: a bot (RFC 5321 §4.3.1).
@@ -90,6 +94,7 @@ public sealed class SmtpSession(
                 Reply("554 5.5.0 Error: SMTP protocol synchronization");
                 await _output.FlushAsync(stopping);
                 log.LogInformation("disconnect from [{Client}]", client);
+                metrics?.SessionEnded();
                 return;
             }
         }
@@ -216,6 +221,7 @@ public sealed class SmtpSession(
         {
             content?.Dispose();
             log.LogInformation("disconnect from [{Client}]", client);
+            metrics?.SessionEnded();
         }
     }
 
@@ -282,6 +288,7 @@ public sealed class SmtpSession(
             return Next.Command;
         }
         var verb = Verb(line);
+        _verb = verb.Length <= 10 && verb.All(char.IsAsciiLetter) ? verb : "UNKNOWN"; // bounded label values
         var arg = line.Length > verb.Length ? line[(verb.Length + 1)..].Trim() : "";
         switch (verb)
         {
@@ -553,6 +560,7 @@ public sealed class SmtpSession(
             Dsn = dsn,
         };
         content.Position = 0;
+        var storing = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             await acceptor.AcceptAsync(envelope, content, ct);
@@ -563,8 +571,10 @@ public sealed class SmtpSession(
             Reply("451 4.3.0 Error: queue file write error");
             return;
         }
-        log.LogInformation("{QueueId}: client=[{Client}], from=<{Sender}>, size={Size}, nrcpt={Count} (queue active)",
-            id, client, sender, size, recipients.Count);
+        metrics?.Accepted(size, System.Diagnostics.Stopwatch.GetElapsedTime(storing), _tls);
+        // One line per transaction, in Postfix's key=value manner (smtpd's client= and qmgr's from=/size=/nrcpt=).
+        log.LogInformation("{QueueId}: client=[{Client}], helo=<{Helo}>, from=<{Sender}>, size={Size}, nrcpt={Count}, proto={Proto}, tls={Tls}, status=queued",
+            id, client, _helo, sender, size, recipients.Count, envelope.Protocol, envelope.Tls ?? "none");
         Reply($"250 2.0.0 Ok: queued as {id}");
     }
 
@@ -741,6 +751,8 @@ public sealed class SmtpSession(
 
     private void Reply(params string[] lines)
     {
+        if (metrics is not null && lines.Length > 0 && lines[0].Length > 0 && lines[0][0] is '4' or '5')
+            metrics.Rejected(lines[0], _verb);
         foreach (var l in lines)
         {
             var bytes = Encoding.UTF8.GetBytes(l + "\r\n");

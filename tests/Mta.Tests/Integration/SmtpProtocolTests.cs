@@ -370,6 +370,36 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Metrics_count_sessions_messages_and_rejections_by_reason_for_prometheus()
+    {
+        var health = TestEnvironment.FreeTcpPort();
+        await using var mta = await IngressAsync(new() { ["Ingress:HealthPort"] = health.ToString(), ["Ingress:TrustedNetworks:0"] = "192.0.2.0/24" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using (smtp)
+        {
+            await smtp.CommandAsync("EHLO client.test");
+            await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+            Assert.StartsWith("554 5.7.1", await smtp.CommandAsync("RCPT TO:<someone@far.test>")); // relay denied
+            await smtp.CommandAsync("RCPT TO:<user@localhost>");
+            await smtp.CommandAsync("DATA");
+            Assert.StartsWith("250", await smtp.CommandAsync("Subject: m\r\n\r\nbody\r\n."));
+            await smtp.CommandAsync("QUIT");
+        }
+        using var http = new HttpClient();
+        string text = "";
+        Assert.True(await TestEnvironment.EventuallyAsync(async () =>
+        {
+            text = await http.GetStringAsync($"http://127.0.0.1:{health}/metrics");
+            return text.Contains("mta_ingress_messages_accepted_total");
+        }, TimeSpan.FromSeconds(10)), text);
+        Assert.Matches(@"mta_ingress_connections_total(\{[^}]*\})? 1\b", text);
+        Assert.Matches(@"mta_ingress_messages_accepted_total\{[^}]*tls=""no""[^}]*\} 1\b", text);
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(text, @"mta_ingress_message_bytes(_By)?_total(\{[^}]*\})? 20\b"), text); // "Subject: m\r\n\r\nbody\r\n"
+        Assert.Matches(@"mta_ingress_rejections_total\{[^}]*code=""554""[^}]*command=""RCPT""[^}]*status=""5.7.1""[^}]*\} 1\b", text);
+        Assert.Contains("mta_ingress_store_duration_seconds_bucket{otel_scope_name=\"Mta.Ingress\",le=\"0.01\"}", text);
+    }
+
+    [Fact]
     public async Task Shutdown_closes_idle_sessions_with_421_and_lets_a_message_in_data_finish()
     {
         await using var mta = await IngressAsync();
