@@ -23,7 +23,7 @@ namespace Mta.Ingress;
 public static class IngressHost
 {
     /// <summary>Creates the application; <paramref name="settings"/> override configuration (tests use it).</summary>
-    public static WebApplication Build(string[] args, IDictionary<string, string?>? settings = null)
+    public static WebApplication Build(string[] args, IDictionary<string, string?>? settings = null, Action<ILoggingBuilder>? logging = null)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
@@ -31,6 +31,7 @@ public static class IngressHost
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         builder.Logging.AddFilter("Azure.Core", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging?.Invoke(builder.Logging);
 
         builder.Services.AddOptions<IngressOptions>().Bind(builder.Configuration.GetSection(IngressOptions.Section))
             .PostConfigure(o => o.ApplyDefaults());

@@ -83,27 +83,25 @@ public sealed class SmtpSession(
     {
         log.LogInformation("connect from [{Client}]", client);
         metrics?.SessionStarted();
-        if (options.ForbidUnauthPipelining && _input.TryRead(out var early))
-        {
-            // A client that talks before the greeting is not waiting for the server: a bot (RFC 5321 §4.3.1).
-            var talked = early.Buffer.Length > 0;
-            _input.AdvanceTo(early.Buffer.Start);
-            if (talked)
-            {
-                log.LogInformation("improper command pipelining after CONNECT from [{Client}]", client);
-                Reply("554 5.5.0 Error: SMTP protocol synchronization");
-                await _output.FlushAsync(stopping);
-                log.LogInformation("disconnect from [{Client}]", client);
-                metrics?.SessionEnded();
-                return;
-            }
-        }
-        Reply($"220 {hostname} ESMTP");
         var skipToLineEnd = false;
         DataReader? data = null;
         MemoryStream? content = null;
         try
         {
+            if (options.ForbidUnauthPipelining && _input.TryRead(out var early))
+            {
+                // A client that talks before the greeting is not waiting for the server: a bot (RFC 5321 §4.3.1).
+                var talked = early.Buffer.Length > 0;
+                _input.AdvanceTo(early.Buffer.Start);
+                if (talked)
+                {
+                    log.LogInformation("improper command pipelining after CONNECT from [{Client}]", client);
+                    Reply("554 5.5.0 Error: SMTP protocol synchronization");
+                    await _output.FlushAsync(stopping);
+                    return; // the finally below logs the disconnect
+                }
+            }
+            Reply($"220 {hostname} ESMTP");
             while (!_quit)
             {
                 await _output.FlushAsync(stopping);
@@ -398,7 +396,8 @@ public sealed class SmtpSession(
                     break;
                 case "SMTPUTF8":
                     // RFC 6531 §3.4: no value; UTF-8 addresses and headers follow.
-                    if (value.Length > 0 || _smtpUtf8) { ResetTransaction(); Error("501 5.5.4 Bad SMTPUTF8 parameter"); return; }
+                    // A repeated SMTPUTF8 is harmless (Python's smtplib adds its own to the caller's).
+                    if (value.Length > 0) { ResetTransaction(); Error("501 5.5.4 Bad SMTPUTF8 parameter"); return; }
                     _smtpUtf8 = true;
                     break;
                 case "ENVID":

@@ -21,7 +21,7 @@ public sealed class MtaSystem : IAsyncDisposable
     /// <summary>The data folder (Maildirs live under maildir/).</summary>
     public string DataDirectory { get; }
 
-    /// <summary>The functions' log lines (categories under Mta.), Information and up.</summary>
+    /// <summary>The MTA's log lines: the functions' (categories under Mta.) and the ingress's (smtpd), Information and up, and every error.</summary>
     public LogCapture Log { get; }
 
     /// <summary>The functions host, when started.</summary>
@@ -66,7 +66,12 @@ public sealed class MtaSystem : IAsyncDisposable
         IHost? host = null;
         if (ingress)
         {
-            app = IngressHost.Build([], all);
+            app = IngressHost.Build([], all, logging =>
+            {
+                logging.AddProvider(capture);
+                logging.AddFilter<LogCapture>("", LogLevel.Error);
+                logging.AddFilter<LogCapture>("smtpd", LogLevel.Information);
+            });
             await app.StartAsync();
         }
         if (functions)

@@ -5,7 +5,8 @@ namespace Mta.Tests.Peers;
 /// <summary>
 /// A real Postfix (Debian's) running from its own scratch configuration on a loopback port:
 /// smtpd with SMTPUTF8, optional STARTTLS, and per-recipient answers from a check_recipient_access
-/// map; accepted mail is discarded by Postfix's discard(8), whose log line proves the hand-off.
+/// map; accepted mail is discarded by Postfix's discard(8), whose log line proves the hand-off, or relayed by
+/// Postfix's smtp(8) client to a relay host (to put Postfix's client in front of the ingress).
 /// Postfix logs to its standard output (maillog_file = /dev/stdout), kept in <see cref="PeerProcess.Output"/>.
 /// </summary>
 public sealed class PostfixServer : PeerProcess
@@ -29,7 +30,8 @@ public sealed class PostfixServer : PeerProcess
     /// and <paramref name="tlsKeyFile"/>, STARTTLS is offered.
     /// </summary>
     public static async Task<PostfixServer> StartAsync(
-        IReadOnlyDictionary<string, string>? recipientReplies = null, string? tlsCertFile = null, string? tlsKeyFile = null, string hostname = "postfix.test")
+        IReadOnlyDictionary<string, string>? recipientReplies = null, string? tlsCertFile = null, string? tlsKeyFile = null, string hostname = "postfix.test",
+        string? relayHost = null)
     {
         var postfix = TestEnvironment.RequireTool("postfix");
         var root = TestEnvironment.TempFolder("postfix");
@@ -59,11 +61,19 @@ public sealed class PostfixServer : PeerProcess
             .AppendLine("alias_database =")
             .AppendLine("mynetworks = 127.0.0.0/8")
             .AppendLine("relay_domains = static:all")
-            .AppendLine("default_transport = discard:")
-            .AppendLine("relay_transport = discard:")
+            .AppendLine(relayHost is null ? "default_transport = discard:" : "default_transport = smtp")
+            .AppendLine(relayHost is null ? "relay_transport = discard:" : "relay_transport = smtp")
             .AppendLine($"smtpd_recipient_restrictions = {access}permit_mynetworks, reject")
             .AppendLine("smtputf8_enable = yes")
             .AppendLine("maillog_file = /dev/stdout");
+        if (relayHost is not null)
+        {
+            // Postfix's own SMTP client as the peer: PIPELINING, opportunistic STARTTLS, to the given next hop.
+            main.AppendLine($"relayhost = {relayHost}")
+                .AppendLine("smtp_tls_security_level = may")
+                .AppendLine("smtp_tls_loglevel = 1")
+                .AppendLine("smtp_dns_support_level = disabled");
+        }
         if (tlsCertFile is not null && tlsKeyFile is not null)
         {
             main.AppendLine($"smtpd_tls_cert_file = {tlsCertFile}")
@@ -87,6 +97,7 @@ public sealed class PostfixServer : PeerProcess
             error unix - - n - - error
             retry unix - - n - - error
             discard unix - - n - - discard
+            smtp unix - - n - - smtp
             anvil unix - - n - 1 anvil
             scache unix - - n - 1 scache
             tlsmgr unix - - n 1000? 1 tlsmgr
@@ -98,7 +109,7 @@ public sealed class PostfixServer : PeerProcess
         return server;
     }
 
-    /// <summary>True once Postfix logged a hand-off of <paramref name="recipient"/> (discard: status=sent).</summary>
+    /// <summary>True once Postfix logged a hand-off of <paramref name="recipient"/> (discard or smtp: status=sent).</summary>
     public bool Received(string recipient) => Output.Split('\n').Any(l => l.Contains($"to=<{recipient}>") && l.Contains("status=sent"));
 
     /// <summary>Stops Postfix (postfix stop, then the process).</summary>

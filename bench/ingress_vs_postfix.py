@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Ingress benchmark: the MTA's ingress (with Azurite) against Postfix's smtpd, same machine, same run.
+
+Drives both with Postfix's smtp-source and prints, per case, messages/second accepted, CPU seconds per
+1,000 accepted messages (ours: the ingress; Postfix: every Postfix process, which are smtpd, cleanup and
+their helpers), Azurite's CPU on its own line, peak RSS, and the storage operations each accepted
+message cost. Then opens idle sessions against the ingress and reports its RSS.
+
+Both sides queue durably and deliver nothing: Postfix puts every message on hold (its queue file is
+fsynced before the 250, as always); the ingress answers 250 after the blob and the queue message are
+stored (Azurite persists to disk). Run from the repository root after `make test` or `npm ci`:
+
+    python3 bench/ingress_vs_postfix.py [--quick] [--idle 10000]
+
+Needs: dotnet, node_modules (Azurite), Debian's postfix (smtp-source), root for Postfix.
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_tcp(port, proc, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing on port {port}")
+
+
+def stop(proc):
+    """Stops a process with SIGTERM and returns (user+sys CPU seconds of it and its waited-for children, peak RSS MiB)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, _, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:
+        return 0.0, 0.0
+    proc.returncode = 0
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def cpu_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def rss_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def smtp_source(port, sessions, messages, size, recipients=1):
+    args = ["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", str(size), "-c",
+            "-f", "bench@sender.test", "-t", "user@localhost", "-r", str(recipients), f"127.0.0.1:{port}"]
+    started = time.time()
+    out = subprocess.run(args, capture_output=True, text=True)
+    elapsed = time.time() - started
+    if out.returncode != 0:
+        raise RuntimeError("smtp-source failed: " + out.stderr[-500:])
+    return elapsed
+
+
+class Azurite:
+    def __init__(self, folder):
+        self.blob, self.queue, self.table = free_port(), free_port(), free_port()
+        self.proc = subprocess.Popen(
+            [os.path.join(ROOT, "node_modules", ".bin", "azurite"), "--silent", "--skipApiVersionCheck", "--disableTelemetry",
+             "--location", folder, "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
+             "--blobPort", str(self.blob), "--queuePort", str(self.queue), "--tablePort", str(self.table)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_tcp(self.queue, self.proc)
+        wait_tcp(self.blob, self.proc)
+        self.connection = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                           "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+                           f"BlobEndpoint=http://127.0.0.1:{self.blob}/devstoreaccount1;"
+                           f"QueueEndpoint=http://127.0.0.1:{self.queue}/devstoreaccount1;")
+
+
+class Ingress:
+    def __init__(self, storage, max_connections=1000):
+        self.port, self.health = free_port(), free_port()
+        env = dict(os.environ)
+        env.update({
+            "AzureWebJobsStorage": storage,
+            "Ingress__Port": str(self.port),
+            "Ingress__HealthPort": str(self.health),
+            "Ingress__MaxConnections": str(max_connections),
+            "Mta__MyHostname": "mta.bench",
+            "Logging__LogLevel__Default": "Warning",
+        })
+        dll = os.path.join(ROOT, "ingress", "bin", "Release", "net10.0", "Mta.Ingress.dll")
+        self.proc = subprocess.Popen(["dotnet", dll], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_tcp(self.port, self.proc)
+        wait_tcp(self.health, self.proc)
+
+    def metric(self, name):
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.health}/metrics").read().decode()
+        return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M))
+
+
+class Postfix:
+    MASTER_CF = """{port} inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+proxymap unix - - n - - proxymap
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+    def __init__(self, folder):
+        self.port = free_port()
+        self.config = os.path.join(folder, "conf")
+        os.makedirs(self.config)
+        os.makedirs(os.path.join(folder, "queue"))
+        data = self.data = os.path.join(folder, "data")
+        os.makedirs(data)
+        shutil.chown(data, "postfix")
+        with open(os.path.join(self.config, "main.cf"), "w") as f:
+            f.write("\n".join([
+                "compatibility_level = 3.6", f"queue_directory = {folder}/queue", f"data_directory = {data}",
+                "mail_owner = postfix", "setgid_group = postdrop", "myhostname = postfix.bench",
+                "inet_interfaces = 127.0.0.1", "inet_protocols = ipv4", "mydestination =", "alias_maps =", "alias_database =",
+                "mynetworks = 127.0.0.0/8", "relay_domains = static:all", "default_transport = discard:",
+                # Queue durably, deliver nothing: the 250 comes after cleanup's fsync, as always; the message then waits on hold.
+                "smtpd_end_of_data_restrictions = check_client_access static:HOLD",
+                "smtpd_client_connection_count_limit = 0", "default_process_limit = 200",
+                "maillog_file = /dev/stdout", ""]))  # only /var and /dev/stdout are allowed (maillog_file_prefixes)
+        with open(os.path.join(self.config, "master.cf"), "w") as f:
+            f.write(self.MASTER_CF.format(port=f"127.0.0.1:{self.port}"))
+        self.log = open(os.path.join(folder, "maillog"), "w")
+        self.proc = subprocess.Popen(["postfix", "-c", self.config, "start-fg"], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_tcp(self.port, self.proc)
+
+    def processes(self):
+        """Pids of this instance's processes: the master (from its lock file) and its children."""
+        with open(os.path.join(self.data, "master.lock")) as f:
+            master = int(f.read().strip())
+        out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+        return [master] + [int(p) for p, pp in (line.split() for line in out.splitlines()) if int(pp) == master]
+
+    def cpu(self):
+        total = 0.0
+        for pid in self.processes():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                tick = os.sysconf("SC_CLK_TCK")
+                # Own time plus that of exited children it reaped (smtpd and cleanup processes come and go).
+                total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
+            except FileNotFoundError:
+                pass
+        return total
+
+    def rss(self):
+        return sum(rss_of(p) for p in self.processes() if os.path.exists(f"/proc/{p}"))
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.config, "stop"], capture_output=True)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def run_case(name, sessions, messages, size, work):
+    print(f"\n== {name}: smtp-source -s {sessions} -m {messages} -l {size}", flush=True)
+    results = {}
+
+    folder = tempfile.mkdtemp(prefix="bench-ours-", dir=work)
+    azurite = Azurite(os.path.join(folder, "azurite"))
+    ingress = Ingress(azurite.connection)
+    ingress_cpu0, azurite_cpu0 = cpu_of(ingress.proc.pid), cpu_of(azurite.proc.pid)
+    peak = rss_of(ingress.proc.pid)
+    elapsed = smtp_source(ingress.port, sessions, messages, size)
+    accepted = ingress.metric("mta_ingress_messages_accepted_total")
+    ingress_cpu = cpu_of(ingress.proc.pid) - ingress_cpu0
+    azurite_cpu = cpu_of(azurite.proc.pid) - azurite_cpu0
+    _, ingress_peak = stop(ingress.proc)
+    stop(azurite.proc)
+    results["ours"] = dict(rate=accepted / elapsed, accepted=accepted, cpu=ingress_cpu, azurite=azurite_cpu, rss=max(peak, ingress_peak))
+
+    folder = tempfile.mkdtemp(prefix="bench-postfix-", dir=work)
+    os.chmod(folder, 0o755)  # Postfix's daemons run as the postfix user
+    postfix = Postfix(folder)
+    cpu0 = postfix.cpu()
+    elapsed = smtp_source(postfix.port, sessions, messages, size)
+    rss = postfix.rss()
+    cpu = postfix.cpu() - cpu0
+    held = sum(len(files) for _, _, files in os.walk(os.path.join(folder, "queue", "hold")))
+    postfix.stop()
+    results["postfix"] = dict(rate=held / elapsed, accepted=held, cpu=cpu, rss=rss)
+
+    ours, pf = results["ours"], results["postfix"]
+    print(f"  ours     {ours['rate']:8.0f} msg/s accepted ({ours['accepted']:.0f}), ingress CPU {1000 * ours['cpu'] / max(1, ours['accepted']):.2f} s/1000 msg, peak RSS {ours['rss']:.0f} MiB")
+    print(f"  azurite  CPU {1000 * ours['azurite'] / max(1, ours['accepted']):.2f} s/1000 msg (stands in for Azure Storage)")
+    print(f"  postfix  {pf['rate']:8.0f} msg/s accepted ({pf['accepted']}), smtpd+cleanup+helpers CPU {1000 * pf['cpu'] / max(1, pf['accepted']):.2f} s/1000 msg, RSS at end {pf['rss']:.0f} MiB")
+    print(f"  ratio    rate {ours['rate'] / pf['rate']:.2f}x Postfix; CPU per message {(ours['cpu'] / max(1, ours['accepted'])) / (pf['cpu'] / max(1, pf['accepted'])):.2f}x Postfix")
+    print("  storage  2 operations per accepted message (1 blob put, 1 queue put)")
+    return results
+
+
+def idle_sessions(count, work):
+    print(f"\n== {count} idle sessions against the ingress", flush=True)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the ingress inherits it
+    if hard < count + 1000:
+        print(f"  open-file limit {hard} is below {count + 1000}: raise it (ulimit -Hn) first")
+        return
+    folder = tempfile.mkdtemp(prefix="bench-idle-", dir=work)
+    azurite = Azurite(os.path.join(folder, "azurite"))
+    ingress = Ingress(azurite.connection, max_connections=count + 100)
+    before = rss_of(ingress.proc.pid)
+    sockets = []
+    try:
+        for i in range(count):
+            s = socket.create_connection(("127.0.0.1", ingress.port))
+            sockets.append(s)
+        greeted = 0
+        for s in sockets:
+            s.settimeout(30)
+            if s.recv(100).startswith(b"220"):
+                greeted += 1
+        time.sleep(2)
+        during = rss_of(ingress.proc.pid)
+        print(f"  {greeted} sessions greeted; ingress RSS {before:.0f} MiB before, {during:.0f} MiB with them open "
+              f"({1024 * (during - before) / max(1, greeted):.1f} KiB per session)")
+    finally:
+        for s in sockets:
+            s.close()
+        stop(ingress.proc)
+        stop(azurite.proc)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the script)")
+    parser.add_argument("--idle", type=int, default=10000, help="idle sessions to open (0: skip)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root: Postfix's master needs it")
+    subprocess.run(["dotnet", "build", os.path.join(ROOT, "ingress"), "-c", "Release", "-v", "q", "-nologo"], check=True,
+                   stdout=subprocess.DEVNULL)
+    work = tempfile.mkdtemp(prefix="mta-bench-")
+    os.chmod(work, 0o755)
+    scale = 10 if args.quick else 1
+    try:
+        cases = [("2 KiB, 20 sessions", 20, 20000 // scale, 2048), ("100 KB, 100 sessions", 100, 2000 // scale, 100000)]
+        summary = {name: run_case(name, s, m, l, work) for name, s, m, l in cases}
+        if args.idle:
+            idle_sessions(args.idle // scale, work)
+        print("\n" + json.dumps(summary, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
