@@ -14,12 +14,15 @@ public sealed class StorageUnavailableException(string message, Exception inner)
 /// </summary>
 public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, ILogger<MessageAcceptor> log)
 {
+    /// <summary>A place for the next message's bytes, named by a new queue id.</summary>
+    public SpoolWriter NewMessage(DateTimeOffset now) => new(spool, QueueId.New(now));
+
     /// <summary>Stores the message and queues its envelope; throws <see cref="StorageUnavailableException"/> otherwise.</summary>
-    public async Task AcceptAsync(IncomingEnvelope envelope, Stream content, CancellationToken ct)
+    public async Task AcceptAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
     {
         try
         {
-            await spool.WriteAsync(envelope.BlobName, content, ct);
+            await content.CommitAsync(ct);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {

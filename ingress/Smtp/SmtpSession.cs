@@ -19,6 +19,15 @@ namespace Mta.Ingress.Smtp;
 /// arrive; replies are flushed whenever the client's input is drained, which is what makes
 /// PIPELINING work without extra state.
 /// </summary>
+/// <remarks>
+/// Why the protocol layer is ours: the SmtpServer package (11.1.0, measured) resists fake end-of-data
+/// sequences and discards plain text after STARTTLS, but has no ENHANCEDSTATUSCODES and no CHUNKING, throws
+/// RCPT parameters away (no DSN), cannot take new commands (its command and parser types are internal or
+/// sealed), buffers whole messages in memory, has no recipient or connection limits and no per-read timeout
+/// in DATA, cuts healthy sessions at a whole-session cap, faults on a repeated MAIL parameter without a
+/// reply, hangs on an empty message, does not unstuff the first line and stores bare CR/LF. Kestrel gives the
+/// listeners, connection limits, TLS and graceful shutdown; MimeKit does anything MIME.
+/// </remarks>
 public sealed class SmtpSession(
     PipeReader input,
     PipeWriter output,
@@ -52,7 +61,7 @@ public sealed class SmtpSession(
     private enum Next { Command, Data, StartTls, Chunk }
 
     // CHUNKING (RFC 3030): the message assembled from BDAT chunks, and the chunk being read.
-    private MemoryStream? _chunks;
+    private SpoolWriter? _chunks;
     private bool _inChunk;
     private long _chunkRemaining;
     private bool _chunkLast;
@@ -85,7 +94,7 @@ public sealed class SmtpSession(
         metrics?.SessionStarted();
         var skipToLineEnd = false;
         DataReader? data = null;
-        MemoryStream? content = null;
+        SpoolWriter? content = null;
         try
         {
             if (options.ForbidUnauthPipelining && _input.TryRead(out var early))
@@ -134,6 +143,7 @@ public sealed class SmtpSession(
                     {
                         if (!data.Process(ref buffer)) break;
                         await FinishDataAsync(content!, data.Size, data.TooBig, stopping, Refusal(data));
+                        content!.Dispose();
                         data = null;
                         content = null;
                         continue;
@@ -180,7 +190,7 @@ public sealed class SmtpSession(
                     switch (Handle(text))
                     {
                         case Next.Data:
-                            content = new MemoryStream();
+                            content = acceptor.NewMessage(clock.GetUtcNow());
                             data = new DataReader(content, options.MessageSizeLimit, options.BareLineEndings == "normalize", options.TextLineLimit);
                             if (Unsynchronized(buffer, "DATA")) { _quit = true; continue; }
                             break;
@@ -206,6 +216,9 @@ public sealed class SmtpSession(
                 }
 
                 _input.AdvanceTo(buffer.Start, buffer.End);
+                // A large message goes to storage a block at a time; the next read waits for it (back-pressure).
+                if (content?.BlockReady == true) await content.StageAsync(stopping);
+                if (_chunks?.BlockReady == true) await _chunks.StageAsync(stopping);
                 if (startTls && !await StartTlsAsync(stopping)) break;
                 if (result.IsCompleted) break;
             }
@@ -494,7 +507,7 @@ public sealed class SmtpSession(
         _chunkError = _sender is null ? "503 5.5.1 Error: need MAIL command"
             : _recipients.Count == 0 ? "554 5.5.1 Error: no valid recipients"
             : null;
-        if (_chunkError is null) _chunks ??= new MemoryStream();
+        if (_chunkError is null) _chunks ??= acceptor.NewMessage(clock.GetUtcNow());
         return Next.Chunk;
     }
 
@@ -520,7 +533,7 @@ public sealed class SmtpSession(
         content.Dispose();
     }
 
-    private async Task FinishDataAsync(MemoryStream content, long size, bool tooBig, CancellationToken ct, string? refusal = null)
+    private async Task FinishDataAsync(SpoolWriter content, long size, bool tooBig, CancellationToken ct, string? refusal = null)
     {
         var sender = _sender!;
         var recipients = _recipients.ToList();
@@ -540,7 +553,7 @@ public sealed class SmtpSession(
         }
 
         var now = clock.GetUtcNow();
-        var id = QueueId.New(now);
+        var id = content.Name;
         var envelope = new IncomingEnvelope
         {
             Id = id,
@@ -558,7 +571,6 @@ public sealed class SmtpSession(
             Tls = _tls ? _tlsInfo ?? "TLS" : null,
             Dsn = dsn,
         };
-        content.Position = 0;
         var storing = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {

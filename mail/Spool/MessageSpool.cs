@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Azure.Storage.Blobs.Specialized;
 using Mta.Mail.Configuration;
 
 namespace Mta.Mail.Spool;
@@ -47,6 +48,35 @@ public sealed class MessageSpool
             await _container.GetBlobClient(name).UploadAsync(content, options, ct);
         }
     }
+
+    /// <summary>
+    /// Stores one block of a large message (uncommitted: invisible until <see cref="CommitBlocksAsync"/>;
+    /// storage discards uncommitted blocks after a week, so a message refused mid-way leaves nothing behind).
+    /// </summary>
+    public async Task StageBlockAsync(string name, int index, ReadOnlyMemory<byte> block, CancellationToken ct = default)
+    {
+        var blob = _container.GetBlockBlobClient(name);
+        try
+        {
+            await blob.StageBlockAsync(BlockId(index), new MemoryStream(block.ToArray(), writable: false), cancellationToken: ct);
+        }
+        catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound)
+        {
+            await _container.CreateIfNotExistsAsync(cancellationToken: ct);
+            await blob.StageBlockAsync(BlockId(index), new MemoryStream(block.ToArray(), writable: false), cancellationToken: ct);
+        }
+    }
+
+    /// <summary>Makes blocks 0..count-1 the message, once: fails if the name is taken.</summary>
+    public Task CommitBlocksAsync(string name, int count, CancellationToken ct = default)
+        => _container.GetBlockBlobClient(name).CommitBlockListAsync(Enumerable.Range(0, count).Select(BlockId), new CommitBlockListOptions
+        {
+            Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
+            HttpHeaders = new BlobHttpHeaders { ContentType = "message/rfc822" },
+        }, ct);
+
+    // Block ids must all have the same length within a blob.
+    private static string BlockId(int index) => Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes($"block-{index:D6}"));
 
     /// <summary>
     /// Opens a stored message as one streaming download: a single storage request (OpenRead would add a

@@ -1,3 +1,4 @@
+using Azure.Storage.Blobs.Specialized;
 using Azure.Storage.Queues;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
@@ -164,6 +165,39 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         var queued = await QueuedAsync();
         Assert.DoesNotContain(queued, e => e.Sender == "evil@sender.test" || e.Recipients.Contains("victim@far.test"));
         Assert.Equal(bare ? 0 : 1, queued.Count);
+    }
+
+    [Fact]
+    public async Task A_large_message_streams_to_storage_in_blocks_and_a_refused_one_leaves_no_blob()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:MessageSizeLimit"] = "20000000" });
+        var line = new string('x', 998) + "\r\n";
+        var body = "Subject: big\r\n\r\n" + string.Concat(Enumerable.Repeat(line, 3300)); // about 3.3 MB: four blocks
+        async Task<string> SendAsync(string content)
+        {
+            var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+            await using var _ = smtp;
+            await smtp.CommandAsync("EHLO client.test");
+            await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+            await smtp.CommandAsync("RCPT TO:<user@localhost>");
+            await smtp.CommandAsync("DATA");
+            await smtp.WriteAsync(content + ".\r\n");
+            return await smtp.ReplyAsync();
+        }
+        Assert.StartsWith("250 2.0.0", await SendAsync(body));
+        Assert.StartsWith("550 5.5.2", await SendAsync(body + "bare\nline\r\n"));
+
+        var envelope = Assert.Single(await QueuedAsync());
+        Assert.Equal(body.Length, envelope.Size);
+        var container = new Azure.Storage.Blobs.BlobContainerClient(_azurite.ConnectionString, Mta.Mail.Spool.MessageSpool.ContainerName);
+        var names = new List<string>();
+        await foreach (var b in container.GetBlobsAsync()) names.Add(b.Name);
+        Assert.Equal([envelope.BlobName], names); // the refused message was never committed
+        var blob = container.GetBlockBlobClient(envelope.BlobName);
+        var blocks = (await blob.GetBlockListAsync()).Value.CommittedBlocks.ToList();
+        Assert.Equal(4, blocks.Count);
+        Assert.All(blocks.Take(3), b => Assert.Equal(Mta.Ingress.Acceptance.SpoolWriter.BlockSize, b.SizeLong));
+        Assert.Equal(body, (await blob.DownloadContentAsync()).Value.Content.ToString());
     }
 
     [Fact]

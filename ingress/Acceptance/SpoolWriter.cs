@@ -1,0 +1,114 @@
+using Mta.Mail.Spool;
+
+namespace Mta.Ingress.Acceptance;
+
+/// <summary>
+/// Where a message goes while DATA or BDAT arrives: kept in memory up to <see cref="BlockSize"/>, then
+/// streamed to storage block by block (staged, uncommitted), so a session holds at most about one block
+/// whatever the message size, and a slow store slows the client down (the session waits for each block
+/// before it reads on) instead of filling memory. Nothing is visible in the spool before <see cref="CommitAsync"/>.
+/// </summary>
+public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
+{
+    /// <summary>Octets kept in memory before they go to storage as a block.</summary>
+    public const int BlockSize = 1024 * 1024;
+
+    private readonly MemoryStream _pending = new();
+    private int _staged;
+
+    /// <summary>The blob name, which is also the queue id.</summary>
+    public string Name { get; } = name;
+
+    /// <summary>Why storage failed mid-message, if it did; the rest of the message is then read and dropped.</summary>
+    public string? Failure { get; private set; }
+
+    /// <summary>True when enough is waiting to make a block.</summary>
+    public bool BlockReady => _pending.Length >= BlockSize && Failure is null;
+
+    /// <summary>Sends the waiting octets to storage as whole blocks.</summary>
+    public async Task StageAsync(CancellationToken ct)
+    {
+        if (Failure is not null) return;
+        try
+        {
+            var buffer = _pending.GetBuffer();
+            var length = (int)_pending.Length;
+            var offset = 0;
+            while (length - offset >= BlockSize)
+            {
+                await spool.StageBlockAsync(Name, _staged, buffer.AsMemory(offset, BlockSize), ct);
+                _staged++;
+                offset += BlockSize;
+            }
+            var rest = buffer.AsSpan(offset, length - offset).ToArray();
+            _pending.SetLength(0);
+            _pending.Write(rest);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            Failure = e.Message;
+            _pending.SetLength(0);
+        }
+    }
+
+    /// <summary>Makes the message durable: one upload when it never left memory, else the last block and the commit.</summary>
+    public async Task CommitAsync(CancellationToken ct)
+    {
+        if (Failure is not null) throw new IOException("spool write failed mid-message: " + Failure);
+        _pending.Position = 0;
+        if (_staged == 0)
+        {
+            await spool.WriteAsync(Name, _pending, ct);
+            return;
+        }
+        if (_pending.Length > 0)
+        {
+            await spool.StageBlockAsync(Name, _staged, _pending.GetBuffer().AsMemory(0, (int)_pending.Length), ct);
+            _staged++;
+        }
+        await spool.CommitBlocksAsync(Name, _staged, ct);
+    }
+
+    /// <inheritdoc/>
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        if (Failure is null) _pending.Write(buffer);
+    }
+
+    /// <inheritdoc/>
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    /// <inheritdoc/>
+    public override bool CanRead => false;
+
+    /// <inheritdoc/>
+    public override bool CanSeek => false;
+
+    /// <inheritdoc/>
+    public override bool CanWrite => true;
+
+    /// <inheritdoc/>
+    public override long Length => throw new NotSupportedException();
+
+    /// <inheritdoc/>
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    /// <inheritdoc/>
+    public override void Flush() { }
+
+    /// <inheritdoc/>
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    /// <inheritdoc/>
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    /// <inheritdoc/>
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _pending.Dispose();
+        base.Dispose(disposing);
+    }
+}
