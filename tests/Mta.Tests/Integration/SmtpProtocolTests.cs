@@ -436,7 +436,10 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
     [Fact]
     public async Task Shutdown_closes_idle_sessions_with_421_and_lets_a_message_in_data_finish()
     {
-        await using var mta = await IngressAsync();
+        var health = TestEnvironment.FreeTcpPort();
+        await using var mta = await IngressAsync(new() { ["Ingress:HealthPort"] = health.ToString() });
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        Assert.Equal("ok", await http.GetStringAsync($"http://127.0.0.1:{health}/healthz"));
         var (idle, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
         var (busy, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
         await using var a = idle;
@@ -452,6 +455,8 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.StartsWith("421 4.3.2", await idle.ReplyAsync());
         await Task.Delay(500);
         Assert.False(stopping.IsCompleted); // still draining: the message in DATA holds it
+        // The listeners are closed at once, the health port too: the readiness probe fails and the Service stops sending clients.
+        await Assert.ThrowsAsync<HttpRequestException>(() => http.GetStringAsync($"http://127.0.0.1:{health}/healthz"));
         await busy.WriteAsync("second half\r\n.\r\n");
         Assert.StartsWith("250 2.0.0 Ok: queued as", await busy.ReplyAsync());
         Assert.StartsWith("421 4.3.2", await busy.ReplyAsync()); // and then it is closed too
