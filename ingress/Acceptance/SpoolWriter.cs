@@ -55,12 +55,14 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
     public async Task CommitAsync(CancellationToken ct)
     {
         if (Failure is not null) throw new IOException("spool write failed mid-message: " + Failure);
-        _pending.Position = 0;
-        if (_staged == 0)
+        if (_staged == 0 && _pending.Length <= BlockSize)
         {
+            _pending.Position = 0;
             await spool.WriteAsync(Name, _pending, ct);
             return;
         }
+        await StageAsync(ct); // whole blocks first, so every block but the last is BlockSize
+        if (Failure is not null) throw new IOException("spool write failed: " + Failure);
         if (_pending.Length > 0)
         {
             await spool.StageBlockAsync(Name, _staged, _pending.GetBuffer().AsMemory(0, (int)_pending.Length), ct);
