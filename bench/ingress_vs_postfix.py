@@ -126,24 +126,8 @@ class Ingress:
 
 
 class Postfix:
-    MASTER_CF = """{port} inet n - n - - smtpd
-pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-proxymap unix - - n - - proxymap
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
-"""
+    # The same master.cf as the tests' Postfix peer.
+    MASTER_CF = os.path.join(ROOT, "tests", "postfix-peer", "master.cf")
 
     def __init__(self, folder):
         self.port = free_port()
@@ -164,7 +148,8 @@ postlog unix-dgram n - n - 1 postlogd
                 "smtpd_client_connection_count_limit = 0", "default_process_limit = 200",
                 "maillog_file = /dev/stdout", ""]))  # only /var and /dev/stdout are allowed (maillog_file_prefixes)
         with open(os.path.join(self.config, "master.cf"), "w") as f:
-            f.write(self.MASTER_CF.format(port=f"127.0.0.1:{self.port}"))
+            with open(self.MASTER_CF) as template:
+                f.write(template.read().replace("@LISTEN@", f"127.0.0.1:{self.port}"))
         self.log = open(os.path.join(folder, "maillog"), "w")
         self.proc = subprocess.Popen(["postfix", "-c", self.config, "start-fg"], stdout=self.log, stderr=subprocess.STDOUT)
         wait_tcp(self.port, self.proc)

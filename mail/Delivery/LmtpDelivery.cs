@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.Extensions.Options;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
@@ -9,7 +8,7 @@ namespace Mta.Mail.Delivery;
 /// Postfix's lmtp client: LMTP (RFC 2033) to a mailbox server, which answers DATA once per accepted
 /// recipient. Speaks through <see cref="SmtpConnection"/>; every outcome is per recipient.
 /// </summary>
-public sealed class LmtpDelivery(IOptions<MtaOptions> options, TimeProvider clock)
+public sealed class LmtpDelivery(MxResolver resolver, IOptions<MtaOptions> options, TimeProvider clock)
 {
     private readonly MtaOptions _options = options.Value;
 
@@ -22,12 +21,12 @@ public sealed class LmtpDelivery(IOptions<MtaOptions> options, TimeProvider cloc
         SmtpConnection connection;
         try
         {
-            var addresses = IPAddress.TryParse(hop.Host, out var ip) ? [ip] : await Dns.GetHostAddressesAsync(hop.Host, ct);
-            if (addresses.Length == 0) throw new SmtpConnectException($"no address for {hop.Host}", 0);
-            connection = await SmtpConnection.OpenAsync(new MailHost(hop.Host, addresses[0]), port, lmtp: true, _options.MyHostname,
+            // The mailbox server's name resolves through the MTA's own DNS servers, like every other next hop.
+            var host = (await resolver.ResolveHostAsync(hop.Host, ct))[0];
+            connection = await SmtpConnection.OpenAsync(host, port, lmtp: true, _options.MyHostname,
                 TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds), clock.GetUtcNow(), ct);
         }
-        catch (Exception e) when (e is SmtpConnectException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (e is SmtpConnectException or DnsLookupException)
         {
             return job.Recipients.Select(r => new RecipientResult(r, RecipientStatus.Deferred, $"4.4.1 connect to {relay}: {e.Message}", relay)).ToList();
         }

@@ -149,10 +149,7 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         await using var mta = await IngressAsync();
         var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
         await using var _ = smtp;
-        await smtp.CommandAsync("EHLO client.test");
-        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
-        await smtp.CommandAsync("RCPT TO:<user@localhost>");
-        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        Assert.StartsWith("354", await smtp.StartDataAsync());
         // The classic smuggling payload: a fake end, then a whole second transaction, pipelined.
         await smtp.WriteAsync("Subject: a\r\n\r\nfirst" + fake + "MAIL FROM:<evil@sender.test>\r\nRCPT TO:<victim@far.test>\r\nDATA\r\n"
             + "Subject: smuggled\r\n\r\nx\r\n.\r\n");
@@ -177,10 +174,7 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         {
             var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
             await using var _ = smtp;
-            await smtp.CommandAsync("EHLO client.test");
-            await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
-            await smtp.CommandAsync("RCPT TO:<user@localhost>");
-            await smtp.CommandAsync("DATA");
+            await smtp.StartDataAsync();
             await smtp.WriteAsync(content + ".\r\n");
             return await smtp.ReplyAsync();
         }
@@ -206,10 +200,7 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         await using var mta = await IngressAsync(new() { ["Ingress:BareLineEndings"] = "normalize" });
         var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
         await using var _ = smtp;
-        await smtp.CommandAsync("EHLO client.test");
-        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
-        await smtp.CommandAsync("RCPT TO:<user@localhost>");
-        await smtp.CommandAsync("DATA");
+        await smtp.StartDataAsync();
         await smtp.WriteAsync("Subject: a\n\nfirst\n.\nMAIL FROM:<evil@sender.test>\r\n.\r\n");
         Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
         var envelope = Assert.Single(await QueuedAsync());
@@ -372,10 +363,7 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         await using var mta = await IngressAsync(new() { ["Ingress:TimeoutSeconds"] = "3", ["Ingress:MinDataRate"] = "100" });
         var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
         await using var _ = smtp;
-        await smtp.CommandAsync("EHLO client.test");
-        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
-        await smtp.CommandAsync("RCPT TO:<user@localhost>");
-        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        Assert.StartsWith("354", await smtp.StartDataAsync());
         // 10 octets a second: every read comes well within the 3 s timeout, but the message as a whole
         // may take only 3 s + size/100 — the drip falls behind and the session is closed.
         var started = DateTime.UtcNow;

@@ -82,28 +82,8 @@ public sealed class PostfixServer : PeerProcess
                 .AppendLine("smtpd_tls_loglevel = 1");
         }
         await File.WriteAllTextAsync(Path.Combine(config, "main.cf"), main.ToString());
-        await File.WriteAllTextAsync(Path.Combine(config, "master.cf"), $"""
-            127.0.0.1:{port} inet n - n - - smtpd
-            pickup unix n - n 60 1 pickup
-            cleanup unix n - n - 0 cleanup
-            qmgr unix n - n 300 1 qmgr
-            rewrite unix - - n - - trivial-rewrite
-            bounce unix - - n - 0 bounce
-            defer unix - - n - 0 bounce
-            trace unix - - n - 0 bounce
-            verify unix - - n - 1 verify
-            proxymap unix - - n - - proxymap
-            showq unix n - n - - showq
-            error unix - - n - - error
-            retry unix - - n - - error
-            discard unix - - n - - discard
-            smtp unix - - n - - smtp
-            anvil unix - - n - 1 anvil
-            scache unix - - n - 1 scache
-            tlsmgr unix - - n 1000? 1 tlsmgr
-            postlog unix-dgram n - n - 1 postlogd
-
-            """);
+        var master = await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "tests", "postfix-peer", "master.cf"));
+        await File.WriteAllTextAsync(Path.Combine(config, "master.cf"), master.Replace("@LISTEN@", $"127.0.0.1:{port}"));
         var server = new PostfixServer(postfix, config, port);
         await TestEnvironment.WaitForTcpAsync(port, TimeSpan.FromSeconds(30), server.Process);
         return server;

@@ -56,6 +56,15 @@ public sealed class RawSmtpClient : IAsyncDisposable
         }
     }
 
+    /// <summary>EHLO, MAIL, RCPT and DATA, each waiting for its reply; returns the reply to DATA (354 when all went well).</summary>
+    public async Task<string> StartDataAsync(string from = "a@sender.test", string to = "user@localhost")
+    {
+        await CommandAsync("EHLO client.test");
+        await CommandAsync($"MAIL FROM:<{from}>");
+        await CommandAsync($"RCPT TO:<{to}>");
+        return await CommandAsync("DATA");
+    }
+
     /// <summary>True when the server has closed the connection (nothing more comes).</summary>
     public async Task<bool> ClosedAsync()
     {
