@@ -10,16 +10,36 @@ public sealed class StorageUnavailableException(string message, Exception inner)
 
 /// <summary>
 /// Takes responsibility for a message: bytes to the spool, then the envelope to the <c>incoming</c>
-/// queue. Only when both writes succeeded may the session answer 250.
+/// queue (a small message travels inside the envelope instead). Only when the writes succeeded may the
+/// session answer 250.
 /// </summary>
 public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, ILogger<MessageAcceptor> log)
 {
+    /// <summary>
+    /// Messages up to this size go inline in the queue message (base64 JSON must stay under 64 KiB, with room
+    /// for the envelope); larger ones go to the spool.
+    /// </summary>
+    public const int InlineLimit = 32 * 1024;
+
     /// <summary>A place for the next message's bytes, named by a new queue id.</summary>
     public SpoolWriter NewMessage(DateTimeOffset now) => new(spool, QueueId.New(now));
 
     /// <summary>Stores the message and queues its envelope; throws <see cref="StorageUnavailableException"/> otherwise.</summary>
     public async Task AcceptAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
     {
+        // A small message travels inside its queue message: one storage request instead of two.
+        if (content.Small(InlineLimit) is { } bytes && envelope with { Content = bytes } is var inline && MailQueues.Fits(inline))
+        {
+            try
+            {
+                await queues.SendAsync(QueueNames.Incoming, inline, ct);
+                return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                throw new StorageUnavailableException($"queue write failed: {e.Message}", e);
+            }
+        }
         try
         {
             await content.CommitAsync(ct);

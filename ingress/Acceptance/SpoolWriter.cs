@@ -51,6 +51,9 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
         }
     }
 
+    /// <summary>The whole message when it never left memory and is at most <paramref name="limit"/> octets; else null.</summary>
+    public byte[]? Small(int limit) => _staged == 0 && Failure is null && _pending.Length <= limit ? _pending.ToArray() : null;
+
     /// <summary>Makes the message durable: one upload when it never left memory, else the last block and the commit.</summary>
     public async Task CommitAsync(CancellationToken ct)
     {

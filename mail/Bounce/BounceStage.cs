@@ -51,8 +51,8 @@ public sealed class BounceStage(
                 : _options.DoubleBounceRecipient + "@" + _options.LocalDomains[0];
         }
 
-        var original = await spool.ReadAsync(job.BlobName, ct);
-        var dsn = BuildNotification(job, original.ToArray(), clock.GetUtcNow(), recipient);
+        var original = job.Content ?? (await spool.ReadAsync(job.BlobName, ct)).ToArray();
+        var dsn = BuildNotification(job, original, clock.GetUtcNow(), recipient);
         using var bytes = new MemoryStream();
         var format = FormatOptions.Default.Clone();
         format.NewLineFormat = NewLineFormat.Dos;

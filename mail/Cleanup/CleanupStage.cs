@@ -31,11 +31,12 @@ public sealed class CleanupStage(
         Validate(envelope);
 
         HeaderList headers;
-        await using (var stream = await spool.OpenReadAsync(envelope.BlobName, ct))
+        await using (var stream = envelope.Content is { } inline ? new MemoryStream(inline, writable: false) : await spool.OpenReadAsync(envelope.BlobName, ct))
         {
             // Only the header block is parsed: the body is streamed later, never loaded here.
             headers = await HeaderList.LoadAsync(ParserOptions.Default, stream, ct);
         }
+        var content = envelope.Content;
 
         var prefix = BuildHeaderPrefix(envelope, headers);
         var messageId = headers[HeaderId.MessageId] ?? "";
@@ -54,7 +55,16 @@ public sealed class CleanupStage(
                 Dsn = envelope.Dsn,
                 SmtpUtf8 = envelope.SmtpUtf8,
                 QueuedTime = clock.GetUtcNow(),
+                Content = content,
             };
+            if (content is not null && !MailQueues.Fits(job))
+            {
+                // Too many recipients to carry the bytes in every job: spool them once (idempotent on a retry) and refer to the blob.
+                try { await spool.WriteAsync(envelope.BlobName, new MemoryStream(content, writable: false), ct); }
+                catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier attempt */ }
+                content = null;
+                job = job with { Content = null };
+            }
             await queues.SendAsync(QueueNames.Delivery, job, ct);
             jobs++;
         }

@@ -26,11 +26,17 @@ public sealed record BounceJob
 
     /// <summary>The failed message was itself a postmaster's copy of an undeliverable bounce: log and drop.</summary>
     public bool DoubleBounce { get; init; }
+
+    /// <summary>
+    /// The message bytes themselves when the message is small enough to travel in the queue message (the claim
+    /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.
+    /// </summary>
+    public byte[]? Content { get; init; }
 }
 
 /// <summary>One recipient to report on.</summary>
 /// <param name="Recipient">The envelope recipient.</param>
 /// <param name="Reason">The remote reply or local reason, with its enhanced status code.</param>
-/// <param name="Action">RFC 3464 action: <c>failed</c> (the default) or <c>delivered</c> (NOTIFY=SUCCESS).</param>
+/// <param name="Action">RFC 3464 action: <c>failed</c> (the default), <c>delayed</c>, <c>delivered</c> or <c>relayed</c> (NOTIFY=SUCCESS).</param>
 /// <param name="RemoteMta">The host that answered, when one did.</param>
 public sealed record FailedRecipient(string Recipient, string Reason, string Action = "failed", string? RemoteMta = null);

@@ -47,4 +47,10 @@ public sealed record DeliveryJob
 
     /// <summary>A delay warning (Postfix <c>delay_warning_time</c>) has been sent for these recipients.</summary>
     public bool DelayWarned { get; init; }
+
+    /// <summary>
+    /// The message bytes themselves when the message is small enough to travel in the queue message (the claim
+    /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.
+    /// </summary>
+    public byte[]? Content { get; init; }
 }

@@ -44,4 +44,10 @@ public sealed record IncomingEnvelope
 
     /// <summary>The TLS session the message came over, e.g. <c>TLSv1.3 with cipher TLS_AES_256_GCM_SHA384</c>; null in plain text.</summary>
     public string? Tls { get; init; }
+
+    /// <summary>
+    /// The message bytes themselves when the message is small enough to travel in the queue message (the claim
+    /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.
+    /// </summary>
+    public byte[]? Content { get; init; }
 }

@@ -28,8 +28,8 @@ public sealed class DeliveryStage(
         if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
             throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
 
-        var stored = await spool.ReadAsync(job.BlobName, ct);
-        var bytes = Concat(Encoding.UTF8.GetBytes(job.HeaderPrefix), stored.ToMemory());
+        var stored = job.Content ?? (await spool.ReadAsync(job.BlobName, ct)).ToArray();
+        var bytes = Concat(Encoding.UTF8.GetBytes(job.HeaderPrefix), stored);
 
         var times = new AttemptTimes();
         IReadOnlyList<RecipientResult> results;
@@ -93,6 +93,7 @@ public sealed class DeliveryStage(
             Recipients = recipients,
             Dsn = job.Dsn,
             DoubleBounce = job.DoubleBounce,
+            Content = job.Content,
         }, ct);
 
     /// <summary>

@@ -48,7 +48,13 @@ public sealed class MailQueues
         }
     }
 
-    /// <summary>Puts a JSON message on a queue, visible after <paramref name="delay"/> (none by default).</summary>
+    /// <summary>Azure Storage's largest queue message: 64 KiB of (here base64) text.</summary>
+    public const int MaxMessageText = 64 * 1024;
+
+    /// <summary>Whether <paramref name="message"/> fits in one queue message once serialized and base64-encoded.</summary>
+    public static bool Fits<T>(T message) => (System.Text.Encoding.UTF8.GetByteCount(QueueJson.Serialize(message)) + 2) / 3 * 4 <= MaxMessageText;
+
+    /// <summary>Serializes <paramref name="message"/> and puts it on <paramref name="queue"/>, visible after <paramref name="delay"/>.</summary>
     public async Task SendAsync<T>(string queue, T message, CancellationToken ct = default, TimeSpan? delay = null)
     {
         var client = Get(queue);

@@ -59,6 +59,8 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.Equal("client.test", envelope.Helo);
         Assert.Equal("127.0.0.1", envelope.ClientAddress);
         Assert.Equal("Subject: pipelined\r\n\r\nbody\r\n".Length, envelope.Size);
+        // Small: the bytes travel in the queue message, no blob (one storage request for the ingress).
+        Assert.Equal("Subject: pipelined\r\n\r\nbody\r\n", System.Text.Encoding.ASCII.GetString(envelope.Content!));
     }
 
     [Fact]
