@@ -28,12 +28,11 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, ILogg
     public async Task AcceptAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
     {
         // A small message travels inside its queue message: one storage request instead of two.
-        if (content.Small(InlineLimit) is { } bytes && envelope with { Content = bytes } is var inline && MailQueues.Fits(inline))
+        if (content.Small(InlineLimit) is { } bytes)
         {
             try
             {
-                await queues.SendAsync(QueueNames.Incoming, inline, ct);
-                return;
+                if (await queues.TrySendAsync(QueueNames.Incoming, envelope with { Content = bytes }, ct)) return;
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {

@@ -57,7 +57,12 @@ public sealed class CleanupStage(
                 QueuedTime = clock.GetUtcNow(),
                 Content = content,
             };
-            if (content is not null && !MailQueues.Fits(job))
+            if (content is not null && await queues.TrySendAsync(QueueNames.Delivery, job, ct))
+            {
+                jobs++;
+                continue;
+            }
+            if (content is not null)
             {
                 // Too many recipients to carry the bytes in every job: spool them once (idempotent on a retry) and refer to the blob.
                 try { await spool.WriteAsync(envelope.BlobName, new MemoryStream(content, writable: false), ct); }

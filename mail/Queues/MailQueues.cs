@@ -51,14 +51,25 @@ public sealed class MailQueues
     /// <summary>Azure Storage's largest queue message: 64 KiB of (here base64) text.</summary>
     public const int MaxMessageText = 64 * 1024;
 
-    /// <summary>Whether <paramref name="message"/> fits in one queue message once serialized and base64-encoded.</summary>
-    public static bool Fits<T>(T message) => (System.Text.Encoding.UTF8.GetByteCount(QueueJson.Serialize(message)) + 2) / 3 * 4 <= MaxMessageText;
+    /// <summary>
+    /// Puts <paramref name="message"/> on <paramref name="queue"/> if it fits in one queue message once serialized and
+    /// base64-encoded; false (and nothing sent) when it does not. Serializes once.
+    /// </summary>
+    public async Task<bool> TrySendAsync<T>(string queue, T message, CancellationToken ct = default)
+    {
+        var text = QueueJson.Serialize(message);
+        if ((System.Text.Encoding.UTF8.GetByteCount(text) + 2) / 3 * 4 > MaxMessageText) return false;
+        await SendTextAsync(queue, text, null, ct);
+        return true;
+    }
 
     /// <summary>Serializes <paramref name="message"/> and puts it on <paramref name="queue"/>, visible after <paramref name="delay"/>.</summary>
-    public async Task SendAsync<T>(string queue, T message, CancellationToken ct = default, TimeSpan? delay = null)
+    public Task SendAsync<T>(string queue, T message, CancellationToken ct = default, TimeSpan? delay = null)
+        => SendTextAsync(queue, QueueJson.Serialize(message), delay, ct);
+
+    private async Task SendTextAsync(string queue, string text, TimeSpan? delay, CancellationToken ct)
     {
         var client = Get(queue);
-        var text = QueueJson.Serialize(message);
         try
         {
             await client.SendMessageAsync(text, delay, NeverExpires, ct);
