@@ -194,7 +194,7 @@ public sealed class SmtpConnection : IAsyncDisposable
             }
             if (!mail.Positive)
             {
-                foreach (var r in job.Recipients) results[r] = Result(r, mail.Status == RecipientStatus.Delivered ? mail with { Code = 451 } : mail);
+                foreach (var r in job.Recipients) results[r] = Result(r, mail);
                 await ResetAsync(ct);
                 return job.Recipients.Select(r => results[r]).ToList();
             }
