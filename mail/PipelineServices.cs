@@ -6,6 +6,8 @@ using Mta.Mail.Cleanup;
 using Mta.Mail.Configuration;
 using Mta.Mail.Delivery;
 using Mta.Mail.Delivery.Tls;
+using Mta.Mail.Dkim;
+using Mta.Mail.Rewriting;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
@@ -30,6 +32,8 @@ public static class PipelineServices
         });
         services.AddSingleton<Router>();
         services.AddSingleton<LocalRecipients>();
+        services.AddSingleton<AddressRewriter>();
+        services.AddSingleton<DkimSigning>();
         services.AddSingleton<CleanupStage>();
         services.AddSingleton<MxResolver>();
         services.AddSingleton<TlsPolicy>();

@@ -568,6 +568,7 @@ public sealed class SmtpSession(
             // RFC 3848 keywords; RFC 6531 §3.7.3 puts UTF8 in front for SMTPUTF8 transactions.
             Protocol = (smtpUtf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP") + (_tls && _esmtp ? "S" : "") + (_user is not null ? "A" : ""),
             SmtpUtf8 = smtpUtf8,
+            TrustedClient = _user is not null || relay.IsTrusted(client),
             Tls = _tls ? _tlsInfo ?? "TLS" : null,
             Dsn = dsn,
         };

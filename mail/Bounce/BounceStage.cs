@@ -67,7 +67,7 @@ public sealed class BounceStage(
             {
                 MessageId = id,
                 BlobName = id,
-                HeaderPrefix = "",
+                JobId = id + ".0",
                 Sender = "", // the null reverse-path: a bounce is never bounced
                 Recipients = recipients,
                 NextHop = hop,

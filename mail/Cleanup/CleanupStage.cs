@@ -1,103 +1,331 @@
+using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using MimeKit;
+using MimeKit.IO;
 using MimeKit.Utils;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
+using Mta.Mail.Dkim;
 using Mta.Mail.Queues;
+using Mta.Mail.Rewriting;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
 
 namespace Mta.Mail.Cleanup;
 
 /// <summary>
-/// Postfix's cleanup and trivial-rewrite: reads an accepted message's header, adds the
-/// headers a message must have, routes every recipient and hands one job per next hop to delivery.
-/// The stored bytes are never rewritten: added headers travel in the job and are sent before them.
+/// Postfix's cleanup and trivial-rewrite: reads an accepted message's header, fixes it up (Received on top, Return-Path
+/// and Delivered-To removed, over-long fields cut, Message-ID and Date added for submissions), applies the hop limit and
+/// the header and body checks, rewrites the envelope addresses, DKIM-signs mail from trusted clients, routes every
+/// recipient and hands one job per next hop to delivery. A spooled body is never rewritten: the new header travels in
+/// the job and is sent in front of the stored body. A message MimeKit cannot parse a header from is delivered as-is.
 /// </summary>
-public sealed class CleanupStage(
-    MessageSpool spool,
-    MailQueues queues,
-    Router router,
-    IOptions<MtaOptions> options,
-    TimeProvider clock,
-    ILogger<CleanupStage> log)
+public sealed class CleanupStage
 {
-    private readonly MtaOptions _options = options.Value;
+    private readonly MessageSpool _spool;
+    private readonly MailQueues _queues;
+    private readonly Router _router;
+    private readonly AddressRewriter _rewriter;
+    private readonly DkimSigning _dkim;
+    private readonly TimeProvider _clock;
+    private readonly ILogger<CleanupStage> _log;
+    private readonly MtaOptions _options;
+    private readonly ContentChecks _headerChecks;
+    private readonly ContentChecks _bodyChecks;
+
+    /// <summary>Creates the stage; the checks files are loaded here (a broken one stops the start).</summary>
+    public CleanupStage(MessageSpool spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
+        IOptions<MtaOptions> options, TimeProvider clock, ILogger<CleanupStage> log)
+    {
+        (_spool, _queues, _router, _rewriter, _dkim, _clock, _log, _options) = (spool, queues, router, rewriter, dkim, clock, log, options.Value);
+        void Warn(string e) => log.LogWarning("warning: checks file changed but could not be read, the previous version stays in use: {Error}", e);
+        _headerChecks = ContentChecks.Load(_options.HeaderChecksFile, allowIgnore: true, Warn);
+        _bodyChecks = ContentChecks.Load(_options.BodyChecksFile, allowIgnore: false, Warn);
+    }
 
     /// <summary>Processes one envelope from the <c>incoming</c> queue.</summary>
     public async Task ProcessAsync(IncomingEnvelope envelope, CancellationToken ct = default)
     {
         Validate(envelope);
+        var inline = envelope.Content;
 
         HeaderList headers;
-        await using (var stream = envelope.Content is { } inline ? new MemoryStream(inline, writable: false) : await spool.OpenReadAsync(envelope.BlobName, ct))
+        long bodyOffset;
+        bool parsed;
+        await using (var stream = inline is not null ? new MemoryStream(inline, writable: false) : await _spool.OpenReadAsync(envelope.BlobName, ct))
         {
             // Only the header block is parsed: the body is streamed later, never loaded here.
-            headers = await HeaderList.LoadAsync(ParserOptions.Default, stream, ct);
+            var parser = new MimeParser(ParserOptions.Default, stream, MimeFormat.Entity);
+            try
+            {
+                headers = await parser.ParseHeadersAsync(ct);
+                bodyOffset = parser.Position;
+                parsed = true;
+            }
+            catch (FormatException)
+            {
+                // Not a header at all (e.g. an mbox "From " line first): deliver the bytes as they came, Received on top.
+                (headers, bodyOffset, parsed) = (new HeaderList(), 0, false);
+            }
         }
-        var content = envelope.Content;
+        var messageId = headers[HeaderId.MessageId]?.Trim() ?? "";
+        var who = $"from [{envelope.ClientAddress}]; from=<{envelope.Sender}> to=<{envelope.Recipients[0]}> proto={envelope.Protocol} helo=<{envelope.Helo}>";
 
-        var prefix = BuildHeaderPrefix(envelope, headers);
-        var messageId = headers[HeaderId.MessageId] ?? "";
+        // Postfix's order: header fix-up and header checks as the header goes by, then the body checks.
+        var verdict = InspectHeader(envelope, headers, who);
+        if (verdict is null && _bodyChecks.Any && parsed)
+            verdict = await InspectBodyAsync(envelope, inline, bodyOffset, who, ct);
+
+        if (verdict?.Action == CheckAction.Discard)
+        {
+            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=discarded ({Reason})",
+                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, verdict.Text.Length > 0 ? verdict.Text : "content check");
+            if (inline is null) await _spool.DeleteAsync(envelope.BlobName, ct);
+            return;
+        }
+        var sender = _rewriter.RewriteSender(envelope.Sender);
+        if (verdict?.Action == CheckAction.Reject)
+        {
+            var reason = "5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "message content rejected");
+            await BounceAsync(envelope, sender, envelope.Recipients.Select(r => (r, reason)).ToList(), ct);
+            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=rejected ({Reason})",
+                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, reason);
+            return;
+        }
+        if (CountReceived(headers) + 1 >= _options.HopCountLimit)
+        {
+            // RFC 5321 §6.3: a loop is a permanent failure. Postfix counts its own Received header too.
+            await BounceAsync(envelope, sender, envelope.Recipients.Select(r => (r, "5.4.6 Too many hops")).ToList(), ct);
+            _log.LogWarning("{QueueId}: message-id={MessageId}, from=<{Sender}>: too many hops ({Hops} Received headers, hopcount_limit {Limit}), bounced",
+                envelope.Id, messageId, envelope.Sender, CountReceived(headers) + 1, _options.HopCountLimit);
+            return;
+        }
+
+        var rewritten = _rewriter.RewriteRecipients(envelope.Recipients);
+        foreach (var (rcpt, why) in rewritten.Failures)
+            _log.LogWarning("{QueueId}: to=<{Recipient}>: {Reason}", envelope.Id, rcpt, why);
+        if (rewritten.Failures.Count > 0)
+            await BounceAsync(envelope, sender, rewritten.Failures, ct);
+
+        var header = BuildHeader(envelope, headers, parsed);
+        if (parsed && envelope.TrustedClient && _dkim.Configured)
+            header = await SignAsync(envelope, headers, header, inline, bodyOffset, ct);
+
+        var queue = verdict?.Action == CheckAction.Hold ? QueueNames.Hold : QueueNames.Delivery;
+        var jobs = await SendJobsAsync(envelope, sender, rewritten.Recipients, header, inline, parsed ? bodyOffset : 0, queue, ct);
+
+        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
+            envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs, queue == QueueNames.Hold ? ", status=held" : "");
+    }
+
+    private async Task<int> SendJobsAsync(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Address, string Original)> recipients,
+        byte[] header, byte[]? inline, long bodyOffset, string queue, CancellationToken ct)
+    {
+        if (recipients.Count == 0) return 0;
+        var dsn = CarryDsn(envelope.Dsn, recipients);
+        // Small messages travel whole (new header and body) in the job; spooled ones as header + offset into the blob.
+        var content = inline is null ? null : Concat(header, inline.AsSpan((int)bodyOffset));
+        var blob = envelope.BlobName;
         var jobs = 0;
-        foreach (var (hop, recipients) in router.Group(envelope.Recipients, _options.DestinationRecipientLimit))
+        foreach (var (hop, group) in _router.Group(recipients.Select(r => r.Address), _options.DestinationRecipientLimit))
         {
             var job = new DeliveryJob
             {
                 MessageId = envelope.Id,
-                BlobName = envelope.BlobName,
-                HeaderPrefix = prefix,
-                Sender = envelope.Sender,
-                Recipients = recipients,
+                JobId = $"{envelope.Id}.{jobs}",
+                BlobName = blob,
+                Header = content is null ? header : null,
+                BodyOffset = content is null ? bodyOffset : 0,
+                Sender = sender,
+                Recipients = group,
                 NextHop = hop,
                 ArrivalTime = envelope.ArrivalTime,
-                Dsn = envelope.Dsn,
+                Dsn = dsn,
                 SmtpUtf8 = envelope.SmtpUtf8,
-                QueuedTime = clock.GetUtcNow(),
+                QueuedTime = _clock.GetUtcNow(),
                 Content = content,
             };
-            if (content is not null && await queues.TrySendAsync(QueueNames.Delivery, job, ct))
-            {
-                jobs++;
-                continue;
-            }
-            if (content is not null)
-            {
-                // Too many recipients to carry the bytes in every job: spool them once (idempotent on a retry) and refer to the blob.
-                try { await spool.WriteAsync(envelope.BlobName, new MemoryStream(content, writable: false), ct); }
-                catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier attempt */ }
-                content = null;
-                job = job with { Content = null };
-            }
-            await queues.SendAsync(QueueNames.Delivery, job, ct);
             jobs++;
-        }
+            if (await _queues.TrySendAsync(queue, job, ct)) continue;
 
-        log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}",
-            envelope.Id, messageId.Trim(), envelope.Sender, envelope.Size, envelope.Recipients.Count, jobs);
+            // Too big for a queue message (many recipients with inline bytes, or a huge header): store the finished
+            // message once, under a name of its own, and let this and the later jobs refer to it.
+            blob = inline is null ? envelope.BlobName + ".cleaned" : envelope.BlobName;
+            await using (var finished = inline is null ? await FinishedMessageAsync(envelope.BlobName, header, bodyOffset, ct) : new MemoryStream(content!, writable: false))
+            {
+                try { await _spool.WriteAsync(blob, finished, ct); }
+                catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier attempt of this cleanup */ }
+            }
+            (content, header, bodyOffset) = (null, [], 0);
+            await _queues.SendAsync(queue, job with { BlobName = blob, Content = null, Header = null, BodyOffset = 0 }, ct);
+        }
+        return jobs;
+    }
+
+    private async Task<Stream> FinishedMessageAsync(string blob, byte[] header, long bodyOffset, CancellationToken ct)
+    {
+        var chained = new ChainedStream();
+        chained.Add(new MemoryStream(header, writable: false));
+        chained.Add(await _spool.OpenReadAsync(blob, bodyOffset, null, ct));
+        return chained;
     }
 
     /// <summary>
-    /// The headers cleanup prepends: always a Received header; Message-ID and Date when the
-    /// message lacks them (RFC 5322 requires Date; Postfix adds both).
+    /// DSN parameters follow a rewritten recipient: its NOTIFY stays, and ORCPT names the address the client gave when
+    /// the client did not (RFC 3461 §4.2, Postfix's <c>enable_original_recipient</c>).
     /// </summary>
-    internal string BuildHeaderPrefix(IncomingEnvelope envelope, HeaderList existing)
+    private static DsnRequest? CarryDsn(DsnRequest? dsn, IReadOnlyList<(string Address, string Original)> recipients)
     {
-        var added = new HeaderList();
-        added.Add(new Header("Received", ReceivedValue(envelope)));
-        if (!existing.Contains(HeaderId.MessageId))
-            added.Add(new Header(HeaderId.MessageId, $"<{envelope.ArrivalTime.UtcDateTime:yyyyMMddHHmmss}.{envelope.Id}@{_options.MyHostname}>"));
-        if (!existing.Contains(HeaderId.Date))
-            added.Add(new Header(HeaderId.Date, DateUtils.FormatDate(envelope.ArrivalTime)));
+        if (recipients.All(r => r.Address == r.Original)) return dsn;
+        var map = new Dictionary<string, RecipientDsn>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (address, original) in recipients)
+        {
+            var given = dsn?.Recipients.GetValueOrDefault(original);
+            map[address] = address == original ? given ?? new RecipientDsn(null, null)
+                : new RecipientDsn(given?.Notify, given?.OriginalRecipient ?? "rfc822;" + original);
+        }
+        return (dsn ?? new DsnRequest()) with { Recipients = map };
+    }
 
-        using var buffer = new MemoryStream();
-        var format = FormatOptions.Default.Clone();
-        format.NewLineFormat = NewLineFormat.Dos;
-        added.WriteTo(format, buffer);
-        var text = System.Text.Encoding.UTF8.GetString(buffer.ToArray());
-        // HeaderList writes the blank line that ends a header block; the prefix continues into the message's own header.
-        return text.EndsWith("\r\n\r\n", StringComparison.Ordinal) ? text[..^2] : text;
+    private Task BounceAsync(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Recipient, string Reason)> failed, CancellationToken ct)
+        => _queues.SendAsync(QueueNames.Bounce, new BounceJob
+        {
+            MessageId = envelope.Id,
+            BlobName = envelope.BlobName,
+            Sender = sender,
+            ArrivalTime = envelope.ArrivalTime,
+            Recipients = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, "failed"))
+                .Select(f => new FailedRecipient(f.Recipient, f.Reason)).ToList(),
+            Dsn = envelope.Dsn,
+            Content = envelope.Content,
+        }, ct);
+
+    /// <summary>
+    /// Header fix-up and header checks, in one pass: Return-Path and Delivered-To go (they are added at final
+    /// delivery), fields over <c>header_size_limit</c> are cut, and each logical header line meets the checks.
+    /// Returns the deciding match (REJECT, DISCARD, or HOLD), if any.
+    /// </summary>
+    internal CheckMatch? InspectHeader(IncomingEnvelope envelope, HeaderList headers, string who)
+    {
+        headers.RemoveAll(HeaderId.ReturnPath);
+        headers.RemoveAll("Delivered-To");
+        CheckMatch? hold = null;
+        foreach (var h in headers.ToList())
+        {
+            if (h.RawValue.Length > _options.HeaderSizeLimit)
+            {
+                h.SetRawValue(Cut(h.RawValue, _options.HeaderSizeLimit));
+                _log.LogWarning("{QueueId}: header {Field} longer than header_size_limit {Limit}: excess discarded", envelope.Id, h.Field, _options.HeaderSizeLimit);
+            }
+            if (!_headerChecks.Any) continue;
+            var text = h.Field + ": " + Unfold(h.RawValue);
+            var match = _headerChecks.Match(text, rule => TimedOut(envelope, rule));
+            if (match is null || match.Action == CheckAction.Dunno) continue;
+            LogCheck(envelope, match, "header " + text, who);
+            switch (match.Action)
+            {
+                case CheckAction.Ignore: headers.Remove(h); break;
+                case CheckAction.Hold: hold ??= match; break;
+                case CheckAction.Reject or CheckAction.Discard: return match;
+            }
+        }
+        return hold;
+    }
+
+    private async Task<CheckMatch?> InspectBodyAsync(IncomingEnvelope envelope, byte[]? inline, long bodyOffset, string who, CancellationToken ct)
+    {
+        var limit = _options.BodyChecksSizeLimit;
+        byte[] body;
+        if (inline is not null)
+        {
+            body = inline.AsSpan((int)bodyOffset, (int)Math.Min(limit, inline.Length - bodyOffset)).ToArray();
+        }
+        else
+        {
+            await using var part = await _spool.OpenReadAsync(envelope.BlobName, bodyOffset, limit, ct);
+            using var copy = new MemoryStream();
+            await part.CopyToAsync(copy, ct);
+            body = copy.ToArray();
+        }
+        CheckMatch? hold = null;
+        foreach (var line in Encoding.UTF8.GetString(body).Split("\r\n"))
+        {
+            var match = _bodyChecks.Match(line, rule => TimedOut(envelope, rule));
+            if (match is null || match.Action == CheckAction.Dunno) continue;
+            LogCheck(envelope, match, "body " + line, who);
+            if (match.Action is CheckAction.Reject or CheckAction.Discard) return match;
+            if (match.Action == CheckAction.Hold) hold ??= match;
+        }
+        return hold;
+    }
+
+    private void LogCheck(IncomingEnvelope envelope, CheckMatch match, string what, string who)
+    {
+        // Postfix: "cleanup: ID: reject: header Subject: ... from host[addr]; from=<> to=<> proto=ESMTP helo=<>: 5.7.1 text".
+        var action = match.Action.ToString().ToLowerInvariant();
+        var shown = what.Length > 200 ? what[..200] + "..." : what;
+        _log.LogInformation("{QueueId}: {Action}: {What} {Who}: {Text} ({Rule})",
+            envelope.Id, action == "warn" ? "warning" : action, shown, who, match.Text.Length > 0 ? match.Text : action, match.Where);
+    }
+
+    private void TimedOut(IncomingEnvelope envelope, string rule)
+        => _log.LogWarning("{QueueId}: warning: content check {Rule} took too long on this message and was skipped", envelope.Id, rule);
+
+    private static int CountReceived(HeaderList headers) => headers.Count(h => h.Id == HeaderId.Received);
+
+    /// <summary>
+    /// The header as it leaves cleanup: Received on top; Message-ID and Date added for trusted clients when missing
+    /// (Postfix adds them only for <c>local_header_rewrite_clients</c>); the rest as it came, byte for byte. Ends with the
+    /// blank line. For an unparsable message: the added lines only, which the stored bytes then follow.
+    /// </summary>
+    internal byte[] BuildHeader(IncomingEnvelope envelope, HeaderList existing, bool parsed)
+    {
+        var all = new HeaderList();
+        // Set raw: MimeKit would re-fold a value given as text, and this one is folded already, Postfix's way.
+        var received = new Header("Received", "");
+        received.SetRawValue(Encoding.UTF8.GetBytes(" " + ReceivedValue(envelope) + "\r\n"));
+        all.Add(received);
+        if (parsed && envelope.TrustedClient)
+        {
+            if (!existing.Contains(HeaderId.MessageId))
+                all.Add(new Header(HeaderId.MessageId, $"<{envelope.ArrivalTime.UtcDateTime:yyyyMMddHHmmss}.{envelope.Id}@{_options.MyHostname}>"));
+            if (!existing.Contains(HeaderId.Date))
+                all.Add(new Header(HeaderId.Date, DateUtils.FormatDate(envelope.ArrivalTime)));
+        }
+        foreach (var h in existing) all.Add(h);
+        var bytes = Write(all);
+        // HeaderList writes the blank line that ends a header block; unparsed bytes continue the header instead.
+        return parsed ? bytes : bytes[..^2];
+    }
+
+    private async Task<byte[]> SignAsync(IncomingEnvelope envelope, HeaderList headers, byte[] header, byte[]? inline, long bodyOffset, CancellationToken ct)
+    {
+        var from = headers[HeaderId.From];
+        var domain = from is not null && InternetAddressList.TryParse(from, out var list) && list.Mailboxes.FirstOrDefault() is { } mailbox
+            ? mailbox.Domain : Address.DomainOf(envelope.Sender);
+        var key = _dkim.KeyFor(domain.TrimEnd('.').ToLowerInvariant());
+        if (key is null) return header;
+
+        Header signature;
+        if (inline is not null)
+        {
+            using var whole = new MemoryStream(Concat(header, inline.AsSpan((int)bodyOffset)), writable: false);
+            signature = _dkim.Sign(key, whole, ct);
+        }
+        else
+        {
+            // The body hash needs the whole body: through a temporary file, so a large message is never held in memory.
+            await using var file = new FileStream(Path.GetTempFileName(), FileMode.Create, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
+            await file.WriteAsync(header, ct);
+            await using (var body = await _spool.OpenReadAsync(envelope.BlobName, bodyOffset, null, ct))
+                await body.CopyToAsync(file, ct);
+            file.Position = 0;
+            signature = _dkim.Sign(key, file, ct);
+        }
+        var signed = Write([signature]);
+        _log.LogInformation("{QueueId}: DKIM-Signature field added (s={Selector}, d={Domain})", envelope.Id, key.Selector, key.Domain);
+        return Concat(signed[..^2], header);
     }
 
     private string ReceivedValue(IncomingEnvelope e)
@@ -107,6 +335,35 @@ public sealed class CleanupStage(
         var tls = e.Tls is null ? "" : $"\r\n\t(using {e.Tls})";
         return $"from {e.Helo} ([{e.ClientAddress}]){tls}\r\n\tby {by} (Mta) with {e.Protocol} id {e.Id}{forClause};\r\n\t"
             + DateUtils.FormatDate(e.ArrivalTime);
+    }
+
+    private static byte[] Write(IEnumerable<Header> headers)
+    {
+        var list = new HeaderList();
+        foreach (var h in headers) list.Add(h);
+        using var buffer = new MemoryStream();
+        var format = FormatOptions.Default.Clone();
+        format.NewLineFormat = NewLineFormat.Dos;
+        list.WriteTo(format, buffer);
+        return buffer.ToArray();
+    }
+
+    /// <summary>A raw header value cut to <paramref name="limit"/> bytes, still ending in CRLF.</summary>
+    private static byte[] Cut(byte[] raw, int limit)
+    {
+        var end = limit;
+        while (end > 0 && raw[end - 1] is (byte)'\r' or (byte)'\n') end--;
+        return Concat(raw.AsSpan(0, end).ToArray(), "\r\n"u8);
+    }
+
+    private static string Unfold(byte[] raw) => Header.Unfold(Encoding.UTF8.GetString(raw)).Trim();
+
+    private static byte[] Concat(byte[] first, ReadOnlySpan<byte> second)
+    {
+        var all = new byte[first.Length + second.Length];
+        first.CopyTo(all, 0);
+        second.CopyTo(all.AsSpan(first.Length));
+        return all;
     }
 
     private static void Validate(IncomingEnvelope e)

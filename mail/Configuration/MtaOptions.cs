@@ -101,6 +101,48 @@ public sealed class MtaOptions
     /// <summary>Most idle connections a worker keeps per destination.</summary>
     public int SmtpConnectionCacheDestinationLimit { get; set; } = 20;
 
+    /// <summary>Canonical map for sender and recipients (Postfix <c>canonical_maps</c>): <c>address  new-address</c> per line.</summary>
+    public string? CanonicalMapsFile { get; set; }
+
+    /// <summary>Canonical map for the envelope sender only (Postfix <c>sender_canonical_maps</c>), applied before <see cref="CanonicalMapsFile"/>.</summary>
+    public string? SenderCanonicalMapsFile { get; set; }
+
+    /// <summary>Canonical map for envelope recipients only (Postfix <c>recipient_canonical_maps</c>), applied before <see cref="CanonicalMapsFile"/>.</summary>
+    public string? RecipientCanonicalMapsFile { get; set; }
+
+    /// <summary>Virtual aliases (Postfix <c>virtual_alias_maps</c>): <c>address  address, address…</c>, <c>@domain</c> catch-alls, expanded recursively.</summary>
+    public string? VirtualAliasMapsFile { get; set; }
+
+    /// <summary>Separator between a user name and an address extension, e.g. <c>+</c> (Postfix <c>recipient_delimiter</c>); empty: none.</summary>
+    public string RecipientDelimiter { get; set; } = "";
+
+    /// <summary>Most addresses one recipient may expand to (Postfix <c>virtual_alias_expansion_limit</c>).</summary>
+    public int VirtualAliasExpansionLimit { get; set; } = 1000;
+
+    /// <summary>Deepest nesting of virtual aliases (Postfix <c>virtual_alias_recursion_limit</c>).</summary>
+    public int VirtualAliasRecursionLimit { get; set; } = 1000;
+
+    /// <summary>Regexp table of header checks (Postfix <c>header_checks</c>): <c>/pattern/ REJECT|DISCARD|HOLD|WARN|IGNORE text</c>.</summary>
+    public string? HeaderChecksFile { get; set; }
+
+    /// <summary>Regexp table of body checks (Postfix <c>body_checks</c>), applied to each body line.</summary>
+    public string? BodyChecksFile { get; set; }
+
+    /// <summary>Only this many bytes of a body are given to the body checks (Postfix <c>body_checks_size_limit</c>).</summary>
+    public int BodyChecksSizeLimit { get; set; } = 51200;
+
+    /// <summary>Longest single header field in bytes; the excess is discarded (Postfix <c>header_size_limit</c>).</summary>
+    public int HeaderSizeLimit { get; set; } = 102400;
+
+    /// <summary>A message with this many Received headers (ours included) is bounced as a loop, <c>5.4.6</c> (Postfix <c>hopcount_limit</c>).</summary>
+    public int HopCountLimit { get; set; } = 50;
+
+    /// <summary>
+    /// DKIM signing table: <c>domain selector keyfile</c> per line (a <c>.example.org</c> entry covers subdomains). Mail from
+    /// trusted or authenticated clients whose From domain is listed is signed. Empty: no signing.
+    /// </summary>
+    public string? DkimSigningTable { get; set; }
+
     /// <summary>
     /// Fills in list defaults after binding. Lists start empty because the configuration binder
     /// appends to a list rather than replacing it: a configured list must replace the default.

@@ -13,10 +13,19 @@ public sealed record DeliveryJob
     public required string BlobName { get; init; }
 
     /// <summary>
-    /// Header lines cleanup added (Received, Message-ID, Date), already folded and CRLF-terminated.
-    /// Delivery sends these followed by the stored bytes unchanged, so the original bytes are never rewritten.
+    /// Identifies this job among the message's jobs (<c>{queue id}.{n}</c>); the same on every attempt, and the same when
+    /// cleanup runs twice on one message, so a completed job is recognised when its duplicate comes along.
     /// </summary>
-    public required string HeaderPrefix { get; init; }
+    public string JobId { get; init; } = "";
+
+    /// <summary>
+    /// The message's header as cleanup left it (blank line included), sent before the stored bytes from
+    /// <see cref="BodyOffset"/> on: a spooled body is never rewritten or copied. Null when the stored bytes are sent whole.
+    /// </summary>
+    public byte[]? Header { get; init; }
+
+    /// <summary>Where the body starts in the stored bytes (the original header is skipped); 0 when they are sent whole.</summary>
+    public long BodyOffset { get; init; }
 
     /// <summary>Envelope sender; empty for the null reverse-path.</summary>
     public required string Sender { get; init; }

@@ -46,6 +46,12 @@ public sealed record IncomingEnvelope
     public string? Tls { get; init; }
 
     /// <summary>
+    /// The client was authenticated or in the trusted networks (Postfix <c>local_header_rewrite_clients</c>): cleanup
+    /// adds a missing Message-ID and Date and DKIM-signs the message, as it does for submissions only.
+    /// </summary>
+    public bool TrustedClient { get; init; }
+
+    /// <summary>
     /// The message bytes themselves when the message is small enough to travel in the queue message (the claim
     /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.
     /// </summary>

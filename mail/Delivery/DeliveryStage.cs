@@ -28,8 +28,9 @@ public sealed class DeliveryStage(
         if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
             throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
 
+        // Cleanup's header, then the stored bytes from where the original header ended.
         var stored = job.Content ?? (await spool.ReadAsync(job.BlobName, ct)).ToArray();
-        var bytes = Concat(Encoding.UTF8.GetBytes(job.HeaderPrefix), stored);
+        var bytes = job.Header is { } header ? Concat(header, stored.AsMemory((int)Math.Min(job.BodyOffset, stored.Length))) : stored;
 
         var times = new AttemptTimes();
         IReadOnlyList<RecipientResult> results;

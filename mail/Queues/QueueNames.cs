@@ -19,6 +19,12 @@ public static class QueueNames
     /// <summary>Recipients that failed permanently, from delivery to the bounce stage.</summary>
     public const string Bounce = "bounce";
 
+    /// <summary>
+    /// Delivery jobs of messages a content check put on hold (Postfix's hold queue). No stage reads it: an operator
+    /// releases a job by moving it to <see cref="Delivery"/>, or deletes it.
+    /// </summary>
+    public const string Hold = "hold";
+
     /// <summary>Every queue the system writes to.</summary>
-    public static readonly IReadOnlyList<string> All = [Incoming, Delivery, Deferred, Bounce];
+    public static readonly IReadOnlyList<string> All = [Incoming, Delivery, Deferred, Bounce, Hold];
 }

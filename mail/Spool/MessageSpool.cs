@@ -85,6 +85,10 @@ public sealed class MessageSpool
     public async Task<Stream> OpenReadAsync(string name, CancellationToken ct = default)
         => (await _container.GetBlobClient(name).DownloadStreamingAsync(cancellationToken: ct)).Value.Content;
 
+    /// <summary>Opens part of a stored message: <paramref name="length"/> bytes from <paramref name="offset"/> (null: to the end).</summary>
+    public async Task<Stream> OpenReadAsync(string name, long offset, long? length, CancellationToken ct = default)
+        => (await _container.GetBlobClient(name).DownloadStreamingAsync(new BlobDownloadOptions { Range = new Azure.HttpRange(offset, length) }, ct)).Value.Content;
+
     /// <summary>Reads a stored message whole (for messages that are sent in one piece anyway).</summary>
     public async Task<BinaryData> ReadAsync(string name, CancellationToken ct = default)
         => (await _container.GetBlobClient(name).DownloadContentAsync(ct)).Value.Content;

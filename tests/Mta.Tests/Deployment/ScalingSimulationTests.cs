@@ -33,7 +33,7 @@ public sealed class ScalingSimulationTests(ITestOutputHelper output)
         await spool.WriteAsync("LOAD", new MemoryStream(Encoding.ASCII.GetBytes(body)));
         var job = new DeliveryJob
         {
-            MessageId = "LOAD", BlobName = "LOAD", HeaderPrefix = "", Sender = "load@sender.test", Recipients = ["rcpt@example.test"],
+            MessageId = "LOAD", BlobName = "LOAD", Sender = "load@sender.test", Recipients = ["rcpt@example.test"],
             NextHop = new NextHop { Transport = Transport.Smtp, Host = "127.0.0.1", Port = sink.Port }, ArrivalTime = DateTimeOffset.UtcNow,
         };
         await Task.WhenAll(Enumerable.Range(0, Jobs).Select(_ => queues.SendAsync(QueueNames.Delivery, job)));

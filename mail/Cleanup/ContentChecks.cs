@@ -1,0 +1,137 @@
+using System.Text.RegularExpressions;
+using Mta.Mail.Configuration;
+
+namespace Mta.Mail.Cleanup;
+
+/// <summary>What a matching header or body check does (Postfix header_checks(5) actions).</summary>
+public enum CheckAction
+{
+    /// <summary>Refuse the message: every recipient is bounced with <c>5.7.1</c> and the check's text.</summary>
+    Reject,
+    /// <summary>Accept and drop the message silently (logged).</summary>
+    Discard,
+    /// <summary>Keep the message on the <c>hold</c> queue until an operator releases or deletes it.</summary>
+    Hold,
+    /// <summary>Log the match and go on.</summary>
+    Warn,
+    /// <summary>Remove the header line (header checks only).</summary>
+    Ignore,
+    /// <summary>Stop checking this line (Postfix <c>DUNNO</c>/<c>OK</c>).</summary>
+    Dunno,
+}
+
+/// <summary>A check that matched: its action, its optional text, and where it is written.</summary>
+/// <param name="Action">What to do.</param>
+/// <param name="Text">The text after the action (the reason), possibly empty.</param>
+/// <param name="Where">File and line of the rule, for the log.</param>
+public sealed record CheckMatch(CheckAction Action, string Text, string Where);
+
+/// <summary>
+/// A Postfix regexp table of content checks (header_checks or body_checks): one <c>/pattern/flags ACTION text</c>
+/// per line, <c>!/pattern/</c> for "does not match", <c>#</c> comments. Patterns are case-insensitive unless the
+/// <c>i</c> flag turns that off, as in regexp_table(5); the first rule that matches decides. Each match is bounded in
+/// time (a pattern that backtracks badly on hostile input is skipped, not allowed to pin a worker).
+/// </summary>
+public sealed class ContentChecks
+{
+    private static readonly TimeSpan MatchTimeout = TimeSpan.FromMilliseconds(200);
+
+    private sealed record Rule(Regex Pattern, bool Negated, CheckAction Action, string Text, string Where);
+
+    private readonly WatchedFile<IReadOnlyList<Rule>>? _file;
+
+    private ContentChecks(WatchedFile<IReadOnlyList<Rule>>? file) => _file = file;
+
+    /// <summary>No checks.</summary>
+    public static ContentChecks None { get; } = new(null);
+
+    /// <summary>True when the table has rules.</summary>
+    public bool Any => _file is not null && _file.Value.Count > 0;
+
+    /// <summary>Loads a checks file (reloaded when it changes); <paramref name="allowIgnore"/> for header checks only.</summary>
+    public static ContentChecks Load(string? path, bool allowIgnore, Action<string>? reloadFailed = null)
+        => string.IsNullOrEmpty(path) ? None
+            : new ContentChecks(new WatchedFile<IReadOnlyList<Rule>>(path, (lines, source) => Parse(lines, source, allowIgnore), reloadFailed));
+
+    private static IReadOnlyList<Rule> Parse(string[] lines, string source, bool allowIgnore)
+    {
+        var rules = new List<Rule>();
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var where = $"{source}:{i + 1}";
+            var line = lines[i].Trim();
+            if (line.Length == 0 || line[0] == '#') continue;
+            var negated = line[0] == '!';
+            if (negated) line = line[1..];
+            if (line.Length < 2 || line[0] != '/')
+                throw new FormatException($"{where}: expected '/pattern/ ACTION', got '{lines[i].Trim()}'");
+            var close = ClosingSlash(line);
+            if (close < 0) throw new FormatException($"{where}: pattern without a closing '/'");
+            var pattern = line[1..close];
+            var rest = line[(close + 1)..];
+            var flagsEnd = 0;
+            while (flagsEnd < rest.Length && !char.IsWhiteSpace(rest[flagsEnd])) flagsEnd++;
+            var options = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant;
+            foreach (var f in rest[..flagsEnd])
+                options = f switch
+                {
+                    'i' => options ^ RegexOptions.IgnoreCase,
+                    'm' => options | RegexOptions.Multiline,
+                    'x' => options | RegexOptions.IgnorePatternWhitespace,
+                    _ => throw new FormatException($"{where}: unknown flag '{f}' (known: i, m, x)"),
+                };
+            var actionText = rest[flagsEnd..].Trim();
+            var space = actionText.IndexOfAny([' ', '\t']);
+            var word = (space < 0 ? actionText : actionText[..space]).ToUpperInvariant();
+            var text = space < 0 ? "" : actionText[(space + 1)..].Trim();
+            var action = word switch
+            {
+                "REJECT" => CheckAction.Reject,
+                "DISCARD" => CheckAction.Discard,
+                "HOLD" => CheckAction.Hold,
+                "WARN" => CheckAction.Warn,
+                "IGNORE" when allowIgnore => CheckAction.Ignore,
+                "DUNNO" or "OK" => CheckAction.Dunno,
+                "" => throw new FormatException($"{where}: missing action (REJECT, DISCARD, HOLD, WARN{(allowIgnore ? ", IGNORE" : "")}, DUNNO)"),
+                _ => throw new FormatException($"{where}: unknown action '{word}' (known: REJECT, DISCARD, HOLD, WARN{(allowIgnore ? ", IGNORE" : "")}, DUNNO)"),
+            };
+            Regex regex;
+            try { regex = new Regex(pattern, options, MatchTimeout); }
+            catch (ArgumentException e) { throw new FormatException($"{where}: bad pattern: {e.Message}"); }
+            rules.Add(new Rule(regex, negated, action, text, where));
+        }
+        return rules;
+    }
+
+    // The first '/' not escaped by a backslash ends the pattern.
+    private static int ClosingSlash(string line)
+    {
+        for (var i = 1; i < line.Length; i++)
+        {
+            if (line[i] == '\\') { i++; continue; }
+            if (line[i] == '/') return i;
+        }
+        return -1;
+    }
+
+    /// <summary>
+    /// The first rule that matches <paramref name="input"/> (a whole logical header line, or one body line), or null.
+    /// A <see cref="CheckAction.Dunno"/> match also ends the search for this input.
+    /// </summary>
+    public CheckMatch? Match(string input, Action<string>? timedOut = null)
+    {
+        if (_file is null) return null;
+        foreach (var rule in _file.Value)
+        {
+            bool matched;
+            try { matched = rule.Pattern.IsMatch(input) != rule.Negated; }
+            catch (RegexMatchTimeoutException)
+            {
+                timedOut?.Invoke(rule.Where);
+                continue;
+            }
+            if (matched) return new CheckMatch(rule.Action, rule.Text, rule.Where);
+        }
+        return null;
+    }
+}
