@@ -100,7 +100,8 @@ class Azurite:
         self.connection = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
                            "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
                            f"BlobEndpoint=http://127.0.0.1:{self.blob}/devstoreaccount1;"
-                           f"QueueEndpoint=http://127.0.0.1:{self.queue}/devstoreaccount1;")
+                           f"QueueEndpoint=http://127.0.0.1:{self.queue}/devstoreaccount1;"
+                           f"TableEndpoint=http://127.0.0.1:{self.table}/devstoreaccount1;")
 
 
 class Ingress:

@@ -1,4 +1,5 @@
 using System.Reflection;
+using Azure.Storage.Queues.Models;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Mta.Functions.Host;
@@ -32,14 +33,15 @@ public sealed class FunctionDispatcher
         return (type, method, ActivatorUtilities.CreateFactory(type, Type.EmptyTypes));
     }
 
-    /// <summary>Runs one invocation of <paramref name="functionName"/> with a queue message's text.</summary>
-    public async Task InvokeAsync(string functionName, string message, CancellationToken cancellationToken)
+    /// <summary>Runs one invocation of <paramref name="functionName"/> with a queue message (bound as its text or whole).</summary>
+    public async Task InvokeAsync(string functionName, QueueMessage message, CancellationToken cancellationToken)
     {
         var (_, method, factory) = _entries[functionName];
         await using var scope = _services.CreateAsyncScope();
         var instance = method.IsStatic ? null : factory(scope.ServiceProvider, null);
         var args = method.GetParameters().Select(p =>
-            p.ParameterType == typeof(string) ? message
+            p.ParameterType == typeof(string) ? message.MessageText
+            : p.ParameterType == typeof(QueueMessage) ? message
             : p.ParameterType == typeof(CancellationToken) ? (object)cancellationToken
             : throw new NotSupportedException($"{functionName}: parameter {p.Name} of type {p.ParameterType} cannot be bound by the local host"))
             .ToArray();

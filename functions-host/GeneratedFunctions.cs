@@ -1,17 +1,18 @@
 using System.Reflection;
 using System.Reflection.Emit;
+using Azure.Storage.Queues.Models;
 using Microsoft.Azure.WebJobs;
 
 namespace Mta.Functions.Host;
 
 /// <summary>
 /// Base of the classes generated for the WebJobs SDK: each generated method only forwards its
-/// queue message to the <see cref="FunctionDispatcher"/>. Public so the generated assembly can derive from it.
+/// queue message (with its metadata, such as the dequeue count) to the <see cref="FunctionDispatcher"/>. Public so the generated assembly can derive from it.
 /// </summary>
 public abstract class GeneratedQueueFunction(FunctionDispatcher dispatcher)
 {
     /// <summary>Forwards one invocation.</summary>
-    protected Task Invoke(string functionName, string message, CancellationToken cancellationToken)
+    protected Task Invoke(string functionName, QueueMessage message, CancellationToken cancellationToken)
         => dispatcher.InvokeAsync(functionName, message, cancellationToken);
 }
 
@@ -42,7 +43,7 @@ public static class GeneratedFunctions
             il.Emit(OpCodes.Call, baseCtor);
             il.Emit(OpCodes.Ret);
 
-            var run = type.DefineMethod("Run", MethodAttributes.Public, typeof(Task), [typeof(string), typeof(CancellationToken)]);
+            var run = type.DefineMethod("Run", MethodAttributes.Public, typeof(Task), [typeof(QueueMessage), typeof(CancellationToken)]);
             run.SetCustomAttribute(new CustomAttributeBuilder(typeof(FunctionNameAttribute).GetConstructor([typeof(string)])!, [f.Name]));
             var message = run.DefineParameter(1, ParameterAttributes.None, "message");
             message.SetCustomAttribute(new CustomAttributeBuilder(

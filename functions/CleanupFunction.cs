@@ -1,3 +1,4 @@
+using Azure.Storage.Queues.Models;
 using Microsoft.Azure.Functions.Worker;
 using Mta.Mail.Cleanup;
 using Mta.Mail.Configuration;
@@ -9,10 +10,10 @@ namespace Mta.Functions;
 /// <summary>The cleanup stage: one accepted message's envelope in, delivery jobs out.</summary>
 public sealed class CleanupFunction(CleanupStage stage)
 {
-    /// <summary>Triggered by an envelope on the <c>incoming</c> queue.</summary>
+    /// <summary>Triggered by an envelope on the <c>incoming</c> queue; the dequeue count tells a second run from the first.</summary>
     [Function("Cleanup")]
     public Task Run(
-        [QueueTrigger(QueueNames.Incoming, Connection = StorageConnection.SettingName)] string message,
+        [QueueTrigger(QueueNames.Incoming, Connection = StorageConnection.SettingName)] QueueMessage message,
         CancellationToken cancellationToken)
-        => stage.ProcessAsync(QueueJson.Deserialize<IncomingEnvelope>(message), cancellationToken);
+        => stage.ProcessAsync(QueueJson.Deserialize<IncomingEnvelope>(message.MessageText), cancellationToken, message.DequeueCount);
 }

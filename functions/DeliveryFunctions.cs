@@ -1,3 +1,4 @@
+using Azure.Storage.Queues.Models;
 using Microsoft.Azure.Functions.Worker;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
@@ -8,7 +9,7 @@ namespace Mta.Functions;
 
 /// <summary>
 /// The delivery stages: one delivery job (a message and the recipients of one next hop).
-/// Two triggers, one piece of work: fresh jobs from <c>delivery</c>, and deferred jobs from
+/// The dequeue count tells delivery when a job may have been finished by a worker that died. Two triggers, one piece of work: fresh jobs from <c>delivery</c>, and deferred jobs from
 /// <c>deferred</c> once their backoff has passed — separate functions so each scales on its own queue.
 /// </summary>
 public sealed class DeliveryFunctions(DeliveryStage stage)
@@ -16,14 +17,14 @@ public sealed class DeliveryFunctions(DeliveryStage stage)
     /// <summary>Triggered by a job on the <c>delivery</c> queue.</summary>
     [Function("Delivery")]
     public Task Delivery(
-        [QueueTrigger(QueueNames.Delivery, Connection = StorageConnection.SettingName)] string message,
+        [QueueTrigger(QueueNames.Delivery, Connection = StorageConnection.SettingName)] QueueMessage message,
         CancellationToken cancellationToken)
-        => stage.ProcessAsync(QueueJson.Deserialize<DeliveryJob>(message), cancellationToken);
+        => stage.ProcessAsync(QueueJson.Deserialize<DeliveryJob>(message.MessageText), cancellationToken, message.DequeueCount);
 
     /// <summary>Triggered when a parked job on the <c>deferred</c> queue becomes visible (due).</summary>
     [Function("Retry")]
     public Task Retry(
-        [QueueTrigger(QueueNames.Deferred, Connection = StorageConnection.SettingName)] string message,
+        [QueueTrigger(QueueNames.Deferred, Connection = StorageConnection.SettingName)] QueueMessage message,
         CancellationToken cancellationToken)
-        => stage.ProcessAsync(QueueJson.Deserialize<DeliveryJob>(message), cancellationToken);
+        => stage.ProcessAsync(QueueJson.Deserialize<DeliveryJob>(message.MessageText), cancellationToken, message.DequeueCount);
 }

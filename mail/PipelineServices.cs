@@ -11,6 +11,7 @@ using Mta.Mail.Rewriting;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
+using Mta.Mail.Tracking;
 
 namespace Mta.Mail;
 
@@ -32,6 +33,8 @@ public static class PipelineServices
         });
         services.AddSingleton<Router>();
         services.AddSingleton<LocalRecipients>();
+        services.AddSingleton(sp => new SpoolReferences(sp.GetRequiredService<StorageConnection>()));
+        services.AddSingleton<CompletionLog>();
         services.AddSingleton<AddressRewriter>();
         services.AddSingleton<DkimSigning>();
         services.AddSingleton<CleanupStage>();

@@ -9,6 +9,7 @@ using Mta.Mail.Delivery;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
+using Mta.Mail.Tracking;
 
 namespace Mta.Mail.Bounce;
 
@@ -22,6 +23,7 @@ public sealed class BounceStage(
     MessageSpool spool,
     MailQueues queues,
     Router router,
+    SpoolReferences references,
     IOptions<MtaOptions> options,
     TimeProvider clock,
     ILogger<BounceStage> log)
@@ -37,6 +39,14 @@ public sealed class BounceStage(
         if (job.Recipients is not { Count: > 0 } || string.IsNullOrEmpty(job.BlobName))
             throw new InvalidQueueMessageException($"{job.MessageId}: bounce job without recipients or blob");
 
+        await ReportAsync(job, ct);
+        // The report no longer needs the original: give up its hold on a spooled message.
+        if (job.Reference is not null && await references.UpdateAsync(job.MessageId, [], [job.Reference], ct))
+            await DeliveryStage.DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
+    }
+
+    private async Task ReportAsync(BounceJob job, CancellationToken ct)
+    {
         var recipient = job.Sender;
         if (job.Sender.Length == 0)
         {
@@ -51,29 +61,48 @@ public sealed class BounceStage(
                 : _options.DoubleBounceRecipient + "@" + _options.LocalDomains[0];
         }
 
-        var original = job.Content ?? (await spool.ReadAsync(job.BlobName, ct)).ToArray();
+        byte[] original;
+        try
+        {
+            original = job.Content ?? (await spool.ReadAsync(job.BlobName, ct)).ToArray();
+        }
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && job.Reference is not null)
+        {
+            // A spooled original goes only when no reference is left, so this report was made before (its job came back).
+            if ((await references.OpenReferencesAsync(job.MessageId, ct))?.Contains(job.Reference) == true) throw;
+            log.LogInformation("{QueueId}: report {Reference} was made before: not made again", job.MessageId, job.Reference);
+            return;
+        }
         var dsn = BuildNotification(job, original, clock.GetUtcNow(), recipient);
         using var bytes = new MemoryStream();
         var format = FormatOptions.Default.Clone();
         format.NewLineFormat = NewLineFormat.Dos;
         await dsn.WriteToAsync(format, bytes, ct);
 
-        var id = job.MessageId + "B" + Convert.ToHexString(Guid.NewGuid().ToByteArray()[..3]);
-        bytes.Position = 0;
-        await spool.WriteAsync(id, bytes, ct);
+        // Named after the original and the report's own reference, so a retried bounce job makes the same report.
+        var id = job.MessageId + "B" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
+            Encoding.UTF8.GetBytes(job.Reference ?? string.Join(',', job.Recipients.Select(r => r.Recipient + r.Action)))).AsSpan(0, 3));
         foreach (var (hop, recipients) in router.Group([recipient], _options.DestinationRecipientLimit))
         {
-            await queues.SendAsync(QueueNames.Delivery, new DeliveryJob
+            var delivery = new DeliveryJob
             {
                 MessageId = id,
-                BlobName = id,
                 JobId = id + ".0",
+                BlobName = id,
                 Sender = "", // the null reverse-path: a bounce is never bounced
                 Recipients = recipients,
                 NextHop = hop,
                 ArrivalTime = clock.GetUtcNow(),
                 DoubleBounce = job.Sender.Length == 0,
-            }, ct);
+                Content = bytes.ToArray(),
+            };
+            if (await queues.TrySendAsync(QueueNames.Delivery, delivery, ct)) continue;
+            // Too large to travel inline (it quotes up to bounce_size_limit of the original): spool it, with its own references.
+            await references.OpenAsync(id, [delivery.JobId], ct);
+            bytes.Position = 0;
+            try { await spool.WriteAsync(id, bytes, ct); }
+            catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier run of this job */ }
+            await queues.SendAsync(QueueNames.Delivery, delivery with { Content = null }, ct);
         }
         log.LogInformation("{QueueId}: sender non-delivery notification: {BounceId}", job.MessageId, id);
     }

@@ -11,6 +11,7 @@ using Mta.Mail.Queues;
 using Mta.Mail.Rewriting;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
+using Mta.Mail.Tracking;
 
 namespace Mta.Mail.Cleanup;
 
@@ -28,6 +29,7 @@ public sealed class CleanupStage
     private readonly Router _router;
     private readonly AddressRewriter _rewriter;
     private readonly DkimSigning _dkim;
+    private readonly SpoolReferences _references;
     private readonly TimeProvider _clock;
     private readonly ILogger<CleanupStage> _log;
     private readonly MtaOptions _options;
@@ -36,24 +38,39 @@ public sealed class CleanupStage
 
     /// <summary>Creates the stage; the checks files are loaded here (a broken one stops the start).</summary>
     public CleanupStage(MessageSpool spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
-        IOptions<MtaOptions> options, TimeProvider clock, ILogger<CleanupStage> log)
+        SpoolReferences references, IOptions<MtaOptions> options, TimeProvider clock, ILogger<CleanupStage> log)
     {
-        (_spool, _queues, _router, _rewriter, _dkim, _clock, _log, _options) = (spool, queues, router, rewriter, dkim, clock, log, options.Value);
+        (_spool, _queues, _router, _rewriter, _dkim, _references, _clock, _log, _options) = (spool, queues, router, rewriter, dkim, references, clock, log, options.Value);
         void Warn(string e) => log.LogWarning("warning: checks file changed but could not be read, the previous version stays in use: {Error}", e);
         _headerChecks = ContentChecks.Load(_options.HeaderChecksFile, allowIgnore: true, Warn);
         _bodyChecks = ContentChecks.Load(_options.BodyChecksFile, allowIgnore: false, Warn);
     }
 
-    /// <summary>Processes one envelope from the <c>incoming</c> queue.</summary>
-    public async Task ProcessAsync(IncomingEnvelope envelope, CancellationToken ct = default)
+    /// <summary>
+    /// Processes one envelope from the <c>incoming</c> queue. <paramref name="dequeueCount"/> above 1 means an earlier
+    /// run may have queued this message's jobs already: they get the same ids, marked as possible duplicates.
+    /// </summary>
+    public async Task ProcessAsync(IncomingEnvelope envelope, CancellationToken ct = default, long dequeueCount = 1)
     {
         Validate(envelope);
         var inline = envelope.Content;
+        var again = dequeueCount > 1;
 
         HeaderList headers;
         long bodyOffset;
         bool parsed;
-        await using (var stream = inline is not null ? new MemoryStream(inline, writable: false) : await _spool.OpenReadAsync(envelope.BlobName, ct))
+        Stream stream;
+        try
+        {
+            stream = inline is not null ? new MemoryStream(inline, writable: false) : await _spool.OpenReadAsync(envelope.BlobName, ct);
+        }
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && again)
+        {
+            // An earlier run queued the jobs, they all finished and the spool was cleaned before this queue message came back.
+            _log.LogInformation("{QueueId}: already processed and delivered; nothing left to do", envelope.Id);
+            return;
+        }
+        await using (stream)
         {
             // Only the header block is parsed: the body is streamed later, never loaded here.
             var parser = new MimeParser(ParserOptions.Default, stream, MimeFormat.Entity);
@@ -85,82 +102,121 @@ public sealed class CleanupStage
             return;
         }
         var sender = _rewriter.RewriteSender(envelope.Sender);
+        string? refusal = null;
         if (verdict?.Action == CheckAction.Reject)
-        {
-            var reason = "5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "message content rejected");
-            await BounceAsync(envelope, sender, envelope.Recipients.Select(r => (r, reason)).ToList(), ct);
-            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=rejected ({Reason})",
-                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, reason);
-            return;
-        }
-        if (CountReceived(headers) + 1 >= _options.HopCountLimit)
+            refusal = "5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "message content rejected");
+        else if (CountReceived(headers) + 1 >= _options.HopCountLimit)
         {
             // RFC 5321 §6.3: a loop is a permanent failure. Postfix counts its own Received header too.
-            await BounceAsync(envelope, sender, envelope.Recipients.Select(r => (r, "5.4.6 Too many hops")).ToList(), ct);
-            _log.LogWarning("{QueueId}: message-id={MessageId}, from=<{Sender}>: too many hops ({Hops} Received headers, hopcount_limit {Limit}), bounced",
+            refusal = "5.4.6 Too many hops";
+            _log.LogWarning("{QueueId}: message-id={MessageId}, from=<{Sender}>: too many hops ({Hops} Received headers, hopcount_limit {Limit})",
                 envelope.Id, messageId, envelope.Sender, CountReceived(headers) + 1, _options.HopCountLimit);
+        }
+        if (refusal is not null)
+        {
+            await FinishAsync(envelope, sender, envelope.Recipients.Select(r => (r, refusal)).ToList(), [], null, ct);
+            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=bounced ({Reason})",
+                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal);
             return;
         }
 
         var rewritten = _rewriter.RewriteRecipients(envelope.Recipients);
         foreach (var (rcpt, why) in rewritten.Failures)
             _log.LogWarning("{QueueId}: to=<{Recipient}>: {Reason}", envelope.Id, rcpt, why);
-        if (rewritten.Failures.Count > 0)
-            await BounceAsync(envelope, sender, rewritten.Failures, ct);
 
         var header = BuildHeader(envelope, headers, parsed);
         if (parsed && envelope.TrustedClient && _dkim.Configured)
             header = await SignAsync(envelope, headers, header, inline, bodyOffset, ct);
 
         var queue = verdict?.Action == CheckAction.Hold ? QueueNames.Hold : QueueNames.Delivery;
-        var jobs = await SendJobsAsync(envelope, sender, rewritten.Recipients, header, inline, parsed ? bodyOffset : 0, queue, ct);
-
-        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
-            envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs, queue == QueueNames.Hold ? ", status=held" : "");
-    }
-
-    private async Task<int> SendJobsAsync(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Address, string Original)> recipients,
-        byte[] header, byte[]? inline, long bodyOffset, string queue, CancellationToken ct)
-    {
-        if (recipients.Count == 0) return 0;
-        var dsn = CarryDsn(envelope.Dsn, recipients);
-        // Small messages travel whole (new header and body) in the job; spooled ones as header + offset into the blob.
-        var content = inline is null ? null : Concat(header, inline.AsSpan((int)bodyOffset));
-        var blob = envelope.BlobName;
-        var jobs = 0;
-        foreach (var (hop, group) in _router.Group(recipients.Select(r => r.Address), _options.DestinationRecipientLimit))
-        {
-            var job = new DeliveryJob
+        var dsn = CarryDsn(envelope.Dsn, rewritten.Recipients);
+        var jobs = _router.Group(rewritten.Recipients.Select(r => r.Address), _options.DestinationRecipientLimit)
+            .Select((g, n) => new DeliveryJob
             {
                 MessageId = envelope.Id,
-                JobId = $"{envelope.Id}.{jobs}",
-                BlobName = blob,
-                Header = content is null ? header : null,
-                BodyOffset = content is null ? bodyOffset : 0,
+                JobId = $"{envelope.Id}.{n}",
+                BlobName = envelope.BlobName,
                 Sender = sender,
-                Recipients = group,
-                NextHop = hop,
+                Recipients = g.Recipients,
+                NextHop = g.Hop,
                 ArrivalTime = envelope.ArrivalTime,
                 Dsn = dsn,
                 SmtpUtf8 = envelope.SmtpUtf8,
-                QueuedTime = _clock.GetUtcNow(),
-                Content = content,
-            };
-            jobs++;
-            if (await _queues.TrySendAsync(queue, job, ct)) continue;
+                MaybeDuplicate = again,
+            }).ToList();
+        await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed ? bodyOffset : 0, queue), ct);
 
-            // Too big for a queue message (many recipients with inline bytes, or a huge header): store the finished
-            // message once, under a name of its own, and let this and the later jobs refer to it.
-            blob = inline is null ? envelope.BlobName + ".cleaned" : envelope.BlobName;
-            await using (var finished = inline is null ? await FinishedMessageAsync(envelope.BlobName, header, bodyOffset, ct) : new MemoryStream(content!, writable: false))
+        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
+            envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");
+    }
+
+    /// <summary>
+    /// Queues what became of the message: a bounce report for <paramref name="failed"/> recipients and the delivery
+    /// jobs. A spooled message first gets its reference set (every job and the report hold one), so its blob lives
+    /// exactly as long as something still needs it; a spooled message nothing needs is deleted now.
+    /// </summary>
+    private async Task FinishAsync(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Recipient, string Reason)> failed,
+        IReadOnlyList<DeliveryJob> jobs, (byte[] Header, long BodyOffset, string Queue)? content, CancellationToken ct)
+    {
+        var reported = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, "failed"))
+            .Select(f => new FailedRecipient(f.Recipient, f.Reason)).ToList();
+        var reportReference = SpoolReferences.Report(envelope.Id, 0, "cleanup");
+        var spooled = envelope.Content is null;
+        if (spooled)
+        {
+            var references = jobs.Select(j => j.JobId).Concat(reported.Count > 0 ? [reportReference] : []).ToList();
+            if (references.Count == 0)
             {
-                try { await _spool.WriteAsync(blob, finished, ct); }
-                catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier attempt of this cleanup */ }
+                await _spool.DeleteAsync(envelope.BlobName, ct);
+                return;
             }
-            (content, header, bodyOffset) = (null, [], 0);
-            await _queues.SendAsync(queue, job with { BlobName = blob, Content = null, Header = null, BodyOffset = 0 }, ct);
+            await _references.OpenAsync(envelope.Id, references, ct);
         }
-        return jobs;
+        if (reported.Count > 0)
+            await _queues.SendAsync(QueueNames.Bounce, new BounceJob
+            {
+                MessageId = envelope.Id,
+                BlobName = envelope.BlobName,
+                Sender = sender,
+                ArrivalTime = envelope.ArrivalTime,
+                Recipients = reported,
+                Dsn = envelope.Dsn,
+                Content = envelope.Content,
+                Reference = spooled ? reportReference : null,
+            }, ct);
+        if (content is { } c)
+            await SendJobsAsync(envelope, jobs, c.Header, c.BodyOffset, c.Queue, ct);
+    }
+
+    private async Task SendJobsAsync(IncomingEnvelope envelope, IReadOnlyList<DeliveryJob> jobs, byte[] header, long bodyOffset, string queue, CancellationToken ct)
+    {
+        var inline = envelope.Content;
+        // Small messages travel whole (new header and body) in the job; spooled ones as header + offset into the blob.
+        var content = inline is null ? null : Concat(header, inline.AsSpan((int)bodyOffset));
+        var blob = envelope.BlobName;
+        var stored = false;
+        for (var n = 0; n < jobs.Count; n++)
+        {
+            var job = jobs[n] with { QueuedTime = _clock.GetUtcNow() };
+            if (!stored)
+            {
+                var whole = content is not null ? job with { Content = content } : job with { Header = header, BodyOffset = bodyOffset };
+                if (await _queues.TrySendAsync(queue, whole, ct)) continue;
+
+                // Too big for a queue message (many recipients with inline bytes, or a huge header): store the finished
+                // message once, under a name of its own, and let this and the later jobs refer to it.
+                if (inline is not null)
+                    await _references.OpenAsync(envelope.Id, jobs.Skip(n).Select(j => j.JobId), ct);
+                blob = inline is null ? envelope.BlobName + ".cleaned" : envelope.BlobName;
+                await using (var finished = inline is null ? await FinishedMessageAsync(envelope.BlobName, header, bodyOffset, ct) : new MemoryStream(content!, writable: false))
+                {
+                    try { await _spool.WriteAsync(blob, finished, ct); }
+                    catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier run of this cleanup */ }
+                }
+                stored = true;
+            }
+            await _queues.SendAsync(queue, job with { BlobName = blob }, ct);
+        }
     }
 
     private async Task<Stream> FinishedMessageAsync(string blob, byte[] header, long bodyOffset, CancellationToken ct)
@@ -187,19 +243,6 @@ public sealed class CleanupStage
         }
         return (dsn ?? new DsnRequest()) with { Recipients = map };
     }
-
-    private Task BounceAsync(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Recipient, string Reason)> failed, CancellationToken ct)
-        => _queues.SendAsync(QueueNames.Bounce, new BounceJob
-        {
-            MessageId = envelope.Id,
-            BlobName = envelope.BlobName,
-            Sender = sender,
-            ArrivalTime = envelope.ArrivalTime,
-            Recipients = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, "failed"))
-                .Select(f => new FailedRecipient(f.Recipient, f.Reason)).ToList(),
-            Dsn = envelope.Dsn,
-            Content = envelope.Content,
-        }, ct);
 
     /// <summary>
     /// Header fix-up and header checks, in one pass: Return-Path and Delivered-To go (they are added at final

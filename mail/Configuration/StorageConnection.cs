@@ -1,4 +1,5 @@
 using Azure.Core;
+using Azure.Data.Tables;
 using Azure.Identity;
 using Azure.Storage.Blobs;
 using Azure.Storage.Queues;
@@ -9,7 +10,7 @@ namespace Mta.Mail.Configuration;
 /// <summary>
 /// The storage account, found the way the Functions host finds it: either a connection string in
 /// <c>AzureWebJobsStorage</c>, or an identity-based connection (<c>AzureWebJobsStorage__accountName</c>,
-/// or <c>__blobServiceUri</c> and <c>__queueServiceUri</c>, optionally <c>__clientId</c>) authenticated
+/// or <c>__blobServiceUri</c>, <c>__queueServiceUri</c> and <c>__tableServiceUri</c>, optionally <c>__clientId</c>) authenticated
 /// with Azure AD — workload identity in a cluster, so no key or connection string exists anywhere.
 /// </summary>
 public sealed class StorageConnection
@@ -20,13 +21,15 @@ public sealed class StorageConnection
     private readonly string? _connectionString;
     private readonly Uri? _blobUri;
     private readonly Uri? _queueUri;
+    private readonly Uri? _tableUri;
     private readonly TokenCredential? _credential;
 
-    private StorageConnection(string? connectionString, Uri? blobUri, Uri? queueUri, TokenCredential? credential)
+    private StorageConnection(string? connectionString, Uri? blobUri, Uri? queueUri, Uri? tableUri, TokenCredential? credential)
     {
         _connectionString = connectionString;
         _blobUri = blobUri;
         _queueUri = queueUri;
+        _tableUri = tableUri;
         _credential = credential;
     }
 
@@ -41,23 +44,24 @@ public sealed class StorageConnection
     {
         var value = configuration[SettingName] ?? configuration.GetConnectionString(SettingName);
         if (!string.IsNullOrWhiteSpace(value))
-            return new StorageConnection(value, null, null, null);
+            return new StorageConnection(value, null, null, null, null);
 
         var section = configuration.GetSection(SettingName);
         var account = section["accountName"];
         var blob = section["blobServiceUri"] ?? (account is null ? null : $"https://{account}.blob.core.windows.net");
         var queue = section["queueServiceUri"] ?? (account is null ? null : $"https://{account}.queue.core.windows.net");
-        if (blob is null || queue is null)
+        var table = section["tableServiceUri"] ?? (account is null ? null : $"https://{account}.table.core.windows.net");
+        if (blob is null || queue is null || table is null)
             throw new InvalidOperationException(
                 $"No storage connection: set {SettingName} (a connection string; for Azurite UseDevelopmentStorage=true) " +
-                $"or {SettingName}__accountName for an identity-based connection.");
+                $"or {SettingName}__accountName (or __blobServiceUri, __queueServiceUri and __tableServiceUri) for an identity-based connection.");
         var clientId = section["clientId"];
         var credential = new DefaultAzureCredential(new DefaultAzureCredentialOptions
         {
             ManagedIdentityClientId = clientId,
             WorkloadIdentityClientId = clientId,
         });
-        return new StorageConnection(null, new Uri(blob), new Uri(queue), credential);
+        return new StorageConnection(null, new Uri(blob), new Uri(queue), new Uri(table), credential);
     }
 
     /// <summary>A queue service client for this account.</summary>
@@ -69,4 +73,9 @@ public sealed class StorageConnection
     public BlobContainerClient Container(string name, BlobClientOptions? options = null) => _connectionString is not null
         ? new BlobContainerClient(_connectionString, name, options)
         : new BlobServiceClient(_blobUri!, _credential!, options).GetBlobContainerClient(name);
+
+    /// <summary>A table service client for this account (completion records and spool reference counts).</summary>
+    public TableServiceClient TableService(TableClientOptions? options = null) => _connectionString is not null
+        ? new TableServiceClient(_connectionString, options)
+        : new TableServiceClient(_tableUri!, _credential!, options);
 }

@@ -28,6 +28,12 @@ public sealed record BounceJob
     public bool DoubleBounce { get; init; }
 
     /// <summary>
+    /// The reference this report holds on a spooled message's blob (see <c>SpoolReferences</c>), released when the
+    /// report is made; null for inline messages.
+    /// </summary>
+    public string? Reference { get; init; }
+
+    /// <summary>
     /// The message bytes themselves when the message is small enough to travel in the queue message (the claim
     /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.
     /// </summary>

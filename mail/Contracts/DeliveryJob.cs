@@ -58,6 +58,12 @@ public sealed record DeliveryJob
     public bool DelayWarned { get; init; }
 
     /// <summary>
+    /// Cleanup ran more than once for this message (its queue message came back after a worker died), so a twin of
+    /// this job may exist: delivery looks for the twin's completion record before delivering.
+    /// </summary>
+    public bool MaybeDuplicate { get; init; }
+
+    /// <summary>
     /// The message bytes themselves when the message is small enough to travel in the queue message (the claim
     /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.
     /// </summary>

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
 using Mta.Mail.Spool;
+using Mta.Mail.Tracking;
 
 namespace Mta.Mail.Delivery;
 
@@ -19,17 +20,41 @@ public sealed class DeliveryStage(
     MaildirDelivery maildir,
     LmtpDelivery lmtp,
     RetryPolicy retries,
+    CompletionLog completions,
+    SpoolReferences references,
     TimeProvider clock,
     ILogger<DeliveryStage> log)
 {
-    /// <summary>Processes one job from the <c>delivery</c> queue.</summary>
-    public async Task ProcessAsync(DeliveryJob job, CancellationToken ct = default)
+    /// <summary>
+    /// Processes one job from the <c>delivery</c> or <c>deferred</c> queue. <paramref name="dequeueCount"/> above 1
+    /// means a worker took this queue message before and may have finished it: the completion record decides.
+    /// </summary>
+    public async Task ProcessAsync(DeliveryJob job, CancellationToken ct = default, long dequeueCount = 1)
     {
         if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
             throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
 
+        var suspect = dequeueCount > 1 || job.MaybeDuplicate;
+        if (suspect && await completions.IsRecordedAsync(job, ct))
+        {
+            log.LogInformation("{QueueId}: job {JobId} attempt {Attempt} was finished before (dequeued {Count} times{Twin}): not delivered again",
+                job.MessageId, job.JobId, job.Attempt, dequeueCount, job.MaybeDuplicate ? ", cleanup ran twice" : "");
+            return;
+        }
+
         // Cleanup's header, then the stored bytes from where the original header ended.
-        var stored = job.Content ?? (await spool.ReadAsync(job.BlobName, ct)).ToArray();
+        byte[] stored;
+        try
+        {
+            stored = job.Content ?? (await spool.ReadAsync(job.BlobName, ct)).ToArray();
+        }
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && suspect)
+        {
+            // The spool is only cleaned once every job of the message is final, so this one was finished before.
+            if (await references.OpenReferencesAsync(job.MessageId, ct) is not null) throw;
+            log.LogInformation("{QueueId}: job {JobId} was finished before and its message is gone from the spool: not delivered again", job.MessageId, job.JobId);
+            return;
+        }
         var bytes = job.Header is { } header ? Concat(header, stored.AsMemory((int)Math.Min(job.BodyOffset, stored.Length))) : stored;
 
         var times = new AttemptTimes();
@@ -56,6 +81,8 @@ public sealed class DeliveryStage(
             LogResult(job, r, now, expired, delays, times.ConnectionUse);
 
         var deferred = results.Where(r => r.Status == RecipientStatus.Deferred).ToList();
+        var follow = new List<BounceJob>();
+        (DeliveryJob Job, TimeSpan Delay)? again = null;
         // Reports the sender asked for (RFC 3461 NOTIFY; FAILURE by default): failures, and successes on NOTIFY=SUCCESS.
         var failed = results.Where(r => r.Status == RecipientStatus.Bounced || r.Status == RecipientStatus.Deferred && expired);
         var succeeded = results.Where(r => r.Status == RecipientStatus.Delivered);
@@ -66,7 +93,7 @@ public sealed class DeliveryStage(
                 .Select(r => new FailedRecipient(r.Recipient, r.Detail, r.Relayed ? "relayed" : "delivered", Remote(r.Relay))))
             .ToList();
         if (reports.Count > 0)
-            await ReportAsync(job, reports, ct);
+            follow.Add(Report(job, reports, "bounce"));
 
         if (deferred.Count > 0 && !expired)
         {
@@ -77,15 +104,34 @@ public sealed class DeliveryStage(
                 var delayed = deferred.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "delayed"))
                     .Select(r => new FailedRecipient(r.Recipient, r.Detail, "delayed", Remote(r.Relay))).ToList();
                 if (delayed.Count > 0)
-                    await ReportAsync(job, delayed, ct);
+                    follow.Add(Report(job, delayed, "delay"));
             }
-            var retry = job with { Recipients = deferred.Select(r => r.Recipient).ToList(), Attempt = job.Attempt + 1, DelayWarned = job.DelayWarned || warn };
-            await queues.SendAsync(QueueNames.Deferred, retry, ct, delay: retries.NextDelay(job.Attempt));
+            var retry = job with { Recipients = deferred.Select(r => r.Recipient).ToList(), Attempt = job.Attempt + 1, DelayWarned = job.DelayWarned || warn, MaybeDuplicate = false };
+            again = (retry, retries.NextDelay(job.Attempt));
         }
+
+        // A spooled message's blob lives while jobs or reports need it: reports take a reference before they are
+        // queued; this job gives its own up when nothing of it is left to retry.
+        var closed = job.Content is null && await references.UpdateAsync(job.MessageId,
+            follow.Select(b => b.Reference!).ToList(), again is null ? [job.JobId] : [], ct);
+        foreach (var report in follow)
+            await queues.SendAsync(QueueNames.Bounce, report, ct);
+        if (again is { } a)
+            await queues.SendAsync(QueueNames.Deferred, a.Job, ct, delay: a.Delay);
+        if (closed)
+            await DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
+        await completions.RecordAsync(job, ct);
     }
 
-    private Task ReportAsync(DeliveryJob job, IReadOnlyList<FailedRecipient> recipients, CancellationToken ct)
-        => queues.SendAsync(QueueNames.Bounce, new BounceJob
+    /// <summary>Deletes a message's spooled bytes: the original and the copy cleanup made, if it made one.</summary>
+    internal static async Task DeleteSpooledAsync(MessageSpool spool, string messageId, string blobName, CancellationToken ct)
+    {
+        await spool.DeleteAsync(messageId, ct);
+        if (blobName != messageId) await spool.DeleteAsync(blobName, ct);
+    }
+
+    private static BounceJob Report(DeliveryJob job, IReadOnlyList<FailedRecipient> recipients, string kind)
+        => new()
         {
             MessageId = job.MessageId,
             BlobName = job.BlobName,
@@ -95,7 +141,8 @@ public sealed class DeliveryStage(
             Dsn = job.Dsn,
             DoubleBounce = job.DoubleBounce,
             Content = job.Content,
-        }, ct);
+            Reference = job.Content is null ? SpoolReferences.Report(job.JobId, job.Attempt, kind) : null,
+        };
 
     /// <summary>
     /// Postfix's <c>delays=a/b/c/d</c>, in seconds: a = arrival until cleanup queued the job; b = waiting in

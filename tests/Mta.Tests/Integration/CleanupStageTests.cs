@@ -12,6 +12,7 @@ using Mta.Mail.Queues;
 using Mta.Mail.Rewriting;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
+using Mta.Mail.Tracking;
 using Mta.Tests.Peers;
 using Xunit;
 
@@ -53,7 +54,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         var logs = new LoggerFactory([_log]);
         return new CleanupStage(new MessageSpool(Storage), new MailQueues(Storage), new Router(options, TransportMap.Empty),
             new AddressRewriter(options, logs.CreateLogger<AddressRewriter>()), new DkimSigning(options, logs.CreateLogger<DkimSigning>()),
-            options, TimeProvider.System, logs.CreateLogger<CleanupStage>());
+            new SpoolReferences(Storage), options, TimeProvider.System, logs.CreateLogger<CleanupStage>());
     }
 
     private static int _serial;

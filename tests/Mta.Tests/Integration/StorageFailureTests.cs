@@ -18,10 +18,9 @@ public sealed class StorageFailureTests
     [Fact]
     public async Task Storage_unreachable_gets_451_and_the_client_can_retry_once_it_is_back()
     {
-        var blobPort = TestEnvironment.FreeTcpPort();
-        var queuePort = TestEnvironment.FreeTcpPort();
+        var (blobPort, queuePort, tablePort) = (TestEnvironment.FreeTcpPort(), TestEnvironment.FreeTcpPort(), TestEnvironment.FreeTcpPort());
         // Nothing listens on these ports yet: storage is down.
-        await using var mta = await MtaSystem.StartAsync(Azurite.ConnectionStringFor(blobPort, queuePort), functions: false);
+        await using var mta = await MtaSystem.StartAsync(Azurite.ConnectionStringFor(blobPort, queuePort, tablePort), functions: false);
 
         var token = Guid.NewGuid().ToString("N");
         using var client = new SmtpClient { Timeout = 120_000 };
@@ -31,7 +30,7 @@ public sealed class StorageFailureTests
         Assert.Contains("4.3.0", refused.Message + " " + refused.StatusCode);
 
         // Storage comes back on the same address; the same session sends again and is accepted.
-        await using var azurite = await Azurite.StartAsync(blobPort, queuePort);
+        await using var azurite = await Azurite.StartAsync(blobPort, queuePort, tablePort);
         var reply = await client.SendAsync(Message("user@localhost", token));
         Assert.Contains("queued as", reply);
         await client.DisconnectAsync(true);

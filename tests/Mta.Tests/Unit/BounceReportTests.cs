@@ -20,7 +20,7 @@ public sealed class BounceReportTests
         var storage = TestEnvironment.Storage(); // never contacted
         var options = Options.Create(new MtaOptions { MyHostname = "mx.example.org", LocalDomains = ["localhost"] });
         return new BounceStage(new MessageSpool(storage), new MailQueues(storage), new Router(options, TransportMap.Empty),
-            options, TimeProvider.System, NullLogger<BounceStage>.Instance);
+            new Mta.Mail.Tracking.SpoolReferences(storage), options, TimeProvider.System, NullLogger<BounceStage>.Instance);
     }
 
     private static BounceJob Job(params FailedRecipient[] r) => new()

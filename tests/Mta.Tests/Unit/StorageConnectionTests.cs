@@ -25,6 +25,7 @@ public sealed class StorageConnectionTests
         Assert.Equal(new Uri("https://mtastore.queue.core.windows.net"), c.QueueServiceUri);
         Assert.Equal("https://mtastore.queue.core.windows.net/incoming", c.QueueService(new()).GetQueueClient("incoming").Uri.ToString());
         Assert.Equal("https://mtastore.blob.core.windows.net/spool", c.Container("spool").Uri.ToString());
+        Assert.Equal("https://mtastore.table.core.windows.net/", c.TableService().Uri.ToString());
     }
 
     [Fact]
