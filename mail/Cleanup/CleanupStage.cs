@@ -170,7 +170,10 @@ public sealed class CleanupStage
                 await _spool.DeleteAsync(envelope.BlobName, ct);
                 return;
             }
-            await _references.OpenAsync(envelope.Id, references, ct);
+            if (references.Count == 1 && jobs.Count == 1)
+                jobs = [jobs[0] with { SoleHolder = true }];
+            else
+                await _references.OpenAsync(envelope.Id, references, ct);
         }
         if (reported.Count > 0)
             await _queues.SendAsync(QueueNames.Bounce, new BounceJob

@@ -58,6 +58,12 @@ public sealed record DeliveryJob
     public bool DelayWarned { get; init; }
 
     /// <summary>
+    /// This job is the only thing that needs its spooled message (one job, no reports): it deletes the blob itself when
+    /// it is done, with no reference set to keep (three storage requests fewer). Cleared once a report shares the blob.
+    /// </summary>
+    public bool SoleHolder { get; init; }
+
+    /// <summary>
     /// Cleanup ran more than once for this message (its queue message came back after a worker died), so a twin of
     /// this job may exist: delivery looks for the twin's completion record before delivering.
     /// </summary>

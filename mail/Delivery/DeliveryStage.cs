@@ -112,8 +112,21 @@ public sealed class DeliveryStage(
 
         // A spooled message's blob lives while jobs or reports need it: reports take a reference before they are
         // queued; this job gives its own up when nothing of it is left to retry.
-        var closed = job.Content is null && await references.UpdateAsync(job.MessageId,
-            follow.Select(b => b.Reference!).ToList(), again is null ? [job.JobId] : [], ct);
+        var closed = false;
+        if (job.Content is null && job.SoleHolder)
+        {
+            // Nobody else needs the blob: delete it when done; once a report needs it too, keep a reference set from here on.
+            if (follow.Count > 0)
+            {
+                await references.OpenAsync(job.MessageId, follow.Select(b => b.Reference!).Concat(again is null ? [] : [job.JobId]), ct);
+                if (again is { } sole) again = (sole.Job with { SoleHolder = false }, sole.Delay);
+            }
+            else closed = again is null;
+        }
+        else if (job.Content is null)
+        {
+            closed = await references.UpdateAsync(job.MessageId, follow.Select(b => b.Reference!).ToList(), again is null ? [job.JobId] : [], ct);
+        }
         foreach (var report in follow)
             await queues.SendAsync(QueueNames.Bounce, report, ct);
         if (again is { } a)

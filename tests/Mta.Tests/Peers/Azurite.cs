@@ -16,11 +16,16 @@ public sealed class Azurite : PeerProcess
     /// <summary>Queue service port.</summary>
     public int QueuePort { get; }
 
-    private Azurite(int blobPort, int queuePort, int tablePort, string? location)
-        : base(Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite"), Args(blobPort, queuePort, tablePort, location))
+    /// <summary>Table service port.</summary>
+    public int TablePort { get; }
+
+    private Azurite(int blobPort, int queuePort, int tablePort, string? location, string? debugLog = null)
+        : base(Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite"),
+            [.. Args(blobPort, queuePort, tablePort, location), .. debugLog is null ? Array.Empty<string>() : ["--debug", debugLog]])
     {
         BlobPort = blobPort;
         QueuePort = queuePort;
+        TablePort = tablePort;
     }
 
     private static IEnumerable<string> Args(int blobPort, int queuePort, int tablePort, string? location)
@@ -30,8 +35,11 @@ public sealed class Azurite : PeerProcess
         return location is null ? [.. common, "--inMemoryPersistence"] : [.. common, "--location", location];
     }
 
-    /// <summary>Starts Azurite; with fixed ports when given (to bring storage "back" on the same address).</summary>
-    public static async Task<Azurite> StartAsync(int? blobPort = null, int? queuePort = null)
+    /// <summary>
+    /// Starts Azurite; with fixed ports when given (to bring storage "back" on the same address); with
+    /// <paramref name="debugLog"/>, Azurite logs every request there (one <c>Operation=</c> line each).
+    /// </summary>
+    public static async Task<Azurite> StartAsync(int? blobPort = null, int? queuePort = null, int? tablePort = null, string? debugLog = null)
     {
         var bin = Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite");
         if (!File.Exists(bin))
@@ -40,11 +48,12 @@ public sealed class Azurite : PeerProcess
         for (var attempt = 1; ; attempt++)
         {
             var ports = TestEnvironment.FreeTcpPorts(3);
-            var azurite = new Azurite(blobPort ?? ports[0], queuePort ?? ports[1], ports[2], null);
+            var azurite = new Azurite(blobPort ?? ports[0], queuePort ?? ports[1], tablePort ?? ports[2], null, debugLog);
             try
             {
                 await TestEnvironment.WaitForTcpAsync(azurite.BlobPort, TimeSpan.FromSeconds(30), azurite.Process);
                 await TestEnvironment.WaitForTcpAsync(azurite.QueuePort, TimeSpan.FromSeconds(30), azurite.Process);
+                await TestEnvironment.WaitForTcpAsync(azurite.TablePort, TimeSpan.FromSeconds(30), azurite.Process);
                 return azurite;
             }
             catch (InvalidOperationException) when (attempt < 3)
@@ -60,10 +69,11 @@ public sealed class Azurite : PeerProcess
     }
 
     /// <summary>A full connection string for this instance.</summary>
-    public string ConnectionString => ConnectionStringFor(BlobPort, QueuePort);
+    public string ConnectionString => ConnectionStringFor(BlobPort, QueuePort, TablePort);
 
     /// <summary>A connection string for Azurite at the given ports (running or not).</summary>
-    public static string ConnectionStringFor(int blobPort, int queuePort) =>
+    public static string ConnectionStringFor(int blobPort, int queuePort, int tablePort) =>
         $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AccountKey};" +
-        $"BlobEndpoint=http://127.0.0.1:{blobPort}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{queuePort}/devstoreaccount1;";
+        $"BlobEndpoint=http://127.0.0.1:{blobPort}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{queuePort}/devstoreaccount1;" +
+        $"TableEndpoint=http://127.0.0.1:{tablePort}/devstoreaccount1;";
 }

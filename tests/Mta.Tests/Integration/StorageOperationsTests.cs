@@ -1,0 +1,55 @@
+using System.Text.RegularExpressions;
+using Mta.Tests.Peers;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>
+/// Storage requests per delivered message, counted from Azurite's own request log (one <c>Operation=</c> line per
+/// request), for a small message that travels inline and for one that is spooled. Printed for the docs.
+/// </summary>
+public sealed class StorageOperationsTests(ITestOutputHelper output)
+{
+    // Requests that do not scale with messages: polling an empty queue, and creating what exists once.
+    private static readonly string[] Overhead = ["Queue_Create", "Container_Create", "Table_Create", "Queue_GetProperties", "Service_ListQueuesSegment"];
+
+    [SkippableTheory]
+    [InlineData(2_000, 40, 5)]
+    [InlineData(40_000, 10, 9)]
+    public async Task Requests_per_delivered_message(int size, int messages, int limit)
+    {
+        var log = Path.Combine(TestEnvironment.TempFolder("azurite-log"), "requests.log");
+        await using var sink = await SmtpSink.StartAsync();
+        await using var azurite = await Azurite.StartAsync(debugLog: log);
+        var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
+        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\n");
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:TransportMapFile"] = map });
+
+        // Warm up (queues, container and tables get created once), then count from a clean point.
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "warm@example.test", "warm-up"));
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Count == 1), TimeSpan.FromSeconds(60)));
+        var start = File.ReadAllLines(log).Length;
+
+        var body = new string('x', size);
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(async c =>
+        {
+            for (var i = c; i < messages; i += 4)
+                await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", $"u{i}@example.test", $"m{i}", body));
+        }));
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Count == messages + 1), TimeSpan.FromSeconds(120)));
+        await Task.Delay(1500); // the last deletes and records land after the sink has the message
+
+        var counts = File.ReadLines(log).Skip(start)
+            .Select(l => Regex.Match(l, @"Operation=(\w+)")).Where(m => m.Success).GroupBy(m => m.Groups[1].Value)
+            .ToDictionary(g => g.Key, g => g.Count());
+        foreach (var (op, n) in counts.OrderBy(kv => kv.Key))
+            output.WriteLine($"{size} B: {op,-35} {n,6}  {n / (double)messages,6:0.00} per message");
+        var receives = counts.GetValueOrDefault("Messages_Dequeue");
+        var work = counts.Where(kv => kv.Key != "Messages_Dequeue" && !Overhead.Contains(kv.Key)).Sum(kv => kv.Value);
+        output.WriteLine($"{size} B: {work / (double)messages:0.00} requests per message besides receives ({receives} receives, polls included)");
+
+        Assert.Equal(messages, counts.GetValueOrDefault("Messages_Enqueue") / 2); // incoming and delivery, nothing else
+        Assert.True(work <= limit * messages, $"{work / (double)messages:0.00} requests per message (limit {limit})");
+    }
+}
