@@ -279,7 +279,7 @@ public sealed class CleanupStage
         return hold;
     }
 
-    private async Task<CheckMatch?> InspectBodyAsync(IncomingEnvelope envelope, byte[]? inline, long bodyOffset, string who, CancellationToken ct)
+    internal async Task<CheckMatch?> InspectBodyAsync(IncomingEnvelope envelope, byte[]? inline, long bodyOffset, string who, CancellationToken ct)
     {
         var limit = _options.BodyChecksSizeLimit;
         byte[] body;
@@ -345,7 +345,7 @@ public sealed class CleanupStage
         return parsed ? bytes : bytes[..^2];
     }
 
-    private async Task<byte[]> SignAsync(IncomingEnvelope envelope, HeaderList headers, byte[] header, byte[]? inline, long bodyOffset, CancellationToken ct)
+    internal async Task<byte[]> SignAsync(IncomingEnvelope envelope, HeaderList headers, byte[] header, byte[]? inline, long bodyOffset, CancellationToken ct)
     {
         var from = headers[HeaderId.From];
         var domain = from is not null && InternetAddressList.TryParse(from, out var list) && list.Mailboxes.FirstOrDefault() is { } mailbox
