@@ -2,7 +2,7 @@
 CONFIG ?= Release
 SLN := Mta.Functions.sln
 
-.PHONY: run test build deps clean
+.PHONY: run test build deps clean bench-cleanup
 
 deps: node_modules/.bin/azurite
 
@@ -15,6 +15,10 @@ build:
 
 test: deps
 	dotnet test $(SLN) -c $(CONFIG) --logger "console;verbosity=normal"
+
+# BenchmarkDotNet micro-benchmark of cleanup's CPU work (not part of make test; a few minutes).
+bench-cleanup:
+	dotnet run -c Release --project bench/Mta.Benchmarks -- --filter '*Cleanup*'
 
 run: deps build
 	CONFIG=$(CONFIG) scripts/run-local.sh

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -23,8 +24,14 @@ public sealed class DkimSigning
         "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post",
     ];
 
-    private readonly WatchedFile<Dictionary<string, DomainKey>>? _table;
+    private readonly WatchedFile<Dictionary<string, KeyFile>>? _table;
     private readonly ILogger<DkimSigning> _log;
+    // MimeKit's signer parses its PEM key with BouncyCastle (about 17 ms): one signer per signing domain, kept.
+    private readonly ConcurrentDictionary<(string Domain, KeyFile Key), DomainKey> _signers = new();
+
+    private object? _signersOf;
+
+    private sealed record KeyFile(string Selector, RSA Rsa, string Pem);
 
     /// <summary>Loads the signing table and its keys (a bad table or key stops the start, naming file and line).</summary>
     public DkimSigning(IOptions<MtaOptions> options, ILogger<DkimSigning> log)
@@ -32,7 +39,7 @@ public sealed class DkimSigning
         _log = log;
         var path = options.Value.DkimSigningTable;
         if (!string.IsNullOrEmpty(path))
-            _table = new WatchedFile<Dictionary<string, DomainKey>>(path, Parse,
+            _table = new WatchedFile<Dictionary<string, KeyFile>>(path, Parse,
                 e => log.LogWarning("warning: DKIM signing table changed but could not be read, the previous version stays in use: {Error}", e));
     }
 
@@ -44,10 +51,21 @@ public sealed class DkimSigning
     {
         if (_table is null || domain.Length == 0) return null;
         var table = _table.Value;
-        if (table.TryGetValue(domain, out var key)) return key;
-        for (var dot = domain.IndexOf('.'); dot >= 0; dot = domain.IndexOf('.', dot + 1))
-            if (table.TryGetValue(domain[dot..], out key)) return key with { Domain = domain };
-        return null;
+        if (!ReferenceEquals(Interlocked.Exchange(ref _signersOf, table), table)) _signers.Clear(); // the table was read again
+        if (!table.TryGetValue(domain, out var key))
+        {
+            for (var dot = domain.IndexOf('.'); key is null && dot >= 0; dot = domain.IndexOf('.', dot + 1))
+                table.TryGetValue(domain[dot..], out key);
+            if (key is null) return null;
+        }
+        return _signers.GetOrAdd((domain, key), k => new DomainKey(k.Domain, k.Key.Selector)
+        {
+            Signer = new NativeRsaDkimSigner(k.Domain, k.Key)
+            {
+                HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+                BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+            },
+        });
     }
 
     /// <summary>
@@ -57,21 +75,16 @@ public sealed class DkimSigning
     public Header Sign(DomainKey key, Stream message, CancellationToken ct = default)
     {
         var parsed = MimeMessage.Load(ParserOptions.Default, message, persistent: true, ct);
-        var signer = new NativeRsaDkimSigner(key)
-        {
-            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-        };
         var format = FormatOptions.Default.Clone();
         format.NewLineFormat = NewLineFormat.Dos;
         var present = SignedHeaders.Where(h => parsed.Headers.Contains(h)).ToArray();
-        signer.Sign(format, parsed, present);
+        key.Signer.Sign(format, parsed, present);
         return parsed.Headers[parsed.Headers.IndexOf(HeaderId.DkimSignature)];
     }
 
-    private Dictionary<string, DomainKey> Parse(string[] lines, string source)
+    private Dictionary<string, KeyFile> Parse(string[] lines, string source)
     {
-        var table = new Dictionary<string, DomainKey>(StringComparer.OrdinalIgnoreCase);
+        var table = new Dictionary<string, KeyFile>(StringComparer.OrdinalIgnoreCase);
         for (var i = 0; i < lines.Length; i++)
         {
             var where = $"{source}:{i + 1}";
@@ -89,23 +102,24 @@ public sealed class DkimSigning
             catch (ArgumentException e) { throw new FormatException($"{where}: {keyPath} is not a PEM RSA private key: {e.Message}"); }
             if (rsa.KeySize < 1024)
                 throw new FormatException($"{where}: {keyPath} is a {rsa.KeySize}-bit key; RFC 8301 requires at least 1024 bits");
-            table[parts[0].TrimEnd('.')] = new DomainKey(parts[0].TrimEnd('.'), parts[1], rsa, pem);
+            table[parts[0].TrimEnd('.')] = new KeyFile(parts[1], rsa, pem);
         }
         _log.LogInformation("DKIM signing table {Source}: {Count} domains", source, table.Count);
         return table;
     }
 
     /// <summary>MimeKit's signer with the signature computed by .NET's RSA (see <see cref="RsaSigningContext"/>).</summary>
-    private sealed class NativeRsaDkimSigner(DomainKey key)
-        : DkimSigner(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(key.Pem)), key.Domain, key.Selector, DkimSignatureAlgorithm.RsaSha256)
+    private sealed class NativeRsaDkimSigner(string domain, KeyFile key)
+        : DkimSigner(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(key.Pem)), domain, key.Selector, DkimSignatureAlgorithm.RsaSha256)
     {
         protected override ISigner CreateSigningContext() => new RsaSigningContext(key.Rsa);
     }
 }
 
-/// <summary>One signing domain: its selector and private key.</summary>
+/// <summary>One signing domain: its selector, and the signer holding its private key.</summary>
 /// <param name="Domain">The <c>d=</c> domain.</param>
 /// <param name="Selector">The <c>s=</c> selector (the key's DNS name is <c>selector._domainkey.domain</c>).</param>
-/// <param name="Rsa">The private key.</param>
-/// <param name="Pem">The key's PEM text (MimeKit's signer wants it too).</param>
-public sealed record DomainKey(string Domain, string Selector, RSA Rsa, string Pem);
+public sealed record DomainKey(string Domain, string Selector)
+{
+    internal DkimSigner Signer { get; init; } = null!;
+}
