@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Mta.Mail;
+using Mta.Mail.Metrics;
 
 namespace Mta.Functions.Host;
 
@@ -43,6 +44,7 @@ public static class LocalFunctionsHost
             .ConfigureServices((context, services) =>
             {
                 services.AddMailPipeline(context.Configuration);
+                services.AddPipelineTelemetry(context.Configuration);
                 services.AddSingleton<IReadOnlyList<QueueFunction>>(functions);
                 services.AddSingleton(sp => new FunctionDispatcher(sp, functions));
                 services.AddSingleton<ITypeLocator>(new GeneratedTypeLocator(types));

@@ -7,6 +7,7 @@ using Mta.Mail.Configuration;
 using Mta.Mail.Delivery;
 using Mta.Mail.Delivery.Tls;
 using Mta.Mail.Dkim;
+using Mta.Mail.Metrics;
 using Mta.Mail.Rewriting;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
@@ -35,6 +36,8 @@ public static class PipelineServices
         services.AddSingleton<LocalRecipients>();
         services.AddSingleton(sp => new SpoolReferences(sp.GetRequiredService<StorageConnection>()));
         services.AddSingleton<CompletionLog>();
+        services.AddSingleton<PipelineMetrics>();
+        services.AddSingleton(sp => new WaitingMail(sp.GetRequiredService<StorageConnection>()));
         services.AddSingleton<AddressRewriter>();
         services.AddSingleton<DkimSigning>();
         services.AddSingleton<CleanupStage>();

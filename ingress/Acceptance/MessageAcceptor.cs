@@ -32,7 +32,7 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, ILogg
         {
             try
             {
-                if (await queues.TrySendAsync(QueueNames.Incoming, envelope with { Content = bytes }, ct)) return;
+                if (await queues.TrySendAsync(QueueNames.Incoming, envelope with { Content = bytes }, ct) is not null) return;
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {

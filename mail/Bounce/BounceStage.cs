@@ -6,6 +6,7 @@ using MimeKit.Utils;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 using Mta.Mail.Delivery;
+using Mta.Mail.Metrics;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
@@ -26,7 +27,8 @@ public sealed class BounceStage(
     SpoolReferences references,
     IOptions<MtaOptions> options,
     TimeProvider clock,
-    ILogger<BounceStage> log)
+    ILogger<BounceStage> log,
+    PipelineMetrics? metrics = null)
 {
     /// <summary>Postfix <c>bounce_size_limit</c>: larger originals are returned as headers only.</summary>
     public const int BounceSizeLimit = 50_000;
@@ -96,7 +98,7 @@ public sealed class BounceStage(
                 DoubleBounce = job.Sender.Length == 0,
                 Content = bytes.ToArray(),
             };
-            if (await queues.TrySendAsync(QueueNames.Delivery, delivery, ct)) continue;
+            if (await queues.TrySendAsync(QueueNames.Delivery, delivery, ct) is not null) continue;
             // Too large to travel inline (it quotes up to bounce_size_limit of the original): spool it, with its own references.
             await references.OpenAsync(id, [delivery.JobId], ct);
             bytes.Position = 0;
@@ -105,6 +107,8 @@ public sealed class BounceStage(
             await queues.SendAsync(QueueNames.Delivery, delivery with { Content = null }, ct);
         }
         log.LogInformation("{QueueId}: sender non-delivery notification: {BounceId}", job.MessageId, id);
+        foreach (var action in job.Recipients.GroupBy(r => r.Action))
+            metrics?.Report(action.Key, action.Count());
     }
 
     /// <summary>The RFC 3464 report: explanation, delivery-status, and the original (or its header).</summary>

@@ -7,6 +7,7 @@ using MimeKit.Utils;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 using Mta.Mail.Dkim;
+using Mta.Mail.Metrics;
 using Mta.Mail.Queues;
 using Mta.Mail.Rewriting;
 using Mta.Mail.Routing;
@@ -30,6 +31,8 @@ public sealed class CleanupStage
     private readonly AddressRewriter _rewriter;
     private readonly DkimSigning _dkim;
     private readonly SpoolReferences _references;
+    private readonly WaitingMail _waiting;
+    private readonly PipelineMetrics? _metrics;
     private readonly TimeProvider _clock;
     private readonly ILogger<CleanupStage> _log;
     private readonly MtaOptions _options;
@@ -38,9 +41,12 @@ public sealed class CleanupStage
 
     /// <summary>Creates the stage; the checks files are loaded here (a broken one stops the start).</summary>
     public CleanupStage(MessageSpool spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
-        SpoolReferences references, IOptions<MtaOptions> options, TimeProvider clock, ILogger<CleanupStage> log)
+        SpoolReferences references, WaitingMail waiting, IOptions<MtaOptions> options, TimeProvider clock, ILogger<CleanupStage> log,
+        PipelineMetrics? metrics = null)
     {
-        (_spool, _queues, _router, _rewriter, _dkim, _references, _clock, _log, _options) = (spool, queues, router, rewriter, dkim, references, clock, log, options.Value);
+        _metrics = metrics;
+        (_spool, _queues, _router, _rewriter, _dkim, _references, _waiting, _clock, _log, _options)
+            = (spool, queues, router, rewriter, dkim, references, waiting, clock, log, options.Value);
         void Warn(string e) => log.LogWarning("warning: checks file changed but could not be read, the previous version stays in use: {Error}", e);
         _headerChecks = ContentChecks.Load(_options.HeaderChecksFile, allowIgnore: true, Warn);
         _bodyChecks = ContentChecks.Load(_options.BodyChecksFile, allowIgnore: false, Warn);
@@ -99,6 +105,7 @@ public sealed class CleanupStage
             _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=discarded ({Reason})",
                 envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, verdict.Text.Length > 0 ? verdict.Text : "content check");
             if (inline is null) await _spool.DeleteAsync(envelope.BlobName, ct);
+            _metrics?.Cleaned("discarded");
             return;
         }
         var sender = _rewriter.RewriteSender(envelope.Sender);
@@ -117,6 +124,7 @@ public sealed class CleanupStage
             await FinishAsync(envelope, sender, envelope.Recipients.Select(r => (r, refusal)).ToList(), [], null, ct);
             _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=bounced ({Reason})",
                 envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal);
+            _metrics?.Cleaned("bounced");
             return;
         }
 
@@ -144,10 +152,11 @@ public sealed class CleanupStage
                 SmtpUtf8 = envelope.SmtpUtf8,
                 MaybeDuplicate = again,
             }).ToList();
-        await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed ? bodyOffset : 0, queue), ct);
+        await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed ? bodyOffset : 0, queue, verdict?.Text), ct);
 
         _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
             envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");
+        _metrics?.Cleaned(queue == QueueNames.Hold ? "held" : "queued");
     }
 
     /// <summary>
@@ -156,7 +165,7 @@ public sealed class CleanupStage
     /// exactly as long as something still needs it; a spooled message nothing needs is deleted now.
     /// </summary>
     private async Task FinishAsync(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Recipient, string Reason)> failed,
-        IReadOnlyList<DeliveryJob> jobs, (byte[] Header, long BodyOffset, string Queue)? content, CancellationToken ct)
+        IReadOnlyList<DeliveryJob> jobs, (byte[] Header, long BodyOffset, string Queue, string? Why)? content, CancellationToken ct)
     {
         var reported = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, "failed"))
             .Select(f => new FailedRecipient(f.Recipient, f.Reason)).ToList();
@@ -188,10 +197,10 @@ public sealed class CleanupStage
                 Reference = spooled ? reportReference : null,
             }, ct);
         if (content is { } c)
-            await SendJobsAsync(envelope, jobs, c.Header, c.BodyOffset, c.Queue, ct);
+            await SendJobsAsync(envelope, jobs, c.Header, c.BodyOffset, c.Queue, c.Why, ct);
     }
 
-    private async Task SendJobsAsync(IncomingEnvelope envelope, IReadOnlyList<DeliveryJob> jobs, byte[] header, long bodyOffset, string queue, CancellationToken ct)
+    private async Task SendJobsAsync(IncomingEnvelope envelope, IReadOnlyList<DeliveryJob> jobs, byte[] header, long bodyOffset, string queue, string? why, CancellationToken ct)
     {
         var inline = envelope.Content;
         // Small messages travel whole (new header and body) in the job; spooled ones as header + offset into the blob.
@@ -204,7 +213,11 @@ public sealed class CleanupStage
             if (!stored)
             {
                 var whole = content is not null ? job with { Content = content } : job with { Header = header, BodyOffset = bodyOffset };
-                if (await _queues.TrySendAsync(queue, whole, ct)) continue;
+                if (await _queues.TrySendAsync(queue, whole, ct) is { } sent)
+                {
+                    if (queue == QueueNames.Hold) await _waiting.PutAsync(WaitingMail.Held, whole, sent, why, null, ct);
+                    continue;
+                }
 
                 // Too big for a queue message (many recipients with inline bytes, or a huge header): store the finished
                 // message once, under a name of its own, and let this and the later jobs refer to it.
@@ -218,7 +231,9 @@ public sealed class CleanupStage
                 }
                 stored = true;
             }
-            await _queues.SendAsync(queue, job with { BlobName = blob }, ct);
+            var onBlob = job with { BlobName = blob };
+            var receipt = await _queues.SendAsync(queue, onBlob, ct);
+            if (queue == QueueNames.Hold) await _waiting.PutAsync(WaitingMail.Held, onBlob, receipt, why, null, ct);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Mta.Mail.Contracts;
+using Mta.Mail.Metrics;
 using Mta.Mail.Queues;
 using Mta.Mail.Spool;
 using Mta.Mail.Tracking;
@@ -22,6 +23,8 @@ public sealed class DeliveryStage(
     RetryPolicy retries,
     CompletionLog completions,
     SpoolReferences references,
+    WaitingMail waiting,
+    PipelineMetrics metrics,
     TimeProvider clock,
     ILogger<DeliveryStage> log)
 {
@@ -39,6 +42,7 @@ public sealed class DeliveryStage(
         {
             log.LogInformation("{QueueId}: job {JobId} attempt {Attempt} was finished before (dequeued {Count} times{Twin}): not delivered again",
                 job.MessageId, job.JobId, job.Attempt, dequeueCount, job.MaybeDuplicate ? ", cleanup ran twice" : "");
+            metrics.DuplicateSkipped();
             return;
         }
 
@@ -130,7 +134,15 @@ public sealed class DeliveryStage(
         foreach (var report in follow)
             await queues.SendAsync(QueueNames.Bounce, report, ct);
         if (again is { } a)
-            await queues.SendAsync(QueueNames.Deferred, a.Job, ct, delay: a.Delay);
+        {
+            // Deferred mail is invisible on its queue: the index is how an operator sees it (mailq) and acts on it.
+            var receipt = await queues.SendAsync(QueueNames.Deferred, a.Job, ct, delay: a.Delay);
+            await waiting.PutAsync(WaitingMail.Deferred, a.Job, receipt, deferred[0].Detail, now + a.Delay, ct);
+        }
+        else if (job.Attempt > 0)
+        {
+            await waiting.RemoveAsync(WaitingMail.Deferred, job.JobId, ct);
+        }
         if (closed)
             await DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
         await completions.RecordAsync(job, ct);
@@ -195,6 +207,7 @@ public sealed class DeliveryStage(
         };
         // Postfix's line: "ID: to=<rcpt>, relay=..., [conn_use=N, ]delay=..., delays=a/b/c/d, dsn=2.0.0, status=sent (reply)".
         var dsn = EnhancedStatus.For(r.Status == RecipientStatus.Deferred && expired ? RecipientStatus.Bounced : r.Status, r.Detail);
+        metrics.Recipient(status, job.NextHop.Transport.ToString().ToLowerInvariant(), r.Detail, job.ArrivalTime, now);
         var reuse = connectionUse > 1 ? $"conn_use={connectionUse}, " : "";
         log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, {ConnectionUse}delay={Delay}, delays={Delays}, dsn={Dsn}, status={Status} ({Detail})",
             job.MessageId, r.Recipient, r.Relay, reuse, Seconds((now - job.ArrivalTime).TotalSeconds), delays, dsn, status, r.Detail);

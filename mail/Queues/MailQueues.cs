@@ -38,6 +38,23 @@ public sealed class MailQueues
     public QueueClient Get(string name) => _queues.TryGetValue(name, out var q)
         ? q : throw new ArgumentException($"unknown queue {name}", nameof(name));
 
+    /// <summary>The poison queue of one of the system's queues, where the trigger moves messages that failed too often.</summary>
+    public QueueClient GetPoison(string name) => QueueNames.All.Contains(name)
+        ? _service.GetQueueClient(name + "-poison") : throw new ArgumentException($"unknown queue '{name}' (known: {string.Join(", ", QueueNames.All)})", nameof(name));
+
+    /// <summary>Approximate message counts of every queue and poison queue (a missing queue counts 0).</summary>
+    public async Task<IReadOnlyDictionary<string, int>> CountsAsync(CancellationToken ct = default)
+    {
+        var counts = new Dictionary<string, int>();
+        foreach (var name in QueueNames.All)
+            foreach (var (label, queue) in new[] { (name, Get(name)), (name + "-poison", GetPoison(name)) })
+            {
+                try { counts[label] = (await queue.GetPropertiesAsync(ct)).Value.ApproximateMessagesCount; }
+                catch (RequestFailedException e) when (e.Status == 404) { counts[label] = 0; }
+            }
+        return counts;
+    }
+
     /// <summary>Creates the queues (and their poison queues) if they do not exist yet.</summary>
     public async Task CreateIfNotExistsAsync(CancellationToken ct = default)
     {
@@ -53,32 +70,34 @@ public sealed class MailQueues
 
     /// <summary>
     /// Puts <paramref name="message"/> on <paramref name="queue"/> if it fits in one queue message once serialized and
-    /// base64-encoded; false (and nothing sent) when it does not. Serializes once.
+    /// base64-encoded, and returns its receipt; null (and nothing sent) when it does not fit. Serializes once.
     /// </summary>
-    public async Task<bool> TrySendAsync<T>(string queue, T message, CancellationToken ct = default)
+    public async Task<SendReceipt?> TrySendAsync<T>(string queue, T message, CancellationToken ct = default)
     {
         var text = QueueJson.Serialize(message);
-        if ((System.Text.Encoding.UTF8.GetByteCount(text) + 2) / 3 * 4 > MaxMessageText) return false;
-        await SendTextAsync(queue, text, null, ct);
-        return true;
+        if ((System.Text.Encoding.UTF8.GetByteCount(text) + 2) / 3 * 4 > MaxMessageText) return null;
+        return await SendTextAsync(queue, text, null, ct);
     }
 
-    /// <summary>Serializes <paramref name="message"/> and puts it on <paramref name="queue"/>, visible after <paramref name="delay"/>.</summary>
-    public Task SendAsync<T>(string queue, T message, CancellationToken ct = default, TimeSpan? delay = null)
+    /// <summary>
+    /// Serializes <paramref name="message"/> and puts it on <paramref name="queue"/>, visible after <paramref name="delay"/>.
+    /// The receipt (message id and pop receipt) lets an operator change or delete the message later without seeing it.
+    /// </summary>
+    public Task<SendReceipt> SendAsync<T>(string queue, T message, CancellationToken ct = default, TimeSpan? delay = null)
         => SendTextAsync(queue, QueueJson.Serialize(message), delay, ct);
 
-    private async Task SendTextAsync(string queue, string text, TimeSpan? delay, CancellationToken ct)
+    private async Task<SendReceipt> SendTextAsync(string queue, string text, TimeSpan? delay, CancellationToken ct)
     {
         var client = Get(queue);
         try
         {
-            await client.SendMessageAsync(text, delay, NeverExpires, ct);
+            return await client.SendMessageAsync(text, delay, NeverExpires, ct);
         }
         catch (RequestFailedException e) when (e.ErrorCode == QueueErrorCode.QueueNotFound)
         {
             // Storage came up after this process did: create the queue and go on.
             await client.CreateIfNotExistsAsync(cancellationToken: ct);
-            await client.SendMessageAsync(text, delay, NeverExpires, ct);
+            return await client.SendMessageAsync(text, delay, NeverExpires, ct);
         }
     }
 }

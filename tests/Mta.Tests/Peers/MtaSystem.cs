@@ -18,6 +18,9 @@ public sealed class MtaSystem : IAsyncDisposable
     /// <summary>The ingress's SMTP port.</summary>
     public int SmtpPort { get; }
 
+    /// <summary>Where the functions process serves its Prometheus metrics (<c>/metrics</c>).</summary>
+    public int MetricsPort { get; private init; }
+
     /// <summary>The data folder (Maildirs live under maildir/).</summary>
     public string DataDirectory { get; }
 
@@ -51,6 +54,7 @@ public sealed class MtaSystem : IAsyncDisposable
             ["Ingress:Port"] = port.ToString(),
             ["Mta:DataDirectory"] = data,
             ["Mta:MyHostname"] = "mta.test",
+            ["Mta:MetricsPort"] = TestEnvironment.FreeTcpPort().ToString(),
             // Poll fast in tests; the rest of host.json applies as written.
             ["AzureWebJobs:extensions:queues:maxPollingInterval"] = "00:00:00.500",
             // Quiet hosts: the test output is for the tests' own messages.
@@ -86,7 +90,7 @@ public sealed class MtaSystem : IAsyncDisposable
                 .Build();
             await host.StartAsync();
         }
-        return new MtaSystem(app, host, port, data, capture);
+        return new MtaSystem(app, host, port, data, capture) { MetricsPort = int.Parse(all["Mta:MetricsPort"]!) };
     }
 
     /// <summary>Begins a graceful stop of the ingress (as on SIGTERM); the task ends when it has stopped.</summary>

@@ -1,0 +1,48 @@
+using Mta.Cli;
+using Mta.Cli.Commands;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+var app = new CommandApp();
+app.Configure(c =>
+{
+    c.SetApplicationName("mtactl");
+    c.PropagateExceptions();
+    c.AddBranch("queue", q =>
+    {
+        q.SetDescription("Look at and act on the mail queue (mailq, postqueue, postsuper).");
+        q.AddCommand<QueueListCommand>("list").WithDescription("List waiting and queued mail (mailq).");
+        q.AddCommand<QueueShowCommand>("show").WithDescription("Show one message's jobs, envelope and header.");
+        q.AddCommand<QueueRetryCommand>("retry").WithDescription("Make deferred mail due now (postqueue -f / -i).");
+        q.AddCommand<QueueHoldCommand>("hold").WithDescription("Put deferred mail on hold (postsuper -h).");
+        q.AddCommand<QueueReleaseCommand>("release").WithDescription("Release held mail for delivery (postsuper -H).");
+        q.AddCommand<QueueDeleteCommand>("delete").WithDescription("Delete deferred or held mail, no bounce (postsuper -d).");
+        q.AddBranch("poison", p =>
+        {
+            p.SetDescription("Messages a stage failed on too often (infrastructure failures).");
+            p.AddCommand<PoisonListCommand>("list").WithDescription("Count and show the first messages of each poison queue.");
+            p.AddCommand<PoisonRequeueCommand>("requeue").WithDescription("Move a poison queue's messages back to their queue.");
+            p.AddCommand<PoisonPurgeCommand>("purge").WithDescription("Empty a poison queue.");
+        });
+    });
+    c.AddBranch("config", x =>
+    {
+        x.SetDescription("The effective configuration (postconf -n).");
+        x.AddCommand<ConfigCheckCommand>("check").WithDescription("Load settings and every map and key file; report each error with file and line.");
+    });
+});
+
+try
+{
+    return await app.RunAsync(args);
+}
+catch (CommandAppException e)
+{
+    AnsiConsole.MarkupLineInterpolated($"[red]mtactl: {e.Message}[/]");
+    return ExitCodes.Usage;
+}
+catch (Exception e) when (ExitCodes.ForFailure(e) is { } code)
+{
+    Console.Error.WriteLine($"mtactl: {ExitCodes.Describe(e)}");
+    return code;
+}

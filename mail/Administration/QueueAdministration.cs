@@ -1,0 +1,202 @@
+using Azure;
+using Azure.Storage.Queues;
+using Azure.Storage.Queues.Models;
+using Mta.Mail.Contracts;
+using Mta.Mail.Delivery;
+using Mta.Mail.Queues;
+using Mta.Mail.Spool;
+using Mta.Mail.Tracking;
+
+namespace Mta.Mail.Administration;
+
+/// <summary>
+/// What Postfix's mailq, postqueue and postsuper do, for a queue in Azure Storage: list waiting and queued mail, make
+/// deferred mail due now, hold, release and delete it, and look after the poison queues. Deferred and held jobs are
+/// found through <see cref="WaitingMail"/> and changed through their queue message's pop receipt, never received, so
+/// an operator's look does not count as a delivery attempt.
+/// </summary>
+public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, SpoolReferences references, MessageSpool spool, TimeProvider clock)
+{
+    /// <summary>The queues whose visible messages are listed besides the waiting ones (at most 32 each: a peek's limit).</summary>
+    public static readonly IReadOnlyList<string> ActiveQueues = [QueueNames.Incoming, QueueNames.Delivery, QueueNames.Bounce];
+
+    /// <summary>Everything that can be seen: waiting jobs from the index, and a peek at the active queues.</summary>
+    public async Task<IReadOnlyList<QueueEntry>> ListAsync(CancellationToken ct = default)
+    {
+        var entries = (await waiting.ListAsync(null, ct)).Select(w => new QueueEntry(
+            w.Job.JobId, w.Job.MessageId, w.State, w.Job.ArrivalTime, w.Job.Content?.Length, w.Job.Sender, w.Job.Recipients, w.Due, w.Reason, w.Job.Attempt)).ToList();
+        foreach (var name in ActiveQueues)
+        {
+            var queue = queues.Get(name);
+            PeekedMessage[] peeked;
+            try { peeked = (await queue.PeekMessagesAsync(32, ct)).Value; }
+            catch (RequestFailedException e) when (e.Status == 404) { continue; }
+            foreach (var m in peeked)
+                entries.Add(name switch
+                {
+                    QueueNames.Incoming => Incoming(QueueJson.Deserialize<IncomingEnvelope>(m.MessageText)),
+                    QueueNames.Bounce => Bounce(QueueJson.Deserialize<BounceJob>(m.MessageText)),
+                    _ => Active(QueueJson.Deserialize<DeliveryJob>(m.MessageText)),
+                });
+        }
+        return entries;
+
+        static QueueEntry Incoming(IncomingEnvelope e) => new(e.Id, e.Id, "incoming", e.ArrivalTime, e.Size, e.Sender, e.Recipients, null, null, 0);
+        static QueueEntry Active(DeliveryJob j) => new(j.JobId, j.MessageId, "active", j.ArrivalTime, j.Content?.Length, j.Sender, j.Recipients, null, null, j.Attempt);
+        static QueueEntry Bounce(BounceJob b) => new(b.MessageId, b.MessageId, "bounce", b.ArrivalTime, b.Content?.Length, b.Sender,
+            b.Recipients.Select(r => r.Recipient).ToList(), null, b.Recipients.FirstOrDefault()?.Reason, 0);
+    }
+
+    /// <summary>Approximate message counts per queue, poison queues included.</summary>
+    public Task<IReadOnlyDictionary<string, int>> CountsAsync(CancellationToken ct = default) => queues.CountsAsync(ct);
+
+    /// <summary>The waiting jobs of a queue id, or the one job with that job id.</summary>
+    public Task<IReadOnlyList<WaitingJob>> FindAsync(string id, CancellationToken ct = default) => waiting.FindAsync(id, ct);
+
+    /// <summary>Makes deferred jobs due now (Postfix <c>postqueue -f</c>, <c>postqueue -i</c>); null id: all of them.</summary>
+    public async Task<AdminResult> RetryAsync(string? id, CancellationToken ct = default)
+    {
+        var result = new AdminResult();
+        foreach (var job in await Select(WaitingMail.Deferred, id, ct))
+            await Act(result, job, async () =>
+            {
+                var updated = await queues.Get(QueueNames.Deferred).UpdateMessageAsync(job.QueueMessageId, job.PopReceipt, visibilityTimeout: TimeSpan.Zero, cancellationToken: ct);
+                await waiting.PutAsync(WaitingMail.Deferred, job.Job, SendReceiptFor(job.QueueMessageId, updated.Value.PopReceipt), job.Reason, clock.GetUtcNow(), ct);
+            });
+        return result;
+    }
+
+    /// <summary>Puts deferred jobs on hold (Postfix <c>postsuper -h</c>).</summary>
+    public async Task<AdminResult> HoldAsync(string id, CancellationToken ct = default)
+    {
+        var result = new AdminResult();
+        foreach (var job in await Select(WaitingMail.Deferred, id, ct))
+            await Act(result, job, async () =>
+            {
+                await queues.Get(QueueNames.Deferred).DeleteMessageAsync(job.QueueMessageId, job.PopReceipt, ct);
+                var receipt = await queues.SendAsync(QueueNames.Hold, job.Job, ct);
+                await waiting.PutAsync(WaitingMail.Held, job.Job, receipt, "held by the operator; was: " + job.Reason, null, ct);
+                await waiting.RemoveAsync(WaitingMail.Deferred, job.Job.JobId, ct);
+            });
+        return result;
+    }
+
+    /// <summary>Releases held jobs for delivery now (Postfix <c>postsuper -H</c>).</summary>
+    public async Task<AdminResult> ReleaseAsync(string id, CancellationToken ct = default)
+    {
+        var result = new AdminResult();
+        foreach (var job in await Select(WaitingMail.Held, id, ct))
+            await Act(result, job, async () =>
+            {
+                await queues.Get(QueueNames.Hold).DeleteMessageAsync(job.QueueMessageId, job.PopReceipt, ct);
+                await queues.SendAsync(QueueNames.Delivery, job.Job, ct);
+                await waiting.RemoveAsync(WaitingMail.Held, job.Job.JobId, ct);
+            });
+        return result;
+    }
+
+    /// <summary>
+    /// Deletes deferred or held jobs (Postfix <c>postsuper -d</c>): no delivery, no bounce. A spooled message's blob goes
+    /// when its last holder does. <paramref name="state"/> limits it to one state (<c>--all-deferred</c>).
+    /// </summary>
+    public async Task<AdminResult> DeleteAsync(string? id, string? state, CancellationToken ct = default)
+    {
+        var result = new AdminResult();
+        foreach (var job in (await waiting.ListAsync(state, ct)).Where(j => id is null || j.Job.MessageId == id || j.Job.JobId == id))
+            await Act(result, job, async () =>
+            {
+                var queue = job.State == WaitingMail.Held ? QueueNames.Hold : QueueNames.Deferred;
+                await queues.Get(queue).DeleteMessageAsync(job.QueueMessageId, job.PopReceipt, ct);
+                await waiting.RemoveAsync(job.State, job.Job.JobId, ct);
+                if (job.Job.Content is not null) return;
+                var last = job.Job.SoleHolder || await references.UpdateAsync(job.Job.MessageId, [], [job.Job.JobId], ct);
+                if (last) await DeliveryStage.DeleteSpooledAsync(spool, job.Job.MessageId, job.Job.BlobName, ct);
+            });
+        return result;
+    }
+
+    /// <summary>Messages in a poison queue (a peek: the first 32) and how many there are.</summary>
+    public async Task<(IReadOnlyList<PeekedMessage> First, int Count)> PoisonAsync(string queue, CancellationToken ct = default)
+    {
+        var client = queues.GetPoison(queue);
+        try
+        {
+            var count = (await client.GetPropertiesAsync(ct)).Value.ApproximateMessagesCount;
+            return ((await client.PeekMessagesAsync(32, ct)).Value, count);
+        }
+        catch (RequestFailedException e) when (e.Status == 404) { return ([], 0); }
+    }
+
+    /// <summary>Moves every message of a poison queue back to its queue, to be tried again; returns how many.</summary>
+    public async Task<int> RequeuePoisonAsync(string queue, CancellationToken ct = default)
+    {
+        var poison = queues.GetPoison(queue);
+        var moved = 0;
+        while (true)
+        {
+            QueueMessage[] batch;
+            try { batch = (await poison.ReceiveMessagesAsync(32, TimeSpan.FromMinutes(1), ct)).Value; }
+            catch (RequestFailedException e) when (e.Status == 404) { return moved; }
+            if (batch.Length == 0) return moved;
+            foreach (var m in batch)
+            {
+                await queues.Get(queue).SendMessageAsync(m.MessageText, null, TimeSpan.FromSeconds(-1), ct);
+                await poison.DeleteMessageAsync(m.MessageId, m.PopReceipt, ct);
+                moved++;
+            }
+        }
+    }
+
+    /// <summary>Empties a poison queue; returns how many messages it held.</summary>
+    public async Task<int> PurgePoisonAsync(string queue, CancellationToken ct = default)
+    {
+        var (_, count) = await PoisonAsync(queue, ct);
+        try { await queues.GetPoison(queue).ClearMessagesAsync(ct); }
+        catch (RequestFailedException e) when (e.Status == 404) { }
+        return count;
+    }
+
+    private async Task<IReadOnlyList<WaitingJob>> Select(string state, string? id, CancellationToken ct)
+        => (await waiting.ListAsync(state, ct)).Where(j => id is null || j.Job.MessageId == id || j.Job.JobId == id).ToList();
+
+    private static async Task Act(AdminResult result, WaitingJob job, Func<Task> action)
+    {
+        try
+        {
+            await action();
+            result.Done.Add(job.Job.JobId);
+        }
+        catch (RequestFailedException e) when (e.Status is 404 or 400)
+        {
+            // The pop receipt no longer matches: a worker has the job right now (it was due), or it is gone.
+            result.Busy.Add(job.Job.JobId);
+        }
+    }
+
+    private static SendReceipt SendReceiptFor(string messageId, string popReceipt)
+        => QueuesModelFactory.SendReceipt(messageId, DateTimeOffset.UtcNow, DateTimeOffset.MaxValue, popReceipt, DateTimeOffset.UtcNow);
+}
+
+/// <summary>One line of a queue listing.</summary>
+/// <param name="Id">Job id (or queue id for incoming and bounce entries).</param>
+/// <param name="QueueId">The message's queue id.</param>
+/// <param name="State">incoming, active, deferred, hold or bounce.</param>
+/// <param name="ArrivalTime">When the message arrived.</param>
+/// <param name="Size">Size in bytes when known.</param>
+/// <param name="Sender">Envelope sender.</param>
+/// <param name="Recipients">Recipients of this job.</param>
+/// <param name="Due">When a deferred job is tried again.</param>
+/// <param name="Reason">Why it waits.</param>
+/// <param name="Attempt">Delivery attempts so far.</param>
+public sealed record QueueEntry(string Id, string QueueId, string State, DateTimeOffset ArrivalTime, long? Size, string Sender,
+    IReadOnlyList<string> Recipients, DateTimeOffset? Due, string? Reason, int Attempt);
+
+/// <summary>What an operation did: jobs done, and jobs a worker had at that moment (try again).</summary>
+public sealed class AdminResult
+{
+    /// <summary>Job ids acted on.</summary>
+    public List<string> Done { get; } = [];
+
+    /// <summary>Job ids whose queue message was being worked on (or gone): not changed.</summary>
+    public List<string> Busy { get; } = [];
+}

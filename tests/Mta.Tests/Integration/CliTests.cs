@@ -1,0 +1,201 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Azure.Storage.Queues;
+using Mta.Mail.Contracts;
+using Mta.Mail.Queues;
+using Mta.Tests.Peers;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>
+/// mtactl, the operator's tool, run as a process against Azurite with a populated queue: deferred, held and poison
+/// mail; every command's output checked; configuration checks with broken files.
+/// </summary>
+public sealed class CliTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    // The tool as built next to the tests (same configuration), run from its own folder with its own dependencies.
+    private static readonly string Mtactl = Path.Combine(TestEnvironment.RepoRoot, "cli", "Mta.Cli", "bin",
+        AppContext.BaseDirectory.Contains("/bin/Release/") ? "Release" : "Debug", "net10.0", "mtactl.dll");
+
+    private static async Task<(int Exit, string Out, string Err)> MtactlAsync(string? storage, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Mtactl);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment.Remove("AzureWebJobsStorage");
+        if (storage is not null) psi.Environment["AzureWebJobsStorage"] = storage;
+        psi.Environment["NO_COLOR"] = "1";
+        psi.Environment["COLUMNS"] = "200";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
+    private static async Task<JsonElement[]> ListAsync(string storage)
+    {
+        var (exit, output, error) = await MtactlAsync(storage, "queue", "list", "--json");
+        Assert.True(exit == 0, error);
+        return JsonDocument.Parse(output).RootElement.EnumerateArray().ToArray();
+    }
+
+    [SkippableFact]
+    public async Task Lists_shows_retries_holds_releases_and_deletes_queued_mail()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        var closed = TestEnvironment.FreeTcpPort();
+        await using var azurite = await Azurite.StartAsync();
+        var folder = TestEnvironment.TempFolder("cli");
+        var map = Path.Combine(folder, "transport");
+        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\nslow.test smtp:[127.0.0.1]:{closed}\n");
+        var checks = Path.Combine(folder, "header_checks");
+        await File.WriteAllTextAsync(checks, "/^Subject: hold me/ HOLD looks odd\n");
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:TransportMapFile"] = map, ["Mta:HeaderChecksFile"] = checks, ["Mta:MinimalBackoffSeconds"] = "600", ["Mta:MaximalBackoffSeconds"] = "600",
+        });
+        var storage = azurite.ConnectionString;
+
+        Assert.Equal("Mail queue is empty", (await MtactlAsync(storage, "queue", "list")).Out.Trim());
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "later@slow.test", "first"));
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("b@sender.test", "later@slow.test", "second"));
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("c@sender.test", "u@example.test", "hold me"));
+        Assert.True(await TestEnvironment.EventuallyAsync(async () => (await ListAsync(storage)).Select(e => e.GetProperty("state").GetString())
+            .Order().SequenceEqual(["deferred", "deferred", "hold"]), Timeout), "not all waiting");
+
+        var entries = await ListAsync(storage);
+        var deferred = entries.Where(e => e.GetProperty("state").GetString() == "deferred").ToArray();
+        var held = Assert.Single(entries, e => e.GetProperty("state").GetString() == "hold");
+        Assert.Equal(2, deferred.Length);
+        Assert.Equal("c@sender.test", held.GetProperty("sender").GetString());
+        Assert.Equal("looks odd", held.GetProperty("reason").GetString());
+        Assert.Contains("later@slow.test", deferred[0].GetProperty("recipients").EnumerateArray().Select(r => r.GetString()));
+
+        // The table: one row per job, with its state and the reason it waits.
+        var table = await MtactlAsync(storage, "queue", "list", "--state", "deferred");
+        Assert.Equal(0, table.Exit);
+        Assert.Contains("a@sender.test", table.Out);
+        Assert.Contains("b@sender.test", table.Out);
+        Assert.DoesNotContain("c@sender.test", table.Out);
+        Assert.Contains("-- 2 job(s)", table.Out);
+
+        var firstId = deferred[0].GetProperty("id").GetString()!;
+        var show = await MtactlAsync(storage, "queue", "show", firstId);
+        Assert.Equal(0, show.Exit);
+        Assert.Contains($"job:        {firstId} (deferred, 1 attempt(s))", show.Out);
+        Assert.Matches(@"reason:\s+.*(refused|connect)", show.Out);
+        var subject = deferred[0].GetProperty("sender").GetString() == "a@sender.test" ? "first" : "second";
+        Assert.Contains("Subject: " + subject, show.Out);
+
+        // postqueue -i: due now; the worker tries again at once (still refused), so the attempt count goes up.
+        var retry = await MtactlAsync(storage, "queue", "retry", firstId);
+        Assert.Equal((0, $"{firstId}: due now"), (retry.Exit, retry.Out.Trim()));
+        Assert.True(await TestEnvironment.EventuallyAsync(async () => (await ListAsync(storage)).Any(e => e.GetProperty("id").GetString() == firstId
+            && e.GetProperty("attempt").GetInt32() == 2), Timeout), "the retry did not happen");
+
+        // Held mail released goes out now.
+        var release = await MtactlAsync(storage, "queue", "release", held.GetProperty("queueId").GetString()!);
+        Assert.Equal(0, release.Exit);
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains("hold me"))), Timeout), "release did not deliver");
+
+        // postsuper -h, then postsuper -d ALL deferred.
+        var secondId = deferred[1].GetProperty("id").GetString()!;
+        Assert.Equal(0, (await MtactlAsync(storage, "queue", "hold", secondId)).Exit);
+        Assert.Equal("hold", (await ListAsync(storage)).Single(e => e.GetProperty("id").GetString() == secondId).GetProperty("state").GetString());
+        var delete = await MtactlAsync(storage, "queue", "delete", "--all-deferred");
+        Assert.Equal(0, delete.Exit);
+        Assert.Equal([secondId], (await ListAsync(storage)).Select(e => e.GetProperty("id").GetString()));
+        Assert.Equal(0, (await MtactlAsync(storage, "queue", "delete", secondId)).Exit);
+        Assert.Empty(await ListAsync(storage));
+
+        var missing = await MtactlAsync(storage, "queue", "show", "NOSUCHID");
+        Assert.Equal((1, "mtactl: no such deferred or held mail: NOSUCHID"), (missing.Exit, missing.Err.Trim()));
+    }
+
+    [SkippableFact]
+    public async Task Poison_queues_are_counted_requeued_and_purged()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        await using var azurite = await Azurite.StartAsync();
+        var map = Path.Combine(TestEnvironment.TempFolder("cli"), "transport");
+        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\n");
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:TransportMapFile"] = map });
+        var storage = azurite.ConnectionString;
+
+        // A message that failed for an infrastructure reason, now fine, and one that is garbage.
+        var poison = new QueueClient(storage, QueueNames.Incoming + "-poison", new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
+        await poison.CreateIfNotExistsAsync();
+        var envelope = new IncomingEnvelope
+        {
+            Id = "P0150N0000000001", Sender = "a@sender.test", Recipients = ["u@example.test"], ClientAddress = "127.0.0.1", Helo = "client.test",
+            ArrivalTime = DateTimeOffset.UtcNow, Size = 30, BlobName = "P0150N0000000001", Content = "Subject: requeued\r\n\r\nbody\r\n"u8.ToArray(),
+        };
+        await poison.SendMessageAsync(QueueJson.Serialize(envelope));
+        var list = await MtactlAsync(storage, "queue", "poison", "list");
+        Assert.Equal(0, list.Exit);
+        Assert.Contains("incoming-poison: 1 message(s)", list.Out);
+        Assert.Contains("delivery-poison: 0 message(s)", list.Out);
+
+        var requeue = await MtactlAsync(storage, "queue", "poison", "requeue", "--queue", "incoming");
+        Assert.Equal((0, "incoming-poison: 1 message(s) moved back to incoming"), (requeue.Exit, requeue.Out.Trim()));
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains("requeued"))), Timeout), "not delivered");
+
+        await poison.SendMessageAsync("not json at all");
+        var purge = await MtactlAsync(storage, "queue", "poison", "purge", "--queue", "incoming", "--json");
+        Assert.Equal(0, purge.Exit);
+        Assert.Equal(1, JsonDocument.Parse(purge.Out).RootElement.GetProperty("purged").GetInt32());
+
+        var unknown = await MtactlAsync(storage, "queue", "poison", "purge", "--queue", "nonsense");
+        Assert.Equal(1, unknown.Exit);
+        Assert.Contains("unknown queue 'nonsense'", unknown.Err);
+    }
+
+    [SkippableFact]
+    public async Task A_wrong_or_missing_connection_gets_one_line_and_an_exit_code()
+    {
+        var none = await MtactlAsync(null, "queue", "list");
+        Assert.Equal(2, none.Exit);
+        Assert.Contains("No storage connection: set AzureWebJobsStorage", none.Err);
+
+        var refused = await MtactlAsync(Azurite.ConnectionStringFor(TestEnvironment.FreeTcpPort(), TestEnvironment.FreeTcpPort(), TestEnvironment.FreeTcpPort()),
+            "queue", "list");
+        Assert.Equal(3, refused.Exit);
+        Assert.StartsWith("mtactl: storage unreachable", refused.Err.Trim());
+        Assert.DoesNotContain("   at ", refused.Err); // no stack trace for an operator's mistake
+    }
+
+    [Fact]
+    public async Task Config_check_prints_what_differs_from_the_defaults_and_reports_every_error_with_file_and_line()
+    {
+        var folder = TestEnvironment.TempFolder("config");
+        var virtuals = Path.Combine(folder, "virtual");
+        await File.WriteAllTextAsync(virtuals, "a@example.org b@example.org\n");
+        var settings = Path.Combine(folder, "appsettings.json");
+        await File.WriteAllTextAsync(settings, $$"""{ "AzureWebJobsStorage": "UseDevelopmentStorage=true", "Mta": { "HopCountLimit": 30, "VirtualAliasMapsFile": "{{virtuals}}" } }""");
+        var good = await MtactlAsync(null, "config", "check", "--settings", settings);
+        Assert.True(good.Exit == 0, good.Err);
+        Assert.Contains("Mta:HopCountLimit = 30", good.Out);
+        Assert.DoesNotContain("Mta:HeaderSizeLimit", good.Out);
+        Assert.EndsWith("configuration OK", good.Out.Trim());
+
+        await File.WriteAllTextAsync(virtuals, "a@example.org b@example.org\nbroken\n");
+        var checks = Path.Combine(folder, "header_checks");
+        await File.WriteAllTextAsync(checks, "/ok/ WARN\n/bad/ BOUNCE\n");
+        await File.WriteAllTextAsync(settings, $$"""
+            { "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+              "Mta": { "VirtualAliasMapsFile": "{{virtuals}}", "HeaderChecksFile": "{{checks}}", "TransportMapFile": "{{folder}}/missing", "TlsSecurityLevel": "maybe" } }
+            """);
+        var bad = await MtactlAsync(null, "config", "check", "--settings", settings);
+        Assert.Equal(2, bad.Exit);
+        Assert.Contains($"{virtuals}:2: expected 'key value', got 'broken'", bad.Err);
+        Assert.Contains($"{checks}:2: unknown action 'BOUNCE'", bad.Err);
+        Assert.Contains("Mta:TransportMapFile", bad.Err);
+        Assert.Contains("unknown TLS level 'maybe'", bad.Err);
+        Assert.Contains("4 error(s)", bad.Out);
+        Assert.DoesNotContain("   at ", bad.Err);
+    }
+}
