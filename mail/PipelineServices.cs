@@ -40,6 +40,7 @@ public static class PipelineServices
         services.AddSingleton(sp => new WaitingMail(sp.GetRequiredService<StorageConnection>()));
         services.AddSingleton<AddressRewriter>();
         services.AddSingleton<DkimSigning>();
+        services.AddSingleton<ContentInspector>();
         services.AddSingleton<CleanupStage>();
         services.AddSingleton<MxResolver>();
         services.AddSingleton<TlsPolicy>();

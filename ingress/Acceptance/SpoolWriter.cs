@@ -13,8 +13,15 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
     /// <summary>Octets kept in memory before they go to storage as a block.</summary>
     public const int BlockSize = 1024 * 1024;
 
+    /// <summary>How much of a message's start is kept for the content checks: the header and the body checks' share.</summary>
+    public const int HeadSize = 256 * 1024;
+
     private readonly MemoryStream _pending = new();
     private int _staged;
+    private byte[]? _head;
+
+    /// <summary>The message's first octets (up to <see cref="HeadSize"/>), kept when the first block went to storage.</summary>
+    public ReadOnlySpan<byte> Head => _head ?? _pending.GetBuffer().AsSpan(0, (int)Math.Min(_pending.Length, HeadSize));
 
     /// <summary>The blob name, which is also the queue id.</summary>
     public string Name { get; } = name;
@@ -33,6 +40,7 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
         {
             var buffer = _pending.GetBuffer();
             var length = (int)_pending.Length;
+            if (_staged == 0 && length >= BlockSize) _head = buffer.AsSpan(0, HeadSize).ToArray();
             var offset = 0;
             while (length - offset >= BlockSize)
             {

@@ -44,7 +44,8 @@ public sealed class SmtpSession(
     TimeProvider clock,
     ILogger log,
     string? implicitTls = null,
-    Metrics.IngressMetrics? metrics = null)
+    Metrics.IngressMetrics? metrics = null,
+    Mta.Mail.Cleanup.ContentInspector? inspector = null)
 {
     private string _verb = "CONNECT";
 
@@ -572,6 +573,20 @@ public sealed class SmtpSession(
             Tls = _tls ? _tlsInfo ?? "TLS" : null,
             Dsn = dsn,
         };
+        // Header and body checks before the 250 (as Postfix's smtpd feeds cleanup before answering): a REJECT is a refusal
+        // the client hears, never a bounce to a sender who may be forged; DISCARD is acknowledged and dropped.
+        if (inspector is not null && (inspector.HeaderChecks || inspector.BodyChecks) && Inspect(content, envelope) is { } verdict)
+        {
+            if (verdict.Action == Mta.Mail.Cleanup.CheckAction.Reject)
+            {
+                Error("550 5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "Error: message content rejected"));
+                return;
+            }
+            log.LogInformation("{QueueId}: discarded: from=<{Sender}>, nrcpt={Count} ({Reason})", id, sender, recipients.Count, verdict.Text);
+            Reply($"250 2.0.0 Ok: queued as {id}");
+            return;
+        }
+
         var storing = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
@@ -588,6 +603,29 @@ public sealed class SmtpSession(
         log.LogInformation("{QueueId}: client=[{Client}], helo=<{Helo}>, from=<{Sender}>, size={Size}, nrcpt={Count}, proto={Proto}, tls={Tls}, status=queued",
             id, client, _helo, sender, size, recipients.Count, envelope.Protocol, envelope.Tls ?? "none");
         Reply($"250 2.0.0 Ok: queued as {id}");
+    }
+
+    /// <summary>The checks' REJECT or DISCARD for a message, from its first octets (the header and the body's start); HOLD and WARN are cleanup's.</summary>
+    private Mta.Mail.Cleanup.CheckMatch? Inspect(SpoolWriter content, IncomingEnvelope envelope)
+    {
+        var head = content.Head;
+        var who = $"from [{client}]; from=<{envelope.Sender}> to=<{envelope.Recipients[0]}> proto={envelope.Protocol} helo=<{envelope.Helo}>";
+        MimeKit.HeaderList headers;
+        long offset;
+        try
+        {
+            var parser = new MimeKit.MimeParser(new MemoryStream(head.ToArray(), writable: false), MimeKit.MimeFormat.Entity);
+            headers = parser.ParseHeaders();
+            offset = parser.Position;
+        }
+        catch (FormatException)
+        {
+            return null; // no header to speak of: cleanup delivers such a message as it came
+        }
+        Mta.Mail.Cleanup.CheckAction[] decisive = [Mta.Mail.Cleanup.CheckAction.Reject, Mta.Mail.Cleanup.CheckAction.Discard];
+        var verdict = inspector!.InspectHeader(envelope.Id, headers, who, apply: false, logged: decisive)
+            ?? inspector.InspectBody(envelope.Id, head[(int)Math.Min(offset, head.Length)..], who, logged: decisive);
+        return verdict?.Action is Mta.Mail.Cleanup.CheckAction.Reject or Mta.Mail.Cleanup.CheckAction.Discard ? verdict : null;
     }
 
     /// <summary>The TLS handshake after <c>220 Ready to start TLS</c>; the session then starts over (RFC 3207 §4.2).</summary>

@@ -36,20 +36,17 @@ public sealed class CleanupStage
     private readonly TimeProvider _clock;
     private readonly ILogger<CleanupStage> _log;
     private readonly MtaOptions _options;
-    private readonly ContentChecks _headerChecks;
-    private readonly ContentChecks _bodyChecks;
+    private readonly ContentInspector _inspector;
 
     /// <summary>Creates the stage; the checks files are loaded here (a broken one stops the start).</summary>
     public CleanupStage(MessageSpool spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
-        SpoolReferences references, WaitingMail waiting, IOptions<MtaOptions> options, TimeProvider clock, ILogger<CleanupStage> log,
-        PipelineMetrics? metrics = null)
+        SpoolReferences references, WaitingMail waiting, ContentInspector inspector, IOptions<MtaOptions> options, TimeProvider clock,
+        ILogger<CleanupStage> log, PipelineMetrics? metrics = null)
     {
+        _inspector = inspector;
         _metrics = metrics;
         (_spool, _queues, _router, _rewriter, _dkim, _references, _waiting, _clock, _log, _options)
             = (spool, queues, router, rewriter, dkim, references, waiting, clock, log, options.Value);
-        void Warn(string e) => log.LogWarning("warning: checks file changed but could not be read, the previous version stays in use: {Error}", e);
-        _headerChecks = ContentChecks.Load(_options.HeaderChecksFile, allowIgnore: true, Warn);
-        _bodyChecks = ContentChecks.Load(_options.BodyChecksFile, allowIgnore: false, Warn);
     }
 
     /// <summary>
@@ -97,7 +94,7 @@ public sealed class CleanupStage
 
         // Postfix's order: header fix-up and header checks as the header goes by, then the body checks.
         var verdict = InspectHeader(envelope, headers, who);
-        if (verdict is null && _bodyChecks.Any && parsed)
+        if (verdict is null && _inspector.BodyChecks && parsed)
             verdict = await InspectBodyAsync(envelope, inline, bodyOffset, who, ct);
 
         if (verdict?.Action == CheckAction.Discard)
@@ -271,67 +268,23 @@ public sealed class CleanupStage
     {
         headers.RemoveAll(HeaderId.ReturnPath);
         headers.RemoveAll("Delivered-To");
-        CheckMatch? hold = null;
-        foreach (var h in headers.ToList())
+        foreach (var h in headers.Where(h => h.RawValue.Length > _options.HeaderSizeLimit))
         {
-            if (h.RawValue.Length > _options.HeaderSizeLimit)
-            {
-                h.SetRawValue(Cut(h.RawValue, _options.HeaderSizeLimit));
-                _log.LogWarning("{QueueId}: header {Field} longer than header_size_limit {Limit}: excess discarded", envelope.Id, h.Field, _options.HeaderSizeLimit);
-            }
-            if (!_headerChecks.Any) continue;
-            var text = h.Field + ": " + Unfold(h.RawValue);
-            var match = _headerChecks.Match(text, rule => TimedOut(envelope, rule));
-            if (match is null || match.Action == CheckAction.Dunno) continue;
-            LogCheck(envelope, match, "header " + text, who);
-            switch (match.Action)
-            {
-                case CheckAction.Ignore: headers.Remove(h); break;
-                case CheckAction.Hold: hold ??= match; break;
-                case CheckAction.Reject or CheckAction.Discard: return match;
-            }
+            h.SetRawValue(Cut(h.RawValue, _options.HeaderSizeLimit));
+            _log.LogWarning("{QueueId}: header {Field} longer than header_size_limit {Limit}: excess discarded", envelope.Id, h.Field, _options.HeaderSizeLimit);
         }
-        return hold;
+        return _inspector.InspectHeader(envelope.Id, headers, who, apply: true);
     }
 
     internal async Task<CheckMatch?> InspectBodyAsync(IncomingEnvelope envelope, byte[]? inline, long bodyOffset, string who, CancellationToken ct)
     {
-        var limit = _options.BodyChecksSizeLimit;
-        byte[] body;
         if (inline is not null)
-        {
-            body = inline.AsSpan((int)bodyOffset, (int)Math.Min(limit, inline.Length - bodyOffset)).ToArray();
-        }
-        else
-        {
-            await using var part = await _spool.OpenReadAsync(envelope.BlobName, bodyOffset, limit, ct);
-            using var copy = new MemoryStream();
-            await part.CopyToAsync(copy, ct);
-            body = copy.ToArray();
-        }
-        CheckMatch? hold = null;
-        foreach (var line in Encoding.UTF8.GetString(body).Split("\r\n"))
-        {
-            var match = _bodyChecks.Match(line, rule => TimedOut(envelope, rule));
-            if (match is null || match.Action == CheckAction.Dunno) continue;
-            LogCheck(envelope, match, "body " + line, who);
-            if (match.Action is CheckAction.Reject or CheckAction.Discard) return match;
-            if (match.Action == CheckAction.Hold) hold ??= match;
-        }
-        return hold;
+            return _inspector.InspectBody(envelope.Id, inline.AsSpan((int)Math.Min(bodyOffset, inline.Length)), who);
+        await using var part = await _spool.OpenReadAsync(envelope.BlobName, bodyOffset, _inspector.BodyLimit, ct);
+        using var copy = new MemoryStream();
+        await part.CopyToAsync(copy, ct);
+        return _inspector.InspectBody(envelope.Id, copy.ToArray(), who);
     }
-
-    private void LogCheck(IncomingEnvelope envelope, CheckMatch match, string what, string who)
-    {
-        // Postfix: "cleanup: ID: reject: header Subject: ... from host[addr]; from=<> to=<> proto=ESMTP helo=<>: 5.7.1 text".
-        var action = match.Action.ToString().ToLowerInvariant();
-        var shown = what.Length > 200 ? what[..200] + "..." : what;
-        _log.LogInformation("{QueueId}: {Action}: {What} {Who}: {Text} ({Rule})",
-            envelope.Id, action == "warn" ? "warning" : action, shown, who, match.Text.Length > 0 ? match.Text : action, match.Where);
-    }
-
-    private void TimedOut(IncomingEnvelope envelope, string rule)
-        => _log.LogWarning("{QueueId}: warning: content check {Rule} took too long on this message and was skipped", envelope.Id, rule);
 
     private static int CountReceived(HeaderList headers) => headers.Count(h => h.Id == HeaderId.Received);
 
@@ -416,8 +369,6 @@ public sealed class CleanupStage
         while (end > 0 && raw[end - 1] is (byte)'\r' or (byte)'\n') end--;
         return Concat(raw.AsSpan(0, end).ToArray(), "\r\n"u8);
     }
-
-    private static string Unfold(byte[] raw) => Header.Unfold(Encoding.UTF8.GetString(raw)).Trim();
 
     private static byte[] Concat(byte[] first, ReadOnlySpan<byte> second)
     {

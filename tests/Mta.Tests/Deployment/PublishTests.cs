@@ -10,18 +10,27 @@ namespace Mta.Tests.Deployment;
 /// </summary>
 public sealed class PublishTests
 {
-    private static async Task<string> PublishAsInDockerfileAsync(string dockerfile)
+    /// <summary>Runs every <c>RUN dotnet publish</c> of a Dockerfile as written; returns each output folder by its image path.</summary>
+    private static async Task<Dictionary<string, string>> PublishAllAsInDockerfileAsync(string dockerfile)
     {
         var text = await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "infra", "docker", dockerfile));
-        var run = Regex.Match(text, @"^RUN dotnet publish (\S+) -c (\S+) -o (\S+)\s*$", RegexOptions.Multiline);
-        Assert.True(run.Success, $"{dockerfile} has no 'RUN dotnet publish PROJECT -c CONFIG -o DIR' line");
-        Assert.Matches(@"(?m)^COPY --from=build " + Regex.Escape(run.Groups[3].Value) + " ", text); // the runtime stage takes that output
-        var output = TestEnvironment.TempFolder("publish");
-        var (exit, log) = await Integration.EndToEndTests.RunAsync("dotnet", "publish", Path.Combine(TestEnvironment.RepoRoot, run.Groups[1].Value),
-            "-c", run.Groups[2].Value, "-o", output, "--nologo", "-v", "quiet");
-        Assert.True(exit == 0, log);
-        return output;
+        var runs = Regex.Matches(text, @"^RUN dotnet publish (\S+) -c (\S+) -o (\S+)\s*$", RegexOptions.Multiline);
+        Assert.True(runs.Count > 0, $"{dockerfile} has no 'RUN dotnet publish PROJECT -c CONFIG -o DIR' line");
+        var outputs = new Dictionary<string, string>();
+        foreach (Match run in runs)
+        {
+            Assert.Matches(@"(?m)^COPY --from=build " + Regex.Escape(run.Groups[3].Value) + " ", text); // the runtime stage takes that output
+            var output = TestEnvironment.TempFolder("publish");
+            var (exit, log) = await Integration.EndToEndTests.RunAsync("dotnet", "publish", Path.Combine(TestEnvironment.RepoRoot, run.Groups[1].Value),
+                "-c", run.Groups[2].Value, "-o", output, "--nologo", "-v", "quiet");
+            Assert.True(exit == 0, log);
+            outputs[run.Groups[3].Value] = output;
+        }
+        return outputs;
     }
+
+    private static async Task<string> PublishAsInDockerfileAsync(string dockerfile)
+        => (await PublishAllAsInDockerfileAsync(dockerfile)).Values.First();
 
     [Fact]
     public async Task Ingress_image_gets_its_entrypoint()
@@ -37,7 +46,9 @@ public sealed class PublishTests
     [Fact]
     public async Task Functions_image_gets_what_the_functions_host_loads()
     {
-        var output = await PublishAsInDockerfileAsync("functions.Dockerfile");
+        var outputs = await PublishAllAsInDockerfileAsync("functions.Dockerfile");
+        var output = outputs["/home/site/wwwroot"];
+        Assert.True(File.Exists(Path.Combine(outputs["/opt/mtactl"], "mtactl.dll")), "mtactl missing from the functions image");
         foreach (var file in new[] { "host.json", "functions.metadata", "worker.config.json", "Mta.Functions.dll", "extensions.json" })
             Assert.True(File.Exists(Path.Combine(output, file)) || File.Exists(Path.Combine(output, ".azurefunctions", file)), $"{file} missing from the publish output");
         Assert.Contains("\"Retry\"", await File.ReadAllTextAsync(Path.Combine(output, "functions.metadata")));

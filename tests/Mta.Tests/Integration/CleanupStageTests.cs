@@ -54,7 +54,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         var logs = new LoggerFactory([_log]);
         return new CleanupStage(new MessageSpool(Storage), new MailQueues(Storage), new Router(options, TransportMap.Empty),
             new AddressRewriter(options, logs.CreateLogger<AddressRewriter>()), new DkimSigning(options, logs.CreateLogger<DkimSigning>()),
-            new SpoolReferences(Storage), new WaitingMail(Storage), options, TimeProvider.System, logs.CreateLogger<CleanupStage>());
+            new SpoolReferences(Storage), new WaitingMail(Storage), new ContentInspector(options, logs.CreateLogger<ContentInspector>()), options, TimeProvider.System, logs.CreateLogger<CleanupStage>());
     }
 
     private static int _serial;

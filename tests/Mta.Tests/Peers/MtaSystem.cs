@@ -75,6 +75,7 @@ public sealed class MtaSystem : IAsyncDisposable
                 logging.AddProvider(capture);
                 logging.AddFilter<LogCapture>("", LogLevel.Error);
                 logging.AddFilter<LogCapture>("smtpd", LogLevel.Information);
+                logging.AddFilter<LogCapture>("Mta.Mail.Cleanup", LogLevel.Information); // content checks at DATA
             });
             await app.StartAsync();
         }
