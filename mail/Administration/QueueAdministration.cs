@@ -24,7 +24,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
     public async Task<IReadOnlyList<QueueEntry>> ListAsync(CancellationToken ct = default)
     {
         var entries = (await waiting.ListAsync(null, ct)).Select(w => new QueueEntry(
-            w.Job.JobId, w.Job.MessageId, w.State, w.Job.ArrivalTime, w.Job.Content?.Length, w.Job.Sender, w.Job.Recipients, w.Due, w.Reason, w.Job.Attempt)).ToList();
+            w.Job.JobId, w.Job.MessageId, w.State, w.Job.ArrivalTime, w.Job.Size > 0 ? w.Job.Size : null, w.Job.Sender, w.Job.Recipients, w.Due, w.Reason, w.Job.Attempt)).ToList();
         foreach (var name in ActiveQueues)
         {
             var queue = queues.Get(name);
@@ -42,7 +42,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
         return entries;
 
         static QueueEntry Incoming(IncomingEnvelope e) => new(e.Id, e.Id, "incoming", e.ArrivalTime, e.Size, e.Sender, e.Recipients, null, null, 0);
-        static QueueEntry Active(DeliveryJob j) => new(j.JobId, j.MessageId, "active", j.ArrivalTime, j.Content?.Length, j.Sender, j.Recipients, null, null, j.Attempt);
+        static QueueEntry Active(DeliveryJob j) => new(j.JobId, j.MessageId, "active", j.ArrivalTime, j.Size > 0 ? j.Size : null, j.Sender, j.Recipients, null, null, j.Attempt);
         static QueueEntry Bounce(BounceJob b) => new(b.MessageId, b.MessageId, "bounce", b.ArrivalTime, b.Content?.Length, b.Sender,
             b.Recipients.Select(r => r.Recipient).ToList(), null, b.Recipients.FirstOrDefault()?.Reason, 0);
     }

@@ -97,6 +97,7 @@ public sealed class BounceStage(
                 ArrivalTime = clock.GetUtcNow(),
                 DoubleBounce = job.Sender.Length == 0,
                 Content = bytes.ToArray(),
+                Size = bytes.Length,
             };
             if (await queues.TrySendAsync(QueueNames.Delivery, delivery, ct) is not null) continue;
             // Too large to travel inline (it quotes up to bounce_size_limit of the original): spool it, with its own references.

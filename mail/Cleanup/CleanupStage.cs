@@ -148,6 +148,7 @@ public sealed class CleanupStage
                 Dsn = dsn,
                 SmtpUtf8 = envelope.SmtpUtf8,
                 MaybeDuplicate = again,
+                Size = envelope.Size,
             }).ToList();
         await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed ? bodyOffset : 0, queue, verdict?.Text), ct);
 

@@ -42,6 +42,9 @@ public sealed record DeliveryJob
     /// <summary>DSN parameters (RFC 3461) of the message, if any.</summary>
     public DsnRequest? Dsn { get; init; }
 
+    /// <summary>The message's size in octets as received (for queue listings).</summary>
+    public long Size { get; init; }
+
     /// <summary>How many delivery attempts came before this one (0 for the first).</summary>
     public int Attempt { get; init; }
 
@@ -56,6 +59,12 @@ public sealed record DeliveryJob
 
     /// <summary>A delay warning (Postfix <c>delay_warning_time</c>) has been sent for these recipients.</summary>
     public bool DelayWarned { get; init; }
+
+    /// <summary>
+    /// The earlier attempts of a deferred job, newest last (at most 10): when, where and what the server said. Shown by
+    /// <c>mtactl queue show</c>; the full story is in the log.
+    /// </summary>
+    public IReadOnlyList<string>? History { get; init; }
 
     /// <summary>
     /// This job is the only thing that needs its spooled message (one job, no reports): it deletes the blob itself when

@@ -110,7 +110,13 @@ public sealed class DeliveryStage(
                 if (delayed.Count > 0)
                     follow.Add(Report(job, delayed, "delay"));
             }
-            var retry = job with { Recipients = deferred.Select(r => r.Recipient).ToList(), Attempt = job.Attempt + 1, DelayWarned = job.DelayWarned || warn, MaybeDuplicate = false };
+            var attempt = $"{now.UtcDateTime:yyyy-MM-dd HH:mm:ss} relay={deferred[0].Relay}: {deferred[0].Detail}";
+            var history = (job.History ?? []).Append(attempt).TakeLast(10).ToList();
+            var retry = job with
+            {
+                Recipients = deferred.Select(r => r.Recipient).ToList(), Attempt = job.Attempt + 1, DelayWarned = job.DelayWarned || warn,
+                MaybeDuplicate = false, History = history,
+            };
             again = (retry, retries.NextDelay(job.Attempt));
         }
 

@@ -41,7 +41,7 @@ public sealed class WaitingMail(StorageConnection storage)
             ["Sender"] = job.Sender,
             ["Recipients"] = string.Join(' ', job.Recipients),
             ["ArrivalTime"] = job.ArrivalTime,
-            ["Size"] = (long)(job.Content?.Length ?? 0),
+            ["Size"] = job.Size,
             ["Reason"] = reason,
             ["Due"] = due,
             ["Attempt"] = job.Attempt,

@@ -122,6 +122,7 @@ public sealed class QueueShowCommand : AsyncCommand<IdSettings>
             Console.Out.WriteLine($"next hop:   {j.Job.NextHop.Transport.ToString().ToLowerInvariant()}:{j.Job.NextHop.Host}{(j.Job.NextHop.Port is { } p ? ":" + p : "")}");
             if (j.Due is { } due) Console.Out.WriteLine($"next try:   {due:yyyy-MM-dd HH:mm:ss zzz}");
             if (j.Reason is not null) Console.Out.WriteLine($"reason:     {j.Reason}");
+            foreach (var h in j.Job.History ?? []) Console.Out.WriteLine($"attempt:    {h}");
             Console.Out.WriteLine();
             Console.Out.WriteLine(HeaderText(j) ?? "(header in the spool)");
         }

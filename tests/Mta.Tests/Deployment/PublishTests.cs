@@ -57,4 +57,17 @@ public sealed class PublishTests
         Assert.Contains("FROM mcr.microsoft.com/azure-functions/dotnet-isolated:4-dotnet-isolated10.0", dockerfile);
         Assert.Matches(@"(?m)^USER 10001", dockerfile);
     }
+
+    [Fact]
+    public async Task Mtactl_packs_as_a_dotnet_tool()
+    {
+        var output = TestEnvironment.TempFolder("pack");
+        var (exit, log) = await Integration.EndToEndTests.RunAsync("dotnet", "pack", Path.Combine(TestEnvironment.RepoRoot, "cli", "Mta.Cli", "Mta.Cli.csproj"),
+            "-c", "Release", "-o", output, "--nologo", "-v", "quiet");
+        Assert.True(exit == 0, log);
+        var package = Assert.Single(Directory.GetFiles(output, "Mta.Cli.*.nupkg"));
+        using var zip = System.IO.Compression.ZipFile.OpenRead(package);
+        Assert.Contains(zip.Entries, e => e.FullName == "tools/net10.0/any/mtactl.dll");
+        Assert.Contains(zip.Entries, e => e.FullName == "tools/net10.0/any/DotnetToolSettings.xml");
+    }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Azure.Storage.Queues;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
@@ -73,6 +74,7 @@ public sealed class CliTests
         Assert.Equal(2, deferred.Length);
         Assert.Equal("c@sender.test", held.GetProperty("sender").GetString());
         Assert.Equal("looks odd", held.GetProperty("reason").GetString());
+        Assert.True(held.GetProperty("size").GetInt64() > 100, "the size as received");
         Assert.Contains("later@slow.test", deferred[0].GetProperty("recipients").EnumerateArray().Select(r => r.GetString()));
 
         // The table: one row per job, with its state and the reason it waits.
@@ -96,6 +98,9 @@ public sealed class CliTests
         Assert.Equal((0, $"{firstId}: due now"), (retry.Exit, retry.Out.Trim()));
         Assert.True(await TestEnvironment.EventuallyAsync(async () => (await ListAsync(storage)).Any(e => e.GetProperty("id").GetString() == firstId
             && e.GetProperty("attempt").GetInt32() == 2), Timeout), "the retry did not happen");
+
+        var again = await MtactlAsync(storage, "queue", "show", firstId);
+        Assert.Equal(2, Regex.Matches(again.Out, @"(?m)^attempt:    \d{4}-\d\d-\d\d \d\d:\d\d:\d\d relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+: 4\.4\.1 ").Count);
 
         // Held mail released goes out now.
         var release = await MtactlAsync(storage, "queue", "release", held.GetProperty("queueId").GetString()!);
