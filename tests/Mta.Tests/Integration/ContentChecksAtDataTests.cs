@@ -34,12 +34,20 @@ public sealed class ContentChecksAtDataTests
             TestMail.Message("a@sender.test", "u@localhost", "hello", "Hi,\nsend bitcoin now\n")));
         Assert.Equal("5.7.1 Error: message content rejected", bodyRefused.Message);
 
+        // A large message has sent its first block to storage before the end of DATA: the checks still see its start,
+        // and the refused message leaves nothing behind.
+        var large = await Assert.ThrowsAsync<SmtpCommandException>(() => TestMail.SendAsync(mta.SmtpPort,
+            TestMail.Message("a@sender.test", "u@localhost", "lottery results", new string('x', 76) + string.Concat(Enumerable.Repeat("\n" + new string('y', 76), 40_000)))));
+        Assert.Equal("5.7.1 no lottery mail here", large.Message);
+
         Assert.Contains("queued as", await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "u@localhost", "drop this")));
         Assert.Contains("queued as", await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "u@localhost", "odd one")));
         Assert.Single(mta.Log.Matching("discarded: from=<a@sender.test>, nrcpt=1"));
         Assert.Single(mta.Log.Matching("reject: header Subject: You won the lottery from [127.0.0.1]", "no lottery mail here", "header_checks:1"));
 
         // Only the HOLD message was queued (cleanup holds it); nothing of the refused or discarded ones.
+        var spool = new Azure.Storage.Blobs.BlobContainerClient(azurite.ConnectionString, Mta.Mail.Spool.MessageSpool.ContainerName);
+        Assert.Empty(await spool.GetBlobsAsync().ToListAsync());
         var incoming = new QueueClient(azurite.ConnectionString, QueueNames.Incoming, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
         var queued = (await incoming.PeekMessagesAsync(32)).Value;
         var envelope = QueueJson.Deserialize<Mta.Mail.Contracts.IncomingEnvelope>(Assert.Single(queued).MessageText);
