@@ -47,9 +47,6 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
             b.Recipients.Select(r => r.Recipient).ToList(), null, b.Recipients.FirstOrDefault()?.Reason, 0);
     }
 
-    /// <summary>Approximate message counts per queue, poison queues included.</summary>
-    public Task<IReadOnlyDictionary<string, int>> CountsAsync(CancellationToken ct = default) => queues.CountsAsync(ct);
-
     /// <summary>The waiting jobs of a queue id, or the one job with that job id.</summary>
     public Task<IReadOnlyList<WaitingJob>> FindAsync(string id, CancellationToken ct = default) => waiting.FindAsync(id, ct);
 

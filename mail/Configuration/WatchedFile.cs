@@ -30,9 +30,6 @@ public sealed class WatchedFile<T> where T : class
         _checkedAt = Environment.TickCount64;
     }
 
-    /// <summary>The error of the last failed reload, while the file stays broken; null otherwise.</summary>
-    public string? ReloadError { get; private set; }
-
     /// <summary>The current parsed content.</summary>
     public T Value
     {
@@ -57,11 +54,9 @@ public sealed class WatchedFile<T> where T : class
             try
             {
                 _value = _parse(File.ReadAllLines(_path), _path);
-                ReloadError = null;
             }
             catch (Exception e) when (e is FormatException or IOException)
             {
-                ReloadError = e.Message;
                 _reloadFailed?.Invoke(e.Message);
             }
         }

@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.Extensions.Logging;
 using Mta.Mail.Contracts;
 using Mta.Mail.Metrics;

@@ -43,10 +43,6 @@ public sealed class CompletionLog
         _log = log;
     }
 
-    /// <summary>Storage requests made to write records, for the storage-operation count.</summary>
-    public long WriteRequests => Interlocked.Read(ref _writeRequests);
-    private long _writeRequests;
-
     private static (string Table, string Partition, string Row) Key(DeliveryJob job)
     {
         var arrival = job.ArrivalTime.UtcDateTime;
@@ -127,14 +123,12 @@ public sealed class CompletionLog
             new TableEntity(p.Partition, p.Row))).ToList();
         try
         {
-            Interlocked.Increment(ref _writeRequests);
             await WriteAsync(table, actions);
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {
             // The first record of a new arrival day: create its table and write again.
             await table.CreateIfNotExistsAsync();
-            Interlocked.Increment(ref _writeRequests);
             await WriteAsync(table, actions);
         }
     }
