@@ -26,5 +26,5 @@ public sealed class DeliveryFunctions(DeliveryStage stage)
     public Task Retry(
         [QueueTrigger(QueueNames.Deferred, Connection = StorageConnection.SettingName)] QueueMessage message,
         CancellationToken cancellationToken)
-        => stage.ProcessAsync(QueueJson.Deserialize<DeliveryJob>(message.MessageText), cancellationToken, message.DequeueCount);
+        => stage.ProcessAsync(QueueJson.Deserialize<DeliveryJob>(message.MessageText), cancellationToken, message.DequeueCount, QueueNames.Deferred);
 }

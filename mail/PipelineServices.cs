@@ -11,6 +11,7 @@ using Mta.Mail.Metrics;
 using Mta.Mail.Rewriting;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
+using Mta.Mail.Shaping;
 using Mta.Mail.Spool;
 using Mta.Mail.Tracking;
 
@@ -46,6 +47,7 @@ public static class PipelineServices
         services.AddSingleton<TlsPolicy>();
         services.AddSingleton<ServerCertificateCheck>();
         services.AddSingleton<MtaStsPolicies>();
+        services.AddSingleton<TrafficShaper>();
         services.AddSingleton<SmtpDelivery>();
         services.AddSingleton<MaildirDelivery>();
         services.AddSingleton<LmtpDelivery>();

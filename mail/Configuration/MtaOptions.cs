@@ -101,6 +101,28 @@ public sealed class MtaOptions
     /// <summary>Most idle connections a worker keeps per destination.</summary>
     public int SmtpConnectionCacheDestinationLimit { get; set; } = 20;
 
+    /// <summary>
+    /// Shape outbound SMTP per destination across every delivery replica: connection slots, message rates and throttling
+    /// feedback shared through the storage account (docs/configuration.md, "Traffic shaping"). Off: each job's connection is
+    /// its own, as with one replica.
+    /// </summary>
+    public bool TrafficShaping { get; set; } = true;
+
+    /// <summary>The shaping file: per-destination limits (concurrency, rate, messages per connection, recipients); empty: the defaults for all.</summary>
+    public string? ShapingFile { get; set; }
+
+    /// <summary>How long a connection slot's lease lasts, in seconds (15–60); a replica that dies frees its slots within this.</summary>
+    public int ShapingSlotLeaseSeconds { get; set; } = 30;
+
+    /// <summary>The longest a job waits inside a worker for a connection slot or its turn in a rate, in seconds; longer, and it goes back on its queue.</summary>
+    public double ShapingLocalWaitSeconds { get; set; } = 2;
+
+    /// <summary>The longest a job waiting for its destination is put back for, in seconds (the delay doubles from 1 s up to this).</summary>
+    public int ShapingMaximalPostponeSeconds { get; set; } = 30;
+
+    /// <summary>A 4xx reply matching this (case-insensitive) counts as throttling, like every 421: the destination's concurrency and rate are halved for a while.</summary>
+    public string ShapingThrottlePattern { get; set; } = @"rate limit|too many|throttl|try (again )?later|slow down|temporarily deferred|unusual rate|exceeded";
+
     /// <summary>Canonical map for sender and recipients (Postfix <c>canonical_maps</c>): <c>address  new-address</c> per line.</summary>
     public string? CanonicalMapsFile { get; set; }
 

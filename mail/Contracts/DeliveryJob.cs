@@ -51,6 +51,9 @@ public sealed record DeliveryJob
     /// <summary>When cleanup queued the job: the end of the <c>a</c> part of the log's <c>delays=a/b/c/d</c>.</summary>
     public DateTimeOffset? QueuedTime { get; init; }
 
+    /// <summary>Times this job was put back because its destination was at a traffic-shaping limit (the wait doubles with each).</summary>
+    public int Postponements { get; init; }
+
     /// <summary>The client sent MAIL FROM with SMTPUTF8 (RFC 6531): the next hop must offer SMTPUTF8 if the message needs it.</summary>
     public bool SmtpUtf8 { get; init; }
 

@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 using Mta.Mail.Metrics;
 using Mta.Mail.Queues;
@@ -24,6 +26,7 @@ public sealed class DeliveryStage(
     SpoolReferences references,
     WaitingMail waiting,
     PipelineMetrics metrics,
+    IOptions<MtaOptions> options,
     TimeProvider clock,
     ILogger<DeliveryStage> log)
 {
@@ -31,7 +34,11 @@ public sealed class DeliveryStage(
     /// Processes one job from the <c>delivery</c> or <c>deferred</c> queue. <paramref name="dequeueCount"/> above 1
     /// means a worker took this queue message before and may have finished it: the completion record decides.
     /// </summary>
-    public async Task ProcessAsync(DeliveryJob job, CancellationToken ct = default, long dequeueCount = 1)
+    /// <param name="job">The job.</param>
+    /// <param name="ct">Cancelled when the worker stops.</param>
+    /// <param name="dequeueCount">How many times the queue message has been received.</param>
+    /// <param name="queue">The queue the job came from: a job whose destination is busy goes back there.</param>
+    public async Task ProcessAsync(DeliveryJob job, CancellationToken ct = default, long dequeueCount = 1, string queue = QueueNames.Delivery)
     {
         if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
             throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
@@ -45,35 +52,47 @@ public sealed class DeliveryStage(
             return;
         }
 
-        // Cleanup's header, then the stored bytes from where the original header ended.
-        byte[] stored;
+        // Cleanup's header, then the stored bytes from where the original header ended. Read when a connection is ready
+        // for it, so a job put back for a busy destination has cost no read.
+        ReadOnlyMemory<byte>? bytes = null;
+        async Task<ReadOnlyMemory<byte>> Load(CancellationToken token)
+        {
+            if (bytes is { } loaded) return loaded;
+            var stored = job.Content ?? (await spool.ReadAsync(job.BlobName, token)).ToArray();
+            bytes = job.Header is { } header ? Concat(header, stored.AsMemory((int)Math.Min(job.BodyOffset, stored.Length))) : stored;
+            return bytes.Value;
+        }
+
+        var times = new AttemptTimes();
+        IReadOnlyList<RecipientResult> results;
         try
         {
-            stored = job.Content ?? (await spool.ReadAsync(job.BlobName, ct)).ToArray();
+            if (job.NextHop.Transport == Transport.Local)
+            {
+                times.Connected();
+                results = await maildir.DeliverAsync(job.MessageId, job.Sender, job.Recipients, await Load(ct), ct);
+            }
+            else if (job.NextHop.Transport == Transport.Lmtp)
+            {
+                results = await lmtp.DeliverAsync(job, await Load(ct), times, ct);
+            }
+            else
+            {
+                results = await smtp.DeliverAsync(job, Load, times, ct);
+            }
         }
-        catch (Azure.RequestFailedException e) when (e.Status == 404 && suspect)
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && suspect && bytes is null)
         {
             // The spool is only cleaned once every job of the message is final, so this one was finished before.
             if (await references.OpenReferencesAsync(job.MessageId, ct) is not null) throw;
             log.LogInformation("{QueueId}: job {JobId} was finished before and its message is gone from the spool: not delivered again", job.MessageId, job.JobId);
             return;
         }
-        var bytes = job.Header is { } header ? Concat(header, stored.AsMemory((int)Math.Min(job.BodyOffset, stored.Length))) : stored;
-
-        var times = new AttemptTimes();
-        IReadOnlyList<RecipientResult> results;
-        if (job.NextHop.Transport == Transport.Local)
+        // Past its lifetime a job is not put back: it goes the way of every expired deferral (a bounce).
+        if (results.All(r => r.PostponedFor is not null) && !retries.Expired(job.ArrivalTime, clock.GetUtcNow()))
         {
-            times.Connected();
-            results = await maildir.DeliverAsync(job.MessageId, job.Sender, job.Recipients, bytes, ct);
-        }
-        else if (job.NextHop.Transport == Transport.Lmtp)
-        {
-            results = await lmtp.DeliverAsync(job, bytes, times, ct);
-        }
-        else
-        {
-            results = await smtp.DeliverAsync(job, bytes, times, ct);
+            await PostponeAsync(job, queue, results.Max(r => r.PostponedFor!.Value), results[0].Detail, ct);
+            return;
         }
         times.Done();
 
@@ -116,7 +135,10 @@ public sealed class DeliveryStage(
                 Recipients = deferred.Select(r => r.Recipient).ToList(), Attempt = job.Attempt + 1, DelayWarned = job.DelayWarned || warn,
                 MaybeDuplicate = false, History = history,
             };
-            again = (retry, retries.NextDelay(job.Attempt));
+            // Only recipients the shaping limits held back: they come back as soon as a job put back whole would.
+            var held = deferred.All(r => r.PostponedFor is not null);
+            var delay = held ? PostponeDelay(job, deferred.Max(r => r.PostponedFor!.Value)) : retries.NextDelay(job.Attempt);
+            again = (retry with { Postponements = job.Postponements + (held ? 1 : 0) }, delay);
         }
 
         // A spooled message's blob lives while jobs or reports need it: reports take a reference before they are
@@ -151,6 +173,34 @@ public sealed class DeliveryStage(
         if (closed)
             await DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
         await completions.RecordAsync(job, ct);
+    }
+
+    /// <summary>
+    /// Puts a job back whose destination was at a shaping limit: nothing was tried, so it is the same attempt, on the
+    /// queue it came from, due after a wait that doubles each time (1 s up to <c>ShapingMaximalPostponeSeconds</c>) or when
+    /// the rate says. It is a new queue message (dequeue count 1) marked as a possible twin, in case this worker dies before
+    /// the old one is deleted.
+    /// </summary>
+    private async Task PostponeAsync(DeliveryJob job, string queue, TimeSpan wait, string reason, CancellationToken ct)
+    {
+        var delay = PostponeDelay(job, wait);
+        var again = job with { Postponements = job.Postponements + 1, MaybeDuplicate = true };
+        var receipt = await queues.SendAsync(queue, again, ct, delay: delay);
+        if (queue == QueueNames.Deferred)
+            await waiting.PutAsync(WaitingMail.Deferred, again, receipt, reason, clock.GetUtcNow() + delay, ct);
+        log.LogDebug("{QueueId}: job {JobId} postponed {Delay:0.#}s: {Reason}", job.MessageId, job.JobId, delay.TotalSeconds, reason);
+    }
+
+    /// <summary>
+    /// A rate says when the job's turn can come: then, give or take half a second. A full destination does not: the wait
+    /// doubles with each postponement. Jitter spreads jobs that waited together, so they do not all come back at once.
+    /// </summary>
+    private TimeSpan PostponeDelay(DeliveryJob job, TimeSpan wait)
+    {
+        var draw = Random.Shared.NextDouble();
+        if (wait > TimeSpan.Zero) return wait + TimeSpan.FromSeconds(0.5 * draw);
+        var backoff = Math.Min(Math.Pow(2, Math.Min(job.Postponements, 16)), Math.Max(1, options.Value.ShapingMaximalPostponeSeconds));
+        return TimeSpan.FromSeconds(backoff * (1 + 0.5 * draw));
     }
 
     /// <summary>Deletes a message's spooled bytes: the original and the copy cleanup made, if it made one.</summary>

@@ -23,4 +23,12 @@ public enum RecipientStatus
 /// got the DSN request and reports success itself; without it, success is reported here as <c>relayed</c> (RFC 3461 §6.2.6).
 /// </param>
 /// <param name="NotifyPassedOn">The next hop offered DSN and was given NOTIFY (and ORCPT, ENVID, RET).</param>
-public sealed record RecipientResult(string Recipient, RecipientStatus Status, string Detail, string Relay, bool Relayed = false, bool NotifyPassedOn = false);
+public sealed record RecipientResult(string Recipient, RecipientStatus Status, string Detail, string Relay, bool Relayed = false, bool NotifyPassedOn = false)
+{
+    /// <summary>
+    /// Not tried: the destination was at a traffic-shaping limit. The recipient waits this long (zero: as long as the job's
+    /// postponements say) and is tried again, without it counting as a failed attempt. <see cref="Status"/> stays <see cref="RecipientStatus.Deferred"/>, so code that
+    /// ignores this treats it as a deferral.
+    /// </summary>
+    public TimeSpan? PostponedFor { get; init; }
+}

@@ -374,12 +374,17 @@ public sealed class SmtpConnection : IAsyncDisposable
         return limit;
     }
 
+    /// <summary>The traffic-shaping site this connection counts against, and the slot it holds there (let go when it closes).</summary>
+    internal (Shaping.ShapingSite Site, Shaping.SlotLease Slot)? Shaping { get; set; }
+
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
         Broken = true;
         try { await _stream.DisposeAsync(); } catch (Exception) { /* closing */ }
         _socket.Dispose();
+        // Closed first, then the slot goes: the destination never sees one connection more than the limit.
+        if (Shaping is { } shaping) await shaping.Slot.DisposeAsync();
     }
 }
 

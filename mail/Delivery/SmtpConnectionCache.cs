@@ -17,11 +17,14 @@ internal sealed class SmtpConnectionCache : IDisposable
     private readonly MtaOptions _options;
     private readonly TimeProvider _clock;
     private readonly ITimer _sweep;
+    private readonly Func<SmtpConnection, bool> _mayKeep;
 
-    public SmtpConnectionCache(IOptions<MtaOptions> options, TimeProvider clock)
+    /// <summary>A cache; <paramref name="mayKeep"/> has the last word on keeping a connection (traffic shaping's limits).</summary>
+    public SmtpConnectionCache(IOptions<MtaOptions> options, TimeProvider clock, Func<SmtpConnection, bool> mayKeep)
     {
         _options = options.Value;
         _clock = clock;
+        _mayKeep = mayKeep;
         _sweep = clock.CreateTimer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
@@ -46,7 +49,8 @@ internal sealed class SmtpConnectionCache : IDisposable
     {
         var now = _clock.GetUtcNow();
         var keep = Enabled && !client.Broken
-            && now - client.ConnectedAt < TimeSpan.FromSeconds(_options.SmtpConnectionReuseTimeLimitSeconds);
+            && now - client.ConnectedAt < TimeSpan.FromSeconds(_options.SmtpConnectionReuseTimeLimitSeconds)
+            && _mayKeep(client);
         if (keep)
         {
             lock (_idle)

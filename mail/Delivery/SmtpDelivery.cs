@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 using Mta.Mail.Delivery.Tls;
+using Mta.Mail.Shaping;
 
 namespace Mta.Mail.Delivery;
 
@@ -21,25 +22,32 @@ public sealed class SmtpDelivery : IDisposable
     private readonly ServerCertificateCheck _certificates;
     private readonly SmtpConnectionCache _cache;
     private readonly TimeProvider _clock;
+    private readonly TrafficShaper _shaper;
     private readonly MtaOptions _options;
     private readonly ILogger<SmtpDelivery> _log;
 
     /// <summary>Builds the client role from its collaborators.</summary>
     public SmtpDelivery(MxResolver resolver, TlsPolicy tlsPolicy, MtaStsPolicies mtaSts, ServerCertificateCheck certificates,
-        TimeProvider clock, IOptions<MtaOptions> options, ILogger<SmtpDelivery> log)
+        TrafficShaper shaper, TimeProvider clock, IOptions<MtaOptions> options, ILogger<SmtpDelivery> log)
     {
         _resolver = resolver;
         _tlsPolicy = tlsPolicy;
         _mtaSts = mtaSts;
         _certificates = certificates;
         _clock = clock;
+        _shaper = shaper;
         _options = options.Value;
         _log = log;
-        _cache = new SmtpConnectionCache(options, clock);
+        _cache = new SmtpConnectionCache(options, clock, c => c.Shaping is not { } s || shaper.MayKeep(s.Site, s.Slot, c.Uses));
     }
 
-    /// <summary>Delivers <paramref name="message"/> (the exact bytes to send) to every recipient of <paramref name="job"/>.</summary>
-    public async Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job, ReadOnlyMemory<byte> message, AttemptTimes times, CancellationToken ct)
+    /// <summary>
+    /// Delivers the message (<paramref name="message"/> gives the exact bytes to send; it is only read once a connection is
+    /// ready) to every recipient of <paramref name="job"/>. Recipients the destination's shaping limits did not let through
+    /// come back with <see cref="RecipientResult.PostponedFor"/> set.
+    /// </summary>
+    public async Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job, Func<CancellationToken, Task<ReadOnlyMemory<byte>>> message,
+        AttemptTimes times, CancellationToken ct)
     {
         var hop = job.NextHop;
         var port = hop.Port ?? _options.SmtpPort;
@@ -50,15 +58,12 @@ public sealed class SmtpDelivery : IDisposable
         var level = listed ?? (enforce ? TlsLevel.Verify : _tlsPolicy.Default);
         var destination = $"{hop}|{level}";
 
-        if (_cache.Take(destination) is { } cached)
+        // A cached connection holds its slot already.
+        if (await TakeCachedAsync(destination, ct) is { } cached)
         {
-            if (await cached.StillUsableAsync(ct))
-            {
-                times.Connected();
-                times.ConnectionUse = cached.Uses + 1;
-                return await TransactAsync(destination, cached, job, message, ct);
-            }
-            await cached.DisposeAsync();
+            times.Connected();
+            times.ConnectionUse = cached.Uses + 1;
+            return await TransactAsync(destination, cached, job, message, ct);
         }
 
         IReadOnlyList<MailHost> hosts;
@@ -80,43 +85,156 @@ public sealed class SmtpDelivery : IDisposable
                 return All(job, RecipientStatus.Deferred, $"4.7.5 MTA-STS policy of {hop.Host} allows none of its MX hosts", "none");
         }
 
-        var lastError = "4.4.1 no host could be reached";
-        var lastRelay = "none";
-        foreach (var host in hosts)
+        var site = _shaper.SiteFor(hop, hosts);
+        var (reused, slot) = await SlotAsync(destination, site, ct);
+        if (reused is not null)
         {
-            var relay = $"{host.Name}[{host.Address}]:{port}";
-            var (connection, error) = await ConnectAsync(job, host, port, relay, level, sts, ct);
-            if (connection is null)
-            {
-                lastError = error;
-                lastRelay = relay;
-                continue;
-            }
             times.Connected();
-            return await TransactAsync(destination, connection, job, message, ct);
+            times.ConnectionUse = reused.Uses + 1;
+            return await TransactAsync(destination, reused, job, message, ct);
         }
-        return All(job, RecipientStatus.Deferred, lastError, lastRelay);
+        if (slot is null)
+            return Postponed(job.Recipients, $"4.4.5 {site.Name}: all {_shaper.Concurrency(site)} connections in use", TimeSpan.Zero);
+        try
+        {
+            // The first send's turn in the destination's rate before a connection is opened for it.
+            var pace = await _shaper.PaceAsync(site, 1, ct);
+            if (!pace.Granted)
+            {
+                await slot.DisposeAsync();
+                return Postponed(job.Recipients, $"4.4.5 {site.Name}: message rate reached", pace.Wait);
+            }
+            await Task.Delay(pace.Wait, _clock, ct);
+
+            var lastError = "4.4.1 no host could be reached";
+            var lastRelay = "none";
+            foreach (var host in hosts)
+            {
+                var relay = $"{host.Name}[{host.Address}]:{port}";
+                var (connection, error, code) = await ConnectAsync(job, host, port, relay, level, sts, ct);
+                if (connection is null)
+                {
+                    lastError = error;
+                    lastRelay = relay;
+                    if (code == 421) await _shaper.ThrottledAsync(site, relay, error[(error.IndexOf(": ", StringComparison.Ordinal) + 2)..], ct);
+                    continue;
+                }
+                connection.Shaping = (site, slot);
+                times.Connected();
+                return await TransactAsync(destination, connection, job, message, ct, paced: true);
+            }
+            await slot.DisposeAsync();
+            return All(job, RecipientStatus.Deferred, lastError, lastRelay);
+        }
+        catch (Exception)
+        {
+            // Never keep a slot nobody uses: it would be renewed for ever. (Released once; the connection may have done it.)
+            await slot.DisposeAsync();
+            throw;
+        }
     }
 
-    private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, SmtpConnection connection, DeliveryJob job, ReadOnlyMemory<byte> message, CancellationToken ct)
+    /// <summary>An idle connection to <paramref name="destination"/> that still answers, or null.</summary>
+    private async Task<SmtpConnection?> TakeCachedAsync(string destination, CancellationToken ct)
     {
-        IReadOnlyList<RecipientResult> results;
-        var utf8 = connection.Offers("SMTPUTF8");
-        if (job.SmtpUtf8 && !utf8 && Internationalized.Needs(job, message.Span))
+        while (_cache.Take(destination) is { } cached)
         {
-            // RFC 6531 §3.2: such a message cannot be downgraded here; Postfix bounces it with 5.6.7.
-            results = All(job, RecipientStatus.Bounced, $"5.6.7 SMTPUTF8 is required, but was not offered by host {connection.Relay}", connection.Relay);
+            if (await cached.StillUsableAsync(ct)) return cached;
+            await cached.DisposeAsync();
         }
-        else
+        return null;
+    }
+
+    /// <summary>
+    /// A connection slot for <paramref name="site"/>: a new lease, or a connection of this replica that came free while the
+    /// job waited (at most <see cref="TrafficShaper.LocalWait"/>, and only while this replica holds slots there). Neither: the destination is busy.
+    /// </summary>
+    private async Task<(SmtpConnection? Reused, SlotLease? Slot)> SlotAsync(string destination, ShapingSite site, CancellationToken ct)
+    {
+        var deadline = _clock.GetUtcNow() + _shaper.LocalWait;
+        while (true)
         {
-            results = await connection.SendAsync(job, message, job.SmtpUtf8 && utf8, ct);
+            var freed = _shaper.Freed(site);
+            if (await _shaper.TryAcquireSlotAsync(site, ct) is { } slot) return (null, slot);
+            var left = deadline - _clock.GetUtcNow();
+            if (left <= TimeSpan.Zero || !_shaper.HoldsSlots(site)) return (null, null);
+            await Task.WhenAny(freed, Task.Delay(left, _clock, ct));
+            ct.ThrowIfCancellationRequested();
+            if (await TakeCachedAsync(destination, ct) is { } cached) return (cached, null);
+        }
+    }
+
+    /// <summary>
+    /// The job's transactions on <paramref name="connection"/>: its recipients in groups of the destination's
+    /// recipients per transaction, each group taking its turn in the destination's rate. What the connection's limits
+    /// or the rate did not let through is postponed, never failed.
+    /// </summary>
+    private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, SmtpConnection connection, DeliveryJob job,
+        Func<CancellationToken, Task<ReadOnlyMemory<byte>>> load, CancellationToken ct, bool paced = false)
+    {
+        var (site, slot) = connection.Shaping ?? (_shaper.SiteFor(job.NextHop, []), SlotLease.Unlimited(""));
+        var results = new List<RecipientResult>();
+        var groups = job.Recipients.Chunk(site.Limits.RecipientsPerTransaction).ToList();
+        ReadOnlyMemory<byte> message;
+        try
+        {
+            message = await load(ct);
+        }
+        catch (Exception)
+        {
+            _cache.Return(destination, connection);
+            throw;
+        }
+        for (var i = 0; i < groups.Count; i++)
+        {
+            var group = groups[i];
+            if (i > 0 && (connection.Broken || !_shaper.MayKeep(site, slot, connection.Uses)))
+            {
+                results.AddRange(Postponed(groups.Skip(i).SelectMany(g => g), $"4.4.5 {site.Name}: messages per connection reached", TimeSpan.Zero));
+                break;
+            }
+            if (!(paced && i == 0))
+            {
+                var pace = await _shaper.PaceAsync(site, 1, ct);
+                if (!pace.Granted)
+                {
+                    results.AddRange(Postponed(groups.Skip(i).SelectMany(g => g), $"4.4.5 {site.Name}: message rate reached", pace.Wait));
+                    break;
+                }
+                await Task.Delay(pace.Wait, _clock, ct);
+            }
+            var part = job with { Recipients = group };
+            var utf8 = connection.Offers("SMTPUTF8");
+            if (job.SmtpUtf8 && !utf8 && Internationalized.Needs(part, message.Span))
+            {
+                // RFC 6531 §3.2: such a message cannot be downgraded here; Postfix bounces it with 5.6.7.
+                results.AddRange(All(part, RecipientStatus.Bounced, $"5.6.7 SMTPUTF8 is required, but was not offered by host {connection.Relay}", connection.Relay));
+                continue;
+            }
+            IReadOnlyList<RecipientResult> sent;
+            try
+            {
+                sent = await connection.SendAsync(part, message, job.SmtpUtf8 && utf8, ct);
+            }
+            catch (Exception)
+            {
+                await connection.DisposeAsync(); // cancelled mid-transaction: the connection (and its slot) go
+                throw;
+            }
+            results.AddRange(sent);
+            if (sent.FirstOrDefault(r => r.Status == RecipientStatus.Deferred && _shaper.IsThrottling(r.Detail)) is { } throttled)
+                await _shaper.ThrottledAsync(site, connection.Relay, throttled.Detail, ct);
         }
         _cache.Return(destination, connection);
+        _shaper.Pulse(site);
         return results;
     }
 
+    private static List<RecipientResult> Postponed(IEnumerable<string> recipients, string reason, TimeSpan wait)
+        => recipients.Select(r => new RecipientResult(r, RecipientStatus.Deferred, reason, "none") { PostponedFor = wait }).ToList();
+
     /// <summary>Connects, reads the greeting, says EHLO and starts TLS as <paramref name="level"/> demands; null and a reason on failure.</summary>
-    private async Task<(SmtpConnection? Connection, string Error)> ConnectAsync(
+    private async Task<(SmtpConnection? Connection, string Error, int Code)> ConnectAsync(
         DeliveryJob job, MailHost host, int port, string relay, TlsLevel level, MtaStsPolicy? sts, CancellationToken ct)
     {
         var timeout = TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds);
@@ -129,7 +247,7 @@ public sealed class SmtpDelivery : IDisposable
         {
             // Connection refused, 4xx/5xx greeting: try the next host (RFC 5321 §5.1).
             _log.LogInformation("{QueueId}: connect to {Relay}: {Error}", job.MessageId, relay, e.Message);
-            return (null, $"4.4.1 connect to {relay}: {e.Message}");
+            return (null, $"4.4.1 connect to {relay}: {e.Message}", e.Code);
         }
 
         var certificateProblem = "";
@@ -160,7 +278,7 @@ public sealed class SmtpDelivery : IDisposable
                     ? $"4.7.5 Server certificate not verified: {relay}: {certificateProblem}"
                     : $"4.7.5 TLS handshake with {relay} failed: {e.Message}";
                 _log.LogInformation("{QueueId}: {Error}", job.MessageId, error);
-                return (null, error);
+                return (null, error, 0);
             }
             _log.LogInformation("{Trust} TLS connection established to {Relay}: {Tls}", verified ? "Verified" : "Untrusted", relay, connection.Tls);
         }
@@ -169,7 +287,7 @@ public sealed class SmtpDelivery : IDisposable
             await connection.QuitAsync();
             var error = $"4.7.4 TLS is required, but was not offered by host {relay}";
             _log.LogInformation("{QueueId}: {Error}", job.MessageId, error);
-            return (null, error);
+            return (null, error, 0);
         }
 
         if (sts?.Mode == MtaStsMode.Testing && !(connection.Tls is not null && verified && sts.Allows(host.Name)))
@@ -178,7 +296,7 @@ public sealed class SmtpDelivery : IDisposable
             _log.LogWarning("MTA-STS (testing) for {Domain}: {Relay} would fail the policy: {Reason}", job.NextHop.Host, relay,
                 !sts.Allows(host.Name) ? "MX host not in the policy" : connection.Tls is null ? "no TLS" : certificateProblem);
         }
-        return (connection, "");
+        return (connection, "", 0);
     }
 
     private static List<RecipientResult> All(DeliveryJob job, RecipientStatus status, string detail, string relay)

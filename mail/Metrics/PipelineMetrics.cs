@@ -19,6 +19,9 @@ public sealed class PipelineMetrics : IDisposable
     private readonly Counter<long> _recipients;
     private readonly Histogram<double> _latency;
     private readonly Counter<long> _reports;
+    private long _postponedConcurrency;
+    private long _postponedRate;
+    private long _throttled;
     private long _duplicates;
     private volatile IReadOnlyDictionary<string, int> _depths = new Dictionary<string, int>();
 
@@ -31,6 +34,14 @@ public sealed class PipelineMetrics : IDisposable
         _latency = _meter.CreateHistogram<double>("mta_delivery_latency", unit: "s", description: "Arrival to delivered, per recipient",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400] });
         _reports = _meter.CreateCounter<long>("mta_dsn_reports", description: "Delivery status notifications made, by action: failed, delayed, delivered, relayed");
+        _meter.CreateObservableCounter("mta_shaping_postponed", () => new[]
+            {
+                new Measurement<long>(Interlocked.Read(ref _postponedConcurrency), new KeyValuePair<string, object?>("reason", "concurrency")),
+                new Measurement<long>(Interlocked.Read(ref _postponedRate), new KeyValuePair<string, object?>("reason", "rate")),
+            },
+            description: "Times a job found its destination at a shaping limit, by reason: concurrency, rate");
+        _meter.CreateObservableCounter("mta_shaping_throttled", () => Interlocked.Read(ref _throttled),
+            description: "Throttling replies that lowered a destination's concurrency and rate");
         // Observed rather than added to, so the series exists from the start: the dashboard shows 0, not "no data".
         _meter.CreateObservableCounter("mta_delivery_duplicates_skipped", () => Interlocked.Read(ref _duplicates),
             description: "Jobs found finished before (a queue message seen twice), not delivered again");
@@ -53,6 +64,12 @@ public sealed class PipelineMetrics : IDisposable
 
     /// <summary>A report was made for <paramref name="recipients"/> recipients.</summary>
     public void Report(string action, int recipients) => _reports.Add(recipients, new KeyValuePair<string, object?>("action", action));
+
+    /// <summary>A job found its destination at a shaping limit.</summary>
+    public void ShapingPostponed(bool rate) => Interlocked.Increment(ref rate ? ref _postponedRate : ref _postponedConcurrency);
+
+    /// <summary>A throttling reply lowered a destination's limits.</summary>
+    public void ShapingThrottled() => Interlocked.Increment(ref _throttled);
 
     /// <summary>A finished job came again and was skipped.</summary>
     public void DuplicateSkipped() => Interlocked.Increment(ref _duplicates);

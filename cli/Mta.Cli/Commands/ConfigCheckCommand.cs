@@ -8,6 +8,7 @@ using Mta.Mail.Delivery.Tls;
 using Mta.Mail.Dkim;
 using Mta.Mail.Rewriting;
 using Mta.Mail.Routing;
+using Mta.Mail.Shaping;
 using Spectre.Console.Cli;
 
 namespace Mta.Cli.Commands;
@@ -58,6 +59,8 @@ public sealed class ConfigCheckCommand : AsyncCommand<CommonSettings>
         Check("Mta:BodyChecksFile", options.BodyChecksFile, () => ContentChecks.Load(options.BodyChecksFile, allowIgnore: false));
         Check("Mta:DkimSigningTable", options.DkimSigningTable, () => _ = new DkimSigning(wrapped, NullLogger<DkimSigning>.Instance));
         Check("Mta:TlsPolicyFile", options.TlsPolicyFile ?? options.TlsSecurityLevel, () => _ = new TlsPolicy(wrapped));
+        Check("Mta:ShapingFile", options.ShapingFile, () => ShapingRules.Parse(File.ReadAllLines(options.ShapingFile!), options.ShapingFile!));
+        Check("Mta:ShapingThrottlePattern", options.ShapingThrottlePattern, () => _ = new System.Text.RegularExpressions.Regex(options.ShapingThrottlePattern));
         Check("Mta:TlsCaFile", options.TlsCaFile, () =>
         {
             var certificates = new X509Certificate2Collection();
@@ -70,8 +73,11 @@ public sealed class ConfigCheckCommand : AsyncCommand<CommonSettings>
             ("HopCountLimit", options.HopCountLimit), ("BodyChecksSizeLimit", options.BodyChecksSizeLimit),
             ("VirtualAliasExpansionLimit", options.VirtualAliasExpansionLimit), ("VirtualAliasRecursionLimit", options.VirtualAliasRecursionLimit),
             ("MinimalBackoffSeconds", options.MinimalBackoffSeconds), ("MaximalQueueLifetimeSeconds", options.MaximalQueueLifetimeSeconds),
+            ("ShapingMaximalPostponeSeconds", options.ShapingMaximalPostponeSeconds),
         })
             if (value <= 0) errors.Add($"Mta:{name}: must be a positive number, not {value}");
+        if (options.ShapingSlotLeaseSeconds is < 15 or > 60)
+            errors.Add($"Mta:ShapingSlotLeaseSeconds: must be 15 to 60 (Azure's lease range), not {options.ShapingSlotLeaseSeconds}");
 
         if (settings.Json)
         {

@@ -190,9 +190,12 @@ public sealed class CliTests
         await File.WriteAllTextAsync(virtuals, "a@example.org b@example.org\nbroken\n");
         var checks = Path.Combine(folder, "header_checks");
         await File.WriteAllTextAsync(checks, "/ok/ WARN\n/bad/ BOUNCE\n");
+        var shaping = Path.Combine(folder, "shaping");
+        await File.WriteAllTextAsync(shaping, "* concurrency=10\nexample.com rate=fast\n");
         await File.WriteAllTextAsync(settings, $$"""
             { "AzureWebJobsStorage": "UseDevelopmentStorage=true",
-              "Mta": { "VirtualAliasMapsFile": "{{virtuals}}", "HeaderChecksFile": "{{checks}}", "TransportMapFile": "{{folder}}/missing", "TlsSecurityLevel": "maybe" } }
+              "Mta": { "VirtualAliasMapsFile": "{{virtuals}}", "HeaderChecksFile": "{{checks}}", "TransportMapFile": "{{folder}}/missing", "TlsSecurityLevel": "maybe",
+                       "ShapingFile": "{{shaping}}" } }
             """);
         var bad = await MtactlAsync(null, "config", "check", "--settings", settings);
         Assert.Equal(2, bad.Exit);
@@ -200,7 +203,8 @@ public sealed class CliTests
         Assert.Contains($"{checks}:2: unknown action 'BOUNCE'", bad.Err);
         Assert.Contains("Mta:TransportMapFile", bad.Err);
         Assert.Contains("unknown TLS level 'maybe'", bad.Err);
-        Assert.Contains("4 error(s)", bad.Out);
+        Assert.Contains($"{shaping}:2: rate=fast is not N/s, N/min or N/h", bad.Err);
+        Assert.Contains("5 error(s)", bad.Out);
         Assert.DoesNotContain("   at ", bad.Err);
     }
 }

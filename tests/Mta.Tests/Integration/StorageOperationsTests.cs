@@ -14,17 +14,29 @@ public sealed class StorageOperationsTests(ITestOutputHelper output)
     // Requests that do not scale with messages: polling an empty queue, and creating what exists once.
     private static readonly string[] Overhead = ["Queue_Create", "Container_Create", "Table_Create", "Queue_GetProperties", "Service_ListQueuesSegment"];
 
+    /// <param name="size">Body size.</param>
+    /// <param name="messages">Messages counted.</param>
+    /// <param name="limit">Most requests per message (receives aside) the test accepts.</param>
+    /// <param name="shaping">Traffic shaping: "on" (the defaults), "off", or a shaping file's line for the destination.</param>
     [SkippableTheory]
-    [InlineData(2_000, 40, 5)]
-    [InlineData(40_000, 10, 9)]
-    public async Task Requests_per_delivered_message(int size, int messages, int limit)
+    [InlineData(2_000, 40, 5, "off")]
+    [InlineData(2_000, 40, 7, "on")] // + a slot lease and its release per new connection, creating the slot blobs once
+    [InlineData(2_000, 40, 8, "* rate=50/s")] // + a table write per few messages
+    [InlineData(40_000, 10, 13, "on")]
+    public async Task Requests_per_delivered_message(int size, int messages, int limit, string shaping)
     {
         var log = Path.Combine(TestEnvironment.TempFolder("azurite-log"), "requests.log");
         await using var sink = await SmtpSink.StartAsync();
         await using var azurite = await Azurite.StartAsync(debugLog: log);
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\n");
-        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:TransportMapFile"] = map });
+        var settings = new Dictionary<string, string?> { ["Mta:TransportMapFile"] = map, ["Mta:TrafficShaping"] = (shaping != "off").ToString() };
+        if (shaping.Contains('='))
+        {
+            settings["Mta:ShapingFile"] = Path.Combine(TestEnvironment.TempFolder("shaping"), "shaping");
+            await File.WriteAllTextAsync(settings["Mta:ShapingFile"]!, shaping + "\n");
+        }
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, settings);
 
         // Warm up (queues, container and tables get created once), then count from a clean point.
         await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "warm@example.test", "warm-up"));
@@ -44,10 +56,12 @@ public sealed class StorageOperationsTests(ITestOutputHelper output)
             .Select(l => Regex.Match(l, @"Operation=(\w+)")).Where(m => m.Success).GroupBy(m => m.Groups[1].Value)
             .ToDictionary(g => g.Key, g => g.Count());
         foreach (var (op, n) in counts.OrderBy(kv => kv.Key))
-            output.WriteLine($"{size} B: {op,-35} {n,6}  {n / (double)messages,6:0.00} per message");
+            output.WriteLine($"{size} B, shaping {shaping}: {op,-35} {n,6}  {n / (double)messages,6:0.00} per message");
+        var sent = mta.Log.Matching("status=sent").Count;
+        output.WriteLine($"{size} B, shaping {shaping}: {sent - mta.Log.Matching("status=sent", "conn_use=").Count} connections for {sent} deliveries");
         var receives = counts.GetValueOrDefault("Messages_Dequeue");
         var work = counts.Where(kv => kv.Key != "Messages_Dequeue" && !Overhead.Contains(kv.Key)).Sum(kv => kv.Value);
-        output.WriteLine($"{size} B: {work / (double)messages:0.00} requests per message besides receives ({receives} receives, polls included)");
+        output.WriteLine($"{size} B, shaping {shaping}: {work / (double)messages:0.00} requests per message besides receives ({receives} receives, polls included)");
 
         Assert.Equal(messages, counts.GetValueOrDefault("Messages_Enqueue") / 2); // incoming and delivery, nothing else
         Assert.True(work <= limit * messages, $"{work / (double)messages:0.00} requests per message (limit {limit})");
