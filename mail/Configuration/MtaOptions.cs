@@ -114,7 +114,10 @@ public sealed class MtaOptions
     /// <summary>How long a connection slot's lease lasts, in seconds (15–60); a replica that dies frees its slots within this.</summary>
     public int ShapingSlotLeaseSeconds { get; set; } = 30;
 
-    /// <summary>The longest a job waits inside a worker for a connection slot or its turn in a rate, in seconds; longer, and it goes back on its queue.</summary>
+    /// <summary>
+    /// A job waits inside a worker for a connection slot while one of this replica's came free within this many seconds,
+    /// or for its turn in a rate due within it; otherwise it goes back on its queue.
+    /// </summary>
     public double ShapingLocalWaitSeconds { get; set; } = 2;
 
     /// <summary>The longest a job waiting for its destination is put back for, in seconds (the delay doubles from 1 s up to this).</summary>

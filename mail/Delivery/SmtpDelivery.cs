@@ -97,15 +97,6 @@ public sealed class SmtpDelivery : IDisposable
             return Postponed(job.Recipients, $"4.4.5 {site.Name}: all {_shaper.Concurrency(site)} connections in use", TimeSpan.Zero);
         try
         {
-            // The first send's turn in the destination's rate before a connection is opened for it.
-            var pace = await _shaper.PaceAsync(site, 1, ct);
-            if (!pace.Granted)
-            {
-                await slot.DisposeAsync();
-                return Postponed(job.Recipients, $"4.4.5 {site.Name}: message rate reached", pace.Wait);
-            }
-            await Task.Delay(pace.Wait, _clock, ct);
-
             var lastError = "4.4.1 no host could be reached";
             var lastRelay = "none";
             foreach (var host in hosts)
@@ -121,7 +112,7 @@ public sealed class SmtpDelivery : IDisposable
                 }
                 connection.Shaping = (site, slot);
                 times.Connected();
-                return await TransactAsync(destination, connection, job, message, ct, paced: true);
+                return await TransactAsync(destination, connection, job, message, ct);
             }
             await slot.DisposeAsync();
             return All(job, RecipientStatus.Deferred, lastError, lastRelay);
@@ -147,18 +138,18 @@ public sealed class SmtpDelivery : IDisposable
 
     /// <summary>
     /// A connection slot for <paramref name="site"/>: a new lease, or a connection of this replica that came free while the
-    /// job waited (at most <see cref="TrafficShaper.LocalWait"/>, and only while this replica holds slots there). Neither: the destination is busy.
+    /// job waited. It waits only while this replica holds slots there and one of them came free within the last
+    /// <see cref="TrafficShaper.LocalWait"/> (the queue ahead is moving); otherwise the destination is busy. Bounded by the
+    /// worker's own batch: a slow destination stops the waiting, a fast one serves the jobs waiting here.
     /// </summary>
     private async Task<(SmtpConnection? Reused, SlotLease? Slot)> SlotAsync(string destination, ShapingSite site, CancellationToken ct)
     {
-        var deadline = _clock.GetUtcNow() + _shaper.LocalWait;
         while (true)
         {
             var freed = _shaper.Freed(site);
             if (await _shaper.TryAcquireSlotAsync(site, ct) is { } slot) return (null, slot);
-            var left = deadline - _clock.GetUtcNow();
-            if (left <= TimeSpan.Zero || !_shaper.HoldsSlots(site)) return (null, null);
-            await Task.WhenAny(freed, Task.Delay(left, _clock, ct));
+            if (!_shaper.HoldsSlots(site)) return (null, null);
+            if (await Task.WhenAny(freed, Task.Delay(_shaper.LocalWait, _clock, ct)) != freed) return (null, null);
             ct.ThrowIfCancellationRequested();
             if (await TakeCachedAsync(destination, ct) is { } cached) return (cached, null);
         }
@@ -166,11 +157,12 @@ public sealed class SmtpDelivery : IDisposable
 
     /// <summary>
     /// The job's transactions on <paramref name="connection"/>: its recipients in groups of the destination's
-    /// recipients per transaction, each group taking its turn in the destination's rate. What the connection's limits
-    /// or the rate did not let through is postponed, never failed.
+    /// recipients per transaction, each group taking its turn in the destination's rate right before its MAIL command
+    /// (after any connection setup, so setup time does not bunch transactions up). What the connection's limits or the
+    /// rate did not let through is postponed, never failed; an unused new connection waits in the cache for the next job.
     /// </summary>
     private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, SmtpConnection connection, DeliveryJob job,
-        Func<CancellationToken, Task<ReadOnlyMemory<byte>>> load, CancellationToken ct, bool paced = false)
+        Func<CancellationToken, Task<ReadOnlyMemory<byte>>> load, CancellationToken ct)
     {
         var (site, slot) = connection.Shaping ?? (_shaper.SiteFor(job.NextHop, []), SlotLease.Unlimited(""));
         var results = new List<RecipientResult>();
@@ -193,16 +185,13 @@ public sealed class SmtpDelivery : IDisposable
                 results.AddRange(Postponed(groups.Skip(i).SelectMany(g => g), $"4.4.5 {site.Name}: messages per connection reached", TimeSpan.Zero));
                 break;
             }
-            if (!(paced && i == 0))
+            var pace = await _shaper.PaceAsync(site, 1, ct);
+            if (!pace.Granted)
             {
-                var pace = await _shaper.PaceAsync(site, 1, ct);
-                if (!pace.Granted)
-                {
-                    results.AddRange(Postponed(groups.Skip(i).SelectMany(g => g), $"4.4.5 {site.Name}: message rate reached", pace.Wait));
-                    break;
-                }
-                await Task.Delay(pace.Wait, _clock, ct);
+                results.AddRange(Postponed(groups.Skip(i).SelectMany(g => g), $"4.4.5 {site.Name}: message rate reached", pace.Wait));
+                break;
             }
+            await Task.Delay(pace.Wait, _clock, ct);
             var part = job with { Recipients = group };
             var utf8 = connection.Offers("SMTPUTF8");
             if (job.SmtpUtf8 && !utf8 && Internationalized.Needs(part, message.Span))

@@ -25,6 +25,7 @@ public sealed class ConnectionSlots : IAsyncDisposable
     private readonly TimeSpan _duration;
     private readonly ILogger _log;
     private readonly ConcurrentDictionary<(string Site, int Index), SlotLease> _held = new();
+    private readonly ConcurrentDictionary<(string Site, int Index), byte> _probing = new();
     private readonly ITimer _renewal;
     private bool _containerReady;
 
@@ -46,23 +47,39 @@ public sealed class ConnectionSlots : IAsyncDisposable
     /// </summary>
     public async Task<SlotLease?> TryAcquireAsync(string site, int limit, Action released, CancellationToken ct)
     {
-        var candidates = Enumerable.Range(0, limit).Where(i => !_held.ContainsKey((site, i)))
-            .OrderBy(_ => Random.Shared.Next()).Take(MaxProbes).ToList();
+        // First a low slot, so light traffic keeps using the same few slot blobs (each costs three requests to create,
+        // once); then random ones, so replicas competing near the limit do not all queue up on the same low numbers.
+        bool Free(int i) => !_held.ContainsKey((site, i)) && !_probing.ContainsKey((site, i));
+        var free = Enumerable.Range(0, limit).Where(Free).ToList();
+        var low = free.Where(i => i <= Held(site) + _probing.Keys.Count(k => k.Site == site) + 1).ToList();
+        var first = low.Count > 0 ? low[Random.Shared.Next(low.Count)] : -1;
+        var candidates = (first >= 0 ? [first] : new List<int>())
+            .Concat(free.Where(i => i != first).OrderBy(_ => Random.Shared.Next())).Take(MaxProbes).ToList();
         foreach (var index in candidates)
         {
-            var blob = _container.GetBlobClient($"{site}/{index}");
-            var lease = blob.GetBlobLeaseClient(Guid.NewGuid().ToString());
+            // Tasks of this replica never probe the same slot at once: one of them would only be refused.
+            if (!_probing.TryAdd((site, index), 0)) continue;
             try
             {
-                await AcquireAsync(blob, lease, ct);
+                if (_held.ContainsKey((site, index))) continue;
+                var blob = _container.GetBlobClient($"{site}/{index}");
+                var lease = blob.GetBlobLeaseClient(Guid.NewGuid().ToString());
+                try
+                {
+                    await AcquireAsync(blob, lease, ct);
+                }
+                catch (RequestFailedException e) when (e.Status == 409)
+                {
+                    continue; // someone holds it
+                }
+                var slot = new SlotLease(this, site, index, lease, released);
+                _held[(site, index)] = slot;
+                return slot;
             }
-            catch (RequestFailedException e) when (e.Status == 409)
+            finally
             {
-                continue; // someone holds it
+                _probing.TryRemove((site, index), out _);
             }
-            var slot = new SlotLease(this, site, index, lease, released);
-            if (_held.TryAdd((site, index), slot)) return slot;
-            await ReleaseAsync(slot); // another task of this replica took it meanwhile: give it back
         }
         return null;
     }
@@ -89,16 +106,21 @@ public sealed class ConnectionSlots : IAsyncDisposable
 
     internal async Task ReleaseAsync(SlotLease slot)
     {
-        _held.TryRemove(new KeyValuePair<(string, int), SlotLease>((slot.Site, slot.Index), slot));
-        if (!slot.Lost)
+        slot.Releasing = true;
+        try
         {
-            try { await slot.Lease.ReleaseAsync(); }
-            catch (RequestFailedException) { /* expired or lost: the slot is free either way */ }
-            catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
-            {
-                _log.LogWarning("shaping: could not release slot {Index} of {Site} ({Error}); it frees itself within {Seconds}s",
-                    slot.Index, slot.Site, e.Message, (int)_duration.TotalSeconds);
-            }
+            if (!slot.Lost) await slot.Lease.ReleaseAsync();
+        }
+        catch (RequestFailedException) { /* expired or lost: the slot is free either way */ }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+        {
+            _log.LogWarning("shaping: could not release slot {Index} of {Site} ({Error}); it frees itself within {Seconds}s",
+                slot.Index, slot.Site, e.Message, (int)_duration.TotalSeconds);
+        }
+        finally
+        {
+            // Only now: until the release is through, trying this slot again would only be refused.
+            _held.TryRemove(new KeyValuePair<(string, int), SlotLease>((slot.Site, slot.Index), slot));
         }
     }
 
@@ -106,6 +128,7 @@ public sealed class ConnectionSlots : IAsyncDisposable
     {
         foreach (var slot in _held.Values)
         {
+            if (slot.Releasing) continue;
             try
             {
                 await slot.Lease.RenewAsync();
@@ -113,7 +136,7 @@ public sealed class ConnectionSlots : IAsyncDisposable
             catch (Exception e) when (e is RequestFailedException or HttpRequestException)
             {
                 // Let go meanwhile: nothing is lost.
-                if (!_held.TryGetValue((slot.Site, slot.Index), out var current) || current != slot) continue;
+                if (slot.Releasing) continue;
                 // Storage was unreachable longer than the lease: another replica may have the slot now. The connection is
                 // closed when its transaction ends (SlotLease.Lost), so the destination never sees one connection too many for long.
                 slot.Lost = true;
@@ -157,6 +180,9 @@ public sealed class SlotLease : IAsyncDisposable
     public int Index { get; }
 
     internal BlobLeaseClient Lease { get; }
+
+    /// <summary>Being let go: no more renewals.</summary>
+    internal volatile bool Releasing;
 
     /// <summary>The lease could not be renewed: close the connection as soon as it is idle.</summary>
     public bool Lost { get; internal set; }

@@ -130,8 +130,9 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
         var span = (times[^1] - times[0]).TotalSeconds;
         var busiest = times.Max(t => times.Count(u => u >= t && u < t.AddSeconds(1)));
         output.WriteLine($"{messages} messages in {span:0.00}s: {(messages - 1) / span:0.00}/s on average, at most {busiest} in any second (limit 5/s)");
-        // The schedule allows 5 per second plus one taken ahead; one more for the network's jitter.
-        Assert.True(busiest <= 7, $"{busiest} messages within one second");
+        // The schedule allows 5 per second plus one taken ahead; two more for jitter between a send's turn and its MAIL
+        // command reaching the server (a loaded machine delays a worker's wake-up).
+        Assert.True(busiest <= 8, $"{busiest} messages within one second");
         Assert.True((messages - 1) / span <= 5.5, $"{(messages - 1) / span:0.00} messages per second on average");
         Assert.True((messages - 1) / span >= 3.5, $"only {(messages - 1) / span:0.00} messages per second: the rate is not reached");
         await AssertNothingBouncedOrPoisonedAsync(cluster);

@@ -21,7 +21,7 @@ public sealed class CountingSmtpServer : IAsyncDisposable
     private int _refused;
 
     /// <summary>One message as received.</summary>
-    /// <param name="At">When its final dot arrived.</param>
+    /// <param name="At">When its MAIL command arrived (the start of the transaction, which is what a rate paces).</param>
     /// <param name="Connection">Which connection carried it (numbered from 1).</param>
     /// <param name="Recipients">Its RCPT TO addresses.</param>
     /// <param name="Subject">Its Subject header.</param>
@@ -97,6 +97,7 @@ public sealed class CountingSmtpServer : IAsyncDisposable
             UpdatePeak(open);
             await writer.WriteLineAsync("220 counting.test ESMTP");
             var recipients = new List<string>();
+            var started = DateTimeOffset.UtcNow;
             while (await reader.ReadLineAsync(_stop.Token) is { } line)
             {
                 var verb = line.Length >= 4 ? line[..4].ToUpperInvariant() : line.ToUpperInvariant();
@@ -107,6 +108,7 @@ public sealed class CountingSmtpServer : IAsyncDisposable
                         break;
                     case "MAIL":
                         recipients.Clear();
+                        started = DateTimeOffset.UtcNow;
                         await writer.WriteLineAsync("250 2.1.0 Ok");
                         break;
                     case "RCPT":
@@ -119,7 +121,7 @@ public sealed class CountingSmtpServer : IAsyncDisposable
                         while (await reader.ReadLineAsync(_stop.Token) is { } data && data != ".")
                             if (subject.Length == 0 && data.StartsWith("Subject: ", StringComparison.OrdinalIgnoreCase)) subject = data[9..];
                         if (DelayPerMessage > TimeSpan.Zero) await Task.Delay(DelayPerMessage, _stop.Token);
-                        _messages.Enqueue(new Received(DateTimeOffset.UtcNow, number, recipients.ToList(), subject));
+                        _messages.Enqueue(new Received(started, number, recipients.ToList(), subject));
                         await writer.WriteLineAsync("250 2.0.0 Ok: queued");
                         break;
                     case "QUIT":
