@@ -164,7 +164,8 @@ public sealed class SmtpDelivery : IDisposable
     private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, SmtpConnection connection, DeliveryJob job,
         Func<CancellationToken, Task<ReadOnlyMemory<byte>>> load, CancellationToken ct)
     {
-        var (site, slot) = connection.Shaping ?? (_shaper.SiteFor(job.NextHop, []), SlotLease.Unlimited(""));
+        // Every connection gets its site and slot when it is opened (DeliverAsync), before its first transaction.
+        var (site, slot) = connection.Shaping ?? throw new InvalidOperationException($"connection to {connection.Relay} has no shaping slot");
         var results = new List<RecipientResult>();
         var groups = job.Recipients.Chunk(site.Limits.RecipientsPerTransaction).ToList();
         ReadOnlyMemory<byte> message;

@@ -56,9 +56,6 @@ public sealed class ShapingRules
         _providers = providers;
     }
 
-    /// <summary>The limits for destinations the file does not list.</summary>
-    public DestinationLimits Default => _default;
-
     /// <summary>Parses the file's lines; errors name <paramref name="source"/> and the line.</summary>
     public static ShapingRules Parse(IEnumerable<string> lines, string source)
     {
