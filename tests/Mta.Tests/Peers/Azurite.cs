@@ -37,9 +37,11 @@ public sealed class Azurite : PeerProcess
 
     /// <summary>
     /// Starts Azurite; with fixed ports when given (to bring storage "back" on the same address); with
-    /// <paramref name="debugLog"/>, Azurite logs every request there (one <c>Operation=</c> line each).
+    /// <paramref name="debugLog"/>, Azurite logs every request there (one <c>Operation=</c> line each); with
+    /// <paramref name="location"/>, it keeps its data in that folder (and finds it there again after a restart), else in memory.
     /// </summary>
-    public static async Task<Azurite> StartAsync(int? blobPort = null, int? queuePort = null, int? tablePort = null, string? debugLog = null)
+    public static async Task<Azurite> StartAsync(int? blobPort = null, int? queuePort = null, int? tablePort = null, string? debugLog = null,
+        string? location = null)
     {
         var bin = Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite");
         if (!File.Exists(bin))
@@ -48,7 +50,7 @@ public sealed class Azurite : PeerProcess
         for (var attempt = 1; ; attempt++)
         {
             var ports = TestEnvironment.FreeTcpPorts(3);
-            var azurite = new Azurite(blobPort ?? ports[0], queuePort ?? ports[1], tablePort ?? ports[2], null, debugLog);
+            var azurite = new Azurite(blobPort ?? ports[0], queuePort ?? ports[1], tablePort ?? ports[2], location, debugLog);
             try
             {
                 await TestEnvironment.WaitForTcpAsync(azurite.BlobPort, TimeSpan.FromSeconds(30), azurite.Process);
@@ -66,6 +68,14 @@ public sealed class Azurite : PeerProcess
                 throw new InvalidOperationException($"{e.Message}; Azurite said:\n{azurite.Output}", e);
             }
         }
+    }
+
+    /// <summary>Stops Azurite as an operator would (SIGTERM), so it saves its state to its location first.</summary>
+    public async Task StopAsync()
+    {
+        if (Process.HasExited) return;
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", Process.Id.ToString()])) await kill.WaitForExitAsync();
+        await Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     /// <summary>A full connection string for this instance.</summary>

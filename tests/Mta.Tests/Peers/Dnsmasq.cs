@@ -17,10 +17,33 @@ public sealed class Dnsmasq : PeerProcess
     /// <summary>Starts dnsmasq with records such as <c>--mx-host=example.test,mx1.example.test,10</c>.</summary>
     public static async Task<Dnsmasq> StartAsync(params string[] records)
     {
+        // dnsmasq binds TCP as well as UDP on the port picked free for UDP; if the TCP one is taken (or someone took
+        // the UDP one first) it exits at once: try again with another port.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnAsync(TestEnvironment.FreeUdpPort(), records);
+            }
+            catch (InvalidOperationException) when (attempt < 3) { }
+        }
+    }
+
+    /// <summary>Starts dnsmasq on a given port (to bring DNS back where it was).</summary>
+    public static async Task<Dnsmasq> StartOnAsync(int port, params string[] records)
+    {
         var bin = TestEnvironment.RequireTool("dnsmasq");
-        var dns = new Dnsmasq(bin, TestEnvironment.FreeUdpPort(), records);
-        await TestEnvironment.WaitForTcpAsync(dns.Port, TimeSpan.FromSeconds(10), dns.Process);
-        return dns;
+        var dns = new Dnsmasq(bin, port, records);
+        try
+        {
+            await TestEnvironment.WaitForTcpAsync(dns.Port, TimeSpan.FromSeconds(10), dns.Process);
+            return dns;
+        }
+        catch (InvalidOperationException e)
+        {
+            await dns.DisposeAsync();
+            throw new InvalidOperationException($"{e.Message}; dnsmasq said:\n{dns.Output}", e);
+        }
     }
 
     /// <summary>The <c>Mta:DnsServers</c> entry for it.</summary>

@@ -12,7 +12,7 @@ public class PeerProcess : IAsyncDisposable
     public Process Process { get; }
 
     /// <summary>Starts <paramref name="file"/> with arguments; output is kept for failure messages.</summary>
-    public PeerProcess(string file, IEnumerable<string> args, string? workingDirectory = null)
+    public PeerProcess(string file, IEnumerable<string> args, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var psi = new ProcessStartInfo(file)
         {
@@ -22,6 +22,7 @@ public class PeerProcess : IAsyncDisposable
             WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>()) psi.Environment[key] = value;
         Process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start " + file);
         Process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_output) _output.AppendLine(e.Data); };
         Process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_output) _output.AppendLine(e.Data); };
