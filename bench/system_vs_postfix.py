@@ -76,6 +76,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from processes import cpu_of, free_port, rss_of, wait_tcp  # noqa: E402  (shared with the other benchmark)
 SENDER = "bench@sender.test"
 RECIPIENT = "user@example.test"
 OVERHEAD_OPS = {"Queue_Create", "Container_Create", "Table_Create", "Queue_GetProperties", "Service_ListQueuesSegment"}
@@ -87,44 +89,12 @@ LIVE = []
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_tcp(port, proc, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing on port {port}")
 
 
-def cpu_of(pid):
-    """User+sys seconds of a process, plus those of its children it has reaped."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / TICK
 
 
-def rss_of(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0.0
 
 
 def stop_proc(proc, timeout=30):
