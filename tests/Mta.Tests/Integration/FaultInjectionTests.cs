@@ -143,7 +143,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
                 Fault("ingress killed in the middle of DATA");
             }
             await RestartIngressAsync();
-            _ = SendAsync(smtpPort, "fault-middata", 60_000, sent, clock, deadline);
+            var resend = SendAsync(smtpPort, "fault-middata", 60_000, sent, clock, deadline);
 
             // 2. Killed right after its queue write went through, before (or just as) the 250 goes out.
             foreach (var share in new[] { 0.20, 0.30 })
@@ -194,7 +194,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
             dns = await Dnsmasq.StartOnAsync(dnsPort, records);
             Fault("dnsmasq back");
 
-            await Task.WhenAll(senders).WaitAsync(deadline - clock.Elapsed);
+            await Task.WhenAll([.. senders, resend]).WaitAsync(deadline - clock.Elapsed);
             foreach (var w in workers) Assert.True(w.Running, "a functions host stopped by itself:\n" + w.Output);
             var acceptedTokens = sent.Where(kv => kv.Value.Accepted).Select(kv => kv.Key).ToHashSet();
             await TestEnvironment.EventuallyAsync(() => Task.FromResult(acceptedTokens.All(Delivered(sinks).ContainsKey)), deadline - clock.Elapsed);

@@ -9,11 +9,8 @@ namespace Mta.Tests.Peers;
 /// </summary>
 public sealed class MtaProcess : PeerProcess
 {
-    /// <summary>Which program runs.</summary>
-    public string Role { get; }
-
-    private MtaProcess(string role, IEnumerable<string> args, IReadOnlyDictionary<string, string?> settings)
-        : base("dotnet", args, TestEnvironment.RepoRoot, Environment(settings)) => Role = role;
+    private MtaProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string?> settings)
+        : base("dotnet", args, TestEnvironment.RepoRoot, Environment(settings)) { }
 
     // tests/Mta.Tests/bin/<Configuration>/<framework>/: the other projects build to the same pair of folders.
     private static string BuildOutput(string project)
@@ -39,14 +36,14 @@ public sealed class MtaProcess : PeerProcess
     public static async Task<MtaProcess> StartIngressAsync(int port, IReadOnlyDictionary<string, string?> settings)
     {
         var all = new Dictionary<string, string?>(settings) { ["Ingress:Port"] = port.ToString() };
-        var process = new MtaProcess("ingress", [Path.Combine(BuildOutput("ingress"), "Mta.Ingress.dll")], all);
+        var process = new MtaProcess([Path.Combine(BuildOutput("ingress"), "Mta.Ingress.dll")], all);
         await TestEnvironment.WaitForTcpAsync(port, TimeSpan.FromSeconds(60), process.Process);
         return process;
     }
 
     /// <summary>Starts the local functions host with the app in this test's output.</summary>
     public static MtaProcess StartFunctions(IReadOnlyDictionary<string, string?> settings) =>
-        new("functions", [Path.Combine(BuildOutput("functions-host"), "Mta.Functions.Host.dll"), "--app-path", BuildOutput("functions")], settings);
+        new([Path.Combine(BuildOutput("functions-host"), "Mta.Functions.Host.dll"), "--app-path", BuildOutput("functions")], settings);
 
     /// <summary>SIGKILL: no shutdown code runs, as when a node dies or the OOM killer strikes.</summary>
     public async Task KillAsync()
