@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Mta.Mail.Cleanup;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
 using Mta.Mail.Spool;
@@ -9,11 +11,13 @@ namespace Mta.Ingress.Acceptance;
 public sealed class StorageUnavailableException(string message, Exception inner) : Exception(message, inner);
 
 /// <summary>
-/// Takes responsibility for a message: bytes to the spool, then the envelope to the <c>incoming</c>
-/// queue (a small message travels inside the envelope instead). Only when the writes succeeded may the
-/// session answer 250.
+/// Takes responsibility for a message: a small one is cleaned up here and its delivery jobs queued
+/// (<see cref="IngressOptions.CleanupInline"/>); otherwise bytes to the spool, then the envelope to the
+/// <c>incoming</c> queue (a small message travels inside the envelope). Only when the writes succeeded may
+/// the session answer 250.
 /// </summary>
-public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, ILogger<MessageAcceptor> log)
+public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, CleanupStage cleanup, IOptions<IngressOptions> options,
+    ILogger<MessageAcceptor> log)
 {
     /// <summary>
     /// Messages up to this size go inline in the queue message (base64 JSON must stay under 64 KiB, with room
@@ -24,15 +28,33 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, ILogg
     /// <summary>A place for the next message's bytes, named by a new queue id.</summary>
     public SpoolWriter NewMessage(DateTimeOffset now) => new(spool, QueueId.New(now));
 
-    /// <summary>Stores the message and queues its envelope; throws <see cref="StorageUnavailableException"/> otherwise.</summary>
-    public async Task AcceptAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
+    /// <summary>
+    /// Queues the message: returns null when the client may have its 250, or the refusal it gets instead (from cleanup
+    /// run here: a content check's REJECT, a mail loop). Throws <see cref="StorageUnavailableException"/> when storage
+    /// could not take the message.
+    /// </summary>
+    public async Task<string?> AcceptAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
     {
         // A small message travels inside its queue message: one storage request instead of two.
         if (content.Small(InlineLimit) is { } bytes)
         {
+            var whole = envelope with { Content = bytes };
+            if (options.Value.CleanupInline)
+            {
+                try
+                {
+                    return await cleanup.ProcessBeforeReplyAsync(whole, ct);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    // Some jobs may be queued already; the cleanup stage finishes the message and marks its jobs.
+                    log.LogWarning("{QueueId}: cleanup before the reply failed, the message goes to the cleanup stage: {Error}", envelope.Id, e.Message);
+                    whole = whole with { MaybeQueued = true };
+                }
+            }
             try
             {
-                if (await queues.TrySendAsync(QueueNames.Incoming, envelope with { Content = bytes }, ct) is not null) return;
+                if (await queues.TrySendAsync(QueueNames.Incoming, whole, ct) is not null) return null;
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -59,5 +81,6 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, ILogg
             catch (Exception cleanup) { log.LogWarning("{QueueId}: orphan blob not removed: {Error}", envelope.Id, cleanup.Message); }
             throw new StorageUnavailableException($"queue write failed: {e.Message}", e);
         }
+        return null;
     }
 }

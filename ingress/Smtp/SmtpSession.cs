@@ -590,7 +590,11 @@ public sealed class SmtpSession(
         var storing = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            await acceptor.AcceptAsync(envelope, content, ct);
+            if (await acceptor.AcceptAsync(envelope, content, ct) is { } refused)
+            {
+                Error(refused);
+                return;
+            }
         }
         catch (StorageUnavailableException e)
         {

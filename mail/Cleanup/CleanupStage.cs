@@ -53,11 +53,22 @@ public sealed class CleanupStage
     /// Processes one envelope from the <c>incoming</c> queue. <paramref name="dequeueCount"/> above 1 means an earlier
     /// run may have queued this message's jobs already: they get the same ids, marked as possible duplicates.
     /// </summary>
-    public async Task ProcessAsync(IncomingEnvelope envelope, CancellationToken ct = default, long dequeueCount = 1)
+    public Task ProcessAsync(IncomingEnvelope envelope, CancellationToken ct = default, long dequeueCount = 1)
+        => RunAsync(envelope, dequeueCount > 1 || envelope.MaybeQueued, refuseInReply: false, ct);
+
+    /// <summary>
+    /// Cleanup while the client waits for its reply, as Postfix's smtpd hands each message to cleanup before it answers:
+    /// the ingress calls this for a message it holds whole, and the jobs go straight to delivery (one queue hop less).
+    /// Returns null when the message is queued (or discarded) and may be acknowledged; otherwise the refusal the client
+    /// gets instead of a bounce (a content check's REJECT, too many hops), e.g. <c>554 5.4.6 Error: too many hops</c>.
+    /// </summary>
+    public Task<string?> ProcessBeforeReplyAsync(IncomingEnvelope envelope, CancellationToken ct = default)
+        => RunAsync(envelope, envelope.MaybeQueued, refuseInReply: true, ct);
+
+    private async Task<string?> RunAsync(IncomingEnvelope envelope, bool again, bool refuseInReply, CancellationToken ct)
     {
         Validate(envelope);
         var inline = envelope.Content;
-        var again = dequeueCount > 1;
 
         HeaderList headers;
         long bodyOffset;
@@ -71,7 +82,7 @@ public sealed class CleanupStage
         {
             // An earlier run queued the jobs, they all finished and the spool was cleaned before this queue message came back.
             _log.LogInformation("{QueueId}: already processed and delivered; nothing left to do", envelope.Id);
-            return;
+            return null;
         }
         await using (stream)
         {
@@ -103,18 +114,27 @@ public sealed class CleanupStage
                 envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, verdict.Text.Length > 0 ? verdict.Text : "content check");
             if (inline is null) await _spool.DeleteAsync(envelope.BlobName, ct);
             _metrics?.Cleaned("discarded");
-            return;
+            return null;
         }
         var sender = _rewriter.RewriteSender(envelope.Sender);
         string? refusal = null;
+        var code = "550";
         if (verdict?.Action == CheckAction.Reject)
             refusal = "5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "message content rejected");
         else if (CountReceived(headers) + 1 >= _options.HopCountLimit)
         {
             // RFC 5321 §6.3: a loop is a permanent failure. Postfix counts its own Received header too.
-            refusal = "5.4.6 Too many hops";
+            (refusal, code) = ("5.4.6 Too many hops", "554");
             _log.LogWarning("{QueueId}: message-id={MessageId}, from=<{Sender}>: too many hops ({Hops} Received headers, hopcount_limit {Limit})",
                 envelope.Id, messageId, envelope.Sender, CountReceived(headers) + 1, _options.HopCountLimit);
+        }
+        if (refusal is not null && refuseInReply)
+        {
+            // The client is still there to hear it: a refusal now, never a bounce to a sender who may be forged.
+            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=rejected ({Reason})",
+                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal);
+            _metrics?.Cleaned("rejected");
+            return $"{code} {refusal}";
         }
         if (refusal is not null)
         {
@@ -122,7 +142,7 @@ public sealed class CleanupStage
             _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=bounced ({Reason})",
                 envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal);
             _metrics?.Cleaned("bounced");
-            return;
+            return null;
         }
 
         var rewritten = _rewriter.RewriteRecipients(envelope.Recipients);
@@ -155,6 +175,7 @@ public sealed class CleanupStage
         _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
             envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");
         _metrics?.Cleaned(queue == QueueNames.Hold ? "held" : "queued");
+        return null;
     }
 
     /// <summary>

@@ -56,4 +56,11 @@ public sealed record IncomingEnvelope
     /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.
     /// </summary>
     public byte[]? Content { get; init; }
+
+    /// <summary>
+    /// Set by an ingress whose own cleanup (before the 250) failed part-way: some delivery jobs may be queued already,
+    /// so the cleanup stage marks the ones it queues as possible duplicates, as for a second dequeue.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool MaybeQueued { get; init; }
 }

@@ -28,7 +28,7 @@ public sealed class PipelineMetrics : IDisposable
     /// <summary>Creates the instruments.</summary>
     public PipelineMetrics()
     {
-        _cleaned = _meter.CreateCounter<long>("mta_cleanup_messages", description: "Messages through cleanup, by outcome: queued, held, discarded, bounced");
+        _cleaned = _meter.CreateCounter<long>("mta_cleanup_messages", description: "Messages through cleanup, by outcome: queued, held, discarded, bounced, rejected (refused in the ingress's reply)");
         _recipients = _meter.CreateCounter<long>("mta_delivery_recipients",
             description: "Recipient delivery attempts, by status (sent, deferred, bounced, expired), transport and enhanced status class");
         _latency = _meter.CreateHistogram<double>("mta_delivery_latency", unit: "s", description: "Arrival to delivered, per recipient",

@@ -169,6 +169,12 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         Assert.Empty(jobs);
         var failed = Assert.Single(Assert.Single(bounces).Recipients);
         Assert.Equal(("u@remote.test", "5.4.6 Too many hops"), (failed.Recipient, failed.Reason));
+
+        // Before the reply (in the ingress) the loop is refused to the client instead: no bounce, no job.
+        await new QueueClient(storage.Azurite.ConnectionString, QueueNames.Bounce).ClearMessagesAsync();
+        Assert.Equal("554 5.4.6 Too many hops", await Stage().ProcessBeforeReplyAsync(Envelope(hops + Plain)));
+        Assert.Empty(await Queued<BounceJob>(QueueNames.Bounce));
+        Assert.Empty(await Queued<DeliveryJob>(QueueNames.Delivery));
     }
 
     [Fact]
@@ -189,6 +195,8 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         Assert.Equal("5.7.1 no pills here", reject.Reason);
         Assert.Empty(await Queued<DeliveryJob>(QueueNames.Delivery));
         Assert.Single(_log.Matching(": reject: header Subject: cheap VIAGRA from [192.0.2.7]; from=<a@sender.test> to=<u@remote.test>", "no pills here", "header_checks:2"));
+        // Before the reply (in the ingress) the REJECT is the client's answer, not a bounce.
+        Assert.Equal("550 5.7.1 no pills here", await stage.ProcessBeforeReplyAsync(Envelope("Subject: cheap VIAGRA\r\n\r\nx\r\n")));
 
         await stage.ProcessAsync(Envelope("Subject: drop me\r\n\r\nx\r\n"));
         Assert.Empty(await Queued<DeliveryJob>(QueueNames.Delivery));
@@ -256,13 +264,17 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
     {
         var stage = Stage(o => o.DestinationRecipientLimit = 2);
         var envelope = Envelope(Plain, "a@one.test", "b@two.test", "c@one.test", "d@one.test");
-        await stage.ProcessAsync(envelope);
-        await stage.ProcessAsync(envelope); // a retry of the same queue message, as after a crash
+        Assert.Null(await stage.ProcessBeforeReplyAsync(envelope)); // the ingress's cleanup, before its 250
+        // The cleanup stage's run of it after the ingress's failed part-way: same ids, marked as possible duplicates.
+        await stage.ProcessAsync(envelope with { MaybeQueued = true });
+        await stage.ProcessAsync(envelope, dequeueCount: 2); // a retry of the same queue message, as after a crash
         var jobs = await Queued<DeliveryJob>(QueueNames.Delivery);
-        Assert.Equal(6, jobs.Count);
+        Assert.Equal(9, jobs.Count);
         var first = jobs.Take(3).Select(j => (j.JobId, string.Join(",", j.Recipients))).ToList();
         Assert.Equal([($"{envelope.Id}.0", "a@one.test,c@one.test"), ($"{envelope.Id}.1", "d@one.test"), ($"{envelope.Id}.2", "b@two.test")], first);
-        Assert.Equal(first, jobs.Skip(3).Select(j => (j.JobId, string.Join(",", j.Recipients))).ToList());
+        Assert.Equal(first, jobs.Skip(3).Take(3).Select(j => (j.JobId, string.Join(",", j.Recipients))).ToList());
+        Assert.Equal(first, jobs.Skip(6).Select(j => (j.JobId, string.Join(",", j.Recipients))).ToList());
+        Assert.Equal([false, false, false, true, true, true, true, true, true], jobs.Select(j => j.MaybeDuplicate).ToList());
     }
 
     [Fact]

@@ -63,6 +63,9 @@ public sealed class MtaSystem : IAsyncDisposable
             ["Logging:LogLevel:Azure.Core"] = "Error",
             ["AzureWebJobs:logging:logLevel:Azure.Core"] = "Error",
         };
+        // An ingress on its own hands every message to the incoming queue, where its tests read the envelopes,
+        // unless they ask for cleanup in the ingress.
+        if (!functions) all["Ingress:CleanupInline"] = "false";
         foreach (var kv in settings ?? new Dictionary<string, string?>()) all[kv.Key] = kv.Value;
 
         var capture = new LogCapture();
@@ -75,7 +78,8 @@ public sealed class MtaSystem : IAsyncDisposable
                 logging.AddProvider(capture);
                 logging.AddFilter<LogCapture>("", LogLevel.Error);
                 logging.AddFilter<LogCapture>("smtpd", LogLevel.Information);
-                logging.AddFilter<LogCapture>("Mta.Mail.Cleanup", LogLevel.Information); // content checks at DATA
+                logging.AddFilter<LogCapture>("Mta.Mail.Cleanup", LogLevel.Information); // content checks and cleanup at DATA
+                logging.AddFilter<LogCapture>("Mta.Ingress", LogLevel.Warning);
             });
             await app.StartAsync();
         }

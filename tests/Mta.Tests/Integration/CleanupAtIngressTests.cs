@@ -1,0 +1,91 @@
+using Azure.Storage.Queues;
+using MailKit.Net.Smtp;
+using Mta.Mail.Contracts;
+using Mta.Mail.Queues;
+using Mta.Tests.Peers;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>
+/// Cleanup run by the ingress before its 250 (<c>Ingress:CleanupInline</c>, the default), with only the ingress
+/// running: a small message's delivery job is queued directly, a large one still goes by the <c>incoming</c> queue,
+/// a loop is refused in the reply, and a cleanup that fails part-way hands the message to the cleanup stage marked.
+/// </summary>
+public sealed class CleanupAtIngressTests
+{
+    private static async Task<List<T>> Queued<T>(string storage, string queue) where T : class
+    {
+        var client = new QueueClient(storage, queue, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
+        if (!(await client.ExistsAsync()).Value) return [];
+        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.Select(m => QueueJson.Deserialize<T>(m.MessageText)).ToList();
+    }
+
+    [SkippableFact]
+    public async Task A_small_message_is_cleaned_before_the_reply_and_its_job_queued_directly()
+    {
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString,
+            new Dictionary<string, string?> { ["Ingress:CleanupInline"] = "true" }, functions: false);
+
+        var reply = await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "u@localhost", "small one"));
+        var id = reply[(reply.LastIndexOf(' ') + 1)..];
+        var job = Assert.Single(await Queued<DeliveryJob>(azurite.ConnectionString, QueueNames.Delivery));
+        Assert.Equal((id + ".0", "u@localhost", false), (job.JobId, Assert.Single(job.Recipients), job.MaybeDuplicate));
+        var text = System.Text.Encoding.UTF8.GetString(job.Content!);
+        Assert.Matches($@"^Received: from \S+ \(\[127\.0\.0\.1\]\)\r\n\tby \S+ \(Mta\) with ESMTP id {id}\r\n\tfor <u@localhost>;", text);
+        Assert.Contains("Subject: small one", text);
+        Assert.Empty(await Queued<IncomingEnvelope>(azurite.ConnectionString, QueueNames.Incoming));
+        Assert.Single(mta.Log.Matching($"{id}: message-id=", "nrcpt=1, jobs=1"));
+
+        // Over the inline limit the bytes are spooled, and the cleanup stage reads the header from the blob.
+        var large = await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "u@localhost", "large one",
+            string.Concat(Enumerable.Repeat(new string('y', 76) + "\n", 600))));
+        var envelope = Assert.Single(await Queued<IncomingEnvelope>(azurite.ConnectionString, QueueNames.Incoming));
+        Assert.Equal((large[(large.LastIndexOf(' ') + 1)..], null, false), (envelope.Id, envelope.Content, envelope.MaybeQueued));
+
+        // A mail loop is refused while the client waits (Postfix: 554 at the end of DATA), not bounced to the sender.
+        var loop = TestMail.Message("a@sender.test", "u@localhost", "looping");
+        for (var i = 0; i < 49; i++)
+            loop.Headers.Add("Received", $"from hop{i}.test by hop{i + 1}.test; Sat, 28 Nov 2026 11:00:00 +0000");
+        var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => TestMail.SendAsync(mta.SmtpPort, loop));
+        Assert.Equal((554, "5.4.6 Too many hops"), ((int)refused.StatusCode, refused.Message));
+        Assert.Single(await Queued<DeliveryJob>(azurite.ConnectionString, QueueNames.Delivery));
+        Assert.Empty(await Queued<BounceJob>(azurite.ConnectionString, QueueNames.Bounce));
+    }
+
+    [SkippableFact]
+    public async Task A_cleanup_that_fails_part_way_leaves_the_message_to_the_cleanup_stage_marked()
+    {
+        await using var azurite = await Azurite.StartAsync();
+        var folder = TestEnvironment.TempFolder("checks");
+        var header = Path.Combine(folder, "header_checks");
+        await File.WriteAllTextAsync(header, "/^Subject: odd/ HOLD\n");
+        // The table service is away for the ingress: a held message's hold record cannot be written after its job was
+        // queued on the hold queue, which is what a storage fault between two writes looks like.
+        var noTables = Azurite.ConnectionStringFor(azurite.BlobPort, azurite.QueuePort, TestEnvironment.FreeTcpPort());
+        await using var mta = await MtaSystem.StartAsync(noTables, new Dictionary<string, string?>
+        {
+            ["Ingress:CleanupInline"] = "true",
+            ["Mta:HeaderChecksFile"] = header,
+        }, functions: false);
+
+        var reply = await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "u@localhost", "odd one"));
+        var id = reply[(reply.LastIndexOf(' ') + 1)..];
+        var envelope = Assert.Single(await Queued<IncomingEnvelope>(azurite.ConnectionString, QueueNames.Incoming));
+        Assert.Equal((id, true), (envelope.Id, envelope.MaybeQueued));
+        Assert.Contains("Subject: odd one", System.Text.Encoding.UTF8.GetString(envelope.Content!));
+        Assert.Equal(id + ".0", Assert.Single(await Queued<DeliveryJob>(azurite.ConnectionString, QueueNames.Hold)).JobId);
+        Assert.Single(mta.Log.Matching($"{id}: cleanup before the reply failed, the message goes to the cleanup stage"));
+
+        // The cleanup stage's run of it marks its jobs, so delivery checks the completion records first.
+        await using var functions = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:HeaderChecksFile"] = header,
+        }, ingress: false);
+        Assert.True(await TestEnvironment.EventuallyAsync(async () =>
+            (await Queued<IncomingEnvelope>(azurite.ConnectionString, QueueNames.Incoming)).Count == 0
+            && (await Queued<DeliveryJob>(azurite.ConnectionString, QueueNames.Hold)).Count == 2, TimeSpan.FromSeconds(60)));
+        Assert.Equal([false, true], (await Queued<DeliveryJob>(azurite.ConnectionString, QueueNames.Hold)).Select(j => j.MaybeDuplicate).ToList());
+    }
+}
