@@ -258,7 +258,7 @@ class Ingress:
             "Mta__MyHostname": "mta.bench",
             "Logging__LogLevel__Default": "Warning",
         })
-        dll = os.path.join(ROOT, "ingress", "bin", "Release", "net10.0", "Mta.Ingress.dll")
+        dll = os.path.join(PROGRAMS["ingress"], "Mta.Ingress.dll")
         self.spawned = time.time()
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(["dotnet", dll], env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -297,8 +297,8 @@ class Functions:
             env["Logging__LogLevel__Mta"] = "Information"
         if poll:
             env["AzureWebJobs__extensions__queues__maxPollingInterval"] = poll
-        host = os.path.join(ROOT, "functions-host", "bin", "Release", "net10.0", "Mta.Functions.Host.dll")
-        app = os.path.join(ROOT, "functions", "bin", "Release", "net10.0")
+        host = os.path.join(PROGRAMS["functions-host"], "Mta.Functions.Host.dll")
+        app = PROGRAMS["functions"]
         self.lines = []  # (time seen, line), only with info_log
         self.spawned = time.time()
         if info_log:
@@ -810,6 +810,11 @@ def cases(scale):
     return out
 
 
+# Where each program runs from: the Release build, or (--published) `dotnet publish` output as the images ship it.
+PROGRAMS = {project: os.path.join(ROOT, project, "bin", "Release", "net10.0")
+            for project in ("ingress", "functions", "functions-host")}
+
+
 def ensure_builds():
     for project, dll in (("ingress", "Mta.Ingress.dll"), ("functions", "Mta.Functions.dll"),
                          ("functions-host", "Mta.Functions.Host.dll")):
@@ -817,6 +822,16 @@ def ensure_builds():
             print(f"building {project} (Release)", flush=True)
             subprocess.run(["dotnet", "build", os.path.join(ROOT, project), "-c", "Release", "-v", "q", "-nologo"],
                            check=True, stdout=subprocess.DEVNULL)
+
+
+def publish(folder):
+    """`dotnet publish -c Release -o DIR` for each program, as the Dockerfiles run it; PROGRAMS then point there."""
+    for project in PROGRAMS:
+        out = os.path.join(folder, project)
+        print(f"publishing {project} (as the Dockerfiles do)", flush=True)
+        subprocess.run(["dotnet", "publish", os.path.join(ROOT, project), "-c", "Release", "-o", out, "-v", "q", "-nologo"],
+                       check=True, stdout=subprocess.DEVNULL)
+        PROGRAMS[project] = out
 
 
 def main():
@@ -828,6 +843,9 @@ def main():
     parser.add_argument("--poll", help="override host.json's maxPollingInterval (e.g. 00:00:00.500); default: host.json's 2 s")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, dumps)")
     parser.add_argument("--json", help="also write the summary to this file")
+    parser.add_argument("--published", action="store_true",
+                        help="run the programs from `dotnet publish` output (ReadyToRun, as the images ship them) "
+                             "instead of the Release build")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: Postfix's master needs it")
@@ -856,6 +874,8 @@ def main():
 
     work = tempfile.mkdtemp(prefix="mta-system-bench-")
     os.chmod(work, 0o755)
+    if args.published:
+        publish(os.path.join(work, "published"))
     summary = {"quick": args.quick, "max_polling_interval": args.poll or "host.json (00:00:02)", "cases": {}}
     began = time.time()
     try:
