@@ -246,7 +246,7 @@ class Azurite:
 
 
 class Ingress:
-    def __init__(self, storage, folder, wait=True):
+    def __init__(self, storage, sink_port, folder, wait=True):
         self.port, self.health = free_port(), free_port()
         self.log = os.path.join(folder, "ingress.log")
         env = dict(os.environ)
@@ -255,6 +255,8 @@ class Ingress:
             "Ingress__Port": str(self.port),
             "Ingress__HealthPort": str(self.health),
             "Ingress__MaxConnections": "1000",
+            # The ingress cleans up small messages itself, routing included: the same Mta settings as the functions.
+            "Mta__RelayHost": f"[127.0.0.1]:{sink_port}",
             "Mta__MyHostname": "mta.bench",
             "Logging__LogLevel__Default": "Warning",
         })
@@ -564,7 +566,7 @@ def run_case(number, case, work, poll):
     os.chmod(folder, 0o755)
     sink = Sink(folder)
     azurite = Azurite(os.path.join(folder, "azurite"))
-    ingress = Ingress(azurite.connection, folder)
+    ingress = Ingress(azurite.connection, sink.port, folder)
     functions = Functions(azurite.connection, sink.port, folder, poll=poll)
     r = measure("ours", "ours", ingress.port,
                 {"ingress": lambda: cpu_of(ingress.proc.pid), "functions": lambda: cpu_of(functions.proc.pid),
@@ -678,7 +680,7 @@ def cold_start(work):
     azurite = Azurite(os.path.join(folder, "azurite"))
     result = {}
     try:
-        ingress = Ingress(azurite.connection, folder, wait=False)
+        ingress = Ingress(azurite.connection, sink.port, folder, wait=False)
         msg = f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: cold start\r\n\r\nhello\r\n"
         listening, accepted, attempts = None, None, 0
         while accepted is None and time.time() - ingress.spawned < 60:
@@ -747,7 +749,7 @@ def storage_pass(work, size, rcpts, messages, warmup, poll):
     log = os.path.join(folder, "azurite-requests.log")
     sink = Sink(folder)
     azurite = Azurite(os.path.join(folder, "azurite"), debug_log=log)
-    ingress = Ingress(azurite.connection, folder)
+    ingress = Ingress(azurite.connection, sink.port, folder)
     functions = Functions(azurite.connection, sink.port, folder, poll=poll)
     try:
         smtp_source(ingress.port, 20, warmup, size, rcpts)
