@@ -211,8 +211,8 @@ def run_case(name, sessions, messages, size, warmup, work):
     print(f"  postfix  {pf['rate']:8.0f} msg/s accepted ({pf['accepted']}), smtpd+cleanup+helpers CPU {1000 * pf['cpu'] / max(1, pf['accepted']):.2f} s/1000 msg, RSS at end {pf['rss']:.0f} MiB")
     print(f"  ratio    rate {ours['rate'] / pf['rate']:.2f}x Postfix; CPU per message {(ours['cpu'] / max(1, ours['accepted'])) / (pf['cpu'] / max(1, pf['accepted'])):.2f}x Postfix")
     # Not counted by this script: read off MessageAcceptor's code path (see docs/benchmarks.md).
-    print(f"  storage  {1 if size <= 32 * 1024 else 2} request(s) per accepted message by the code path "
-          f"({'queue put, bytes inline' if size <= 32 * 1024 else 'blob put + queue put'})")
+    print(f"  storage  {1 if size <= 48 * 1024 else 2} request(s) per accepted message by the code path "
+          f"({'queue put, bytes inline' if size <= 48 * 1024 else 'blob put + queue put'})")
     return results
 
 

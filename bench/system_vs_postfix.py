@@ -41,7 +41,7 @@ from the rest; both per delivered message.
 
 Cold start (before the cases): with Azurite and a sink up, the ingress is spawned and a client retries
 connecting until it gets the first 250 (spawn -> 250; the ingress cleans that small message up itself, so it
-then waits in the delivery queue); a second message over the inline limit (46 KB) goes to the incoming queue
+then waits in the delivery queue); a second message over the inline limit (55 KB) goes to the incoming queue
 for the cleanup stage. Then the functions process is spawned with `Mta` logging at Information and timed until cleanup's log line
 (`nrcpt=`), delivery's `status=sent` line (timestamps from the log lines) and the message's arrival at the
 sink (dump file mtime). Target: <= 1 s each.
@@ -702,7 +702,7 @@ def cold_start(work):
               f"(listening after {result['ingress_spawn_to_listening']:.3f} s, {attempts} connection attempts)")
         # That message was cleaned up by the ingress and waits on the delivery queue; one over the inline limit
         # waits on the incoming queue for the cleanup stage.
-        large = msg + ("y" * 76 + "\r\n") * 600
+        large = msg + ("y" * 76 + "\r\n") * 700
         with smtplib.SMTP("127.0.0.1", ingress.port, local_hostname="cold.bench", timeout=30) as s:
             s.sendmail(SENDER, [RECIPIENT], large)
 

@@ -104,7 +104,7 @@ public sealed class IngressOptions
     public List<string> TrustedNetworks { get; set; } = [];
 
     /// <summary>
-    /// Run cleanup in the ingress before the <c>250</c> for messages that travel inline (up to 32 KiB), as Postfix's
+    /// Run cleanup in the ingress before the <c>250</c> for messages that travel inline (up to 48 KiB), as Postfix's
     /// smtpd hands each message to cleanup while the client waits: the delivery jobs are queued directly, one queue hop
     /// (a put, a receive and a delete) less per message, and a content check's REJECT or a mail loop is refused in the
     /// reply instead of bounced. Larger messages, and any message whose cleanup here fails, go through the

@@ -20,10 +20,11 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
     ILogger<MessageAcceptor> log)
 {
     /// <summary>
-    /// Messages up to this size go inline in the queue message (base64 JSON must stay under 64 KiB, with room
-    /// for the envelope); larger ones go to the spool.
+    /// Messages up to this size go inline in the queue message when they fit: the JSON is base64-encoded for the queue
+    /// and must stay under 64 KiB with the envelope, which 48 KiB of mail text does once deflated
+    /// (<see cref="MessageBytesJson"/>). Larger ones, and those that do not compress enough, go to the spool.
     /// </summary>
-    public const int InlineLimit = 32 * 1024;
+    public const int InlineLimit = 48 * 1024;
 
     /// <summary>A place for the next message's bytes, named by a new queue id.</summary>
     public SpoolWriter NewMessage(DateTimeOffset now) => new(spool, QueueId.New(now));

@@ -54,7 +54,9 @@ public sealed record IncomingEnvelope
     /// <summary>
     /// The message bytes themselves when the message is small enough to travel in the queue message (the claim
     /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.
+    /// Deflated in the queue message when large (<see cref="MessageBytesJson"/>).
     /// </summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(MessageBytesJson))]
     public byte[]? Content { get; init; }
 
     /// <summary>

@@ -7,13 +7,15 @@ using Mta.Mail.Contracts;
 namespace Mta.Mail.Queues;
 
 /// <summary>
-/// Puts stage messages on their queues. Messages are base64-encoded, which is the
-/// Functions queue trigger's default <c>messageEncoding</c> (host.json states it too).
+/// Puts stage messages on their queues. Messages are their JSON text as it is (host.json <c>messageEncoding</c>
+/// <c>none</c>, not the trigger's default base64): the JSON is ASCII with control characters escaped, so it is safe
+/// in the service's XML as it is, and base64 would only make every message a third larger and cost an encode and a
+/// decode.
 /// </summary>
 public sealed class MailQueues
 {
     /// <summary>The encoding every producer uses; must equal host.json's extensions.queues.messageEncoding.</summary>
-    public const QueueMessageEncoding Encoding = QueueMessageEncoding.Base64;
+    public const QueueMessageEncoding Encoding = QueueMessageEncoding.None;
 
     /// <summary>
     /// Queue messages live until consumed: the default 7-day time-to-live would silently drop mail
@@ -65,17 +67,17 @@ public sealed class MailQueues
         }
     }
 
-    /// <summary>Azure Storage's largest queue message: 64 KiB of (here base64) text.</summary>
+    /// <summary>Azure Storage's largest queue message: 64 KiB of text.</summary>
     public const int MaxMessageText = 64 * 1024;
 
     /// <summary>
-    /// Puts <paramref name="message"/> on <paramref name="queue"/> if it fits in one queue message once serialized and
-    /// base64-encoded, and returns its receipt; null (and nothing sent) when it does not fit. Serializes once.
+    /// Puts <paramref name="message"/> on <paramref name="queue"/> if it fits in one queue message once serialized,
+    /// and returns its receipt; null (and nothing sent) when it does not fit. Serializes once.
     /// </summary>
     public async Task<SendReceipt?> TrySendAsync<T>(string queue, T message, CancellationToken ct = default)
     {
         var text = QueueJson.Serialize(message);
-        if ((System.Text.Encoding.UTF8.GetByteCount(text) + 2) / 3 * 4 > MaxMessageText) return null;
+        if (System.Text.Encoding.UTF8.GetByteCount(text) > MaxMessageText) return null;
         return await SendTextAsync(queue, text, null, ct);
     }
 

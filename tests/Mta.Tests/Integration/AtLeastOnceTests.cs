@@ -90,7 +90,7 @@ public sealed class AtLeastOnceTests
         await using var __ = mta;
 
         var token = Guid.NewGuid().ToString("N");
-        var message = TestMail.Message("sender@localhost", "gone@dead.test", token, new string('x', 40_000)); // over the inline limit: spooled
+        var message = TestMail.Message("sender@localhost", "gone@dead.test", token, new string('x', 60_000)); // over the inline limit: spooled
         if (twoRecipients) message.To.Add(MailboxAddress.Parse("ok@example.test"));
         var reply = await TestMail.SendAsync(mta.SmtpPort, message);
         var id = reply[(reply.LastIndexOf(' ') + 1)..].Trim();

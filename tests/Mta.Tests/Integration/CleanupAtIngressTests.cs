@@ -40,7 +40,7 @@ public sealed class CleanupAtIngressTests
 
         // Over the inline limit the bytes are spooled, and the cleanup stage reads the header from the blob.
         var large = await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "u@localhost", "large one",
-            string.Concat(Enumerable.Repeat(new string('y', 76) + "\n", 600))));
+            string.Concat(Enumerable.Repeat(new string('y', 76) + "\n", 700))));
         var envelope = Assert.Single(await Queued<IncomingEnvelope>(azurite.ConnectionString, QueueNames.Incoming));
         Assert.Equal((large[(large.LastIndexOf(' ') + 1)..], null, false), (envelope.Id, envelope.Content, envelope.MaybeQueued));
 

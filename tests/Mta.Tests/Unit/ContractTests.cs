@@ -21,6 +21,48 @@ public sealed class ContractTests
         Assert.Equal(e.Recipients, back.Recipients);
     }
 
+    private static IncomingEnvelope WithContent(byte[] content) => new()
+    {
+        Id = "ABC", Sender = "a@b.test", Recipients = ["c@d.test"], ClientAddress = "::1", Helo = "client.test",
+        ArrivalTime = DateTimeOffset.Parse("2026-11-28T12:00:00Z"), Size = content.Length, BlobName = "ABC", Content = content,
+    };
+
+    [Fact]
+    public void Large_message_content_is_deflated_in_the_queue_message_and_small_stays_plain_base64()
+    {
+        // Small: plain base64, as before compression existed.
+        var small = System.Text.Encoding.ASCII.GetBytes("Subject: hi\r\n\r\nhello\r\n");
+        var smallJson = QueueJson.Serialize(WithContent(small));
+        Assert.Contains($"\"content\":\"{Convert.ToBase64String(small)}\"", smallJson);
+        Assert.Equal(small, QueueJson.Deserialize<IncomingEnvelope>(smallJson).Content);
+
+        // 48 KiB of attachment-like text (base64 of random bytes): deflated to about three quarters, so the queue
+        // message (the JSON as it is) stays well under Azure's 64 KiB.
+        var text = System.Text.Encoding.ASCII.GetBytes("Subject: file\r\n\r\n" + Convert.ToBase64String(
+            System.Security.Cryptography.RandomNumberGenerator.GetBytes(35_500), Base64FormattingOptions.InsertLineBreaks));
+        Assert.InRange(text.Length, 47_000, 48 * 1024);
+        var json = QueueJson.Serialize(WithContent(text));
+        Assert.Contains("\"content\":\"deflate:", json);
+        Assert.True(json.Length < 52 * 1024, $"{json.Length} octets of JSON");
+        Assert.Equal(text, QueueJson.Deserialize<IncomingEnvelope>(json).Content);
+        Assert.Equal(text, QueueJson.Deserialize<DeliveryJob>(QueueJson.Serialize(new DeliveryJob
+        {
+            MessageId = "ABC", JobId = "ABC.0", BlobName = "ABC", Sender = "", Recipients = ["c@d.test"],
+            NextHop = new NextHop { Transport = Transport.Smtp, Host = "h", Port = 25 }, ArrivalTime = DateTimeOffset.UnixEpoch, Content = text,
+        })).Content);
+
+        // Random bytes do not deflate: written plain. A plain large content (queued before compression) still reads.
+        var random = System.Security.Cryptography.RandomNumberGenerator.GetBytes(20_000);
+        Assert.DoesNotContain("deflate:", QueueJson.Serialize(WithContent(random)));
+        Assert.Equal(text, QueueJson.Deserialize<IncomingEnvelope>(smallJson.Replace(Convert.ToBase64String(small), Convert.ToBase64String(text))).Content);
+
+        // Damaged or oversized deflated content is a malformed queue message (retried, then poisoned), not a crash.
+        Assert.Throws<InvalidQueueMessageException>(() => QueueJson.Deserialize<IncomingEnvelope>(json.Replace("deflate:", "deflate:AAAA")));
+        var bomb = QueueJson.Serialize(WithContent(new byte[MessageBytesJson.MaxInflated + 1]));
+        Assert.Contains("deflate:", bomb);
+        Assert.Throws<InvalidQueueMessageException>(() => QueueJson.Deserialize<IncomingEnvelope>(bomb));
+    }
+
     [Fact]
     public void Next_hop_serializes_its_transport_by_name()
     {
