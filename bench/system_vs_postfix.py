@@ -40,9 +40,9 @@ Service_ListQueuesSegment) are left out, Messages_Dequeue (receives, empty polls
 from the rest; both per delivered message.
 
 Cold start (before the cases): with Azurite and a sink up, the ingress is spawned and a client retries
-connecting until it gets the first 250 (spawn -> 250; the ingress cleans that small message up itself, so it
-then waits in the delivery queue); a second message over the inline limit (55 KB) goes to the incoming queue
-for the cleanup stage. Then the functions process is spawned with `Mta` logging at Information and timed until cleanup's log line
+connecting until it gets the first 250 (spawn -> 250; the ingress cleans that message up itself, so it then
+waits in the delivery queue); a second ingress with Ingress__CleanupInline=false puts another on the incoming
+queue for the cleanup stage. Then the functions process is spawned with `Mta` logging at Information and timed until cleanup's log line
 (`nrcpt=`), delivery's `status=sent` line (timestamps from the log lines) and the message's arrival at the
 sink (dump file mtime). Target: <= 1 s each.
 
@@ -246,7 +246,7 @@ class Azurite:
 
 
 class Ingress:
-    def __init__(self, storage, sink_port, folder, wait=True):
+    def __init__(self, storage, sink_port, folder, wait=True, settings=None):
         self.port, self.health = free_port(), free_port()
         self.log = os.path.join(folder, "ingress.log")
         env = dict(os.environ)
@@ -260,6 +260,7 @@ class Ingress:
             "Mta__MyHostname": "mta.bench",
             "Logging__LogLevel__Default": "Warning",
         })
+        env.update(settings or {})
         dll = os.path.join(PROGRAMS["ingress"], "Mta.Ingress.dll")
         self.spawned = time.time()
         with open(self.log, "w") as out:
@@ -700,11 +701,13 @@ def cold_start(work):
         result["ingress_spawn_to_listening"] = listening - ingress.spawned
         print(f"  ingress    spawn -> first 250: {result['ingress_spawn_to_250']:.3f} s "
               f"(listening after {result['ingress_spawn_to_listening']:.3f} s, {attempts} connection attempts)")
-        # That message was cleaned up by the ingress and waits on the delivery queue; one over the inline limit
-        # waits on the incoming queue for the cleanup stage.
-        large = msg + ("y" * 76 + "\r\n") * 700
-        with smtplib.SMTP("127.0.0.1", ingress.port, local_hostname="cold.bench", timeout=30) as s:
-            s.sendmail(SENDER, [RECIPIENT], large)
+        # That message was cleaned up by the ingress and waits on the delivery queue. For the cleanup stage, a
+        # second ingress (not timed) that leaves cleanup to it puts one on the incoming queue.
+        second = Ingress(azurite.connection, sink.port, folder, settings={"Ingress__CleanupInline": "false"})
+        with smtplib.SMTP("127.0.0.1", second.port, local_hostname="cold.bench", timeout=30) as s:
+            s.sendmail(SENDER, [RECIPIENT], msg)
+        second.stop()
+        forget(second)
 
         functions = Functions(azurite.connection, sink.port, folder, info_log=True, wait=False)
         ok = sink.wait(2, idle=60)

@@ -104,12 +104,12 @@ public sealed class IngressOptions
     public List<string> TrustedNetworks { get; set; } = [];
 
     /// <summary>
-    /// Run cleanup in the ingress before the <c>250</c> for messages that travel inline (up to 48 KiB), as Postfix's
-    /// smtpd hands each message to cleanup while the client waits: the delivery jobs are queued directly, one queue hop
-    /// (a put, a receive and a delete) less per message, and a content check's REJECT or a mail loop is refused in the
-    /// reply instead of bounced. Larger messages, and any message whose cleanup here fails, go through the
-    /// <c>incoming</c> queue to the cleanup stage. The ingress then needs the cleanup settings and files (checks,
-    /// rewriting, transport and DKIM tables). <c>false</c>: every message goes through the <c>incoming</c> queue.
+    /// Run cleanup in the ingress before the <c>250</c>, as Postfix's smtpd hands each message to cleanup while the
+    /// client waits: the delivery jobs are queued directly, one queue hop (a put, a receive and a delete, and for a
+    /// spooled message the header's download) less per message, and a content check's REJECT or a mail loop is refused
+    /// in the reply instead of bounced. A message whose cleanup here fails part-way goes through the <c>incoming</c>
+    /// queue to the cleanup stage. The ingress then needs the cleanup settings and files (checks, rewriting, transport
+    /// and DKIM tables). <c>false</c>: every message goes through the <c>incoming</c> queue.
     /// </summary>
     public bool CleanupInline { get; set; } = true;
 

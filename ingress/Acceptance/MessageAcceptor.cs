@@ -11,10 +11,10 @@ namespace Mta.Ingress.Acceptance;
 public sealed class StorageUnavailableException(string message, Exception inner) : Exception(message, inner);
 
 /// <summary>
-/// Takes responsibility for a message: a small one is cleaned up here and its delivery jobs queued
-/// (<see cref="IngressOptions.CleanupInline"/>); otherwise bytes to the spool, then the envelope to the
-/// <c>incoming</c> queue (a small message travels inside the envelope). Only when the writes succeeded may
-/// the session answer 250.
+/// Takes responsibility for a message: a large one's bytes to the spool first (a small one travels inside its queue
+/// message), then cleanup here and its delivery jobs queued (<see cref="IngressOptions.CleanupInline"/>), or the
+/// envelope to the <c>incoming</c> queue for the cleanup stage. Only when the writes succeeded may the session
+/// answer 250.
 /// </summary>
 public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, CleanupStage cleanup, IOptions<IngressOptions> options,
     ILogger<MessageAcceptor> log)
@@ -36,22 +36,16 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
     /// </summary>
     public async Task<string?> AcceptAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
     {
+        var cleanupHere = options.Value.CleanupInline;
         // A small message travels inside its queue message: one storage request instead of two.
         if (content.Small(InlineLimit) is { } bytes)
         {
             var whole = envelope with { Content = bytes };
-            if (options.Value.CleanupInline)
+            if (cleanupHere)
             {
-                try
-                {
-                    return await cleanup.ProcessBeforeReplyAsync(whole, ct);
-                }
-                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-                {
-                    // Some jobs may be queued already; the cleanup stage finishes the message and marks its jobs.
-                    log.LogWarning("{QueueId}: cleanup before the reply failed, the message goes to the cleanup stage: {Error}", envelope.Id, e.Message);
-                    whole = whole with { MaybeQueued = true };
-                }
+                var (done, refusal) = await CleanupAsync(whole, default, ct);
+                if (done) return refusal;
+                (whole, envelope, cleanupHere) = (whole with { MaybeQueued = true }, envelope with { MaybeQueued = true }, false);
             }
             try
             {
@@ -62,6 +56,9 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
                 throw new StorageUnavailableException($"queue write failed: {e.Message}", e);
             }
         }
+
+        // The header is read from what the session still holds, not downloaded again.
+        var head = cleanupHere ? content.Head.ToArray() : null;
         try
         {
             await content.CommitAsync(ct);
@@ -70,6 +67,13 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
         {
             throw new StorageUnavailableException($"spool write failed: {e.Message}", e);
         }
+        if (head is not null)
+        {
+            var (done, refusal) = await CleanupAsync(envelope, head, ct);
+            if (done && refusal is not null) await DeleteOrphanAsync(envelope);
+            if (done) return refusal;
+            envelope = envelope with { MaybeQueued = true };
+        }
 
         try
         {
@@ -77,11 +81,35 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            // Without its envelope the blob is an orphan; the client will send the message again.
-            try { await spool.DeleteAsync(envelope.BlobName, CancellationToken.None); }
-            catch (Exception cleanup) { log.LogWarning("{QueueId}: orphan blob not removed: {Error}", envelope.Id, cleanup.Message); }
+            // Without its envelope the blob is an orphan, unless a cleanup run here queued jobs that read it.
+            if (envelope.MaybeQueued) log.LogWarning("{QueueId}: blob kept in the spool: delivery jobs may refer to it", envelope.Id);
+            else await DeleteOrphanAsync(envelope);
             throw new StorageUnavailableException($"queue write failed: {e.Message}", e);
         }
         return null;
+    }
+
+    /// <summary>
+    /// Cleanup here, before the reply: done (with the refusal for the client, if any), or not done because it failed
+    /// and the cleanup stage has to finish the message.
+    /// </summary>
+    private async Task<(bool Done, string? Refusal)> CleanupAsync(IncomingEnvelope envelope, ReadOnlyMemory<byte> head, CancellationToken ct)
+    {
+        try
+        {
+            return (true, await cleanup.ProcessBeforeReplyAsync(envelope, head, ct));
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            // Some jobs may be queued already; the cleanup stage finishes the message and marks its jobs.
+            log.LogWarning("{QueueId}: cleanup before the reply failed, the message goes to the cleanup stage: {Error}", envelope.Id, e.Message);
+            return (false, null);
+        }
+    }
+
+    private async Task DeleteOrphanAsync(IncomingEnvelope envelope)
+    {
+        try { await spool.DeleteAsync(envelope.BlobName, CancellationToken.None); }
+        catch (Exception e) { log.LogWarning("{QueueId}: orphan blob not removed: {Error}", envelope.Id, e.Message); }
     }
 }

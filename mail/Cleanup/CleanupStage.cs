@@ -62,13 +62,19 @@ public sealed class CleanupStage
     /// Returns null when the message is queued (or discarded) and may be acknowledged; otherwise the refusal the client
     /// gets instead of a bounce (a content check's REJECT, too many hops), e.g. <c>554 5.4.6 Error: too many hops</c>.
     /// </summary>
-    public Task<string?> ProcessBeforeReplyAsync(IncomingEnvelope envelope, CancellationToken ct = default)
-        => RunAsync(envelope, envelope.MaybeQueued, refuseInReply: true, ct);
+    /// <param name="envelope">The message; its bytes inline, or already in the spool.</param>
+    /// <param name="head">For a spooled message, its first octets as the ingress still holds them: the header is read
+    /// from them instead of from the spool (when it ends within them).</param>
+    /// <param name="ct">Cancellation.</param>
+    public Task<string?> ProcessBeforeReplyAsync(IncomingEnvelope envelope, ReadOnlyMemory<byte> head = default, CancellationToken ct = default)
+        => RunAsync(envelope, envelope.MaybeQueued, refuseInReply: true, ct, head);
 
-    private async Task<string?> RunAsync(IncomingEnvelope envelope, bool again, bool refuseInReply, CancellationToken ct)
+    private async Task<string?> RunAsync(IncomingEnvelope envelope, bool again, bool refuseInReply, CancellationToken ct, ReadOnlyMemory<byte> head = default)
     {
         Validate(envelope);
         var inline = envelope.Content;
+        // A spooled message's header is read from the octets the ingress still holds, when it ends within them.
+        if (inline is not null || !HeaderEndsWithin(head)) head = default;
 
         HeaderList headers;
         long bodyOffset;
@@ -76,7 +82,9 @@ public sealed class CleanupStage
         Stream stream;
         try
         {
-            stream = inline is not null ? new MemoryStream(inline, writable: false) : await _spool.OpenReadAsync(envelope.BlobName, ct);
+            stream = inline is not null ? new MemoryStream(inline, writable: false)
+                : head.Length > 0 ? new MemoryStream(head.ToArray(), writable: false)
+                : await _spool.OpenReadAsync(envelope.BlobName, ct);
         }
         catch (Azure.RequestFailedException e) when (e.Status == 404 && again)
         {
@@ -177,6 +185,10 @@ public sealed class CleanupStage
         _metrics?.Cleaned(queue == QueueNames.Hold ? "held" : "queued");
         return null;
     }
+
+    /// <summary>True when the blank line that ends the header block lies within <paramref name="head"/>.</summary>
+    private static bool HeaderEndsWithin(ReadOnlyMemory<byte> head)
+        => head.Span.IndexOf("\r\n\r\n"u8) >= 0 || head.Span.StartsWith("\r\n"u8);
 
     /// <summary>
     /// Queues what became of the message: a bounce report for <paramref name="failed"/> recipients and the delivery

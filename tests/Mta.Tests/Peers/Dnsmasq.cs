@@ -25,7 +25,7 @@ public sealed class Dnsmasq : PeerProcess
             {
                 return await StartOnAsync(TestEnvironment.FreeUdpPort(), records);
             }
-            catch (InvalidOperationException) when (attempt < 3) { }
+            catch (InvalidOperationException) when (attempt < 5) { }
         }
     }
 

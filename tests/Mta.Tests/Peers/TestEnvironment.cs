@@ -57,9 +57,20 @@ public static class TestEnvironment
     /// <summary>A UDP port nobody uses right now (for the DNS server).</summary>
     public static int FreeUdpPort()
     {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
+        // Free for TCP as well: a DNS server binds both.
+        for (var attempt = 1; ; attempt++)
+        {
+            using var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            var port = ((IPEndPoint)s.LocalEndPoint!).Port;
+            try
+            {
+                using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                tcp.Bind(new IPEndPoint(IPAddress.Loopback, port));
+                return port;
+            }
+            catch (SocketException) when (attempt < 20) { }
+        }
     }
 
     /// <summary>
