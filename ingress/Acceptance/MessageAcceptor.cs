@@ -58,7 +58,7 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
         }
 
         // The header is read from what the session still holds, not downloaded again.
-        var head = cleanupHere ? content.Head.ToArray() : null;
+        var head = cleanupHere ? HeaderBlock(content.Head) : null;
         try
         {
             await content.CommitAsync(ct);
@@ -105,6 +105,17 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
             log.LogWarning("{QueueId}: cleanup before the reply failed, the message goes to the cleanup stage: {Error}", envelope.Id, e.Message);
             return (false, null);
         }
+    }
+
+    /// <summary>
+    /// The header block (blank line included) at the start of <paramref name="head"/>; empty when it does not end there,
+    /// and cleanup then reads the header from the spool. Only the header is copied: the rest of a large message would
+    /// be a large-object allocation per message.
+    /// </summary>
+    private static byte[] HeaderBlock(ReadOnlySpan<byte> head)
+    {
+        var end = head.IndexOf("\r\n\r\n"u8);
+        return end < 0 ? [] : head[..(end + 4)].ToArray();
     }
 
     private async Task DeleteOrphanAsync(IncomingEnvelope envelope)
