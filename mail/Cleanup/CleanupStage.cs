@@ -58,13 +58,14 @@ public sealed class CleanupStage
 
     /// <summary>
     /// Cleanup while the client waits for its reply, as Postfix's smtpd hands each message to cleanup before it answers:
-    /// the ingress calls this for a message it holds whole, and the jobs go straight to delivery (one queue hop less).
-    /// Returns null when the message is queued (or discarded) and may be acknowledged; otherwise the refusal the client
-    /// gets instead of a bounce (a content check's REJECT, too many hops), e.g. <c>554 5.4.6 Error: too many hops</c>.
+    /// the ingress calls this once the message is stored (inline or in the spool), and the jobs go straight to delivery
+    /// (one queue hop less). Returns null when the message is queued (or discarded) and may be acknowledged; otherwise
+    /// the refusal the client gets instead of a bounce (a content check's REJECT, too many hops), e.g.
+    /// <c>554 5.4.6 Too many hops</c>.
     /// </summary>
     /// <param name="envelope">The message; its bytes inline, or already in the spool.</param>
-    /// <param name="head">For a spooled message, its first octets as the ingress still holds them: the header is read
-    /// from them instead of from the spool (when it ends within them).</param>
+    /// <param name="head">For a spooled message, its header block as the ingress still holds it: read from there instead
+    /// of from the spool (when the blank line that ends it is there).</param>
     /// <param name="ct">Cancellation.</param>
     public Task<string?> ProcessBeforeReplyAsync(IncomingEnvelope envelope, ReadOnlyMemory<byte> head = default, CancellationToken ct = default)
         => RunAsync(envelope, envelope.MaybeQueued, refuseInReply: true, ct, head);
