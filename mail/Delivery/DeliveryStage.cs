@@ -58,8 +58,9 @@ public sealed class DeliveryStage(
         async Task<ReadOnlyMemory<byte>> Load(CancellationToken token)
         {
             if (bytes is { } loaded) return loaded;
-            var stored = job.Content ?? (await spool.ReadAsync(job.BlobName, token)).ToArray();
-            bytes = job.Header is { } header ? Concat(header, stored.AsMemory((int)Math.Min(job.BodyOffset, stored.Length))) : stored;
+            // The downloaded bytes are used where they are: a copy of a large message is one more large-object allocation.
+            var stored = job.Content is { } inline ? inline.AsMemory() : (await spool.ReadAsync(job.BlobName, token)).ToMemory();
+            bytes = job.Header is { } header ? Concat(header, stored[(int)Math.Min(job.BodyOffset, stored.Length)..]) : stored;
             return bytes.Value;
         }
 
