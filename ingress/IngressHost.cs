@@ -45,7 +45,7 @@ public static class IngressHost
         builder.Services.AddSingleton<IngressMetrics>();
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(IngressMetrics.MeterName)
-            .AddMeter(Mta.Mail.Metrics.PipelineMetrics.MeterName) // mta_cleanup_messages_total: cleanup runs here for small messages
+            .AddMeter(Mta.Mail.Metrics.PipelineMetrics.MeterName) // mta_cleanup_messages_total: cleanup runs here
             .AddPrometheusExporter());
 
         var ingress = builder.Configuration.GetSection(IngressOptions.Section).Get<IngressOptions>() ?? new IngressOptions();

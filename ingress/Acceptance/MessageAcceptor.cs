@@ -20,9 +20,9 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
     ILogger<MessageAcceptor> log)
 {
     /// <summary>
-    /// Messages up to this size go inline in the queue message when they fit: the JSON is base64-encoded for the queue
-    /// and must stay under 64 KiB with the envelope, which 48 KiB of mail text does once deflated
-    /// (<see cref="MessageBytesJson"/>). Larger ones, and those that do not compress enough, go to the spool.
+    /// Messages up to this size go inline in the queue message when they fit: the queue message is the JSON as it is and
+    /// must stay under 64 KiB with the envelope, which 48 KiB of mail does once deflated above 16 KiB
+    /// (<see cref="MessageBytesJson"/>). Larger ones, and those that do not fit even so, go to the spool.
     /// </summary>
     public const int InlineLimit = 48 * 1024;
 
