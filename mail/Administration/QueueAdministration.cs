@@ -32,11 +32,11 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
             try { peeked = (await queue.PeekMessagesAsync(32, ct)).Value; }
             catch (RequestFailedException e) when (e.Status == 404) { continue; }
             foreach (var m in peeked)
-                entries.Add(name switch
+                entries.AddRange(name switch
                 {
-                    QueueNames.Incoming => Incoming(QueueJson.Deserialize<IncomingEnvelope>(m.MessageText)),
-                    QueueNames.Bounce => Bounce(QueueJson.Deserialize<BounceJob>(m.MessageText)),
-                    _ => Active(QueueJson.Deserialize<DeliveryJob>(m.MessageText)),
+                    QueueNames.Incoming => [Incoming(QueueJson.Deserialize<IncomingEnvelope>(m.MessageText))],
+                    QueueNames.Bounce => [Bounce(QueueJson.Deserialize<BounceJob>(m.MessageText))],
+                    _ => DeliveryBatch.Parse(m.MessageText).Select(Active),
                 });
         }
         return entries;

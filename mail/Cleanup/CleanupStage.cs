@@ -245,9 +245,14 @@ public sealed class CleanupStage
             if (!stored)
             {
                 var whole = content is not null ? job with { Content = content } : job with { Header = header, BodyOffset = bodyOffset };
-                if (await _queues.TrySendAsync(queue, whole, ct) is { } sent)
+                if (queue == QueueNames.Delivery)
                 {
-                    if (queue == QueueNames.Hold) await _waiting.PutAsync(WaitingMail.Held, whole, sent, why, null, ct);
+                    // Group-committed with other messages' jobs for the same next hop.
+                    if (await _queues.TrySendDeliveryAsync(whole, ct)) continue;
+                }
+                else if (await _queues.TrySendAsync(queue, whole, ct) is { } sent)
+                {
+                    await _waiting.PutAsync(WaitingMail.Held, whole, sent, why, null, ct);
                     continue;
                 }
 
@@ -264,6 +269,7 @@ public sealed class CleanupStage
                 stored = true;
             }
             var onBlob = job with { BlobName = blob };
+            if (queue == QueueNames.Delivery && await _queues.TrySendDeliveryAsync(onBlob, ct)) continue;
             var receipt = await _queues.SendAsync(queue, onBlob, ct);
             if (queue == QueueNames.Hold) await _waiting.PutAsync(WaitingMail.Held, onBlob, receipt, why, null, ct);
         }

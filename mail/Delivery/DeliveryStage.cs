@@ -30,6 +30,50 @@ public sealed class DeliveryStage(
     TimeProvider clock,
     ILogger<DeliveryStage> log)
 {
+    /// <summary>How long a batch's jobs are delivered one after another before the rest go back to the queue for any worker.</summary>
+    internal static readonly TimeSpan BatchTimeBudget = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Processes one message from the <c>delivery</c> queue: a job, or a batch of jobs for one next hop
+    /// (<see cref="DeliveryBatch"/>), delivered one after another so that they share the cached connection. A job that
+    /// fails in a batch does not make its neighbours retry: it goes back on the queue on its own (marked as a possible
+    /// twin, since it may have got as far as delivering), where the trigger's retries and poison queue deal with it alone.
+    /// A batch still running after a minute puts its remaining jobs back as one message, so no batch nears the
+    /// function timeout however slow its destination is.
+    /// </summary>
+    public async Task ProcessAsync(IReadOnlyList<DeliveryJob> jobs, CancellationToken ct = default, long dequeueCount = 1)
+    {
+        if (jobs.Count == 1)
+        {
+            await ProcessAsync(jobs[0], ct, dequeueCount);
+            return;
+        }
+        var started = clock.GetTimestamp();
+        var failed = new List<DeliveryJob>();
+        for (var n = 0; n < jobs.Count; n++)
+        {
+            if (n > 0 && clock.GetElapsedTime(started) > BatchTimeBudget)
+            {
+                var rest = jobs.Skip(n).Select(j => j with { MaybeDuplicate = true }).Select(QueueJson.Serialize).ToList();
+                await queues.SendTextAsync(QueueNames.Delivery, DeliveryBatch.Join(rest), null, ct);
+                log.LogInformation("{QueueId}: {Count} jobs of a batch put back after {Seconds:0}s of delivering", jobs[n].MessageId, rest.Count, clock.GetElapsedTime(started).TotalSeconds);
+                break;
+            }
+            try
+            {
+                await ProcessAsync(jobs[n], ct, dequeueCount);
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                log.LogWarning("warning: {QueueId}: job {JobId} failed in a batch of {Count}, queued again on its own: {Error}",
+                    jobs[n].MessageId, jobs[n].JobId, jobs.Count, e.Message);
+                failed.Add(jobs[n]);
+            }
+        }
+        foreach (var job in failed)
+            await queues.SendAsync(QueueNames.Delivery, job with { MaybeDuplicate = true }, ct);
+    }
+
     /// <summary>
     /// Processes one job from the <c>delivery</c> or <c>deferred</c> queue. <paramref name="dequeueCount"/> above 1
     /// means a worker took this queue message before and may have finished it: the completion record decides.

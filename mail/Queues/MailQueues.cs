@@ -25,6 +25,7 @@ public sealed class MailQueues
 
     private readonly QueueServiceClient _service;
     private readonly Dictionary<string, QueueClient> _queues = new();
+    private readonly DeliveryBatcher _delivery;
 
     /// <summary>Creates the producer for a storage account.</summary>
     public MailQueues(StorageConnection storage, QueueClientOptions? options = null)
@@ -34,6 +35,7 @@ public sealed class MailQueues
         _service = storage.QueueService(options);
         foreach (var name in QueueNames.All)
             _queues[name] = _service.GetQueueClient(name);
+        _delivery = new DeliveryBatcher((text, ct) => SendTextAsync(QueueNames.Delivery, text, null, ct));
     }
 
     /// <summary>The client for one of the system's queues.</summary>
@@ -82,13 +84,21 @@ public sealed class MailQueues
     }
 
     /// <summary>
+    /// Puts a fresh delivery job on the <c>delivery</c> queue, together with other jobs for its next hop that are ready at
+    /// the same time (group commit, see <see cref="DeliveryBatcher"/>). False (and nothing sent) when the job does not fit
+    /// in a queue message on its own.
+    /// </summary>
+    public Task<bool> TrySendDeliveryAsync(DeliveryJob job, CancellationToken ct = default) => _delivery.TrySendAsync(job, ct);
+
+    /// <summary>
     /// Serializes <paramref name="message"/> and puts it on <paramref name="queue"/>, visible after <paramref name="delay"/>.
     /// The receipt (message id and pop receipt) lets an operator change or delete the message later without seeing it.
     /// </summary>
     public Task<SendReceipt> SendAsync<T>(string queue, T message, CancellationToken ct = default, TimeSpan? delay = null)
         => SendTextAsync(queue, QueueJson.Serialize(message), delay, ct);
 
-    private async Task<SendReceipt> SendTextAsync(string queue, string text, TimeSpan? delay, CancellationToken ct)
+    /// <summary>Puts a queue message's text, already serialized, on <paramref name="queue"/>.</summary>
+    public async Task<SendReceipt> SendTextAsync(string queue, string text, TimeSpan? delay, CancellationToken ct)
     {
         var client = Get(queue);
         try

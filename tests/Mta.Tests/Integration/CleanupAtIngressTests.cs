@@ -18,7 +18,8 @@ public sealed class CleanupAtIngressTests
     {
         var client = new QueueClient(storage, queue, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
         if (!(await client.ExistsAsync()).Value) return [];
-        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.Select(m => QueueJson.Deserialize<T>(m.MessageText)).ToList();
+        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.SelectMany(m => typeof(T) == typeof(DeliveryJob)
+            ? DeliveryBatch.Parse(m.MessageText).Cast<T>() : [QueueJson.Deserialize<T>(m.MessageText)]).ToList();
     }
 
     [SkippableFact]

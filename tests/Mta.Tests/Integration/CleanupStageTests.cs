@@ -73,7 +73,8 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
     private async Task<List<T>> Queued<T>(string queue) where T : class
     {
         var client = new QueueClient(storage.Azurite.ConnectionString, queue, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.Select(m => QueueJson.Deserialize<T>(m.MessageText)).ToList();
+        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.SelectMany(m => typeof(T) == typeof(DeliveryJob)
+            ? DeliveryBatch.Parse(m.MessageText).Cast<T>() : [QueueJson.Deserialize<T>(m.MessageText)]).ToList();
     }
 
     /// <summary>The bytes delivery will send for a job.</summary>

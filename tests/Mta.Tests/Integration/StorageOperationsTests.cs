@@ -65,8 +65,8 @@ public sealed class StorageOperationsTests(ITestOutputHelper output)
         var work = counts.Where(kv => kv.Key != "Messages_Dequeue" && !Overhead.Contains(kv.Key)).Sum(kv => kv.Value);
         output.WriteLine($"{size} B, shaping {shaping}: {work / (double)messages:0.00} requests per message besides receives ({receives} receives, polls included)");
 
-        // Cleaned up by the ingress: put on the delivery queue only, never on incoming.
-        Assert.Equal(messages, counts.GetValueOrDefault("Messages_Enqueue"));
+        // Cleaned up by the ingress: put on the delivery queue only, never on incoming; jobs ready together share a put.
+        Assert.InRange(counts.GetValueOrDefault("Messages_Enqueue"), 1, messages);
         Assert.True(work <= limit * messages, $"{work / (double)messages:0.00} requests per message (limit {limit})");
     }
 }

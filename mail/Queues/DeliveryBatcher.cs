@@ -1,0 +1,78 @@
+using Mta.Mail.Contracts;
+
+namespace Mta.Mail.Queues;
+
+/// <summary>
+/// Group commit for the <c>delivery</c> queue: jobs for the same next hop that become ready while a put for that hop is
+/// under way go together in the next queue message (a <see cref="DeliveryBatch"/>), up to
+/// <see cref="DeliveryBatch.MaxJobs"/> jobs and the 64 KiB a queue message holds. A lone job goes at once, in a put of
+/// its own, so batching adds no wait when there is no load; under load each put, receive and delete carries many jobs.
+/// A caller's job is on the queue when its task completes; when the put fails, every job in it gets the error.
+/// </summary>
+internal sealed class DeliveryBatcher(Func<string, CancellationToken, Task> put)
+{
+    private sealed record Pending(string Text, int Bytes, TaskCompletionSource Done);
+
+    // One lane per next hop, with at most one put under way; created on demand, dropped when drained.
+    private sealed class Lane
+    {
+        public readonly Queue<Pending> Waiting = new();
+    }
+
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, Lane> _lanes = new();
+
+    /// <summary>Queues <paramref name="job"/>; false (and nothing queued) when it does not fit in a queue message alone.</summary>
+    public async Task<bool> TrySendAsync(DeliveryJob job, CancellationToken ct)
+    {
+        var text = QueueJson.Serialize(job);
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(text);
+        if (bytes > MailQueues.MaxMessageText) return false;
+        var pending = new Pending(text, bytes, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        var key = job.NextHop.ToString();
+        Lane? start = null;
+        lock (_gate)
+        {
+            if (!_lanes.TryGetValue(key, out var lane))
+                _lanes[key] = start = lane = new Lane();
+            lane.Waiting.Enqueue(pending);
+        }
+        if (start is not null) _ = Task.Run(() => WriteAsync(key, start), CancellationToken.None);
+        // The put goes on if this caller gives up waiting: it must not take the other jobs of its batch down with it.
+        await pending.Done.Task.WaitAsync(ct);
+        return true;
+    }
+
+    // The lane's one writer: whatever piled up during a put goes in the next one.
+    private async Task WriteAsync(string key, Lane lane)
+    {
+        while (true)
+        {
+            var batch = new List<Pending>();
+            lock (_gate)
+            {
+                var bytes = 0;
+                while (lane.Waiting.TryPeek(out var next) && batch.Count < DeliveryBatch.MaxJobs
+                       && DeliveryBatch.JoinedLength(batch.Count + 1, bytes + next.Bytes) <= MailQueues.MaxMessageText)
+                {
+                    batch.Add(lane.Waiting.Dequeue());
+                    bytes += next.Bytes;
+                }
+                if (batch.Count == 0)
+                {
+                    _lanes.Remove(key);
+                    return;
+                }
+            }
+            try
+            {
+                await put(DeliveryBatch.Join(batch.Select(p => p.Text).ToList()), CancellationToken.None);
+                foreach (var p in batch) p.Done.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                foreach (var p in batch) p.Done.TrySetException(e);
+            }
+        }
+    }
+}
