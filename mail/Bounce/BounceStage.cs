@@ -66,7 +66,7 @@ public sealed class BounceStage(
         byte[] original;
         try
         {
-            original = job.Content ?? (await spool.ReadAsync(job.BlobName, ct)).ToArray();
+            original = job.Content ?? await spool.ReadAsync(job.BlobName, ct);
         }
         catch (Azure.RequestFailedException e) when (e.Status == 404 && job.Reference is not null)
         {

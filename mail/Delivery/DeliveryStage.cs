@@ -31,7 +31,7 @@ public sealed class DeliveryStage(
     ILogger<DeliveryStage> log)
 {
     /// <summary>How long a batch's jobs are delivered one after another before the rest go back to the queue for any worker.</summary>
-    internal static readonly TimeSpan BatchTimeBudget = TimeSpan.FromSeconds(60);
+    internal TimeSpan BatchTimeBudget { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// Processes one message from the <c>delivery</c> queue: a job, or a batch of jobs for one next hop
@@ -50,18 +50,21 @@ public sealed class DeliveryStage(
         }
         var started = clock.GetTimestamp();
         var failed = new List<DeliveryJob>();
+        // Completion records are awaited together at the end: the batch's records then share table transactions, and
+        // no job waits for the one before it to be recorded. All are written before the batch's queue message goes.
+        var records = new List<Task>();
         for (var n = 0; n < jobs.Count; n++)
         {
             if (n > 0 && clock.GetElapsedTime(started) > BatchTimeBudget)
             {
                 var rest = jobs.Skip(n).Select(j => j with { MaybeDuplicate = true }).Select(QueueJson.Serialize).ToList();
                 await queues.SendTextAsync(QueueNames.Delivery, DeliveryBatch.Join(rest), null, ct);
-                log.LogInformation("{QueueId}: {Count} jobs of a batch put back after {Seconds:0}s of delivering", jobs[n].MessageId, rest.Count, clock.GetElapsedTime(started).TotalSeconds);
+                log.LogInformation("{QueueId}: batch past its time budget after {Seconds:0}s: {Count} job(s) put back", jobs[n].MessageId, clock.GetElapsedTime(started).TotalSeconds, rest.Count);
                 break;
             }
             try
             {
-                await ProcessAsync(jobs[n], ct, dequeueCount);
+                await ProcessAsync(jobs[n], ct, dequeueCount, QueueNames.Delivery, records);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
@@ -70,6 +73,7 @@ public sealed class DeliveryStage(
                 failed.Add(jobs[n]);
             }
         }
+        await Task.WhenAll(records);
         foreach (var job in failed)
             await queues.SendAsync(QueueNames.Delivery, job with { MaybeDuplicate = true }, ct);
     }
@@ -82,7 +86,11 @@ public sealed class DeliveryStage(
     /// <param name="ct">Cancelled when the worker stops.</param>
     /// <param name="dequeueCount">How many times the queue message has been received.</param>
     /// <param name="queue">The queue the job came from: a job whose destination is busy goes back there.</param>
-    public async Task ProcessAsync(DeliveryJob job, CancellationToken ct = default, long dequeueCount = 1, string queue = QueueNames.Delivery)
+    public Task ProcessAsync(DeliveryJob job, CancellationToken ct = default, long dequeueCount = 1, string queue = QueueNames.Delivery)
+        => ProcessAsync(job, ct, dequeueCount, queue, records: null);
+
+    // With records given, the job's completion record is added there for the caller to await instead of awaited here.
+    private async Task ProcessAsync(DeliveryJob job, CancellationToken ct, long dequeueCount, string queue, List<Task>? records)
     {
         if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
             throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
@@ -102,9 +110,11 @@ public sealed class DeliveryStage(
         async Task<ReadOnlyMemory<byte>> Load(CancellationToken token)
         {
             if (bytes is { } loaded) return loaded;
-            // The downloaded bytes are used where they are: a copy of a large message is one more large-object allocation.
-            var stored = job.Content is { } inline ? inline.AsMemory() : (await spool.ReadAsync(job.BlobName, token)).ToMemory();
-            bytes = job.Header is { } header ? Concat(header, stored[(int)Math.Min(job.BodyOffset, stored.Length)..]) : stored;
+            // A spooled message is downloaded from where its body starts straight in behind the new header: one array.
+            if (job.Content is { } inline)
+                bytes = job.Header is { } header ? Concat(header, inline.AsMemory((int)Math.Min(job.BodyOffset, inline.Length))) : inline;
+            else
+                bytes = await spool.ReadAsync(job.BlobName, job.Header, job.Header is null ? 0 : job.BodyOffset, token);
             return bytes.Value;
         }
 
@@ -217,7 +227,9 @@ public sealed class DeliveryStage(
         }
         if (closed)
             await DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
-        await completions.RecordAsync(job, ct);
+        var record = completions.RecordAsync(job, ct);
+        if (records is null) await record;
+        else records.Add(record);
     }
 
     /// <summary>

@@ -58,14 +58,20 @@ public sealed class MessageSpool
         var blob = _container.GetBlockBlobClient(name);
         try
         {
-            await blob.StageBlockAsync(BlockId(index), new MemoryStream(block.ToArray(), writable: false), cancellationToken: ct);
+            await blob.StageBlockAsync(BlockId(index), AsStream(block), cancellationToken: ct);
         }
         catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound)
         {
             await _container.CreateIfNotExistsAsync(cancellationToken: ct);
-            await blob.StageBlockAsync(BlockId(index), new MemoryStream(block.ToArray(), writable: false), cancellationToken: ct);
+            await blob.StageBlockAsync(BlockId(index), AsStream(block), cancellationToken: ct);
         }
     }
+
+    // The block as a stream over its own bytes (no copy); the upload is over before the caller reuses them.
+    private static MemoryStream AsStream(ReadOnlyMemory<byte> block)
+        => System.Runtime.InteropServices.MemoryMarshal.TryGetArray(block, out var segment)
+            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
+            : new MemoryStream(block.ToArray(), writable: false);
 
     /// <summary>Makes blocks 0..count-1 the message, once: fails if the name is taken.</summary>
     public Task CommitBlocksAsync(string name, int count, CancellationToken ct = default)
@@ -90,8 +96,32 @@ public sealed class MessageSpool
         => (await _container.GetBlobClient(name).DownloadStreamingAsync(new BlobDownloadOptions { Range = new Azure.HttpRange(offset, length) }, ct)).Value.Content;
 
     /// <summary>Reads a stored message whole (for messages that are sent in one piece anyway).</summary>
-    public async Task<BinaryData> ReadAsync(string name, CancellationToken ct = default)
-        => (await _container.GetBlobClient(name).DownloadContentAsync(ct)).Value.Content;
+    public Task<byte[]> ReadAsync(string name, CancellationToken ct = default) => ReadAsync(name, default, 0, ct);
+
+    /// <summary>
+    /// Reads a stored message from <paramref name="offset"/> on, after <paramref name="prefix"/>, into one array made at
+    /// its final size (the download says its length): a large message costs one allocation and no copy of itself,
+    /// where a growing buffer and a concatenation would cost several large-object allocations and the collections
+    /// they bring.
+    /// </summary>
+    public async Task<byte[]> ReadAsync(string name, ReadOnlyMemory<byte> prefix, long offset, CancellationToken ct = default)
+    {
+        var options = offset > 0 ? new BlobDownloadOptions { Range = new HttpRange(offset) } : null;
+        BlobDownloadStreamingResult download;
+        try
+        {
+            download = (await _container.GetBlobClient(name).DownloadStreamingAsync(options, ct)).Value;
+        }
+        catch (RequestFailedException e) when (e.Status == 416 && offset > 0)
+        {
+            return prefix.ToArray(); // nothing after the offset: a message without a body
+        }
+        await using var content = download.Content;
+        var all = new byte[prefix.Length + download.Details.ContentLength];
+        prefix.CopyTo(all);
+        await content.ReadExactlyAsync(all.AsMemory(prefix.Length), ct);
+        return all;
+    }
 
     /// <summary>Removes a message; a missing blob is not an error (delete is idempotent).</summary>
     public Task DeleteAsync(string name, CancellationToken ct = default)

@@ -80,7 +80,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
     /// <summary>The bytes delivery will send for a job.</summary>
     private async Task<byte[]> Sent(DeliveryJob job)
     {
-        var stored = job.Content ?? (await new MessageSpool(Storage).ReadAsync(job.BlobName)).ToArray();
+        var stored = job.Content ?? await new MessageSpool(Storage).ReadAsync(job.BlobName);
         return job.Header is null ? stored : [.. job.Header, .. stored.AsSpan((int)job.BodyOffset)];
     }
 

@@ -1,6 +1,7 @@
 using System.Text;
 using Azure.Storage.Queues;
-using Mta.Mail.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Mta.Mail.Delivery;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
 using Mta.Tests.Peers;
@@ -67,6 +68,43 @@ public sealed class DeliveryBatchIntegrationTests
         Assert.Empty(functions.Log.Matching("failed in a batch"));
     }
 
+    private static DeliveryJob Job(int port, string id, params string[] recipients) => new()
+    {
+        MessageId = id, JobId = id + ".0", BlobName = id, Sender = "a@sender.test", Recipients = recipients,
+        NextHop = new NextHop { Transport = Transport.Smtp, Host = "127.0.0.1", Port = port },
+        ArrivalTime = DateTimeOffset.UtcNow, Content = Encoding.ASCII.GetBytes($"Subject: {id}\r\n\r\nbody {id}\r\n"),
+    };
+
+    private static async Task<QueueClient> PutAsync(string storage, params DeliveryJob[] jobs)
+    {
+        var delivery = Queue(storage, QueueNames.Delivery);
+        await delivery.CreateIfNotExistsAsync();
+        await delivery.SendMessageAsync(DeliveryBatch.Join(jobs.Select(QueueJson.Serialize).ToList()));
+        return delivery;
+    }
+
+    [SkippableFact]
+    public async Task A_batch_past_its_time_budget_puts_the_rest_back_and_each_job_is_delivered_once()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
+        // No time at all: each run delivers one job and puts the others back, as a batch past a minute would.
+        mta.Functions.Services.GetRequiredService<DeliveryStage>().BatchTimeBudget = TimeSpan.Zero;
+
+        var delivery = await PutAsync(azurite.ConnectionString, Job(sink.Port, "ONE", "u1@example.test"),
+            Job(sink.Port, "TWO", "u2@example.test"), Job(sink.Port, "THREE", "u3@example.test"));
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Count >= 3), TimeSpan.FromSeconds(60)));
+        await Task.Delay(1000);
+        var dumps = sink.Dumps();
+        Assert.Equal(3, dumps.Count);
+        foreach (var id in new[] { "ONE", "TWO", "THREE" })
+            Assert.Single(dumps, d => d.Contains("body " + id));
+        Assert.Single(mta.Log.Matching("TWO: batch past its time budget", "2 job(s) put back"));
+        Assert.Single(mta.Log.Matching("THREE: batch past its time budget", "1 job(s) put back"));
+        Assert.Equal(0, (await delivery.GetPropertiesAsync()).Value.ApproximateMessagesCount);
+    }
+
     [SkippableFact]
     public async Task A_bad_job_in_a_batch_goes_to_the_poison_queue_alone_and_the_others_are_delivered()
     {
@@ -77,18 +115,9 @@ public sealed class DeliveryBatchIntegrationTests
             ["AzureWebJobs:extensions:queues:visibilityTimeout"] = "00:00:00",
         }, ingress: false);
 
-        var hop = new NextHop { Transport = Transport.Smtp, Host = "127.0.0.1", Port = sink.Port };
-        DeliveryJob Job(string id, params string[] recipients) => new()
-        {
-            MessageId = id, JobId = id + ".0", BlobName = id, Sender = "a@sender.test", Recipients = recipients, NextHop = hop,
-            ArrivalTime = DateTimeOffset.UtcNow, Content = Encoding.ASCII.GetBytes($"Subject: {id}\r\n\r\nbody {id}\r\n"),
-        };
         // The middle job has no recipients: a malformed job, refused every time it is tried.
-        var batch = DeliveryBatch.Join(new[] { Job("GOOD1", "u1@example.test"), Job("BAD", []), Job("GOOD2", "u2@example.test") }
-            .Select(QueueJson.Serialize).ToList());
-        var delivery = Queue(azurite.ConnectionString, QueueNames.Delivery);
-        await delivery.CreateIfNotExistsAsync();
-        await delivery.SendMessageAsync(batch);
+        var delivery = await PutAsync(azurite.ConnectionString, Job(sink.Port, "GOOD1", "u1@example.test"), Job(sink.Port, "BAD"),
+            Job(sink.Port, "GOOD2", "u2@example.test"));
 
         var poison = Queue(azurite.ConnectionString, QueueNames.Delivery + "-poison");
         Assert.True(await TestEnvironment.EventuallyAsync(async () =>
