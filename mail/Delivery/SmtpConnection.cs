@@ -213,12 +213,7 @@ public sealed class SmtpConnection : IAsyncDisposable
             }
             using (var limit = Limit(ct, _timeout + TimeSpan.FromSeconds(message.Length / 1024.0))) // ~1 KiB/s at least
             {
-                using (var filtered = new FilteredStream(_stream))
-                {
-                    filtered.Add(new SmtpDataFilter());
-                    await filtered.WriteAsync(message, limit.Token);
-                    await filtered.FlushAsync(limit.Token);
-                }
+                await WriteDotStuffedAsync(message, limit.Token);
                 var end = message.Length > 0 && message.Span[^1] == (byte)'\n' ? ".\r\n"u8.ToArray() : "\r\n.\r\n"u8.ToArray();
                 await _stream.WriteAsync(end, limit.Token);
                 await _stream.FlushAsync(limit.Token);
@@ -243,6 +238,25 @@ public sealed class SmtpConnection : IAsyncDisposable
                 results[r] = new RecipientResult(r, RecipientStatus.Deferred, $"4.4.2 lost connection with {Relay}: {why}", Relay);
         }
         return job.Recipients.Select(r => results[r]).ToList();
+    }
+
+    // Pieces of at most 32 KiB: the filter's output buffer stays below the large-object heap's 85,000 bytes.
+    private const int DataPiece = 32 * 1024;
+
+    /// <summary>
+    /// The message as DATA, dot-stuffed by MimeKit's <see cref="SmtpDataFilter"/> fed in pieces straight from where the
+    /// message lies. A <see cref="FilteredStream"/> over the whole message would copy all of it into one filter buffer,
+    /// a large-object allocation for every message over 85 KB.
+    /// </summary>
+    private async Task WriteDotStuffedAsync(ReadOnlyMemory<byte> message, CancellationToken ct)
+    {
+        var input = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(message, out var segment) ? segment : new ArraySegment<byte>(message.ToArray());
+        var filter = new SmtpDataFilter();
+        for (var at = 0; at < input.Count; at += DataPiece)
+        {
+            var output = filter.Filter(input.Array!, input.Offset + at, Math.Min(DataPiece, input.Count - at), out var index, out var length);
+            await _stream.WriteAsync(output.AsMemory(index, length), ct);
+        }
     }
 
     private string MailCommand(DeliveryJob job, ReadOnlyMemory<byte> message, bool smtpUtf8)
