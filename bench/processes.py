@@ -46,3 +46,29 @@ def rss_of(pid):
     except (FileNotFoundError, ProcessLookupError):
         pass
     return 0.0
+
+
+def jit_cpu_of(pid):
+    """CPU seconds per thread of .NET's tiered-compilation worker (thread name ".NET Tiered Com…"), by thread id:
+    the background recompilation of hot methods. While it runs a process is not in its steady state."""
+    out = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                name, rest = f.read().split("(", 1)[1].rsplit(")", 1)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if name.startswith(".NET Tiered Com"):
+            fields = rest.split()
+            out[tid] = (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+def jit_cpu_between(before, after):
+    """The tiered-compilation CPU spent between two jit_cpu_of readings (a worker that started in between counts
+    whole; one that exited in between is lost, which only happens once it has been idle for seconds)."""
+    return sum(cpu - before.get(tid, 0.0) for tid, cpu in after.items())
