@@ -107,14 +107,16 @@ public sealed class DeliveryStage(
         // Cleanup's header, then the stored bytes from where the original header ended. Read when a connection is ready
         // for it, so a job put back for a busy destination has cost no read.
         ReadOnlyMemory<byte>? bytes = null;
+        SpooledBytes? spooled = null;
         async Task<ReadOnlyMemory<byte>> Load(CancellationToken token)
         {
             if (bytes is { } loaded) return loaded;
-            // A spooled message is downloaded from where its body starts straight in behind the new header: one array.
+            // A spooled message is downloaded from where its body starts straight in behind the new header, into a
+            // pooled buffer given back once the delivery attempt is over.
             if (job.Content is { } inline)
                 bytes = job.Header is { } header ? Concat(header, inline.AsMemory((int)Math.Min(job.BodyOffset, inline.Length))) : inline;
             else
-                bytes = await spool.ReadAsync(job.BlobName, job.Header, job.Header is null ? 0 : job.BodyOffset, token);
+                bytes = (spooled = await spool.ReadAsync(job.BlobName, job.Header, job.Header is null ? 0 : job.BodyOffset, token)).Memory;
             return bytes.Value;
         }
 
@@ -142,6 +144,11 @@ public sealed class DeliveryStage(
             if (await references.OpenReferencesAsync(job.MessageId, ct) is not null) throw;
             log.LogInformation("{QueueId}: job {JobId} was finished before and its message is gone from the spool: not delivered again", job.MessageId, job.JobId);
             return;
+        }
+        finally
+        {
+            // Every send has been awaited (or its connection is broken and closed): nothing reads the buffer now.
+            spooled?.Dispose();
         }
         // Past its lifetime a job is not put back: it goes the way of every expired deferral (a bounce).
         if (results.All(r => r.PostponedFor is not null) && !retries.Expired(job.ArrivalTime, clock.GetUtcNow()))

@@ -96,15 +96,19 @@ public sealed class MessageSpool
         => (await _container.GetBlobClient(name).DownloadStreamingAsync(new BlobDownloadOptions { Range = new Azure.HttpRange(offset, length) }, ct)).Value.Content;
 
     /// <summary>Reads a stored message whole (for messages that are sent in one piece anyway).</summary>
-    public Task<byte[]> ReadAsync(string name, CancellationToken ct = default) => ReadAsync(name, default, 0, ct);
+    public async Task<byte[]> ReadAsync(string name, CancellationToken ct = default)
+    {
+        using var read = await ReadAsync(name, default, 0, ct);
+        return read.Memory.ToArray();
+    }
 
     /// <summary>
-    /// Reads a stored message from <paramref name="offset"/> on, after <paramref name="prefix"/>, into one array made at
-    /// its final size (the download says its length): a large message costs one allocation and no copy of itself,
-    /// where a growing buffer and a concatenation would cost several large-object allocations and the collections
-    /// they bring.
+    /// Reads a stored message from <paramref name="offset"/> on, after <paramref name="prefix"/>, into one buffer
+    /// rented at its final size (the download says its length), to be given back by disposing it once sent. Delivery
+    /// reads every spooled message this way: a new array each time would be a large-object allocation per message,
+    /// and the background collections those bring.
     /// </summary>
-    public async Task<byte[]> ReadAsync(string name, ReadOnlyMemory<byte> prefix, long offset, CancellationToken ct = default)
+    public async Task<SpooledBytes> ReadAsync(string name, ReadOnlyMemory<byte> prefix, long offset, CancellationToken ct = default)
     {
         var options = offset > 0 ? new BlobDownloadOptions { Range = new HttpRange(offset) } : null;
         BlobDownloadStreamingResult download;
@@ -114,13 +118,24 @@ public sealed class MessageSpool
         }
         catch (RequestFailedException e) when (e.Status == 416 && offset > 0)
         {
-            return prefix.ToArray(); // nothing after the offset: a message without a body
+            // Nothing after the offset: a message without a body.
+            var header = new SpooledBytes(prefix.Length);
+            prefix.CopyTo(header.Buffer);
+            return header;
         }
         await using var content = download.Content;
-        var all = new byte[prefix.Length + download.Details.ContentLength];
-        prefix.CopyTo(all);
-        await content.ReadExactlyAsync(all.AsMemory(prefix.Length), ct);
-        return all;
+        var all = new SpooledBytes(checked((int)(prefix.Length + download.Details.ContentLength)));
+        try
+        {
+            prefix.CopyTo(all.Buffer);
+            await content.ReadExactlyAsync(all.Buffer.AsMemory(prefix.Length, all.Length - prefix.Length), ct);
+            return all;
+        }
+        catch
+        {
+            all.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Removes a message; a missing blob is not an error (delete is idempotent).</summary>
