@@ -25,7 +25,10 @@ public static class IngressHost
     /// <summary>Creates the application; <paramref name="settings"/> override configuration (tests use it).</summary>
     public static WebApplication Build(string[] args, IDictionary<string, string?>? settings = null, Action<ILoggingBuilder>? logging = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(args);
+        // The content root is where the program is, not the working directory: appsettings.json is found wherever the
+        // ingress is started from, and the watch that reloads it covers the program's folder only (rooted at a
+        // checkout it put inotify watches on every folder below, node_modules included: seconds of start-up).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
@@ -86,24 +89,23 @@ public static class IngressHost
     }
 
     /// <summary>
-    /// Creates the queues and the spool container at start. If storage is down the ingress still
-    /// starts and answers 451 until it is back: refusing to start would turn a storage blip into an outage.
+    /// Creates the queues and the spool container at start, beside the listeners rather than before them: the writes
+    /// create a missing queue or container themselves, so a pod scaled out takes mail as soon as it listens. If storage
+    /// is down the ingress still starts and answers 451 until it is back: refusing to start would turn a storage blip
+    /// into an outage.
     /// </summary>
-    private sealed class StorageSetup(MailQueues queues, MessageSpool spool, ILogger<StorageSetup> log) : IHostedService
+    private sealed class StorageSetup(MailQueues queues, MessageSpool spool, ILogger<StorageSetup> log) : BackgroundService
     {
-        public async Task StartAsync(CancellationToken ct)
+        protected override async Task ExecuteAsync(CancellationToken ct)
         {
             try
             {
-                await queues.CreateIfNotExistsAsync(ct);
-                await spool.CreateIfNotExistsAsync(ct);
+                await Task.WhenAll(queues.CreateIfNotExistsAsync(ct), spool.CreateIfNotExistsAsync(ct));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 log.LogWarning("storage not ready, mail will be deferred with 451 until it is: {Error}", e.Message);
             }
         }
-
-        public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
     }
 }

@@ -62,11 +62,8 @@ public sealed class MailQueues
     /// <summary>Creates the queues (and their poison queues) if they do not exist yet.</summary>
     public async Task CreateIfNotExistsAsync(CancellationToken ct = default)
     {
-        foreach (var name in QueueNames.All)
-        {
-            await _service.GetQueueClient(name).CreateIfNotExistsAsync(cancellationToken: ct);
-            await _service.GetQueueClient(name + "-poison").CreateIfNotExistsAsync(cancellationToken: ct);
-        }
+        await Task.WhenAll(QueueNames.All.SelectMany(name => new[] { name, name + "-poison" })
+            .Select(name => _service.GetQueueClient(name).CreateIfNotExistsAsync(cancellationToken: ct)));
     }
 
     /// <summary>Azure Storage's largest queue message: 64 KiB of text.</summary>
