@@ -244,7 +244,7 @@ public sealed class SmtpConnection : IAsyncDisposable
     private const int DataPiece = 32 * 1024;
 
     /// <summary>
-    /// The message as DATA, dot-stuffed by MimeKit's <see cref="SmtpDataFilter"/> fed in pieces straight from where the
+    /// The message as DATA, dot-stuffed by MailKit's <see cref="SmtpDataFilter"/> fed in pieces straight from where the
     /// message lies. A <see cref="FilteredStream"/> over the whole message would copy all of it into one filter buffer,
     /// a large-object allocation for every message over 85 KB.
     /// </summary>
