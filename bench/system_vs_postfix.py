@@ -15,10 +15,10 @@ Cases (`--cases` picks some, by number or name): 2 KiB and 100 KiB bodies (smtp-
 per message (-r) x 20 and 100 sessions (-s). Every case starts both systems afresh (new Azurite folder, new
 Postfix queue, a new smtp-sink dumping every transaction to its own file), sends a warm-up batch with the
 case's parameters and waits until the sink has it all (JIT, Postfix's process pool and caches; its CPU is reported
-on its own line). Ours then gets further warm-up rounds (half a batch each) until neither .NET process spends more
-than 3 % of its CPU in a round on tiered recompilation, the background JIT that replaces first-tier code of hot
-methods: a count of messages is no measure of that (after 2,500 messages of 2 KiB it was still more than half of
-both processes' CPU; it settled after about 10,000). The CPU those rounds took and the recompilation's share are
+on its own line). Ours then gets further warm-up rounds (about 3 s of traffic each) until neither .NET process
+spends more than 5 % of its CPU in a round on tiered recompilation, the background JIT that replaces first-tier code
+of hot methods: a count of messages is no measure of that (after 2,500 messages of 2 KiB it was still more than half
+of both processes' CPU; it settled after 25-50 s of load, 8,000-30,000 messages). The CPU those rounds took and the recompilation's share are
 printed: that is what each new replica pays once. Then it measures:
 
 - accepted msg/s: smtp-source's messages / smtp-source's elapsed time;
@@ -58,7 +58,7 @@ per message on both systems; the 50-recipient cases send 50 different recipients
 
 Run from the repository root as root (Postfix's master needs it), after a Release build:
 
-    python3 bench/system_vs_postfix.py            # everything, about 12 minutes on 2 cores
+    python3 bench/system_vs_postfix.py            # everything, about 9 minutes on 2 cores
     python3 bench/system_vs_postfix.py --quick    # a tenth of the messages, a smoke test (2-3 minutes)
     python3 bench/system_vs_postfix.py --cases 1,5 --no-storage --no-coldstart
     BENCH_DEBUG=1 python3 bench/system_vs_postfix.py ...   # also prints each warm-up round's CPU and JIT share
@@ -518,7 +518,6 @@ def measure(label, system, port, cpu_groups, rss_groups, sink, case, warmup, pro
     jit_pids = jit_pids or {}
     c0 = cpu_total()
     jit0 = {k: jit_cpu_of(pid) for k, pid in jit_pids.items()}
-    jit_spent = {k: 0.0 for k in jit_pids}
     sent, rounds, batch, warm_started = 0, 0, warmup, time.time()
     while True:
         r0, j0, t0 = cpu_total(), {k: jit_cpu_of(pid) for k, pid in jit_pids.items()}, time.time()
@@ -535,8 +534,7 @@ def measure(label, system, port, cpu_groups, rss_groups, sink, case, warmup, pro
         if not warm_ok or quiet or time.time() - warm_started > MAX_WARMUP_SECONDS:
             break
         batch = max(20, int(batch / max(0.1, time.time() - t0) * ROUND_SECONDS))
-    for k, pid in jit_pids.items():
-        jit_spent[k] = jit_cpu_between(jit0[k], jit_cpu_of(pid))
+    jit_spent = {k: jit_cpu_between(jit0[k], jit_cpu_of(pid)) for k, pid in jit_pids.items()}
     warmup = sent
     c1 = cpu_total()
     warm_files = sink.files()
@@ -840,7 +838,7 @@ def cases(scale):
     for size, size_name in ((2048, "2 KiB"), (102400, "100 KiB")):
         for rcpts in (1, 50):
             for sessions in (20, 100):
-                # Chosen so that the full run takes about 10 minutes on 2 cores. The warm-up is the first round;
+                # Chosen so that the full run takes about 9 minutes on 2 cores. The warm-up is the first round;
                 # measure() adds rounds until .NET's tiered recompilation is over.
                 if size == 2048 and rcpts == 1:
                     messages, warmup = 5000, 2500
