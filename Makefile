@@ -2,7 +2,7 @@
 CONFIG ?= Release
 SLN := Mta.Functions.sln
 
-.PHONY: run test faults build deps clean bench-cleanup
+.PHONY: run test faults build deps clean bench-cleanup bench-rpc
 
 deps: node_modules/.bin/azurite
 
@@ -24,6 +24,13 @@ faults: deps
 # BenchmarkDotNet micro-benchmark of cleanup's CPU work (not part of make test; a few minutes).
 bench-cleanup:
 	dotnet run -c Release --project bench/Mta.Benchmarks -- --filter '*Cleanup*'
+
+# What one invocation costs between the local functions host and the isolated worker (gRPC round trip, CPU on each
+# side); APP is the functions app folder, the build output by default (a `dotnet publish` output for the image's code).
+APP ?= functions/bin/$(CONFIG)/net10.0
+bench-rpc:
+	dotnet build bench/Mta.Benchmarks -c Release
+	dotnet bench/Mta.Benchmarks/bin/Release/net10.0/Mta.Benchmarks.dll rpc-hop --app $(APP)
 
 run: deps build
 	CONFIG=$(CONFIG) scripts/run-local.sh

@@ -4,8 +4,9 @@
 Both systems take mail from Postfix's smtp-source and relay all of it to Postfix's smtp-sink on loopback:
 
   ours     smtp-source -> ingress -> (Azurite) -> cleanup -> (Azurite) -> delivery -> smtp-sink
-           Release builds; the functions (cleanup, delivery, bounce) run under the local WebJobs host
-           (functions-host) with host.json's queue settings; Mta:RelayHost=[127.0.0.1]:SINK, every other
+           Release builds; the functions (cleanup, delivery, bounce) run in the functions app's isolated worker,
+           launched and driven over gRPC by the local functions host (functions-host) as the Functions host
+           image does, with host.json's queue settings; Mta:RelayHost=[127.0.0.1]:SINK, every other
            setting at its default (traffic shaping on, connection cache 2 s). Azurite persists to disk.
   postfix  smtp-source -> smtpd -> cleanup (fsync'd queue file) -> qmgr -> smtp -> smtp-sink
            Debian's Postfix 3.7 as a private instance in a temporary folder, relayhost = [127.0.0.1]:SINK,
@@ -30,8 +31,9 @@ printed: that is what each new replica pays once. Then it measures:
   mtime is when it arrived at the sink. p50/p99 of the difference over the probes (their number is printed;
   probes are not counted in the rates);
 - CPU (user+sys from /proc, including reaped children) per 1,000 delivered messages (smtp-source's plus the
-  probes), from the start of sending until the sink has everything: ours = ingress + functions, Azurite on its
-  own line (it stands in for Azure Storage); Postfix = master plus every child, live or reaped;
+  probes), from the start of sending until the sink has everything: ours = ingress + functions host + worker (each
+  printed), Azurite on its own line (it stands in for Azure Storage); Postfix = master plus every child, live or
+  reaped. Goals: ours <= 0.35x Postfix's in the 2 KiB cases, <= 0.5x in the 100 KiB cases (printed per case);
 - peak RSS: ours per process (getrusage of the waited-for process, whole lifetime); Postfix summed over all its
   processes, sampled every 0.5 s during the measured run;
 - ratios ours/Postfix for the rates and CPU (ours with and without Azurite).
@@ -43,12 +45,17 @@ Once-only requests (Queue_Create, Container_Create, Table_Create, Queue_GetPrope
 Service_ListQueuesSegment) are left out, Messages_Dequeue (receives, empty polls included) is reported apart
 from the rest; both per delivered message.
 
+The gRPC hop (after the cases; --no-rpc skips it): `Mta.Benchmarks rpc-hop` drives the same worker with near-empty
+invocations (a null-sender bounce, dropped at once) from the host's side of the protocol: round-trip latency one at
+a time, and the rate and each side's CPU per invocation with 16 in flight.
+
 Cold start (before the cases): with Azurite and a sink up, the ingress is spawned and a client retries
 connecting until it gets the first 250 (spawn -> 250; the ingress cleans that message up itself, so it then
 waits in the delivery queue); a second ingress with Ingress__CleanupInline=false puts another on the incoming
-queue for the cleanup stage. Then the functions process is spawned with `Mta` logging at Information and timed until cleanup's log line
-(`nrcpt=`), delivery's `status=sent` line (timestamps from the log lines) and the message's arrival at the
-sink (dump file mtime). Target: <= 1 s each.
+queue for the cleanup stage. Then the functions host is spawned with `Mta` logging at Information and timed until
+its worker is initialized (the host's line), cleanup's log line (`nrcpt=`), delivery's `status=sent` line
+(timestamps from the log lines, as the host relays them) and the message's arrival at the sink (dump file mtime):
+from the host's spawn, both processes' start included. Target: <= 1 s each.
 
 Caveats: everything (both systems, Azurite, smtp-source, smtp-sink) shares the machine's cores, so anything else
 running at the same time changes the figures, ours more than Postfix's (ours is several processes that all want
@@ -282,8 +289,23 @@ class Ingress:
         return stop_proc(self.proc)
 
 
+def children_of(pid):
+    """Process ids of pid's children, from /proc."""
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    out += [int(c) for c in f.read().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return out
+
+
 class Functions:
-    """The functions process: cleanup, delivery and bounce stages under the local WebJobs host."""
+    """The functions: the local functions host and the isolated worker it launches (cleanup, delivery, bounce)."""
 
     def __init__(self, storage, sink_port, folder, poll=None, info_log=False, wait=True):
         self.metrics_port = free_port()
@@ -298,13 +320,14 @@ class Functions:
             "Mta__MyHostname": "mta.bench",
             "Mta__MetricsPort": str(self.metrics_port),
             "Logging__LogLevel__Default": "Warning",
-            "AzureWebJobs__logging__logLevel__default": "Warning",
+            "AzureFunctionsJobHost__logging__logLevel__default": "Warning",
         })
         if info_log:
-            env["AzureWebJobs__logging__logLevel__Mta"] = "Information"
+            env["AzureFunctionsJobHost__logging__logLevel__Mta"] = "Information"
+            env["AzureFunctionsJobHost__logging__logLevel__Host.Worker"] = "Information"
             env["Logging__LogLevel__Mta"] = "Information"
         if poll:
-            env["AzureWebJobs__extensions__queues__maxPollingInterval"] = poll
+            env["AzureFunctionsJobHost__extensions__queues__maxPollingInterval"] = poll
         host = os.path.join(PROGRAMS["functions-host"], "Mta.Functions.Host.dll")
         app = PROGRAMS["functions"]
         self.lines = []  # (time seen, line), only with info_log
@@ -326,6 +349,18 @@ class Functions:
             for line in self.proc.stdout:
                 self.lines.append((time.time(), line.rstrip()))
                 out.write(line)
+
+    def worker_pid(self, timeout=60):
+        """The isolated worker the host launched: its one child process."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            children = children_of(self.proc.pid)
+            if children:
+                return children[0]
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the functions host exited with {self.proc.returncode}")
+            time.sleep(0.05)
+        raise TimeoutError("the functions host started no worker")
 
     def metric(self, name, **labels):
         return metric_from(f"http://127.0.0.1:{self.metrics_port}/metrics", name, **labels)
@@ -606,13 +641,16 @@ def run_case(number, case, work, poll):
     azurite = Azurite(os.path.join(folder, "azurite"))
     ingress = Ingress(azurite.connection, sink.port, folder)
     functions = Functions(azurite.connection, sink.port, folder, poll=poll)
+    worker = functions.worker_pid()
     r = measure("ours", "ours", ingress.port,
-                {"ingress": lambda: cpu_of(ingress.proc.pid), "functions": lambda: cpu_of(functions.proc.pid),
-                 "azurite": lambda: cpu_of(azurite.proc.pid)},
-                {"ingress": lambda: [ingress.proc.pid], "functions": lambda: [functions.proc.pid],
+                {"ingress": lambda: cpu_of(ingress.proc.pid), "host": lambda: cpu_of(functions.proc.pid),
+                 "worker": lambda: cpu_of(worker), "azurite": lambda: cpu_of(azurite.proc.pid)},
+                {"ingress": lambda: [ingress.proc.pid], "host": lambda: [functions.proc.pid], "worker": lambda: [worker],
                  "azurite": lambda: [azurite.proc.pid]},
                 sink, case, case["warmup"], f"c{number}o",
-                jit_pids={"ingress": ingress.proc.pid, "functions": functions.proc.pid})
+                jit_pids={"ingress": ingress.proc.pid, "host": functions.proc.pid, "worker": worker})
+    if worker not in children_of(functions.proc.pid):
+        print("  !!! ours: the worker was restarted during the case", flush=True)
     try:
         r["not_sent"] = {s: functions.metric("mta_delivery_recipients_total", status=s) for s in ("deferred", "bounced", "expired")}
     except Exception as e:
@@ -622,8 +660,9 @@ def run_case(number, case, work, poll):
     _, rss_a = azurite.stop()
     sink.stop()
     forget(sink, azurite, ingress, functions)
-    r["rss"] = {"ingress": max(rss_i, r["rss_sampled"]["ingress"]), "functions": max(rss_f, r["rss_sampled"]["functions"]),
-                "azurite": max(rss_a, r["rss_sampled"]["azurite"])}
+    # The host's getrusage peak covers its reaped worker too, so the host's own is the sampled one.
+    r["rss"] = {"ingress": max(rss_i, r["rss_sampled"]["ingress"]), "host": r["rss_sampled"]["host"],
+                "worker": r["rss_sampled"]["worker"], "azurite": max(rss_a, r["rss_sampled"]["azurite"])}
     r["log_warnings"], r["storage_error_responses"] = {}, {}
     for n, path in (("ingress", ingress.log), ("functions", functions.log)):
         lines = log_lines(path, r"\b(warn|fail|crit)\b|Exception")
@@ -660,15 +699,15 @@ def run_case(number, case, work, poll):
     results["postfix"] = p
 
     o, pf = r, p
-    ours_cpu = o["cpu"]["ingress"] + o["cpu"]["functions"]
+    ours_cpu = o["cpu"]["ingress"] + o["cpu"]["host"] + o["cpu"]["worker"]
     n_o, n_p = o["cpu_denominator"], pf["cpu_denominator"]
     print(f"  ours     accepted {o['accepted_rate']:6.0f} msg/s ({case['messages']} in {o['send_seconds']:.1f} s); "
           f"delivered {o['delivered_rate']:6.0f} msg/s end to end ({o['delivered']} msgs = transactions, "
           f"{o['delivered_rcpts']} rcpts, in {o['end_to_end_seconds']:.1f} s)")
     print(f"           latency p50 {o['latency_p50']:.3f} s, p99 {o['latency_p99']:.3f} s over {o['probes']} probes")
-    print(f"           CPU ingress {per_k(o['cpu']['ingress'], n_o):.2f} + functions {per_k(o['cpu']['functions'], n_o):.2f} "
-          f"= {per_k(ours_cpu, n_o):.2f} s/1000 delivered msg; peak RSS ingress {o['rss']['ingress']:.0f} MiB, "
-          f"functions {o['rss']['functions']:.0f} MiB")
+    print(f"           CPU ingress {per_k(o['cpu']['ingress'], n_o):.2f} + functions host {per_k(o['cpu']['host'], n_o):.2f} "
+          f"+ worker {per_k(o['cpu']['worker'], n_o):.2f} = {per_k(ours_cpu, n_o):.2f} s/1000 delivered msg; peak RSS ingress "
+          f"{o['rss']['ingress']:.0f} MiB, host {o['rss']['host']:.0f} MiB, worker {o['rss']['worker']:.0f} MiB")
     if o["storage_error_responses"]:
         print("           storage error replies (logged by the Azure SDK, whole run incl. warm-up): " +
               ", ".join(f"{k} {v}" for k, v in sorted(o["storage_error_responses"].items())))
@@ -676,9 +715,9 @@ def run_case(number, case, work, poll):
           f"(stands in for Azure Storage)")
     wc = o["warmup_cpu"]
     wj = o["warmup_jit_cpu"]
-    print(f"  warm-up  ingress+functions CPU {per_k(wc['ingress'] + wc['functions'], o['warmup']):.2f} s/1000 msg over the first "
+    print(f"  warm-up  ingress+host+worker CPU {per_k(wc['ingress'] + wc['host'] + wc['worker'], o['warmup']):.2f} s/1000 msg over the first "
           f"{o['warmup']} in {o['warmup_rounds']} rounds (JIT included; azurite {per_k(wc['azurite'], o['warmup']):.2f}); "
-          f"tiered recompilation in it: ingress {wj['ingress']:.1f} s, functions {wj['functions']:.1f} s of CPU")
+          f"tiered recompilation in it: ingress {wj['ingress']:.1f} s, host {wj['host']:.1f} s, worker {wj['worker']:.1f} s of CPU")
     print(f"  postfix  accepted {pf['accepted_rate']:6.0f} msg/s ({case['messages']} in {pf['send_seconds']:.1f} s); "
           f"delivered {pf['delivered_rate']:6.0f} msg/s end to end ({pf['delivered']} msgs = transactions, "
           f"{pf['delivered_rcpts']} rcpts, in {pf['end_to_end_seconds']:.1f} s)")
@@ -689,8 +728,11 @@ def run_case(number, case, work, poll):
     ratio = dict(accepted_rate=o["accepted_rate"] / pf["accepted_rate"],
                  delivered_rate=o["delivered_rate"] / pf["delivered_rate"] if pf["delivered_rate"] else float("nan"),
                  cpu=cpu_o / cpu_p if cpu_p else float("nan"), cpu_with_azurite=cpu_a / cpu_p if cpu_p else float("nan"))
+    goal = 0.35 if case["size"] <= 4096 else 0.5
+    ratio["cpu_goal"] = goal
     print(f"  ratio    accepted rate {ratio['accepted_rate']:.2f}x Postfix, delivered rate {ratio['delivered_rate']:.2f}x; "
-          f"CPU per message {ratio['cpu']:.2f}x Postfix ({ratio['cpu_with_azurite']:.2f}x with Azurite)", flush=True)
+          f"CPU per message {ratio['cpu']:.2f}x Postfix ({ratio['cpu_with_azurite']:.2f}x with Azurite); "
+          f"goal <= {goal}x: {'met' if ratio['cpu'] <= goal else 'NOT met'}", flush=True)
     results["ratio"] = ratio
     results["case"] = case
     return results
@@ -755,15 +797,19 @@ def cold_start(work):
         time.sleep(0.3)  # the log lines are written by a background thread
         lines = list(functions.lines)
         first = lambda pattern: next(((seen, ln) for seen, ln in lines if re.search(pattern, ln)), (None, None))
+        w_seen, w_line = first(r"Worker process started and initialized")
         c_seen, c_line = first(r"nrcpt=")
         d_seen, d_line = first(r"status=sent")
         spawned = functions.spawned
+        worker_at = parse_log_time(w_line, spawned) if w_line else None
         cleanup_at = parse_log_time(c_line, spawned) if c_line else None
         sent_at = parse_log_time(d_line, spawned) if d_line else None
+        result["functions_spawn_to_worker_ready"] = (worker_at or w_seen or float("nan")) - spawned
         result["functions_spawn_to_cleanup"] = (cleanup_at or c_seen or float("nan")) - spawned
         result["functions_spawn_to_status_sent"] = (sent_at or d_seen or float("nan")) - spawned
         result["functions_spawn_to_sink"] = (arrived - spawned) if arrived else float("nan")
-        print(f"  functions  spawn -> cleanup's line: {result['functions_spawn_to_cleanup']:.3f} s, "
+        print(f"  functions  host spawn -> worker launched, connected and loaded: {result['functions_spawn_to_worker_ready']:.3f} s, "
+              f"-> cleanup's line: {result['functions_spawn_to_cleanup']:.3f} s, "
               f"-> delivery's status=sent: {result['functions_spawn_to_status_sent']:.3f} s, "
               f"-> arrival at the sink: {result['functions_spawn_to_sink']:.3f} s")
         if not ok:
@@ -771,7 +817,7 @@ def cold_start(work):
         for seen, ln in lines:
             if re.search(r"\b(warn|fail|crit)\b|Exception", ln):
                 print(f"  (functions log: {ln[:200]})")
-        verdict = all(v <= 1.0 for k, v in result.items() if k != "ingress_spawn_to_listening")
+        verdict = all(v <= 1.0 for k, v in result.items() if k not in ("ingress_spawn_to_listening", "functions_spawn_to_worker_ready"))
         print(f"  target <= 1 s: {'met' if verdict else 'NOT met'}", flush=True)
         result["target_met"] = verdict
         functions.stop()
@@ -782,6 +828,27 @@ def cold_start(work):
         sink.stop()
         forget(azurite, sink)
     return result
+
+
+# ---------------------------------------------------------------------------------------------- gRPC hop
+
+def rpc_hop():
+    """Mta.Benchmarks rpc-hop against the functions app the cases ran: the host<->worker round trip and its CPU."""
+    print("\n== the functions host's gRPC hop to the worker (Mta.Benchmarks rpc-hop, near-empty invocations)", flush=True)
+    bench = os.path.join(ROOT, "bench", "Mta.Benchmarks", "bin", "Release", "net10.0", "Mta.Benchmarks.dll")
+    if not os.path.exists(bench):
+        subprocess.run(["dotnet", "build", os.path.join(ROOT, "bench", "Mta.Benchmarks"), "-c", "Release", "-v", "q", "-nologo"],
+                       check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run(["dotnet", bench, "rpc-hop", "--app", PROGRAMS["functions"], "--invocations", "20000"],
+                         capture_output=True, text=True, timeout=600)
+    print("  " + out.stdout.strip().replace("\n", "\n  "), flush=True)
+    if out.returncode != 0:
+        print(f"  !!! rpc-hop failed: {out.stderr[-2000:]}", flush=True)
+        return {"error": out.stderr[-2000:]}
+    nums = lambda pattern: [float(x) for x in re.search(pattern, out.stdout).groups()]
+    p50, p99 = nums(r"p50 (\d+) us, p99 (\d+) us")
+    rate, host, worker = nums(r"(\d+) invocations/s; CPU per invocation: host (\d+) us, worker (\d+) us")
+    return {"latency_p50_us": p50, "latency_p99_us": p99, "rate_16_in_flight": rate, "host_cpu_us": host, "worker_cpu_us": worker}
 
 
 # ---------------------------------------------------------------------------------------------- storage ops
@@ -883,6 +950,7 @@ def main():
     parser.add_argument("--cases", help="comma-separated case numbers (1-8) or substrings of their names")
     parser.add_argument("--no-coldstart", action="store_true")
     parser.add_argument("--no-storage", action="store_true")
+    parser.add_argument("--no-rpc", action="store_true", help="skip the gRPC hop measurement")
     parser.add_argument("--poll", help="override host.json's maxPollingInterval (e.g. 00:00:00.500); default: host.json's 2 s")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, dumps)")
     parser.add_argument("--json", help="also write the summary to this file")
@@ -929,6 +997,8 @@ def main():
             summary["cold_start"] = cold_start(work)
         for i, case in chosen:
             summary["cases"][case["name"]] = run_case(i, case, work, args.poll)
+        if not args.no_rpc:
+            summary["rpc_hop"] = rpc_hop()
         if not args.no_storage:
             print("\n== storage requests per delivered message (Azurite --debug request log), 20 sessions", flush=True)
             summary["storage"] = []
@@ -942,7 +1012,7 @@ def main():
               f"{'CPU ours(+az)/pf':>18} {'ratio rate/CPU':>15}")
         for name, res in summary["cases"].items():
             o, p = res["ours"], res["postfix"]
-            co = per_k(o["cpu"]["ingress"] + o["cpu"]["functions"], o["cpu_denominator"])
+            co = per_k(o["cpu"]["ingress"] + o["cpu"]["host"] + o["cpu"]["worker"], o["cpu_denominator"])
             ca = per_k(o["cpu"]["azurite"], o["cpu_denominator"])
             cp = per_k(p["cpu"]["postfix"], p["cpu_denominator"])
             flag = " !!!" if o["problems"] or p["problems"] else ""

@@ -1,78 +1,64 @@
-using System.Text.Json;
 using Microsoft.Azure.WebJobs;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Mta.Mail;
-using Mta.Mail.Metrics;
+using Mta.Functions.Host.Configuration;
+using Mta.Functions.Host.Invocation;
+using Mta.Functions.Host.Rpc;
+using Mta.Functions.Host.Triggers;
+using Mta.Functions.Host.Worker;
 
 namespace Mta.Functions.Host;
 
 /// <summary>
-/// Builds the local functions host: the WebJobs SDK with the Storage Queues extension, configured
-/// from the app's host.json (as the Functions host does) and running the functions listed in its
-/// functions.metadata with the app's own service registrations.
+/// Builds the local functions host: the worker supervisor (gRPC endpoint, worker process, handshake), the WebJobs
+/// SDK with the Storage Queues extension listening for the functions the worker loaded, and the shutdown grace
+/// period. Hosted services start in that order and stop in the reverse one: the grace period begins, the listeners
+/// stop and invocations in flight finish, then the worker is terminated and the endpoint closed.
 /// </summary>
 public static class LocalFunctionsHost
 {
     /// <summary>
-    /// Creates the host for the functions app built into <paramref name="appPath"/>.
-    /// Settings come, weakest first, from the app's local.settings.json Values (as <c>func start</c>
-    /// reads them), <paramref name="settings"/>, the environment and the command line.
+    /// Creates the host for the functions app in <paramref name="appPath"/> (its build or publish output).
+    /// <paramref name="settings"/> are app settings: the host reads them, and the worker gets them in its environment.
     /// </summary>
     public static IHostBuilder Create(string appPath, string[] args, IDictionary<string, string?>? settings = null)
     {
-        var functions = FunctionMetadata.Load(appPath);
-        var types = GeneratedFunctions.Emit(functions);
+        IReadOnlyDictionary<string, string?> appSettings = new Dictionary<string, string?>();
         return new HostBuilder()
             .UseContentRoot(appPath)
-            .ConfigureAppConfiguration(config =>
-            {
-                config.AddInMemoryCollection(HostJsonSettings(Path.Combine(appPath, "host.json")));
-                config.AddInMemoryCollection(LocalSettings(Path.Combine(appPath, "local.settings.json")));
-                if (settings is not null) config.AddInMemoryCollection(settings);
-                config.AddEnvironmentVariables();
-                config.AddCommandLine(args);
-            })
+            .ConfigureAppConfiguration(config => config.AddFunctionsHostSources(appPath, settings, args, out appSettings))
             .ConfigureLogging((context, logging) =>
             {
-                logging.AddConfiguration(context.Configuration.GetSection("AzureWebJobs:logging"));
+                logging.AddConfiguration(context.Configuration.GetSection(HostConfiguration.JobHostSection + ":logging"));
                 logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
             })
+            .ConfigureServices((context, services) => AddWorker(services, FunctionsHostOptions.From(context.Configuration), appPath, appSettings))
             .ConfigureWebJobs(webJobs => webJobs.AddAzureStorageQueues())
-            .ConfigureServices((context, services) =>
+            .ConfigureServices(services =>
             {
-                services.AddMailPipeline(context.Configuration);
-                services.AddPipelineTelemetry(context.Configuration);
-                services.AddSingleton<IReadOnlyList<QueueFunction>>(functions);
-                services.AddSingleton(sp => new FunctionDispatcher(sp, functions));
-                services.AddSingleton<ITypeLocator>(new GeneratedTypeLocator(types));
+                services.AddSingleton<ShutdownGrace>();
+                services.AddHostedService(sp => sp.GetRequiredService<ShutdownGrace>());
             });
     }
 
-    /// <summary>
-    /// host.json's settings under the section the WebJobs SDK binds from (<c>AzureWebJobs</c>),
-    /// so <c>extensions.queues.batchSize</c> configures the queue listener exactly as in Azure.
-    /// </summary>
-    internal static Dictionary<string, string?> HostJsonSettings(string path)
+    private static void AddWorker(IServiceCollection services, FunctionsHostOptions options, string appPath, IReadOnlyDictionary<string, string?> appSettings)
     {
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"{path} not found: the functions build copies host.json to its output", path);
-        var json = new ConfigurationBuilder().AddJsonFile(path).Build();
-        return json.AsEnumerable().Where(kv => kv.Value is not null)
-            .ToDictionary(kv => "AzureWebJobs:" + kv.Key, kv => kv.Value);
-    }
-
-    /// <summary>local.settings.json's <c>Values</c>, with <c>__</c> read as a section separator like environment variables.</summary>
-    internal static Dictionary<string, string?> LocalSettings(string path)
-    {
-        var result = new Dictionary<string, string?>();
-        if (!File.Exists(path)) return result;
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
-        if (doc.RootElement.TryGetProperty("Values", out var values))
-            foreach (var p in values.EnumerateObject())
-                result[p.Name.Replace("__", ":")] = p.Value.ToString();
-        return result;
+        services.AddSingleton(options);
+        services.AddSingleton(WorkerDescription.Load(appPath));
+        services.AddSingleton<WorkerConnections>();
+        services.AddSingleton<RpcLogRelay>();
+        services.AddSingleton<RpcServer>();
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<WorkerHandshake>(sp, appSettings));
+        services.AddSingleton<WorkerSupervisor>();
+        services.AddHostedService(sp => sp.GetRequiredService<WorkerSupervisor>());
+        services.AddSingleton<FunctionInvoker>();
+        services.AddSingleton<ITypeLocator>(sp =>
+        {
+            var types = new Lazy<IReadOnlyList<Type>>(() => GeneratedFunctions.Emit(sp.GetRequiredService<WorkerSupervisor>().Functions));
+            return new GeneratedTypeLocator(() => types.Value);
+        });
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownGracePeriod + WorkerSupervisor.TerminateGracePeriod + TimeSpan.FromSeconds(10));
     }
 }

@@ -1,10 +1,11 @@
 using Microsoft.Extensions.Hosting;
 using Mta.Functions.Host;
+using Mta.Functions.Host.Worker;
 
 // Usage: Mta.Functions.Host [--app-path DIR] [Key=Value ...]
-// DIR is the functions app's build output (functions.metadata, host.json, local.settings.json);
-// by default the folder this program runs from, which holds a copy of the app.
-var appPath = AppContext.BaseDirectory;
+// DIR is the functions app's build or publish output (worker.config.json, host.json, local.settings.json); by
+// default $AzureWebJobsScriptRoot, as in the Functions image, else the current folder, as under `func start`.
+var appPath = Environment.GetEnvironmentVariable("AzureWebJobsScriptRoot") is { Length: > 0 } root ? root : Directory.GetCurrentDirectory();
 var rest = new List<string>();
 for (var i = 0; i < args.Length; i++)
 {
@@ -18,7 +19,7 @@ try
     await host.RunAsync();
     return 0;
 }
-catch (Exception e) when (e is FileNotFoundException or InvalidDataException or NotSupportedException or InvalidOperationException)
+catch (Exception e) when (e is WorkerStartException or FileNotFoundException or InvalidDataException or NotSupportedException)
 {
     Console.Error.WriteLine($"mta-functions-host: {e.Message}");
     return 1;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole MTA on this machine: Azurite (storage), the SMTP ingress, and the functions
-# (under `func start` when Azure Functions Core Tools are installed, else the local WebJobs host).
+# (under `func start` when Azure Functions Core Tools are installed, else the local functions host, which launches
+# the same isolated worker and drives it over gRPC: docs/functions-host.md).
 # Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."

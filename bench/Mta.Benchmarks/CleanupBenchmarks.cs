@@ -101,9 +101,3 @@ public class CleanupBenchmarks
     }
 }
 
-/// <summary>Runs the benchmarks: <c>dotnet run -c Release --project bench/Mta.Benchmarks</c>.</summary>
-public static class Program
-{
-    /// <summary>Entry point; arguments go to BenchmarkDotNet (e.g. <c>--filter *Cleanup*</c>).</summary>
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
-}

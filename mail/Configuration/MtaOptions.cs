@@ -53,6 +53,12 @@ public sealed class MtaOptions
     /// <summary>Maximum recipients per delivery job (Postfix <c>default_destination_recipient_limit</c>).</summary>
     public int DestinationRecipientLimit { get; set; } = 50;
 
+    /// <summary>
+    /// How long the jobs of one batch on the <c>delivery</c> queue are delivered one after another before the rest go
+    /// back to the queue for any worker, so no batch nears the function timeout however slow its destination is.
+    /// </summary>
+    public int DeliveryBatchTimeBudgetSeconds { get; set; } = 60;
+
     /// <summary>First retry delay for deferred mail, in seconds (Postfix <c>minimal_backoff_time</c>).</summary>
     public int MinimalBackoffSeconds { get; set; } = 300;
 

@@ -30,9 +30,6 @@ public sealed class DeliveryStage(
     TimeProvider clock,
     ILogger<DeliveryStage> log)
 {
-    /// <summary>How long a batch's jobs are delivered one after another before the rest go back to the queue for any worker.</summary>
-    internal TimeSpan BatchTimeBudget { get; set; } = TimeSpan.FromSeconds(60);
-
     /// <summary>
     /// Processes one message from the <c>delivery</c> queue: a job, or a batch of jobs for one next hop
     /// (<see cref="DeliveryBatch"/>), delivered one after another so that they share the cached connection. A job that
@@ -55,7 +52,7 @@ public sealed class DeliveryStage(
         var records = new List<Task>();
         for (var n = 0; n < jobs.Count; n++)
         {
-            if (n > 0 && clock.GetElapsedTime(started) > BatchTimeBudget)
+            if (n > 0 && clock.GetElapsedTime(started) > TimeSpan.FromSeconds(options.Value.DeliveryBatchTimeBudgetSeconds))
             {
                 var rest = jobs.Skip(n).Select(j => j with { MaybeDuplicate = true }).Select(QueueJson.Serialize).ToList();
                 await queues.SendTextAsync(QueueNames.Delivery, DeliveryBatch.Join(rest), null, ct);

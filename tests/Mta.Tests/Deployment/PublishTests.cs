@@ -11,23 +11,8 @@ namespace Mta.Tests.Deployment;
 public sealed class PublishTests
 {
     /// <summary>Runs every <c>RUN dotnet publish</c> of a Dockerfile as written; returns each output folder by its image path.</summary>
-    private static async Task<Dictionary<string, string>> PublishAllAsInDockerfileAsync(string dockerfile)
-    {
-        var text = await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "infra", "docker", dockerfile));
-        var runs = Regex.Matches(text, @"^RUN dotnet publish (\S+) -c (\S+) -o (\S+)\s*$", RegexOptions.Multiline);
-        Assert.True(runs.Count > 0, $"{dockerfile} has no 'RUN dotnet publish PROJECT -c CONFIG -o DIR' line");
-        var outputs = new Dictionary<string, string>();
-        foreach (Match run in runs)
-        {
-            Assert.Matches(@"(?m)^COPY --from=build " + Regex.Escape(run.Groups[3].Value) + " ", text); // the runtime stage takes that output
-            var output = TestEnvironment.TempFolder("publish");
-            var (exit, log) = await Integration.EndToEndTests.RunAsync("dotnet", "publish", Path.Combine(TestEnvironment.RepoRoot, run.Groups[1].Value),
-                "-c", run.Groups[2].Value, "-o", output, "--nologo", "-v", "quiet");
-            Assert.True(exit == 0, log);
-            outputs[run.Groups[3].Value] = output;
-        }
-        return outputs;
-    }
+    private static Task<IReadOnlyDictionary<string, string>> PublishAllAsInDockerfileAsync(string dockerfile) =>
+        PublishedApps.AsInDockerfileAsync(dockerfile);
 
     private static async Task<string> PublishAsInDockerfileAsync(string dockerfile)
         => (await PublishAllAsInDockerfileAsync(dockerfile)).Values.First();
@@ -51,6 +36,13 @@ public sealed class PublishTests
         Assert.True(File.Exists(Path.Combine(outputs["/opt/mtactl"], "mtactl.dll")), "mtactl missing from the functions image");
         foreach (var file in new[] { "host.json", "functions.metadata", "worker.config.json", "Mta.Functions.dll", "extensions.json" })
             Assert.True(File.Exists(Path.Combine(output, file)) || File.Exists(Path.Combine(output, ".azurefunctions", file)), $"{file} missing from the publish output");
+        // The image's host loads the Storage Queues extension that extensions.json names, from where it says.
+        using var extensions = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "extensions.json")));
+        var queues = Assert.Single(extensions.RootElement.GetProperty("extensions").EnumerateArray(), e => e.GetProperty("name").GetString() == "AzureStorageQueues");
+        Assert.StartsWith("Microsoft.Azure.WebJobs.Extensions.Storage.AzureStorageQueuesWebJobsStartup, Microsoft.Azure.WebJobs.Extensions.Storage.Queues,", queues.GetProperty("typeName").GetString());
+        Assert.True(File.Exists(Path.Combine(output, queues.GetProperty("hintPath").GetString()!)), "the Storage Queues extension named in extensions.json is missing");
+        using var worker = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "worker.config.json")));
+        Assert.True(File.Exists(Path.Combine(output, worker.RootElement.GetProperty("description").GetProperty("defaultWorkerPath").GetString()!)));
         Assert.Contains("\"Retry\"", await File.ReadAllTextAsync(Path.Combine(output, "functions.metadata")));
         Assert.False(File.Exists(Path.Combine(output, "local.settings.json")), "local settings must not ship in the image");
         var dockerfile = await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "infra", "docker", "functions.Dockerfile"));

@@ -88,9 +88,9 @@ public sealed class DeliveryBatchIntegrationTests
     {
         await using var sink = await SmtpSink.StartAsync();
         await using var azurite = await Azurite.StartAsync();
-        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
         // No time at all: each run delivers one job and puts the others back, as a batch past a minute would.
-        mta.Functions.Services.GetRequiredService<DeliveryStage>().BatchTimeBudget = TimeSpan.Zero;
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString,
+            new Dictionary<string, string?> { ["Mta:DeliveryBatchTimeBudgetSeconds"] = "0" }, ingress: false);
 
         var delivery = await PutAsync(azurite.ConnectionString, Job(sink.Port, "ONE", "u1@example.test"),
             Job(sink.Port, "TWO", "u2@example.test"), Job(sink.Port, "THREE", "u3@example.test"));
@@ -112,7 +112,7 @@ public sealed class DeliveryBatchIntegrationTests
         await using var azurite = await Azurite.StartAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
-            ["AzureWebJobs:extensions:queues:visibilityTimeout"] = "00:00:00",
+            ["AzureFunctionsJobHost:extensions:queues:visibilityTimeout"] = "00:00:00",
         }, ingress: false);
 
         // The middle job has no recipients: a malformed job, refused every time it is tried.

@@ -14,7 +14,7 @@ using Xunit.Abstractions;
 namespace Mta.Tests.Integration;
 
 /// <summary>
-/// A stream of messages through the whole system — the ingress and the functions host each a process of its own,
+/// A stream of messages through the whole system — the ingress, the functions host and its worker each a process of its own,
 /// Azurite persisting to disk, dnsmasq for the MX record, smtp-sink receiving — while the parts are killed and taken
 /// away. Every message a client got a 250 for must reach the sink; what arrives twice is counted and explained.
 /// </summary>
@@ -23,8 +23,8 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
     private const string Domain = "example.test";
 
     /// <summary>
-    /// Kills the ingress in the middle of DATA and between its queue write and the 250, takes the receiving server
-    /// and DNS away for a while. About a minute.
+    /// Kills the ingress in the middle of DATA and between its queue write and the 250, kills a functions worker process
+    /// under its host, takes the receiving server and DNS away for a while. About a minute.
     /// </summary>
     [SkippableFact]
     public Task Nothing_acknowledged_is_lost_when_the_ingress_receiver_and_dns_fail() =>
@@ -82,7 +82,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
             ["Mta:MinimalBackoffSeconds"] = "1",
             ["Mta:MaximalBackoffSeconds"] = "4",
             ["Mta:MetricsPort"] = "0",
-            ["AzureWebJobs:extensions:queues:maxPollingInterval"] = "00:00:00.500",
+            ["AzureFunctionsJobHost:extensions:queues:maxPollingInterval"] = "00:00:00.500",
         };
         // The ingress reaches the queue service through the proxy, which can kill it right after a queue write.
         var ingressSettings = new Dictionary<string, string?>(common)
@@ -166,6 +166,16 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
                     workers[w] = MtaProcess.StartFunctions(common);
                 }
             }
+
+            // 3b. A functions worker process killed under its host, which fails its invocations in flight (their messages come
+            // back after host.json's visibilityTimeout) and starts another worker.
+            await AtAsync(0.40);
+            var worker = workers[0].ChildProcessIds().Single();
+            Process.GetProcessById(worker).Kill();
+            Fault($"functions worker {worker} killed (host 0 stays)");
+            Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(
+                workers[0].ChildProcessIds() is [var next] && next != worker), TimeSpan.FromSeconds(30)), "no new worker:\n" + workers[0].Output);
+            Fault("functions worker restarted by its host");
 
             // 4. Storage restarted (its data on disk), as an upgrade or a moved pod would.
             if (everything)

@@ -73,7 +73,7 @@ public sealed class LocalHostBindingTests
         // No overrides this time: host.json exactly as shipped.
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
-            ["AzureWebJobs:extensions:queues:maxPollingInterval"] = hostJson.GetProperty("maxPollingInterval").GetString(),
+            ["AzureFunctionsJobHost:extensions:queues:maxPollingInterval"] = hostJson.GetProperty("maxPollingInterval").GetString(),
         }, ingress: false);
 
         var options = mta.Functions.Services.GetRequiredService<IOptions<Microsoft.Azure.WebJobs.Host.QueuesOptions>>().Value;

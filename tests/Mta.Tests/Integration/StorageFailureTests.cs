@@ -55,7 +55,7 @@ public sealed class StorageFailureTests
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             // Retry failed messages at once so maxDequeueCount (5, from host.json) is reached quickly.
-            ["AzureWebJobs:extensions:queues:visibilityTimeout"] = "00:00:00",
+            ["AzureFunctionsJobHost:extensions:queues:visibilityTimeout"] = "00:00:00",
         });
         var options = new QueueClientOptions { MessageEncoding = MailQueues.Encoding };
         var incoming = new QueueClient(azurite.ConnectionString, QueueNames.Incoming, options);

@@ -47,7 +47,7 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
             ["Mta:BackoffJitter"] = "0",
             ["Mta:ShapingMaximalPostponeSeconds"] = "2",
             // Keep the test's load on the workers, not on polling an empty queue.
-            ["AzureWebJobs:extensions:queues:maxPollingInterval"] = "00:00:00.250",
+            ["AzureFunctionsJobHost:extensions:queues:maxPollingInterval"] = "00:00:00.250",
         };
         foreach (var kv in extra ?? []) settings[kv.Key] = kv.Value;
         var systems = new List<MtaSystem> { await MtaSystem.StartAsync(azurite.ConnectionString, settings) };

@@ -12,21 +12,14 @@ public sealed class MtaProcess : PeerProcess
     private MtaProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string?> settings)
         : base("dotnet", args, TestEnvironment.RepoRoot, Environment(settings)) { }
 
-    // tests/Mta.Tests/bin/<Configuration>/<framework>/: the other projects build to the same pair of folders.
-    private static string BuildOutput(string project)
-    {
-        var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
-        return Path.Combine(TestEnvironment.RepoRoot, project, "bin", framework.Parent!.Name, framework.Name);
-    }
-
     private static Dictionary<string, string?> Environment(IReadOnlyDictionary<string, string?> settings)
     {
         var env = new Dictionary<string, string?>
         {
             ["Logging__LogLevel__Default"] = "Warning",
-            ["AzureWebJobs__logging__logLevel__default"] = "Warning",
+            ["AzureFunctionsJobHost__logging__logLevel__default"] = "Warning",
             ["Logging__LogLevel__Azure.Core"] = "Error",
-            ["AzureWebJobs__logging__logLevel__Azure.Core"] = "Error",
+            ["AzureFunctionsJobHost__logging__logLevel__Azure.Core"] = "Error",
         };
         foreach (var (key, value) in settings) env[key.Replace(":", "__")] = value;
         return env;
@@ -36,21 +29,38 @@ public sealed class MtaProcess : PeerProcess
     public static async Task<MtaProcess> StartIngressAsync(int port, IReadOnlyDictionary<string, string?> settings)
     {
         var all = new Dictionary<string, string?>(settings) { ["Ingress:Port"] = port.ToString() };
-        var process = new MtaProcess([Path.Combine(BuildOutput("ingress"), "Mta.Ingress.dll")], all);
+        var process = new MtaProcess([Path.Combine(TestEnvironment.BuildOutput("ingress"), "Mta.Ingress.dll")], all);
         await TestEnvironment.WaitForTcpAsync(port, TimeSpan.FromSeconds(60), process.Process);
         return process;
     }
 
-    /// <summary>Starts the local functions host with the app in this test's output.</summary>
-    public static MtaProcess StartFunctions(IReadOnlyDictionary<string, string?> settings) =>
-        new([Path.Combine(BuildOutput("functions-host"), "Mta.Functions.Host.dll"), "--app-path", BuildOutput("functions")], settings);
+    /// <summary>Starts the local functions host, which launches the functions app's worker from its build output.</summary>
+    public static MtaProcess StartFunctions(IReadOnlyDictionary<string, string?> settings, string? app = null) =>
+        new([Path.Combine(TestEnvironment.BuildOutput("functions-host"), "Mta.Functions.Host.dll"), "--app-path", app ?? TestEnvironment.FunctionsApp], settings);
 
-    /// <summary>SIGKILL: no shutdown code runs, as when a node dies or the OOM killer strikes.</summary>
+    /// <summary>The exit code, once the process has ended (within <paramref name="timeout"/>).</summary>
+    public async Task<int> ExitCodeAsync(TimeSpan timeout)
+    {
+        await Process.WaitForExitAsync().WaitAsync(timeout);
+        return Process.ExitCode;
+    }
+
+    /// <summary>SIGKILL to the process and its children (the functions host's worker): no shutdown code runs, as when a pod's node dies.</summary>
     public async Task KillAsync()
     {
         if (Process.HasExited) return;
-        Process.Kill();
+        Process.Kill(entireProcessTree: true);
         await Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>The process's children (the functions host's worker), from /proc.</summary>
+    public IReadOnlyList<int> ChildProcessIds()
+    {
+        var tasks = $"/proc/{Process.Id}/task";
+        if (!Directory.Exists(tasks)) return [];
+        return Directory.GetDirectories(tasks)
+            .Select(t => Path.Combine(t, "children")).Where(File.Exists)
+            .SelectMany(f => File.ReadAllText(f).Split(' ', StringSplitOptions.RemoveEmptyEntries)).Select(int.Parse).Distinct().ToList();
     }
 
     /// <summary>Whether the process is still running.</summary>

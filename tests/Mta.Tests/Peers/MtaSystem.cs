@@ -1,14 +1,18 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Mta.Functions.Host;
 using Mta.Ingress;
+using Mta.Mail;
 
 namespace Mta.Tests.Peers;
 
 /// <summary>
-/// The MTA itself for a test: the ingress and the local functions host (cleanup and delivery)
-/// in this process, against a given storage account, with their own data folder and SMTP port.
+/// The MTA itself for a test: the ingress and the local functions host in this process, the functions themselves in
+/// the functions app's isolated worker, a process of its own that the host launches and drives over gRPC as in
+/// production; against a given storage account, with their own data folder and SMTP port.
 /// </summary>
 public sealed class MtaSystem : IAsyncDisposable
 {
@@ -30,13 +34,25 @@ public sealed class MtaSystem : IAsyncDisposable
     /// <summary>The functions host, when started.</summary>
     public IHost Functions => _functions ?? throw new InvalidOperationException("functions not started");
 
-    private MtaSystem(WebApplication? ingress, IHost? functions, int port, string data, LogCapture log)
+    /// <summary>
+    /// The mail pipeline's services with this system's settings, in the test process: a stand-in for a second worker,
+    /// for tests that run a stage's step by hand (a duplicate run, a crash between two writes).
+    /// </summary>
+    public IServiceProvider MailServices => _mail.Value;
+
+    private readonly Lazy<ServiceProvider> _mail;
+
+    private MtaSystem(WebApplication? ingress, IHost? functions, int port, string data, LogCapture log, IReadOnlyDictionary<string, string?> settings)
     {
         Log = log;
         _ingress = ingress;
         _functions = functions;
         SmtpPort = port;
         DataDirectory = data;
+        _mail = new(() => new ServiceCollection()
+            .AddLogging(logging => logging.AddProvider(log))
+            .AddMailPipeline(new ConfigurationBuilder().AddInMemoryCollection(settings).Build())
+            .BuildServiceProvider());
     }
 
     /// <summary>
@@ -56,12 +72,14 @@ public sealed class MtaSystem : IAsyncDisposable
             ["Mta:MyHostname"] = "mta.test",
             ["Mta:MetricsPort"] = TestEnvironment.FreeTcpPort().ToString(),
             // Poll fast in tests; the rest of host.json applies as written.
-            ["AzureWebJobs:extensions:queues:maxPollingInterval"] = "00:00:00.500",
+            ["AzureFunctionsJobHost:extensions:queues:maxPollingInterval"] = "00:00:00.500",
             // Quiet hosts: the test output is for the tests' own messages.
             ["Logging:LogLevel:Default"] = "Warning",
-            ["AzureWebJobs:logging:logLevel:default"] = "Warning",
+            ["AzureFunctionsJobHost:logging:logLevel:default"] = "Warning",
             ["Logging:LogLevel:Azure.Core"] = "Error",
-            ["AzureWebJobs:logging:logLevel:Azure.Core"] = "Error",
+            ["AzureFunctionsJobHost:logging:logLevel:Azure.Core"] = "Error",
+            // A test's end stops the host; invocations in flight then get little time.
+            ["FunctionsHost:ShutdownGracePeriod"] = "00:00:02",
         };
         // An ingress on its own hands every message to the incoming queue, where its tests read the envelopes,
         // unless they ask for cleanup in the ingress.
@@ -85,7 +103,10 @@ public sealed class MtaSystem : IAsyncDisposable
         }
         if (functions)
         {
-            host = LocalFunctionsHost.Create(AppContext.BaseDirectory, [], all)
+            // The worker (which reads Logging) sends the MTA's own lines from Information up; the host relays them to the
+            // log the tests read.
+            var worker = new Dictionary<string, string?>(all) { ["Logging:LogLevel:Mta"] = "Information" };
+            host = LocalFunctionsHost.Create(TestEnvironment.FunctionsApp, [], worker)
                 .ConfigureLogging(logging =>
                 {
                     logging.AddProvider(capture);
@@ -95,7 +116,7 @@ public sealed class MtaSystem : IAsyncDisposable
                 .Build();
             await host.StartAsync();
         }
-        return new MtaSystem(app, host, port, data, capture) { MetricsPort = int.Parse(all["Mta:MetricsPort"]!) };
+        return new MtaSystem(app, host, port, data, capture, all) { MetricsPort = int.Parse(all["Mta:MetricsPort"]!) };
     }
 
     /// <summary>Begins a graceful stop of the ingress (as on SIGTERM); the task ends when it has stopped.</summary>
@@ -111,6 +132,7 @@ public sealed class MtaSystem : IAsyncDisposable
     /// <summary>Stops everything started.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_mail.IsValueCreated) await _mail.Value.DisposeAsync();
         if (_functions is not null)
         {
             await _functions.StopAsync(TimeSpan.FromSeconds(10));

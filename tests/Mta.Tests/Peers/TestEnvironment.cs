@@ -20,6 +20,19 @@ public static class TestEnvironment
         return dir?.FullName ?? throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
     }
 
+    /// <summary>
+    /// A project's build output in the tests' own configuration and framework: tests/Mta.Tests/bin/&lt;Configuration&gt;/&lt;framework&gt;/
+    /// names the pair of folders the other projects build to.
+    /// </summary>
+    public static string BuildOutput(string project)
+    {
+        var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        return Path.Combine(RepoRoot, project, "bin", framework.Parent!.Name, framework.Name);
+    }
+
+    /// <summary>The functions app as the worker runs it: its build output, with worker.config.json and functions.metadata.</summary>
+    public static string FunctionsApp => BuildOutput("functions");
+
     /// <summary>True under CI (CI=true), where a missing tool fails the test instead of skipping it.</summary>
     public static bool InCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
 

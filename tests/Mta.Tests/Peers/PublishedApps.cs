@@ -1,0 +1,39 @@
+using System.Collections.Concurrent;
+using System.Text.RegularExpressions;
+using Xunit;
+
+namespace Mta.Tests.Peers;
+
+/// <summary>
+/// The programs as the images get them: each Dockerfile's <c>RUN dotnet publish</c> lines run as written (ReadyToRun,
+/// linux-x64), once per test run and shared by every test that needs them.
+/// </summary>
+public static class PublishedApps
+{
+    private static readonly ConcurrentDictionary<string, Lazy<Task<IReadOnlyDictionary<string, string>>>> Published = new();
+
+    /// <summary>The functions app as <c>infra/docker/functions.Dockerfile</c> publishes it into <c>/home/site/wwwroot</c>.</summary>
+    public static async Task<string> FunctionsAppAsync() => (await AsInDockerfileAsync("functions.Dockerfile"))["/home/site/wwwroot"];
+
+    /// <summary>Every publish output of <paramref name="dockerfile"/>, by the image path it is copied to.</summary>
+    public static Task<IReadOnlyDictionary<string, string>> AsInDockerfileAsync(string dockerfile) =>
+        Published.GetOrAdd(dockerfile, d => new(() => PublishAsync(d))).Value;
+
+    private static async Task<IReadOnlyDictionary<string, string>> PublishAsync(string dockerfile)
+    {
+        var text = await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "infra", "docker", dockerfile));
+        var runs = Regex.Matches(text, @"^RUN dotnet publish (\S+) -c (\S+) -o (\S+)\s*$", RegexOptions.Multiline);
+        Assert.True(runs.Count > 0, $"{dockerfile} has no 'RUN dotnet publish PROJECT -c CONFIG -o DIR' line");
+        var outputs = new Dictionary<string, string>();
+        foreach (Match run in runs)
+        {
+            Assert.Matches(@"(?m)^COPY --from=build " + Regex.Escape(run.Groups[3].Value) + " ", text); // the runtime stage takes that output
+            var output = TestEnvironment.TempFolder("publish");
+            var (exit, log) = await Integration.EndToEndTests.RunAsync("dotnet", "publish", Path.Combine(TestEnvironment.RepoRoot, run.Groups[1].Value),
+                "-c", run.Groups[2].Value, "-o", output, "--nologo", "-v", "quiet");
+            Assert.True(exit == 0, log);
+            outputs[run.Groups[3].Value] = output;
+        }
+        return outputs;
+    }
+}
