@@ -324,7 +324,8 @@ class Functions:
         })
         if info_log:
             env["AzureFunctionsJobHost__logging__logLevel__Mta"] = "Information"
-            env["AzureFunctionsJobHost__logging__logLevel__Host.Worker"] = "Information"
+            env["AzureFunctionsJobHost__logging__logLevel__Host.Worker"] = "Debug"  # the start-up's steps
+            env["AzureFunctionsJobHost__logging__logLevel__Host.Startup"] = "Information"
             env["Logging__LogLevel__Mta"] = "Information"
         if poll:
             env["AzureFunctionsJobHost__extensions__queues__maxPollingInterval"] = poll
@@ -812,6 +813,15 @@ def cold_start(work):
               f"-> cleanup's line: {result['functions_spawn_to_cleanup']:.3f} s, "
               f"-> delivery's status=sent: {result['functions_spawn_to_status_sent']:.3f} s, "
               f"-> arrival at the sink: {result['functions_spawn_to_sink']:.3f} s")
+        steps = []
+        for label, pattern in (("gRPC endpoint up", r"gRPC endpoint listening"), ("worker spawned", r"Worker process \d+ spawned"),
+                               ("worker connected", r"connected after"), ("functions loaded", r"initialized and loaded after"),
+                               ("listeners started", r"Job host started")):
+            seen, ln = first(pattern)
+            at = parse_log_time(ln, spawned) if ln else None
+            if at:
+                steps.append(f"{label} {at - spawned:.3f}")
+        print("             host's steps (s after its spawn): " + ", ".join(steps))
         if not ok:
             print("  !!! cold start: the message never reached the sink", flush=True)
         for seen, ln in lines:

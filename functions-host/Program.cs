@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Mta.Functions.Host;
 using Mta.Functions.Host.Worker;
@@ -16,7 +17,11 @@ for (var i = 0; i < args.Length; i++)
 try
 {
     using var host = LocalFunctionsHost.Create(Path.GetFullPath(appPath), rest.ToArray()).Build();
-    await host.RunAsync();
+    var supervisor = host.Services.GetRequiredService<WorkerSupervisor>();
+    // A first worker that could not start stops the host, which may still be starting then.
+    try { await host.RunAsync(); }
+    catch (OperationCanceledException) when (supervisor.StartFailure is not null) { }
+    if (supervisor.StartFailure is { } failure) throw failure;
     return 0;
 }
 catch (Exception e) when (e is WorkerStartException or FileNotFoundException or InvalidDataException or NotSupportedException)

@@ -4,6 +4,7 @@ using Mta.Functions.Host.Configuration;
 using Mta.Functions.Host.Invocation;
 using Mta.Functions.Host.Protocol;
 using Mta.Functions.Host.Rpc;
+using Mta.Functions.Host.Triggers;
 using Mta.Functions.Host.Worker;
 using Mta.Mail.Contracts;
 
@@ -31,9 +32,11 @@ public static class RpcHopBenchmark
             ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true", ["Mta:MetricsPort"] = "0",
             ["Logging:LogLevel:Default"] = "Warning", ["Logging:LogLevel:Mta"] = "Error",
         };
-        var handshake = new WorkerHandshake(WorkerDescription.Load(Path.GetFullPath(app)), new FunctionsHostOptions(), settings, connections, NullLoggerFactory.Instance);
+        var description = WorkerDescription.Load(Path.GetFullPath(app));
+        var handshake = new WorkerHandshake(description, new FunctionsHostOptions(), settings, connections, NullLoggerFactory.Instance);
         var launched = Stopwatch.StartNew();
-        var worker = await handshake.LaunchAsync(server.Port, known: null, default);
+        var functions = WorkerSupervisor.Expected(FunctionMetadataFile.Load(description.Directory), new FunctionsHostOptions());
+        var worker = await handshake.LaunchAsync(server.Port, functions, default);
         Console.WriteLine($"worker launched and loaded in {launched.ElapsedMilliseconds} ms (pid {worker.Process.Id})");
         try
         {

@@ -2,8 +2,6 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -15,16 +13,36 @@ namespace Mta.Functions.Host.Rpc;
 /// The gRPC endpoint workers connect to: HTTP/2 without TLS on a loopback port of its own (chosen by the system),
 /// as the Functions host listens for its language workers. Messages of any size, as the host allows.
 /// </summary>
+/// <remarks>
+/// The socket listens (<see cref="Listen"/>) before Kestrel runs on it, so a worker can be launched with the port at
+/// once and start up while Kestrel does: its connection waits in the socket's backlog.
+/// </remarks>
 public sealed class RpcServer(WorkerConnections connections, RpcLogRelay logs) : IAsyncDisposable
 {
     private IHost? _host;
+    private ulong? _handle;
 
-    /// <summary>The port, once started.</summary>
+    /// <summary>The port, once listening.</summary>
     public int Port { get; private set; }
 
-    /// <summary>Starts listening.</summary>
+    /// <summary>Binds and listens on a loopback port the system chooses; returns it. Kestrel takes the socket over in <see cref="StartAsync"/>.</summary>
+    public int Listen()
+    {
+        if (_handle is not null) return Port;
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        socket.Listen(64);
+        Port = ((IPEndPoint)socket.LocalEndPoint!).Port;
+        _handle = (ulong)socket.SafeHandle.DangerousGetHandle();
+        socket.SafeHandle.SetHandleAsInvalid(); // the descriptor is Kestrel's from now on: it closes it
+        return Port;
+    }
+
+    /// <summary>Starts serving on the listening socket (listening first if <see cref="Listen"/> was not called).</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        Listen();
+        var handle = _handle!.Value;
         // A bare host: no appsettings or environment of its own, only Kestrel and the gRPC service. Its own lines
         // (Kestrel, requests) from Warning up; the workers' logs go through the relay.
         _host = new HostBuilder()
@@ -34,7 +52,7 @@ public sealed class RpcServer(WorkerConnections connections, RpcLogRelay logs) :
                 .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
                 .SetMinimumLevel(LogLevel.Warning))
             .ConfigureWebHost(web => web
-                .UseKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2))
+                .UseKestrel(k => k.ListenHandle(handle, l => l.Protocols = HttpProtocols.Http2))
                 .ConfigureServices(services =>
                 {
                     services.AddSingleton(connections);
@@ -49,8 +67,6 @@ public sealed class RpcServer(WorkerConnections connections, RpcLogRelay logs) :
                 .Configure(app => app.UseRouting().UseEndpoints(e => e.MapGrpcService<FunctionRpcService>())))
             .Build();
         await _host.StartAsync(cancellationToken);
-        var address = _host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        Port = new Uri(address).Port;
     }
 
     /// <summary>Stops listening; open streams end.</summary>

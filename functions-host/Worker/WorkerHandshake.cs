@@ -19,15 +19,16 @@ public sealed class WorkerHandshake(WorkerDescription description, FunctionsHost
     public const string HostVersion = "4.1000.0 (Mta.Functions.Host)";
 
     private readonly ILogger _output = loggers.CreateLogger("Host.Function.Console");
+    private readonly ILogger _log = loggers.CreateLogger("Host.Worker");
 
     /// <summary>The app's worker description.</summary>
     public WorkerDescription Description => description;
 
     /// <summary>
-    /// Launches a worker and loads its functions: those the allow-list admits, or on a restart exactly
-    /// <paramref name="known"/> (the same functions, under the ids this worker gives them).
+    /// Launches a worker and loads <paramref name="expected"/> in it, under the ids this worker gives them; its own
+    /// indexing must list each of them with the same trigger.
     /// </summary>
-    public async Task<RunningWorker> LaunchAsync(int rpcPort, IReadOnlyList<QueueFunction>? known, CancellationToken cancellationToken)
+    public async Task<RunningWorker> LaunchAsync(int rpcPort, IReadOnlyList<QueueFunction> expected, CancellationToken cancellationToken)
     {
         var workerId = Guid.NewGuid().ToString();
         var connected = connections.Expect(workerId);
@@ -35,10 +36,14 @@ public sealed class WorkerHandshake(WorkerDescription description, FunctionsHost
         var process = WorkerProcess.Start(WorkerLaunch.StartInfo(description, rpcPort, workerId, Guid.NewGuid().ToString(), appSettings), _output, label);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(options.WorkerStartupTimeout);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _log.LogDebug("Worker process {Pid} spawned", process.Id);
         try
         {
             var channel = await ConnectedAsync(connected, process, timeout.Token);
-            var functions = await LoadAsync(channel, known, timeout.Token);
+            _log.LogDebug("Worker process {Pid} connected after {Elapsed} ms", process.Id, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            var functions = await LoadAsync(channel, expected, timeout.Token);
+            _log.LogDebug("Worker process {Pid} initialized and loaded after {Elapsed} ms", process.Id, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             return new RunningWorker(process, channel, functions);
         }
         catch (Exception e) when (e is not WorkerStartException && !cancellationToken.IsCancellationRequested)
@@ -72,7 +77,7 @@ public sealed class WorkerHandshake(WorkerDescription description, FunctionsHost
         throw new WorkerStartException($"the worker exited with code {await process.Exited} before it connected ({description.Executable} {description.WorkerPath})", process.Tail);
     }
 
-    private async Task<IReadOnlyDictionary<string, QueueFunction>> LoadAsync(WorkerChannel channel, IReadOnlyList<QueueFunction>? known, CancellationToken cancellationToken)
+    private async Task<IReadOnlyDictionary<string, QueueFunction>> LoadAsync(WorkerChannel channel, IReadOnlyList<QueueFunction> expected, CancellationToken cancellationToken)
     {
         var init = await channel.InitializeAsync(new WorkerInitRequest
         {
@@ -84,24 +89,32 @@ public sealed class WorkerHandshake(WorkerDescription description, FunctionsHost
         var metadata = await channel.GetMetadataAsync(description.Directory, cancellationToken);
         Check(metadata.Result, "FunctionsMetadataRequest");
         var all = metadata.UseDefaultMetadataIndexing ? FunctionMetadataFile.Load(description.Directory) : metadata.FunctionMetadataResults;
-        var chosen = Choose(all, known);
-        foreach (var function in chosen)
-            Check((await channel.LoadAsync(function.Metadata, cancellationToken)).Result, $"FunctionLoadRequest for {function.Name}");
+        var chosen = Choose(all, expected);
+        // As the Functions host does: every load request goes out at once, then the answers are awaited.
+        var loads = chosen.Select(f => (f.Name, Answer: channel.LoadAsync(f.Metadata, cancellationToken))).ToList();
+        foreach (var (name, answer) in loads)
+            Check((await answer).Result, $"FunctionLoadRequest for {name}");
         return chosen.ToDictionary(f => f.Name, StringComparer.OrdinalIgnoreCase);
     }
 
-    /// <summary>The functions to load: the admitted ones, or on a restart the ones loaded before, each of which must still be there.</summary>
-    internal IReadOnlyList<QueueFunction> Choose(IEnumerable<RpcFunctionMetadata> indexed, IReadOnlyList<QueueFunction>? known)
+    /// <summary>
+    /// The worker's own metadata for each expected function (its function id is the worker's); a function the worker
+    /// does not index, or indexes with another trigger, is an error.
+    /// </summary>
+    internal static IReadOnlyList<QueueFunction> Choose(IEnumerable<RpcFunctionMetadata> indexed, IReadOnlyList<QueueFunction> expected)
     {
         var byName = indexed.ToDictionary(m => m.Name, StringComparer.OrdinalIgnoreCase);
         foreach (var m in byName.Values.Where(m => string.IsNullOrEmpty(m.FunctionId))) m.FunctionId = Guid.NewGuid().ToString();
-        var names = known?.Select(f => f.Name).ToList() ?? byName.Keys.Where(options.Admits).ToList();
-        var missing = (known is null ? options.Functions : names).Where(n => !byName.ContainsKey(n)).ToList();
+        var missing = expected.Where(f => !byName.ContainsKey(f.Name)).Select(f => f.Name).ToList();
         if (missing.Count > 0)
             throw new WorkerStartException($"function(s) {string.Join(", ", missing)} not found in the worker (it has {string.Join(", ", byName.Keys.Order())})", "");
-        if (names.Count == 0)
-            throw new WorkerStartException("the worker reported no functions", "");
-        return names.Select(n => QueueFunction.From(byName[n])).ToList();
+        var chosen = expected.Select(f => QueueFunction.From(byName[f.Name])).ToList();
+        foreach (var (mine, theirs) in expected.Zip(chosen))
+            if ((mine.QueueName, mine.Connection, mine.ParameterName, mine.DeferredBinding) != (theirs.QueueName, theirs.Connection, theirs.ParameterName, theirs.DeferredBinding))
+                throw new WorkerStartException($"function {mine.Name}: the worker's trigger ({theirs.QueueName}, {theirs.Connection}, {theirs.ParameterName}, " +
+                    $"deferred binding {theirs.DeferredBinding}) differs from functions.metadata's ({mine.QueueName}, {mine.Connection}, {mine.ParameterName}, " +
+                    $"deferred binding {mine.DeferredBinding})", "");
+        return chosen;
     }
 
     private static void Check(StatusResult? result, string request)

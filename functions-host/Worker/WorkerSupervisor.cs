@@ -12,6 +12,11 @@ namespace Mta.Functions.Host.Worker;
 /// invocations in flight fail (their queue messages come back) and starts a new one after a doubling delay. At stop it
 /// sends WorkerTerminate and kills a worker that does not end in time.
 /// </summary>
+/// <remarks>
+/// The functions to listen for are read from the app's functions.metadata when the host starts, so the queue
+/// listeners start while the worker is still starting (its start-up is most of a cold start); invocations wait until
+/// the worker has loaded them. The worker's own indexing must then agree, function by function, or the host stops.
+/// </remarks>
 public sealed class WorkerSupervisor : IHostedService, IAsyncDisposable
 {
     /// <summary>How long a worker told to terminate may take before it is killed.</summary>
@@ -20,6 +25,7 @@ public sealed class WorkerSupervisor : IHostedService, IAsyncDisposable
     private readonly WorkerHandshake _handshake;
     private readonly FunctionsHostOptions _options;
     private readonly RpcServer _server;
+    private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private TaskCompletionSource<RunningWorker> _ready = NewReady();
@@ -27,16 +33,21 @@ public sealed class WorkerSupervisor : IHostedService, IAsyncDisposable
     private Task _supervision = Task.CompletedTask;
 
     /// <summary>Creates the supervisor; nothing starts before <see cref="StartAsync"/>.</summary>
-    public WorkerSupervisor(WorkerHandshake handshake, FunctionsHostOptions options, RpcServer server, ILoggerFactory loggers)
+    public WorkerSupervisor(WorkerHandshake handshake, FunctionsHostOptions options, RpcServer server, IHostApplicationLifetime lifetime,
+        ILoggerFactory loggers)
     {
         _handshake = handshake;
         _options = options;
         _server = server;
+        _lifetime = lifetime;
         _logger = loggers.CreateLogger("Host.Worker");
     }
 
-    /// <summary>The functions loaded in the worker (after start).</summary>
+    /// <summary>The functions listened for and loaded in the worker (after start).</summary>
     public IReadOnlyList<QueueFunction> Functions { get; private set; } = [];
+
+    /// <summary>Why the first worker did not start, if it did not; the host is then stopping.</summary>
+    public WorkerStartException? StartFailure { get; private set; }
 
     /// <summary>The running worker's process id, if one runs.</summary>
     public int? WorkerProcessId => _current?.Process.Id;
@@ -44,18 +55,56 @@ public sealed class WorkerSupervisor : IHostedService, IAsyncDisposable
     /// <summary>The worker that serves invocations now, once it is ready; waits while a dead one is replaced.</summary>
     public Task<RunningWorker> ReadyAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
 
-    /// <summary>Starts the endpoint and the first worker; a worker that cannot start fails the host's start.</summary>
+    /// <summary>
+    /// Reads the functions to listen for, starts the endpoint and launches the first worker; the handshake goes on
+    /// while the rest of the host starts. A worker that cannot start stops the host (<see cref="StartFailure"/>).
+    /// </summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        Functions = Expected(FunctionMetadataFile.Load(_handshake.Description.Directory), _options);
+        _server.Listen();
+        _supervision = StartFirstAsync(); // spawns the worker before anything else here waits
         await _server.StartAsync(cancellationToken);
-        var worker = await _handshake.LaunchAsync(_server.Port, known: null, cancellationToken) with { NextDelay = _options.MinimalRestartDelay };
-        Functions = worker.Functions.Values.OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        _logger.LogDebug("gRPC endpoint listening on 127.0.0.1:{Port}", _server.Port);
+    }
+
+    /// <summary>The functions of functions.metadata that the allow-list admits; an admitted name that is not there is an error.</summary>
+    public static IReadOnlyList<QueueFunction> Expected(IReadOnlyList<Protocol.RpcFunctionMetadata> listed, FunctionsHostOptions options)
+    {
+        var names = listed.Select(m => m.Name).ToList();
+        var missing = options.Functions.Where(n => !names.Contains(n, StringComparer.OrdinalIgnoreCase)).ToList();
+        if (missing.Count > 0)
+            throw new WorkerStartException($"function(s) {string.Join(", ", missing)} not found in the app (functions.metadata has {string.Join(", ", names.Order())})", "");
+        var admitted = listed.Where(m => options.Admits(m.Name)).Select(QueueFunction.From).OrderBy(f => f.Name, StringComparer.Ordinal).ToList();
+        return admitted.Count > 0 ? admitted : throw new WorkerStartException("the app has no functions (functions.metadata is empty)", "");
+    }
+
+    private async Task StartFirstAsync()
+    {
+        RunningWorker worker;
+        try
+        {
+            worker = await _handshake.LaunchAsync(_server.Port, Functions, _stopping.Token) with { NextDelay = _options.MinimalRestartDelay };
+        }
+        catch (WorkerStartException e)
+        {
+            StartFailure = e;
+            _ready.TrySetException(e);
+            _logger.LogCritical("The worker did not start: {Message}", e.Message);
+            _lifetime.StopApplication();
+            return;
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            _ready.TrySetCanceled();
+            return;
+        }
         _logger.LogInformation("Functions:");
         foreach (var f in Functions) _logger.LogInformation("        {Name}: queueTrigger ({Queue})", f.Name, f.QueueName);
         _logger.LogInformation("Worker process started and initialized: pid {Pid}, {Executable} {Worker}, gRPC on 127.0.0.1:{Port}",
             worker.Process.Id, _handshake.Description.Executable, _handshake.Description.WorkerPath, _server.Port);
         Publish(worker);
-        _supervision = SuperviseAsync(worker);
+        await SuperviseAsync(worker);
     }
 
     private void Publish(RunningWorker worker)
@@ -123,6 +172,7 @@ public sealed class WorkerSupervisor : IHostedService, IAsyncDisposable
             }
         }
         try { await _supervision; } catch (OperationCanceledException) { }
+        _ready.TrySetCanceled();
         await _server.StopAsync(cancellationToken);
     }
 

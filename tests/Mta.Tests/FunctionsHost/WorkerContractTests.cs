@@ -12,6 +12,7 @@ using Mta.Functions.Host.Configuration;
 using Mta.Functions.Host.Invocation;
 using Mta.Functions.Host.Protocol;
 using Mta.Functions.Host.Rpc;
+using Mta.Functions.Host.Triggers;
 using Mta.Functions.Host.Worker;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
@@ -124,7 +125,7 @@ public sealed class WorkerContractTests
         await server.StartAsync(default);
         var settings = new Dictionary<string, string?> { ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true", ["Mta:MetricsPort"] = "0" };
         var handshake = new WorkerHandshake(WorkerDescription.Load(app), new FunctionsHostOptions(), settings, connections, NullLoggerFactory.Instance);
-        var worker = await handshake.LaunchAsync(server.Port, known: null, default);
+        var worker = await handshake.LaunchAsync(server.Port, WorkerSupervisor.Expected(FunctionMetadataFile.Load(app), new FunctionsHostOptions()), default);
         try
         {
             // The message text where the Cleanup function's QueueMessage expects ModelBindingData: the worker's converter refuses it.
@@ -230,7 +231,7 @@ public sealed class WorkerContractTests
         try
         {
             var supervisor = host.Services.GetRequiredService<WorkerSupervisor>();
-            var pid = supervisor.WorkerProcessId!.Value;
+            var pid = (await supervisor.ReadyAsync(default)).Process.Id;
             // SIGKILL the worker while it is inside the invocation: the next hop has just greeted it.
             var killed = proxy.AfterReply("220", () =>
             {
@@ -295,10 +296,28 @@ public sealed class WorkerContractTests
         }
     }
 
+    /// <summary>A copy of the functions build whose functions.metadata says something else than the worker's own indexing.</summary>
+    private static string AppWithMetadata(Func<string, string> edit)
+    {
+        var app = TestEnvironment.TempFolder("app");
+        foreach (var file in Directory.GetFiles(TestEnvironment.FunctionsApp, "*", SearchOption.AllDirectories))
+        {
+            var to = Path.Combine(app, Path.GetRelativePath(TestEnvironment.FunctionsApp, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(file, to);
+        }
+        var metadata = Path.Combine(app, FunctionMetadataFile.FileName);
+        var text = File.ReadAllText(metadata);
+        Assert.NotEqual(text, edit(text));
+        File.WriteAllText(metadata, edit(text));
+        return app;
+    }
+
     private static string AppWithWorker(string script, string name = "worker.sh")
     {
         var app = TestEnvironment.TempFolder("app");
         File.Copy(Path.Combine(TestEnvironment.FunctionsApp, "host.json"), Path.Combine(app, "host.json"));
+        File.Copy(Path.Combine(TestEnvironment.FunctionsApp, FunctionMetadataFile.FileName), Path.Combine(app, FunctionMetadataFile.FileName));
         File.WriteAllText(Path.Combine(app, name), script);
         File.WriteAllText(Path.Combine(app, WorkerDescription.FileName),
             $$"""{ "description": { "language": "dotnet-isolated", "defaultExecutablePath": "/bin/sh", "defaultWorkerPath": "{{name}}" } }""");
@@ -308,13 +327,15 @@ public sealed class WorkerContractTests
     [Theory]
     [InlineData("exits", "the worker exited with code 3 before it connected")]
     [InlineData("hangs", "the worker did not finish starting within 00:00:01")]
-    [InlineData("lacks a function", "function(s) Nope not found in the worker (it has Bounce, Cleanup, Delivery, Retry)")]
+    [InlineData("lacks a function", "function(s) Nope not found in the app (functions.metadata has Bounce, Cleanup, Delivery, Retry)")]
+    [InlineData("disagrees", "function Delivery: the worker's trigger (delivery, AzureWebJobsStorage, message, deferred binding True) differs from functions.metadata's (elsewhere,")]
     public async Task A_worker_that_cannot_start_is_reported_in_one_line_with_its_output_and_the_host_exits_non_zero(string how, string expected)
     {
         var (app, settings) = how switch
         {
             "exits" => (AppWithWorker("echo 'boom: no storage setting' >&2\nexit 3\n"), new Dictionary<string, string?>()),
             "hangs" => (AppWithWorker("echo 'starting slowly'\nexec sleep 30\n"), new() { ["FunctionsHost:WorkerStartupTimeout"] = "00:00:01" }),
+            "disagrees" => (AppWithMetadata(m => m.Replace("\"queueName\": \"delivery\"", "\"queueName\": \"elsewhere\"")), new Dictionary<string, string?>()),
             _ => (TestEnvironment.FunctionsApp, new Dictionary<string, string?> { ["AzureFunctionsJobHost:functions:0"] = "Nope" }),
         };
         settings["AzureWebJobsStorage"] = "UseDevelopmentStorage=true";
