@@ -48,6 +48,7 @@ public static class PipelineServices
         services.AddSingleton<ServerCertificateCheck>();
         services.AddSingleton<MtaStsPolicies>();
         services.AddSingleton<TrafficShaper>();
+        services.AddSingleton<DeliveryTargets>();
         services.AddSingleton<SmtpDelivery>();
         services.AddSingleton<MaildirDelivery>();
         services.AddSingleton<LmtpDelivery>();

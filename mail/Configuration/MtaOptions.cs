@@ -38,6 +38,17 @@ public sealed class MtaOptions
     /// </summary>
     public string? RelayHost { get; set; }
 
+    /// <summary>
+    /// Networks delivery never connects to when a recipient domain's MX hosts (or an MTA-STS policy host) resolve into
+    /// them; empty: <see cref="Delivery.DeliveryTargets.DefaultInternalNetworks"/> (loopback, private, link-local,
+    /// carrier-NAT, multicast). A next hop named in the transport map, <see cref="RelayHost"/> or the local transport
+    /// may be anywhere. Add the cluster's pod and service ranges where they are not private.
+    /// </summary>
+    public List<string> InternalNetworks { get; set; } = [];
+
+    /// <summary>Connect to internal addresses whatever names them (for test systems on loopback only).</summary>
+    public bool DeliverToInternalNetworks { get; set; }
+
     /// <summary>Folder for local data; local mail lands under <c>{DataDirectory}/maildir/{user}/new</c>.</summary>
     public string DataDirectory { get; set; } = "data";
 

@@ -211,10 +211,12 @@ public sealed class SmtpConnection : IAsyncDisposable
                 await ResetAsync(ct);
                 return job.Recipients.Select(r => results[r]).ToList();
             }
-            using (var limit = Limit(ct, _timeout + TimeSpan.FromSeconds(message.Length / 1024.0))) // ~1 KiB/s at least
+            // Only CRLF goes out, whatever the queue holds (LineEndings); a message that needs the fix is copied, others are not.
+            var wire = LineEndings.OnlyCrlf(message.Span) ? message : LineEndings.ToCrlf(message.Span);
+            using (var limit = Limit(ct, _timeout + TimeSpan.FromSeconds(wire.Length / 1024.0))) // ~1 KiB/s at least
             {
-                await WriteDotStuffedAsync(message, limit.Token);
-                var end = message.Length > 0 && message.Span[^1] == (byte)'\n' ? ".\r\n"u8.ToArray() : "\r\n.\r\n"u8.ToArray();
+                await WriteDotStuffedAsync(wire, limit.Token);
+                var end = wire.Length > 0 && wire.Span[^1] == (byte)'\n' ? ".\r\n"u8.ToArray() : "\r\n.\r\n"u8.ToArray();
                 await _stream.WriteAsync(end, limit.Token);
                 await _stream.FlushAsync(limit.Token);
             }

@@ -24,12 +24,14 @@ public sealed class SmtpDelivery : IDisposable
     private readonly TimeProvider _clock;
     private readonly TrafficShaper _shaper;
     private readonly MtaOptions _options;
+    private readonly DeliveryTargets _targets;
     private readonly ILogger<SmtpDelivery> _log;
 
     /// <summary>Builds the client role from its collaborators.</summary>
     public SmtpDelivery(MxResolver resolver, TlsPolicy tlsPolicy, MtaStsPolicies mtaSts, ServerCertificateCheck certificates,
-        TrafficShaper shaper, TimeProvider clock, IOptions<MtaOptions> options, ILogger<SmtpDelivery> log)
+        TrafficShaper shaper, DeliveryTargets targets, TimeProvider clock, IOptions<MtaOptions> options, ILogger<SmtpDelivery> log)
     {
+        _targets = targets;
         _resolver = resolver;
         _tlsPolicy = tlsPolicy;
         _mtaSts = mtaSts;
@@ -76,6 +78,15 @@ public sealed class SmtpDelivery : IDisposable
             var status = e.Permanent ? RecipientStatus.Bounced : RecipientStatus.Deferred;
             var code = e.Permanent ? (e.Message.Contains("null MX") ? "5.1.10" : "5.1.2") : "4.4.3";
             return All(job, status, $"{code} {e.Message}", "none");
+        }
+        var resolved = hosts;
+        hosts = _targets.Allowed(hop, hosts);
+        if (hosts.Count == 0)
+        {
+            // An MX record that points into loopback, private or cluster networks: a way in for whoever controls the DNS.
+            _log.LogWarning("{QueueId}: {Host}: mail hosts only at internal addresses ({Addresses}); refused", job.MessageId, hop.Host,
+                string.Join(", ", resolved.Select(h => h.Address)));
+            return All(job, RecipientStatus.Bounced, $"5.4.4 {hop.Host}: its mail hosts are at internal addresses, which are not delivered to", "none");
         }
         if (enforce)
         {

@@ -27,6 +27,16 @@ public sealed class Router
             _relayHost = TransportMap.ParseNextHop("smtp:" + relayHost.Trim(), "", "Mta:RelayHost");
     }
 
+    /// <summary>
+    /// Whether <paramref name="hop"/> is one the administrator named — an entry of the transport map, the relay host or
+    /// the local transport — rather than a recipient domain's own mail hosts.
+    /// </summary>
+    public bool IsConfigured(NextHop hop) =>
+        hop.Transport == Transport.Local
+        || _relayHost is { } relay && relay.Host.Equals(hop.Host, StringComparison.OrdinalIgnoreCase)
+        || _local.Host.Length > 0 && _local.Host.Equals(hop.Host, StringComparison.OrdinalIgnoreCase)
+        || _transports.Names(hop.Host);
+
     /// <summary>The next hop for one recipient address.</summary>
     public NextHop Resolve(string recipient)
     {

@@ -110,4 +110,7 @@ public sealed class TransportMap
 
     /// <summary>The entry for a domain, if any.</summary>
     public NextHop? Find(string domain) => _entries.TryGetValue(domain.TrimEnd('.'), out var hop) ? hop : null;
+
+    /// <summary>Whether some entry's next hop is <paramref name="host"/>.</summary>
+    public bool Names(string host) => _entries.Values.Any(h => h.Host.Equals(host, StringComparison.OrdinalIgnoreCase));
 }

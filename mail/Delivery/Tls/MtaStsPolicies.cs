@@ -24,7 +24,8 @@ public sealed class MtaStsPolicies : IDisposable
     private readonly ConcurrentDictionary<string, (MtaStsPolicy Policy, DateTimeOffset Expires)> _cache = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Builds the fetcher: host names resolve through the MTA's own DNS servers, certificates through <paramref name="certificates"/>.</summary>
-    public MtaStsPolicies(MxResolver dns, ServerCertificateCheck certificates, IOptions<MtaOptions> options, TimeProvider clock, ILogger<MtaStsPolicies> log)
+    public MtaStsPolicies(MxResolver dns, ServerCertificateCheck certificates, DeliveryTargets targets, IOptions<MtaOptions> options,
+        TimeProvider clock, ILogger<MtaStsPolicies> log)
     {
         _dns = dns;
         _options = options.Value;
@@ -37,7 +38,9 @@ public sealed class MtaStsPolicies : IDisposable
             ConnectTimeout = TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds),
             ConnectCallback = async (context, ct) =>
             {
-                var hosts = await _dns.ResolveHostAsync(context.DnsEndPoint.Host, ct);
+                // The policy host is named by the recipient domain's owner: never an internal address.
+                var hosts = (await _dns.ResolveHostAsync(context.DnsEndPoint.Host, ct)).Where(h => !targets.IsInternal(h.Address)).ToList();
+                if (hosts.Count == 0) throw new HttpRequestException($"{context.DnsEndPoint.Host} is at internal addresses only");
                 var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                 try
                 {
@@ -54,7 +57,8 @@ public sealed class MtaStsPolicies : IDisposable
         // §3.3: the policy host's certificate must verify for mta-sts.DOMAIN (the TLS target host name).
         handler.SslOptions.RemoteCertificateValidationCallback = (sender, cert, chain, errors) =>
             sender is System.Net.Security.SslStream tls && certificates.IsTrusted(cert, chain, errors, tls.TargetHostName, out _);
-        _http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(Math.Max(10, _options.SmtpTimeoutSeconds)) };
+        // FetchAsync puts one deadline on the whole fetch, body included; HttpClient's own ends with the headers.
+        _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
     /// <summary>The policy in force for <paramref name="domain"/>, or null when it publishes none (or MTA-STS is off).</summary>
@@ -87,7 +91,7 @@ public sealed class MtaStsPolicies : IDisposable
                 domain, id, policy.Mode.ToString().ToLowerInvariant(), string.Join(",", policy.Mx), (long)policy.MaxAge.TotalSeconds);
             return policy;
         }
-        catch (Exception e) when (e is HttpRequestException or FormatException or TaskCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is HttpRequestException or FormatException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             _log.LogWarning("MTA-STS: cannot fetch the policy of {Domain}: {Error}", domain, e.Message);
             return cachedValid ? cached.Policy : null;
@@ -106,7 +110,23 @@ public sealed class MtaStsPolicies : IDisposable
         return null;
     }
 
-    private async Task<MtaStsPolicy> FetchAsync(string domain, string id, CancellationToken ct)
+    /// <summary>The whole fetch — connection, TLS, headers and body — must be over within this.</summary>
+    private TimeSpan FetchDeadline => TimeSpan.FromSeconds(Math.Max(5, _options.SmtpTimeoutSeconds));
+
+    private async Task<MtaStsPolicy> FetchAsync(string domain, string id, CancellationToken outer)
+    {
+        // One deadline for all of it: a server that sends its headers and then one byte a second holds no worker.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(outer);
+        deadline.CancelAfter(FetchDeadline);
+        var ct = deadline.Token;
+        try { return await FetchWithinAsync(domain, id, ct); }
+        catch (OperationCanceledException) when (!outer.IsCancellationRequested)
+        {
+            throw new HttpRequestException($"mta-sts.{domain}: no whole policy within {FetchDeadline.TotalSeconds} s");
+        }
+    }
+
+    private async Task<MtaStsPolicy> FetchWithinAsync(string domain, string id, CancellationToken ct)
     {
         var host = "mta-sts." + domain;
         var port = _options.MtaStsPort == 443 ? "" : ":" + _options.MtaStsPort;

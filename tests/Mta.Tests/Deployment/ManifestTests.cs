@@ -214,5 +214,12 @@ public sealed class ManifestTests
         Assert.NotNull(m.Find("NetworkPolicy", "default-deny"));
         var smtpOut = m.Find("NetworkPolicy", "delivery-smtp-out")!;
         Assert.Equal("25", smtpOut["spec"]["egress"][0]["ports"][0]["port"].Text);
+        // SMTP out reaches none of the networks delivery refuses in code; HTTPS out never the metadata endpoint.
+        var excepted = smtpOut["spec"]["egress"][0]["to"].Items.SelectMany(t => t["ipBlock"]["except"].Items.Select(e => e.Text)).ToList();
+        foreach (var network in Mta.Mail.Delivery.DeliveryTargets.DefaultInternalNetworks.Where(n => n is not ("224.0.0.0/4" or "240.0.0.0/4" or "::/128" or "ff00::/8")))
+            Assert.Contains(network, excepted);
+        var https = m.Find("NetworkPolicy", "allow-storage")!["spec"]["egress"][0]["to"].Items
+            .SelectMany(t => t["ipBlock"]["except"].Items.Select(e => e.Text)).ToList();
+        Assert.Contains("169.254.0.0/16", https);
     }
 }

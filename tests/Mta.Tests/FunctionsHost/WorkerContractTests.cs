@@ -39,6 +39,7 @@ public sealed class WorkerContractTests
             ["AzureWebJobsStorage"] = storage,
             ["Mta:MetricsPort"] = "0",
             ["Mta:MyHostname"] = "mta.test",
+            ["Mta:DeliverToInternalNetworks"] = "true", // the next hops here are on loopback
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Mta"] = "Information",
             ["AzureFunctionsJobHost:logging:logLevel:default"] = "Warning",
@@ -269,6 +270,7 @@ public sealed class WorkerContractTests
             ["AzureWebJobsStorage"] = azurite.ConnectionString,
             ["Mta:MetricsPort"] = "0",
             ["Mta:DataDirectory"] = TestEnvironment.TempFolder("data"),
+            ["Mta:DeliverToInternalNetworks"] = "true",
             ["AzureFunctionsJobHost:extensions:queues:maxPollingInterval"] = "00:00:00.500",
             ["FunctionsHost:ShutdownGracePeriod"] = $"00:00:{grace:D2}",
         }, app);

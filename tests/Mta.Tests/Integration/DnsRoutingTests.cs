@@ -104,4 +104,30 @@ public sealed class DnsRoutingTests : IAsyncLifetime
         Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Maildir("sender").Length == 1), TimeSpan.FromSeconds(60)));
         Assert.Contains("Status: 5.1.10", await File.ReadAllTextAsync(mta.Maildir("sender")[0]));
     }
+
+    [SkippableFact]
+    public async Task An_mx_at_an_internal_address_is_not_connected_to_unless_the_administrator_named_the_next_hop()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        await using var azurite = await Azurite.StartAsync();
+        var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
+        await File.WriteAllTextAsync(map, $"named.test smtp:[127.0.0.1]:{sink.Port}\n");
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:DnsServers:0"] = _dns.Server, ["Mta:SmtpPort"] = sink.Port.ToString(), ["Mta:TransportMapFile"] = map,
+            ["Mta:DeliverToInternalNetworks"] = "false", // as shipped: the test systems allow loopback
+        });
+        // pref.test's MX hosts are 127.0.0.2 and 127.0.0.1, which anyone's DNS can say: bounced, nothing connected to.
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("sender@localhost", "someone@pref.test", "to an internal mx"));
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Maildir("sender").Length == 1), TimeSpan.FromSeconds(60)),
+            string.Join("\n", mta.Log.Lines));
+        Assert.Contains("Status: 5.4.4", await File.ReadAllTextAsync(mta.Maildir("sender")[0]));
+        Assert.Empty(sink.Dumps());
+        Assert.NotEmpty(mta.Log.Matching("pref.test: mail hosts only at internal addresses (127.0.0.2, 127.0.0.1); refused"));
+        // The same address named in the transport map is the administrator's choice: delivered.
+        var named = TestMail.Message("sender@localhost", "someone@named.test", "to a named next hop " + Guid.NewGuid().ToString("N"));
+        await TestMail.SendAsync(mta.SmtpPort, named);
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains(named.Subject!))),
+            TimeSpan.FromSeconds(60)), string.Join("\n", mta.Log.Lines));
+    }
 }

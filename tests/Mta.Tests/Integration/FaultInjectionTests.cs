@@ -82,6 +82,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
             ["Mta:MinimalBackoffSeconds"] = "1",
             ["Mta:MaximalBackoffSeconds"] = "4",
             ["Mta:MetricsPort"] = "0",
+            ["Mta:DeliverToInternalNetworks"] = "true", // the MX record points to loopback
             ["AzureFunctionsJobHost:extensions:queues:maxPollingInterval"] = "00:00:00.500",
         };
         // The ingress reaches the queue service through the proxy, which can kill it right after a queue write.

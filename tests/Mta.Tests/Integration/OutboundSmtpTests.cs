@@ -262,4 +262,31 @@ public sealed class OutboundSmtpTests
         var sent = message.Replace("\r\n", "\n");
         Assert.EndsWith((sent.EndsWith('\n') ? sent : sent + "\n") + "\n", dump);
     }
+
+    [SkippableFact]
+    public async Task What_a_queue_message_holds_goes_out_with_crlf_line_ends_only_so_a_lenient_next_hop_sees_one_message()
+    {
+        // A receiver that also ends lines at a bare CR or LF: <CR>.<CR><LF> and <LF>.<LF> would end its DATA, and the
+        // rest would be read as commands. The queue message carries them as if the ingress had not refused them.
+        await using var lenient = CountingSmtpServer.Start();
+        await using var azurite = await Azurite.StartAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
+        var job = new Mta.Mail.Contracts.DeliveryJob
+        {
+            MessageId = "SMUG", JobId = "SMUG.0", BlobName = "SMUG", Sender = "a@sender.test", Recipients = ["u@example.test"],
+            NextHop = new Mta.Mail.Contracts.NextHop { Transport = Mta.Mail.Contracts.Transport.Smtp, Host = "127.0.0.1", Port = lenient.Port },
+            ArrivalTime = DateTimeOffset.UtcNow,
+            Content = Encoding.ASCII.GetBytes("Subject: t\r\n\r\nline1\n.\nMAIL FROM:<x@y>\r\nline2\r.\r\nRCPT TO:<victim@far.test>\r\nend\r\n"),
+        };
+        var delivery = new QueueClient(azurite.ConnectionString, QueueNames.Delivery, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
+        await delivery.CreateIfNotExistsAsync();
+        await delivery.SendMessageAsync(Mta.Mail.Contracts.QueueJson.Serialize(job));
+
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Log.Matching("SMUG: to=<u@example.test>", "status=sent").Count == 1),
+            TimeSpan.FromSeconds(30)), string.Join("\n", mta.Log.Lines));
+        await Task.Delay(500);
+        Assert.Single(lenient.Messages);
+        Assert.Equal(["MAIL FROM:<a@sender.test>"], lenient.Commands.Where(c => c.StartsWith("MAIL", StringComparison.Ordinal)));
+        Assert.DoesNotContain(lenient.Commands, c => c.Contains("victim") || c.Contains("x@y"));
+    }
 }

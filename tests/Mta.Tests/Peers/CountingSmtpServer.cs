@@ -9,7 +9,8 @@ namespace Mta.Tests.Peers;
 /// A receiving SMTP server on loopback that measures what traffic shaping promises: connections open at once (and the
 /// peak), transactions per connection, recipients per transaction and when each message arrived. It can be slow per
 /// message, and it can answer <c>421</c> to connections above a threshold ("under load"), as large providers do.
-/// smtp-sink counts none of this, so the tests use this one.
+/// smtp-sink counts none of this, so the tests use this one. It reads lines as .NET's <see cref="StreamReader"/> does,
+/// ending them at a bare CR or LF too: a lenient receiver, the kind SMTP smuggling aims at.
 /// </summary>
 public sealed class CountingSmtpServer : IAsyncDisposable
 {
@@ -28,6 +29,10 @@ public sealed class CountingSmtpServer : IAsyncDisposable
     public sealed record Received(DateTimeOffset At, int Connection, IReadOnlyList<string> Recipients, string Subject);
 
     private readonly ConcurrentQueue<Received> _messages = new();
+    private readonly ConcurrentQueue<string> _commands = new();
+
+    /// <summary>Every command line it read outside DATA, in order (across connections).</summary>
+    public IReadOnlyList<string> Commands => _commands.ToArray();
     private int _connections;
 
     /// <summary>The port it listens on (127.0.0.1).</summary>
@@ -100,6 +105,7 @@ public sealed class CountingSmtpServer : IAsyncDisposable
             var started = DateTimeOffset.UtcNow;
             while (await reader.ReadLineAsync(_stop.Token) is { } line)
             {
+                _commands.Enqueue(line);
                 var verb = line.Length >= 4 ? line[..4].ToUpperInvariant() : line.ToUpperInvariant();
                 switch (verb)
                 {

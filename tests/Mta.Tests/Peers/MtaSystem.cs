@@ -71,6 +71,8 @@ public sealed class MtaSystem : IAsyncDisposable
             ["Mta:DataDirectory"] = data,
             ["Mta:MyHostname"] = "mta.test",
             ["Mta:MetricsPort"] = TestEnvironment.FreeTcpPort().ToString(),
+            // Every peer here is on loopback, MX hosts from dnsmasq included: a test that checks the refusal turns it off.
+            ["Mta:DeliverToInternalNetworks"] = "true",
             // Poll fast in tests; the rest of host.json applies as written.
             ["AzureFunctionsJobHost:extensions:queues:maxPollingInterval"] = "00:00:00.500",
             // Quiet hosts: the test output is for the tests' own messages.
