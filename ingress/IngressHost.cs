@@ -15,6 +15,7 @@ using Mta.Ingress.Policy;
 using Mta.Ingress.Smtp;
 using Mta.Mail;
 using Mta.Mail.Queues;
+using Mta.Mail.Routing;
 using Mta.Mail.Spool;
 
 namespace Mta.Ingress;
@@ -80,12 +81,28 @@ public static class IngressHost
         // Fail at start, with the file named, rather than at the first TLS or AUTH client.
         app.Services.GetRequiredService<TlsCertificates>();
         app.Services.GetRequiredService<SaslUsers>();
+        WarnAboutOpenRecipients(app.Services, ingress);
         if (ingress.HealthPort > 0)
         {
             app.MapGet("/healthz", () => "ok");
             app.MapPrometheusScrapingEndpoint(); // GET /metrics, on the health port only (the SMTP ports speak SMTP)
         }
         return app;
+    }
+
+    /// <summary>
+    /// Says loudly, at every start, when a class of recipients has no table: every address is then accepted at RCPT,
+    /// and the unknown ones bounce later to senders who may be forged (backscatter). Postfix checks local users by
+    /// default; here the tables are files that must be mounted.
+    /// </summary>
+    private static void WarnAboutOpenRecipients(IServiceProvider services, IngressOptions ingress)
+    {
+        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Ingress");
+        if (!services.GetRequiredService<LocalRecipients>().Configured)
+            log.LogWarning("warning: no Mta:LocalRecipientsFile (local_recipient_maps): every user in the local domains is accepted, and mail for unknown ones bounces (backscatter)");
+        if (ingress.RelayDomains.Count > 0 && !services.GetRequiredService<RelayPolicy>().KnowsRelayRecipients)
+            log.LogWarning("warning: no Ingress:RelayRecipientsFile (relay_recipient_maps): every address in the relay domains {Domains} is accepted, and mail for unknown ones bounces (backscatter)",
+                string.Join(", ", ingress.RelayDomains));
     }
 
     /// <summary>

@@ -54,6 +54,31 @@ public sealed class IngressOptions
     /// </summary>
     public string BareLineEndings { get; set; } = "reject";
 
+    /// <summary>
+    /// Largest header block, in octets (the empty line that ends it included): a larger one gets <c>552 5.3.4</c> before
+    /// anything parses it. At most the 256 KiB the session keeps of a message's start, where cleanup reads the header.
+    /// Postfix's <c>header_size_limit</c> (102400) bounds one field; this bounds them all.
+    /// </summary>
+    public int HeaderBlockSizeLimit { get; set; } = 256 * 1024;
+
+    /// <summary>
+    /// Whether AUTH is offered on the MX port (inside TLS). Off by default, as Postfix's <c>smtpd_sasl_auth_enable</c> is
+    /// off for port 25: logins belong on the submission ports, and an MX that offers them invites guessing.
+    /// </summary>
+    public bool MxAuth { get; set; }
+
+    /// <summary>Failed logins one client (IPv6: its /64) may have within the window before its sessions are closed at AUTH.</summary>
+    public int AuthFailureLimit { get; set; } = 10;
+
+    /// <summary>Failed logins one user name may have within the window, from anywhere, before it gets only temporary failures.</summary>
+    public int AuthUserFailureLimit { get; set; } = 20;
+
+    /// <summary>The sliding window for the failure limits, in seconds.</summary>
+    public int AuthFailureWindowSeconds { get; set; } = 600;
+
+    /// <summary>Most header fields in a message; more get <c>552 5.3.4</c>.</summary>
+    public int HeaderFieldLimit { get; set; } = 1000;
+
     /// <summary>Longest text line in DATA, CRLF included (RFC 5321 §4.5.3.1.6: 1000); longer gets <c>500 5.5.2</c>. 0: no limit.</summary>
     public int TextLineLimit { get; set; } = 1000;
 
@@ -117,10 +142,20 @@ public sealed class IngressOptions
     public void ApplyDefaults()
     {
         if (TrustedNetworks.Count == 0) TrustedNetworks.AddRange(["127.0.0.0/8", "::1/128"]);
+        if (HeaderBlockSizeLimit is <= 0 or > Acceptance.SpoolWriter.HeadSize)
+            throw new InvalidOperationException($"Ingress:HeaderBlockSizeLimit: {HeaderBlockSizeLimit} is not between 1 and {Acceptance.SpoolWriter.HeadSize}");
+        if (HeaderFieldLimit <= 0)
+            throw new InvalidOperationException($"Ingress:HeaderFieldLimit: {HeaderFieldLimit} is not a positive number");
         if (BareLineEndings is not ("reject" or "normalize"))
             throw new InvalidOperationException($"Ingress:BareLineEndings: '{BareLineEndings}' is not reject or normalize");
     }
 
     /// <summary>Domains this system relays for from anyone, besides its local domains (Postfix <c>relay_domains</c>).</summary>
     public List<string> RelayDomains { get; set; } = [];
+
+    /// <summary>
+    /// File of the addresses that exist in the relay domains (Postfix <c>relay_recipient_maps</c>): <c>user@domain</c> or
+    /// <c>@domain</c> lines; others get <c>550 5.1.1</c> at RCPT. Re-read when it changes. None: every address is accepted.
+    /// </summary>
+    public string? RelayRecipientsFile { get; set; }
 }

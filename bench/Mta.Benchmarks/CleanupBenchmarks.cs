@@ -80,8 +80,9 @@ public class CleanupBenchmarks
         var parser = new MimeParser(new MemoryStream(content, writable: false), MimeFormat.Entity);
         var headers = parser.ParseHeaders();
         var offset = parser.Position;
-        var verdict = _stage.InspectHeader(_envelope, headers, "from [192.0.2.7]")
-            ?? await _stage.InspectBodyAsync(_envelope, content, offset, "from [192.0.2.7]", default);
+        var budget = new CheckBudget();
+        var verdict = _stage.InspectHeader(_envelope, headers, "from [192.0.2.7]", budget)
+            ?? await _stage.InspectBodyAsync(_envelope, content, offset, "from [192.0.2.7]", budget, default);
         if (verdict is not null) throw new InvalidOperationException("the benchmark message should pass the checks");
         var sender = _rewriter.RewriteSender(_envelope.Sender);
         var recipients = _rewriter.RewriteRecipients(_envelope.Recipients);

@@ -29,6 +29,9 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
     /// <summary>A place for the next message's bytes, named by a new queue id.</summary>
     public SpoolWriter NewMessage(DateTimeOffset now) => new(spool, QueueId.New(now));
 
+    /// <summary>The reply when the content checks could not finish in time.</summary>
+    public const string ContentCheckTimeoutReply = "451 4.7.1 Error: message content could not be checked in time, try again later";
+
     /// <summary>
     /// Queues the message: returns null when the client may have its 250, or the refusal it gets instead (from cleanup
     /// run here: a content check's REJECT, a mail loop). Throws <see cref="StorageUnavailableException"/> when storage
@@ -99,7 +102,15 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
         {
             return (true, await cleanup.ProcessBeforeReplyAsync(envelope, head, ct));
         }
-        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        catch (ContentCheckTimeoutException e)
+        {
+            // Checks run before anything is queued: the client is told to come back, the checks are not skipped.
+            log.LogWarning("{QueueId}: deferred: {Error}", envelope.Id, e.Message);
+            return (true, ContentCheckTimeoutReply);
+        }
+        // Running out of memory is no reason to hand the message on: the next stage would parse the same bytes. It
+        // propagates, and the client, which has no 250, sends again.
+        catch (Exception e) when (e is not OutOfMemoryException && (e is not OperationCanceledException || !ct.IsCancellationRequested))
         {
             // Some jobs may be queued already; the cleanup stage finishes the message and marks its jobs.
             log.LogWarning("{QueueId}: cleanup before the reply failed, the message goes to the cleanup stage: {Error}", envelope.Id, e.Message);

@@ -36,6 +36,9 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
     /// <summary>The message's first octets (up to <see cref="HeadSize"/>), kept when the first block went to storage.</summary>
     public ReadOnlySpan<byte> Head => _head ?? _pending.GetBuffer().AsSpan(0, (int)Math.Min(_pending.Length, HeadSize));
 
+    /// <summary>The header block's size and fields as written so far; nothing past <see cref="HeadSize"/> is looked at.</summary>
+    public HeaderMeter Header { get; } = new(HeadSize);
+
     /// <summary>The blob name, which is also the queue id.</summary>
     public string Name { get; } = name;
 
@@ -98,6 +101,7 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
     /// <inheritdoc/>
     public override void Write(ReadOnlySpan<byte> buffer)
     {
+        if (!Header.Complete) Header.Observe(buffer);
         if (Failure is null) _pending.Write(buffer);
     }
 

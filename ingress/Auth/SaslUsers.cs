@@ -26,17 +26,41 @@ public sealed class SaslUsers
     // Verifying an unknown user costs the same as a known one, so timing does not tell names apart.
     private static readonly (int, byte[], byte[]) Decoy = (Iterations, new byte[16], new byte[32]);
 
+    // Hashing runs on the thread pool, as many at once as there are cores, never on a session's I/O path.
+    private static readonly SemaphoreSlim Hashing = new(Environment.ProcessorCount);
+
+    private readonly AuthThrottle _throttle;
+
     /// <summary>Reads <see cref="IngressOptions.UsersFile"/>; a malformed line fails at start with its line number.</summary>
-    public SaslUsers(IOptions<IngressOptions> options, ILogger<SaslUsers> log)
+    public SaslUsers(IOptions<IngressOptions> options, ILogger<SaslUsers> log, TimeProvider? clock = null)
     {
         _file = options.Value.UsersFile;
         _log = log;
+        _throttle = new AuthThrottle(options.Value.AuthFailureLimit, options.Value.AuthUserFailureLimit,
+            TimeSpan.FromSeconds(options.Value.AuthFailureWindowSeconds), clock ?? TimeProvider.System);
         if (Configured) _users = Parse(File.ReadAllLines(_file!), _file!);
         if (Configured) _stamp = File.GetLastWriteTimeUtc(_file!);
     }
 
     /// <summary>True when a users file is configured (AUTH is offered after TLS).</summary>
     public bool Configured => !string.IsNullOrEmpty(_file);
+
+    /// <summary>
+    /// A login attempt from <paramref name="client"/>: refused at once when the client or the name is over its limit of
+    /// failures (<see cref="AuthThrottle"/>), else checked off the caller's thread, a failure counted.
+    /// </summary>
+    public async Task<AuthOutcome> LoginAsync(System.Net.IPAddress client, string name, string password, CancellationToken ct)
+    {
+        if (_throttle.ClientBlocked(client)) return AuthOutcome.ClientThrottled;
+        if (_throttle.UserBlocked(name)) return AuthOutcome.UserThrottled;
+        bool ok;
+        await Hashing.WaitAsync(ct);
+        try { ok = await Task.Run(() => Verify(name, password), ct); }
+        finally { Hashing.Release(); }
+        if (ok) return AuthOutcome.Success;
+        _throttle.Failed(client, name);
+        return AuthOutcome.Failed;
+    }
 
     /// <summary>Checks a name and password in constant time per attempt.</summary>
     public bool Verify(string name, string password)
@@ -103,4 +127,17 @@ public sealed class SaslUsers
         }
         return users;
     }
+}
+
+/// <summary>How a login attempt ended.</summary>
+public enum AuthOutcome
+{
+    /// <summary>Name and password match.</summary>
+    Success,
+    /// <summary>They do not (counted).</summary>
+    Failed,
+    /// <summary>Not tried: the client has failed too often lately.</summary>
+    ClientThrottled,
+    /// <summary>Not tried: this name has failed too often lately, from anywhere.</summary>
+    UserThrottled,
 }

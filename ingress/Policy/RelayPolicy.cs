@@ -14,6 +14,7 @@ public sealed class RelayPolicy
     private readonly IPNetwork[] _trusted;
     private readonly HashSet<string> _destinations;
     private readonly HashSet<string> _local;
+    private readonly RelayRecipients _recipients;
 
     /// <summary>Builds the policy from the ingress and MTA options; a malformed network fails at start.</summary>
     public RelayPolicy(IOptions<IngressOptions> ingress, IOptions<MtaOptions> mta)
@@ -23,7 +24,18 @@ public sealed class RelayPolicy
         _local = new HashSet<string>(mta.Value.LocalDomains.Select(d => d.TrimEnd('.')), StringComparer.OrdinalIgnoreCase);
         _destinations = new HashSet<string>(mta.Value.LocalDomains.Concat(ingress.Value.RelayDomains).Select(d => d.TrimEnd('.')),
             StringComparer.OrdinalIgnoreCase);
+        _recipients = new RelayRecipients(ingress.Value.RelayRecipientsFile);
     }
+
+    /// <summary>True when the relay domains have a recipient table (<c>relay_recipient_maps</c>).</summary>
+    public bool KnowsRelayRecipients => _recipients.Configured;
+
+    /// <summary>
+    /// Whether <paramref name="recipient"/> may be accepted as far as the relay recipient table goes: true outside the
+    /// relay domains, and inside them when listed (or when there is no table).
+    /// </summary>
+    public bool IsKnownRelayRecipient(string recipient)
+        => IsLocal(recipient) || !_destinations.Contains(Address.DomainOf(recipient)) || _recipients.Exists(recipient);
 
     /// <summary>Whether <paramref name="recipient"/> is in one of the local domains.</summary>
     public bool IsLocal(string recipient) => _local.Contains(Address.DomainOf(recipient));

@@ -56,9 +56,10 @@ public static class Paths
     }
 
     /// <summary>
-    /// A mailbox as RFC 5321 allows it, checked loosely: a local part of at most 64 octets,
-    /// <c>@</c>, and a domain or address literal of at most 255, with no spaces or control characters
-    /// outside a quoted local part.
+    /// A mailbox as RFC 5321 and RFC 6531 allow it: a local part of at most 64 octets, <c>@</c>, and a domain of at most
+    /// 255 or an address literal. Nothing in it may be a control or format character (CR, LF, ESC, the C1 controls,
+    /// bidirectional overrides) or undecodable UTF-8, quoted or not: an address reaches logs, headers and queue
+    /// messages as it is, so it is checked here, once, at the edge.
     /// </summary>
     public static bool IsMailbox(string mailbox)
     {
@@ -67,11 +68,31 @@ public static class Paths
         var local = mailbox[..at];
         var domain = mailbox[(at + 1)..];
         if (System.Text.Encoding.UTF8.GetByteCount(local) > 64 || domain.Length > 255) return false;
+        if (mailbox.Any(Unsafe)) return false;
         var quotedLocal = local.Length >= 2 && local[0] == '"' && local[^1] == '"';
-        if (!quotedLocal && local.Any(c => c <= ' ' || c == 127 || c is '<' or '>' or '(' or ')' or ',' or ';' or ':' or '\\' or '"' or '[' or ']')) return false;
-        if (quotedLocal && local.Any(c => c < ' ' || c == 127)) return false;
-        if (domain[0] == '[') return domain[^1] == ']' && domain.Length > 2;
+        if (!quotedLocal && local.Any(c => c == ' ' || c is '<' or '>' or '(' or ')' or ',' or ';' or ':' or '\\' or '"' or '[' or ']')) return false;
+        if (domain[0] == '[') return IsAddressLiteral(domain);
         return domain.Split('.').All(label => label.Length is > 0 and <= 63
-            && label.All(c => char.IsLetterOrDigit(c) || c == '-' || c > 127));
+            && label.All(c => char.IsLetterOrDigit(c) || c == '-'));
+    }
+
+    /// <summary>A character no address may carry: a control or format character, or the mark of undecodable UTF-8.</summary>
+    public static bool Unsafe(char c) =>
+        char.IsControl(c) || c == '\uFFFD' || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.Format
+            or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator;
+
+    /// <summary>
+    /// RFC 5321 §4.1.3: <c>[192.0.2.1]</c> (a dotted quad) or <c>[IPv6:2001:db8::1]</c>. The general form
+    /// (<c>[tag:content]</c>) names no standardized tag besides IPv6 and is refused.
+    /// </summary>
+    public static bool IsAddressLiteral(string literal)
+    {
+        if (literal.Length < 3 || literal[0] != '[' || literal[^1] != ']') return false;
+        var inner = literal[1..^1];
+        if (inner.StartsWith("IPv6:", StringComparison.OrdinalIgnoreCase))
+            return System.Net.IPAddress.TryParse(inner[5..], out var v6) && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                && inner[5..].All(c => char.IsAsciiHexDigit(c) || c is ':' or '.');
+        var parts = inner.Split('.');
+        return parts.Length == 4 && parts.All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit) && int.Parse(p) <= 255);
     }
 }

@@ -59,10 +59,16 @@ public sealed class SmtpSession(
 
     private enum AuthStep { None, PlainResponse, LoginName, LoginPassword }
 
-    private enum Next { Command, Data, StartTls, Chunk }
+    private enum Next { Command, Data, StartTls, Chunk, Login }
+
+    /// <summary>A name and password waiting to be checked, off the session's I/O path.</summary>
+    private sealed record PendingLogin(string Name, string Password, string Mechanism);
+
+    private PendingLogin? _login;
 
     // CHUNKING (RFC 3030): the message assembled from BDAT chunks, and the chunk being read.
     private SpoolWriter? _chunks;
+    private ChunkReader? _chunkReader;
     private bool _inChunk;
     private long _chunkRemaining;
     private bool _chunkLast;
@@ -143,7 +149,7 @@ public sealed class SmtpSession(
                     if (data is not null)
                     {
                         if (!data.Process(ref buffer)) break;
-                        await FinishDataAsync(content!, data.Size, data.TooBig, stopping, Refusal(data));
+                        await FinishDataAsync(content!, data.Size, data.TooBig, stopping, Refusal(data.BareLineEnding, data.LineTooLong, content!.Header));
                         content!.Dispose();
                         data = null;
                         content = null;
@@ -159,8 +165,7 @@ public sealed class SmtpSession(
                         if (_chunkError is null)
                         {
                             _chunkedSize += take;
-                            if (_chunkedSize <= options.MessageSizeLimit)
-                                foreach (var segment in chunk) _chunks!.Write(segment.Span);
+                            _chunkReader!.Write(chunk);
                         }
                         buffer = buffer.Slice(take);
                         if (_chunkRemaining > 0) break;
@@ -198,6 +203,10 @@ public sealed class SmtpSession(
                         case Next.Chunk:
                             _inChunk = true;
                             break;
+                        case Next.Login:
+                            await LoginAsync(stopping);
+                            if (!_quit && Unsynchronized(buffer, _verb)) _quit = true;
+                            break;
                         case Next.StartTls:
                             // RFC 3207 §6: whatever the client sent after STARTTLS in plain text is discarded,
                             // so nothing can be injected into the encrypted session.
@@ -205,12 +214,12 @@ public sealed class SmtpSession(
                             startTls = true;
                             break;
                         default:
-                            if (Unsynchronized(buffer, Verb(text))) _quit = true;
+                            if (Unsynchronized(buffer, _verb)) _quit = true;
                             break;
                     }
                     if (_errors >= options.HardErrorLimit)
                     {
-                        log.LogInformation("too many errors after {Command} from [{Client}]", Verb(text), client);
+                        log.LogInformation("too many errors after {Command} from [{Client}]", _verb, client);
                         Reply("421 4.7.0 " + hostname + " Error: too many errors");
                         _quit = true;
                     }
@@ -250,20 +259,39 @@ public sealed class SmtpSession(
         if (!options.ForbidUnauthPipelining || _user is not null || pending.Length == 0 || _quit) return false;
         if (_pipelining && !LastInGroup.Contains(verb)) return false;
         var sample = Encoding.UTF8.GetString(pending.Slice(0, Math.Min(pending.Length, 100))).Split('\n')[0].TrimEnd('\r');
-        log.LogInformation("improper command pipelining after {Verb} from [{Client}]: {Input}", verb, client, Sanitize(sample));
+        log.LogInformation("improper command pipelining after {Verb} from [{Client}]: {Input}", verb, client, Sanitize(Loggable(verb, sample)));
         Reply("554 5.5.0 Error: SMTP protocol synchronization");
         return true;
     }
 
-    /// <summary>Why a message that reached its end is refused anyway, or null.</summary>
-    private string? Refusal(DataReader data)
+    /// <summary>
+    /// What of the client's next input may be logged: nothing of an AUTH exchange (a response after <c>AUTH</c>, or an
+    /// <c>AUTH</c> command's initial response), which carries credentials.
+    /// </summary>
+    private string Loggable(string verb, string input)
     {
-        if (data.BareLineEnding && options.BareLineEndings != "normalize")
+        if (verb == "AUTH" || _auth != AuthStep.None) return "(authentication data, not logged)";
+        var words = input.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
+        return words.Length > 0 && words[0].Equals("AUTH", StringComparison.OrdinalIgnoreCase)
+            ? "AUTH " + (words.Length > 1 ? words[1] : "") + (words.Length > 2 ? " (initial response not logged)" : "")
+            : input;
+    }
+
+    /// <summary>Why a message that reached its end (by DATA or BDAT) is refused anyway, or null.</summary>
+    private string? Refusal(bool bareLineEnding, bool lineTooLong, HeaderMeter header)
+    {
+        if (!header.Within(options.HeaderBlockSizeLimit, options.HeaderFieldLimit))
         {
-            log.LogInformation("reject: DATA from [{Client}]: 550 5.5.2 Error: bare <CR> or <LF> received", client);
+            log.LogInformation("reject: {Verb} from [{Client}]: 552 5.3.4 message header too big ({Octets} octets, {Fields} fields)",
+                _verb, client, header.Octets > header.Cap ? $"over {header.Cap}" : header.Octets, header.Fields);
+            return $"552 5.3.4 Error: message header too big (at most {options.HeaderBlockSizeLimit} octets and {options.HeaderFieldLimit} fields)";
+        }
+        if (bareLineEnding && options.BareLineEndings != "normalize")
+        {
+            log.LogInformation("reject: {Verb} from [{Client}]: 550 5.5.2 Error: bare <CR> or <LF> received", _verb, client);
             return "550 5.5.2 Error: bare <CR> or <LF> received";
         }
-        if (data.LineTooLong)
+        if (lineTooLong)
             return $"500 5.5.2 Error: message line longer than {options.TextLineLimit} octets";
         return null;
     }
@@ -296,8 +324,9 @@ public sealed class SmtpSession(
     {
         if (_auth != AuthStep.None)
         {
+            _verb = "AUTH"; // a response to AUTH is credentials: never the name of anything in a log
             AuthResponse(line);
-            return Next.Command;
+            return _login is null ? Next.Command : Next.Login;
         }
         var verb = Verb(line);
         _verb = verb.Length <= 10 && verb.All(char.IsAsciiLetter) ? verb : "UNKNOWN"; // bounded label values
@@ -321,7 +350,7 @@ public sealed class SmtpSession(
                 {
                     var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "SMTPUTF8", "CHUNKING" };
                     if (!_tls && certificates.Configured) lines.Add("STARTTLS");
-                    if (_tls && users.Configured && _user is null) lines.Add("AUTH PLAIN LOGIN"); // never before TLS
+                    if (_tls && AuthOffered && _user is null) lines.Add("AUTH PLAIN LOGIN"); // never before TLS
                     Reply(lines.Select((l, i) => (i == lines.Count - 1 ? "250 " : "250-") + l).ToArray());
                 }
                 else
@@ -337,7 +366,7 @@ public sealed class SmtpSession(
                 return Next.StartTls;
             case "AUTH":
                 Auth(arg);
-                return Next.Command;
+                return _login is null ? Next.Command : Next.Login;
             case "MAIL":
                 Mail(arg);
                 return Next.Command;
@@ -415,7 +444,9 @@ public sealed class SmtpSession(
                     _smtpUtf8 = true;
                     break;
                 case "ENVID":
-                    if (_envId is not null || Xtext.Decode(value) is not { Length: > 0 and <= 100 } envid) { ResetTransaction(); Error("501 5.5.4 Bad ENVID parameter"); return; }
+                    // RFC 3461 §4.4: printable US-ASCII only; it comes back in reports.
+                    if (_envId is not null || Xtext.Decode(value) is not { Length: > 0 and <= 100 } envid || !envid.All(c => c is >= ' ' and <= '~'))
+                    { ResetTransaction(); Error("501 5.5.4 Bad ENVID parameter"); return; }
                     _envId = envid;
                     break;
                 default:
@@ -457,7 +488,10 @@ public sealed class SmtpSession(
                     break;
                 case "ORCPT" when _esmtp && orcpt is null:
                     var semi = value.IndexOf(';');
-                    if (semi <= 0 || Xtext.Decode(value[(semi + 1)..]) is not { Length: > 0 and <= 500 } original) { Error("501 5.5.4 Bad ORCPT parameter"); return; }
+                    // RFC 3461 §4.2: addr-type is an atom; the address goes out again in reports and to the next hop.
+                    if (semi <= 0 || !value[..semi].All(c => char.IsAsciiLetterOrDigit(c) || c is '-')
+                        || Xtext.Decode(value[(semi + 1)..]) is not { Length: > 0 and <= 500 } original || original.Any(Paths.Unsafe))
+                    { Error("501 5.5.4 Bad ORCPT parameter"); return; }
                     orcpt = value[..semi] + ";" + original;
                     break;
                 default:
@@ -481,6 +515,13 @@ public sealed class SmtpSession(
             log.LogInformation("reject: RCPT from [{Client}]: 550 5.1.1 <{Recipient}>: Recipient address rejected: User unknown in local recipient table; from=<{Sender}>",
                 client, address, _sender);
             Error($"550 5.1.1 <{address}>: Recipient address rejected: User unknown in local recipient table");
+            return;
+        }
+        if (!relay.IsKnownRelayRecipient(address))
+        {
+            log.LogInformation("reject: RCPT from [{Client}]: 550 5.1.1 <{Recipient}>: Recipient address rejected: User unknown in relay recipient table; from=<{Sender}>",
+                client, address, _sender);
+            Error($"550 5.1.1 <{address}>: Recipient address rejected: User unknown in relay recipient table");
             return;
         }
         _recipients.Add(address);
@@ -508,7 +549,11 @@ public sealed class SmtpSession(
         _chunkError = _sender is null ? "503 5.5.1 Error: need MAIL command"
             : _recipients.Count == 0 ? "554 5.5.1 Error: no valid recipients"
             : null;
-        if (_chunkError is null) _chunks ??= acceptor.NewMessage(clock.GetUtcNow());
+        if (_chunkError is null && _chunks is null)
+        {
+            _chunks = acceptor.NewMessage(clock.GetUtcNow());
+            _chunkReader = new ChunkReader(_chunks, options.MessageSizeLimit, options.BareLineEndings == "normalize", options.TextLineLimit);
+        }
         return Next.Chunk;
     }
 
@@ -529,8 +574,10 @@ public sealed class SmtpSession(
             return;
         }
         var content = _chunks!;
+        var reader = _chunkReader!;
         _chunks = null;
-        await FinishDataAsync(content, _chunkedSize, tooBig, ct);
+        reader.Complete();
+        await FinishDataAsync(content, reader.Size, tooBig, ct, Refusal(reader.BareLineEnding, reader.LineTooLong, content.Header));
         content.Dispose();
     }
 
@@ -575,7 +622,19 @@ public sealed class SmtpSession(
         };
         // Header and body checks before the 250 (as Postfix's smtpd feeds cleanup before answering): a REJECT is a refusal
         // the client hears, never a bounce to a sender who may be forged; DISCARD is acknowledged and dropped.
-        if (inspector is not null && (inspector.HeaderChecks || inspector.BodyChecks) && Inspect(content, envelope) is { } verdict)
+        Mta.Mail.Cleanup.CheckMatch? verdict = null;
+        try
+        {
+            if (inspector is not null && (inspector.HeaderChecks || inspector.BodyChecks)) verdict = Inspect(content, envelope);
+        }
+        catch (Mta.Mail.Cleanup.ContentCheckTimeoutException e)
+        {
+            // Never a pass: the client is told to come back.
+            log.LogWarning("{QueueId}: deferred: from [{Client}]: {Error}", id, client, e.Message);
+            Reply(MessageAcceptor.ContentCheckTimeoutReply);
+            return;
+        }
+        if (verdict is not null)
         {
             if (verdict.Action == Mta.Mail.Cleanup.CheckAction.Reject)
             {
@@ -618,7 +677,7 @@ public sealed class SmtpSession(
         long offset;
         try
         {
-            var parser = new MimeKit.MimeParser(new MemoryStream(head.ToArray(), writable: false), MimeKit.MimeFormat.Entity);
+            var parser = new MimeKit.MimeParser(Mta.Mail.Cleanup.UntrustedMime.Options, new MemoryStream(head.ToArray(), writable: false), MimeKit.MimeFormat.Entity);
             headers = parser.ParseHeaders();
             offset = parser.Position;
         }
@@ -627,8 +686,9 @@ public sealed class SmtpSession(
             return null; // no header to speak of: cleanup delivers such a message as it came
         }
         Mta.Mail.Cleanup.CheckAction[] decisive = [Mta.Mail.Cleanup.CheckAction.Reject, Mta.Mail.Cleanup.CheckAction.Discard];
-        var verdict = inspector!.InspectHeader(envelope.Id, headers, who, apply: false, logged: decisive)
-            ?? inspector.InspectBody(envelope.Id, head[(int)Math.Min(offset, head.Length)..], who, logged: decisive);
+        var budget = new Mta.Mail.Cleanup.CheckBudget();
+        var verdict = inspector!.InspectHeader(envelope.Id, headers, who, apply: false, logged: decisive, budget)
+            ?? inspector.InspectBody(envelope.Id, head[(int)Math.Min(offset, head.Length)..], who, logged: decisive, budget);
         return verdict?.Action is Mta.Mail.Cleanup.CheckAction.Reject or Mta.Mail.Cleanup.CheckAction.Discard ? verdict : null;
     }
 
@@ -681,7 +741,7 @@ public sealed class SmtpSession(
     private void Auth(string arg)
     {
         if (_user is not null) { Error("503 5.5.1 Error: already authenticated"); return; }
-        if (!users.Configured) { Error("503 5.5.1 Error: authentication not enabled"); return; }
+        if (!AuthOffered) { Error("503 5.5.1 Error: authentication not enabled"); return; }
         if (!_tls) { Error("538 5.7.11 Encryption required for requested authentication mechanism"); return; }
         if (_helo is null || !_esmtp) { Error("503 5.5.1 Error: send EHLO first"); return; }
         if (_sender is not null) { Error("503 5.5.1 Error: MAIL transaction in progress"); return; }
@@ -738,19 +798,37 @@ public sealed class SmtpSession(
         Verify(fields[1], fields[2], "PLAIN");
     }
 
-    private void Verify(string name, string password, string mechanism)
+    /// <summary>Whether this listener takes logins: the submission ports when a users file is set, the MX port only when asked.</summary>
+    private bool AuthOffered => users.Configured && (listener != Listener.Mx || options.MxAuth);
+
+    private void Verify(string name, string password, string mechanism) => _login = new PendingLogin(name, password, mechanism);
+
+    /// <summary>Checks the pending login (PBKDF2 on the thread pool, the failure limits first) and answers.</summary>
+    private async Task LoginAsync(CancellationToken ct)
     {
-        if (users.Verify(name, password))
+        var (name, password, mechanism) = _login!;
+        _login = null;
+        switch (await users.LoginAsync(client, name, password, ct))
         {
-            _user = name;
-            log.LogInformation("[{Client}]: sasl_method={Mechanism}, sasl_username={User}", client, mechanism, name);
-            Reply("235 2.7.0 Authentication successful");
-        }
-        else
-        {
-            // The name is logged (Postfix does), the password never is.
-            log.LogWarning("[{Client}]: SASL {Mechanism} authentication failed for {User}", client, mechanism, name);
-            Error("535 5.7.8 Error: authentication failed");
+            case AuthOutcome.Success:
+                _user = name;
+                log.LogInformation("[{Client}]: sasl_method={Mechanism}, sasl_username={User}", client, mechanism, name);
+                Reply("235 2.7.0 Authentication successful");
+                break;
+            case AuthOutcome.Failed:
+                // The name is logged (Postfix does), made printable since it is the client's; the password never is.
+                log.LogWarning("[{Client}]: SASL {Mechanism} authentication failed for {User}", client, mechanism, Sanitize(name));
+                Error("535 5.7.8 Error: authentication failed");
+                break;
+            case AuthOutcome.UserThrottled:
+                log.LogWarning("[{Client}]: SASL {Mechanism} for {User} not tried: too many failures for this name lately", client, mechanism, Sanitize(name));
+                Error("454 4.7.0 Temporary authentication failure");
+                break;
+            default:
+                log.LogWarning("[{Client}]: SASL {Mechanism} not tried: too many failures from this client lately; disconnected", client, mechanism);
+                Reply("421 4.7.0 " + hostname + " Error: too many failed authentications, try again later");
+                _quit = true;
+                break;
         }
     }
 
@@ -766,6 +844,7 @@ public sealed class SmtpSession(
     {
         _chunks?.Dispose();
         _chunks = null;
+        _chunkReader = null;
         _chunkedSize = 0;
         _sender = null;
         _recipients.Clear();

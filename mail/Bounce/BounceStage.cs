@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using MimeKit;
+using Mta.Mail.Cleanup;
 using MimeKit.Utils;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
@@ -180,14 +181,16 @@ public sealed class BounceStage(
         // RET=HDRS asks for the header only; success and delay reports return the header only too (RFC 3461 §4.3).
         if (original.Length <= BounceSizeLimit && job.Dsn?.Ret != "HDRS" && !allDelivered && !allDelayed)
         {
-            report.Add(new MessagePart { Message = MimeMessage.Load(new MemoryStream(original)) });
+            report.Add(new MessagePart { Message = MimeMessage.Load(UntrustedMime.Options, new MemoryStream(original)) });
         }
         else
         {
             // Too large to return whole: the header only, as text/rfc822-headers (RFC 6522).
             var headerOnly = new MimeMessage();
             headerOnly.Headers.Clear();
-            foreach (var h in HeaderList.Load(new MemoryStream(original))) headerOnly.Headers.Add(h);
+            // From at most the first 256 KiB: the header block, however large the message.
+            var window = new MemoryStream(original, 0, Math.Min(original.Length, UntrustedMime.HeaderBlockLimit), writable: false);
+            foreach (var h in HeaderList.Load(UntrustedMime.Options, window)) headerOnly.Headers.Add(h);
             report.Add(new TextRfc822Headers { Message = headerOnly });
         }
         message.Body = report;

@@ -80,42 +80,38 @@ public sealed class CleanupStage
         HeaderList headers;
         long bodyOffset;
         bool parsed;
-        Stream stream;
+        byte[]? rented = null;
         try
         {
-            stream = inline is not null ? new MemoryStream(inline, writable: false)
-                : head.Length > 0 ? new MemoryStream(head.ToArray(), writable: false)
-                : await _spool.OpenReadAsync(envelope.BlobName, ct);
-        }
-        catch (Azure.RequestFailedException e) when (e.Status == 404 && again)
-        {
-            // An earlier run queued the jobs, they all finished and the spool was cleaned before this queue message came back.
-            _log.LogInformation("{QueueId}: already processed and delivered; nothing left to do", envelope.Id);
-            return null;
-        }
-        await using (stream)
-        {
-            // Only the header block is parsed: the body is streamed later, never loaded here.
-            var parser = new MimeParser(ParserOptions.Default, stream, MimeFormat.Entity);
+            ArraySegment<byte> start;
+            var more = false;
             try
             {
-                headers = await parser.ParseHeadersAsync(ct);
-                bodyOffset = parser.Position;
-                parsed = true;
+                if (inline is not null) start = inline;
+                else if (head.Length > 0) start = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(head, out var segment) ? segment : head.ToArray();
+                else (rented, start, more) = await ReadStartAsync(envelope.BlobName, ct);
             }
-            catch (FormatException)
+            catch (Azure.RequestFailedException e) when (e.Status == 404 && again)
             {
-                // Not a header at all (e.g. an mbox "From " line first): deliver the bytes as they came, Received on top.
-                (headers, bodyOffset, parsed) = (new HeaderList(), 0, false);
+                // An earlier run queued the jobs, they all finished and the spool was cleaned before this queue message came back.
+                _log.LogInformation("{QueueId}: already processed and delivered; nothing left to do", envelope.Id);
+                return null;
             }
+            // Only the header block is parsed, from at most the message's first 256 KiB: the body is streamed later.
+            (headers, bodyOffset, parsed) = ParseHeader(envelope, start, more);
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         }
         var messageId = headers[HeaderId.MessageId]?.Trim() ?? "";
         var who = $"from [{envelope.ClientAddress}]; from=<{envelope.Sender}> to=<{envelope.Recipients[0]}> proto={envelope.Protocol} helo=<{envelope.Helo}>";
 
         // Postfix's order: header fix-up and header checks as the header goes by, then the body checks.
-        var verdict = InspectHeader(envelope, headers, who);
+        var budget = new CheckBudget(); // header and body checks together
+        var verdict = InspectHeader(envelope, headers, who, budget);
         if (verdict is null && _inspector.BodyChecks && parsed)
-            verdict = await InspectBodyAsync(envelope, inline, bodyOffset, who, ct);
+            verdict = await InspectBodyAsync(envelope, inline, bodyOffset, who, budget, ct);
 
         if (verdict?.Action == CheckAction.Discard)
         {
@@ -305,7 +301,7 @@ public sealed class CleanupStage
     /// delivery), fields over <c>header_size_limit</c> are cut, and each logical header line meets the checks.
     /// Returns the deciding match (REJECT, DISCARD, or HOLD), if any.
     /// </summary>
-    internal CheckMatch? InspectHeader(IncomingEnvelope envelope, HeaderList headers, string who)
+    internal CheckMatch? InspectHeader(IncomingEnvelope envelope, HeaderList headers, string who, CheckBudget budget)
     {
         headers.RemoveAll(HeaderId.ReturnPath);
         headers.RemoveAll("Delivered-To");
@@ -314,17 +310,18 @@ public sealed class CleanupStage
             h.SetRawValue(Cut(h.RawValue, _options.HeaderSizeLimit));
             _log.LogWarning("{QueueId}: header {Field} longer than header_size_limit {Limit}: excess discarded", envelope.Id, h.Field, _options.HeaderSizeLimit);
         }
-        return _inspector.InspectHeader(envelope.Id, headers, who, apply: true);
+        return _inspector.InspectHeader(envelope.Id, headers, who, apply: true, budget: budget);
     }
 
-    internal async Task<CheckMatch?> InspectBodyAsync(IncomingEnvelope envelope, byte[]? inline, long bodyOffset, string who, CancellationToken ct)
+    internal async Task<CheckMatch?> InspectBodyAsync(IncomingEnvelope envelope, byte[]? inline, long bodyOffset, string who, CheckBudget budget,
+        CancellationToken ct)
     {
         if (inline is not null)
-            return _inspector.InspectBody(envelope.Id, inline.AsSpan((int)Math.Min(bodyOffset, inline.Length)), who);
+            return _inspector.InspectBody(envelope.Id, inline.AsSpan((int)Math.Min(bodyOffset, inline.Length)), who, budget: budget);
         await using var part = await _spool.OpenReadAsync(envelope.BlobName, bodyOffset, _inspector.BodyLimit, ct);
         using var copy = new MemoryStream();
         await part.CopyToAsync(copy, ct);
-        return _inspector.InspectBody(envelope.Id, copy.ToArray(), who);
+        return _inspector.InspectBody(envelope.Id, copy.ToArray(), who, budget: budget);
     }
 
     private static int CountReceived(HeaderList headers) => headers.Count(h => h.Id == HeaderId.Received);
@@ -417,6 +414,47 @@ public sealed class CleanupStage
         first.CopyTo(all, 0);
         second.CopyTo(all.AsSpan(first.Length));
         return all;
+    }
+
+    /// <summary>
+    /// The first <see cref="UntrustedMime.HeaderBlockLimit"/> octets of a spooled message in a rented buffer (the
+    /// caller returns it), and whether there are more.
+    /// </summary>
+    private async Task<(byte[] Rented, ArraySegment<byte> Start, bool More)> ReadStartAsync(string blobName, CancellationToken ct)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(UntrustedMime.HeaderBlockLimit + 1);
+        try
+        {
+            await using var stream = await _spool.OpenReadAsync(blobName, ct);
+            var length = await stream.ReadAtLeastAsync(buffer.AsMemory(0, UntrustedMime.HeaderBlockLimit + 1), UntrustedMime.HeaderBlockLimit + 1,
+                throwOnEndOfStream: false, ct);
+            return (buffer, new ArraySegment<byte>(buffer, 0, length), length > UntrustedMime.HeaderBlockLimit);
+        }
+        catch
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    /// <summary>The header block, or none when the message does not start with one; an over-large one is refused.</summary>
+    private static (HeaderList Headers, long BodyOffset, bool Parsed) ParseHeader(IncomingEnvelope envelope, ArraySegment<byte> start, bool more)
+    {
+        try
+        {
+            var (headers, offset) = UntrustedMime.ParseHeader(start, more);
+            return (headers, offset, true);
+        }
+        catch (FormatException)
+        {
+            // Not a header at all (e.g. an mbox "From " line first): deliver the bytes as they came, Received on top.
+            return (new HeaderList(), 0, false);
+        }
+        catch (HeaderTooLargeException e)
+        {
+            // The ingress refuses such a message before its 250; one that got here anyway is left to the operator.
+            throw new InvalidQueueMessageException($"{envelope.Id}: {e.Message}: not parsed", e);
+        }
     }
 
     private static void Validate(IncomingEnvelope e)

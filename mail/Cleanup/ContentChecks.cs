@@ -29,8 +29,11 @@ public sealed record CheckMatch(CheckAction Action, string Text, string Where);
 /// <summary>
 /// A Postfix regexp table of content checks (header_checks or body_checks): one <c>/pattern/flags ACTION text</c>
 /// per line, <c>!/pattern/</c> for "does not match", <c>#</c> comments. Patterns are case-insensitive unless the
-/// <c>i</c> flag turns that off, as in regexp_table(5); the first rule that matches decides. Each match is bounded in
-/// time (a pattern that backtracks badly on hostile input is skipped, not allowed to pin a worker).
+/// <c>i</c> flag turns that off, as in regexp_table(5); the first rule that matches decides. Patterns run on .NET's
+/// non-backtracking engine (linear in the input) unless they need what only backtracking offers (backreferences,
+/// lookarounds); those have a time limit per match. Every message has a budget for all its matches
+/// (<see cref="CheckBudget"/>). A match that runs out of time is a temporary failure, never a pass: a check that can be
+/// timed out would be one an attacker can skip.
 /// </summary>
 public sealed class ContentChecks
 {
@@ -96,11 +99,18 @@ public sealed class ContentChecks
                 _ => throw new FormatException($"{where}: unknown action '{word}' (known: REJECT, DISCARD, HOLD, WARN{(allowIgnore ? ", IGNORE" : "")}, DUNNO)"),
             };
             Regex regex;
-            try { regex = new Regex(pattern, options, MatchTimeout); }
+            try { regex = Compile(pattern, options); }
             catch (ArgumentException e) { throw new FormatException($"{where}: bad pattern: {e.Message}"); }
             rules.Add(new Rule(regex, negated, action, text, where));
         }
         return rules;
+    }
+
+    /// <summary>Non-backtracking where the pattern allows it, else backtracking with <see cref="MatchTimeout"/>.</summary>
+    internal static Regex Compile(string pattern, RegexOptions options)
+    {
+        try { return new Regex(pattern, options | RegexOptions.NonBacktracking, MatchTimeout); }
+        catch (NotSupportedException) { return new Regex(pattern, options, MatchTimeout); }
     }
 
     // The first '/' not escaped by a backslash ends the pattern.
@@ -116,22 +126,47 @@ public sealed class ContentChecks
 
     /// <summary>
     /// The first rule that matches <paramref name="input"/> (a whole logical header line, or one body line), or null.
-    /// A <see cref="CheckAction.Dunno"/> match also ends the search for this input.
+    /// A <see cref="CheckAction.Dunno"/> match also ends the search for this input. Throws
+    /// <see cref="ContentCheckTimeoutException"/> when a match runs out of time or the message's budget is spent.
     /// </summary>
-    public CheckMatch? Match(string input, Action<string>? timedOut = null)
+    public CheckMatch? Match(string input, CheckBudget budget)
     {
         if (_file is null) return null;
         foreach (var rule in _file.Value)
         {
+            budget.ThrowIfSpent(rule.Where);
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             bool matched;
             try { matched = rule.Pattern.IsMatch(input) != rule.Negated; }
-            catch (RegexMatchTimeoutException)
-            {
-                timedOut?.Invoke(rule.Where);
-                continue;
-            }
+            catch (RegexMatchTimeoutException) { throw new ContentCheckTimeoutException(rule.Where); }
+            finally { budget.Spend(System.Diagnostics.Stopwatch.GetElapsedTime(started)); }
             if (matched) return new CheckMatch(rule.Action, rule.Text, rule.Where);
         }
         return null;
     }
 }
+
+/// <summary>The time one message's content checks may take together (header and body checks of one pass).</summary>
+public sealed class CheckBudget(TimeSpan total)
+{
+    /// <summary>The budget per message: far above what linear patterns need, far below a function or session timeout.</summary>
+    public static readonly TimeSpan PerMessage = TimeSpan.FromSeconds(2);
+
+    private TimeSpan _spent;
+
+    /// <summary>A budget of <see cref="PerMessage"/>.</summary>
+    public CheckBudget() : this(PerMessage) { }
+
+    /// <summary>Counts time spent matching.</summary>
+    public void Spend(TimeSpan elapsed) => _spent += elapsed;
+
+    /// <summary>Throws when the budget is spent; <paramref name="where"/> names the rule about to run.</summary>
+    public void ThrowIfSpent(string where)
+    {
+        if (_spent > total) throw new ContentCheckTimeoutException(where, $"the content checks' budget of {total.TotalSeconds} s per message is spent");
+    }
+}
+
+/// <summary>A content check could not finish in time: the message's fate is not known, so it is deferred (4xx), never passed.</summary>
+public sealed class ContentCheckTimeoutException(string where, string? why = null)
+    : Exception($"content check {where}: {why ?? "a match took too long"}");

@@ -41,14 +41,15 @@ public sealed class ContentInspector
     /// REJECT or DISCARD, else the first HOLD. IGNORE removes the line when <paramref name="apply"/>; matches are
     /// logged only for the actions in <paramref name="logged"/> (all when null), so two passes do not log twice.
     /// </summary>
-    public CheckMatch? InspectHeader(string id, HeaderList headers, string who, bool apply, CheckAction[]? logged = null)
+    public CheckMatch? InspectHeader(string id, HeaderList headers, string who, bool apply, CheckAction[]? logged = null, CheckBudget? budget = null)
     {
         if (!_headerChecks.Any) return null;
+        budget ??= new CheckBudget();
         CheckMatch? hold = null;
         foreach (var h in headers.ToList())
         {
             var text = h.Field + ": " + Header.Unfold(Encoding.UTF8.GetString(h.RawValue)).Trim();
-            var match = _headerChecks.Match(text, rule => TimedOut(id, rule));
+            var match = _headerChecks.Match(text, budget);
             if (match is null || match.Action == CheckAction.Dunno) continue;
             if (logged is null || logged.Contains(match.Action)) Log(id, match, "header " + text, who);
             switch (match.Action)
@@ -62,13 +63,14 @@ public sealed class ContentInspector
     }
 
     /// <summary>Body checks on each line of the body's first <see cref="BodyLimit"/> bytes; the deciding match as for the header.</summary>
-    public CheckMatch? InspectBody(string id, ReadOnlySpan<byte> body, string who, CheckAction[]? logged = null)
+    public CheckMatch? InspectBody(string id, ReadOnlySpan<byte> body, string who, CheckAction[]? logged = null, CheckBudget? budget = null)
     {
         if (!_bodyChecks.Any) return null;
+        budget ??= new CheckBudget();
         CheckMatch? hold = null;
         foreach (var line in Encoding.UTF8.GetString(body[..Math.Min(body.Length, BodyLimit)]).Split("\r\n"))
         {
-            var match = _bodyChecks.Match(line, rule => TimedOut(id, rule));
+            var match = _bodyChecks.Match(line, budget);
             if (match is null || match.Action == CheckAction.Dunno) continue;
             if (logged is null || logged.Contains(match.Action)) Log(id, match, "body " + line, who);
             if (match.Action is CheckAction.Reject or CheckAction.Discard) return match;
@@ -85,7 +87,4 @@ public sealed class ContentInspector
         _log.LogInformation("{QueueId}: {Action}: {What} {Who}: {Text} ({Rule})",
             id, action == "warn" ? "warning" : action, shown, who, match.Text.Length > 0 ? match.Text : action, match.Where);
     }
-
-    private void TimedOut(string id, string rule)
-        => _log.LogWarning("{QueueId}: warning: content check {Rule} took too long on this message and was skipped", id, rule);
 }

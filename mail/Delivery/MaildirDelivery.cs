@@ -23,7 +23,7 @@ public sealed class MaildirDelivery(IOptions<MtaOptions> options)
         foreach (var rcpt in recipients)
         {
             var user = Address.LocalPartOf(rcpt).ToLowerInvariant();
-            if (!IsSafeMailboxName(user))
+            if (!LocalMailbox.IsSafeName(user))
             {
                 results.Add(new RecipientResult(rcpt, RecipientStatus.Bounced, "5.1.3 bad local mailbox name", "local"));
                 continue;
@@ -47,8 +47,4 @@ public sealed class MaildirDelivery(IOptions<MtaOptions> options)
         }
         return results;
     }
-
-    /// <summary>A mailbox name that stays inside the Maildir root: no separators, no dot-dot, no control characters.</summary>
-    internal static bool IsSafeMailboxName(string user)
-        => user.Length is > 0 and <= 64 && user[0] != '.' && !user.Any(c => c is '/' or '\\' or '\0' || char.IsControl(c));
 }

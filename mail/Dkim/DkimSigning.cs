@@ -74,7 +74,7 @@ public sealed class DkimSigning
     /// </summary>
     public Header Sign(DomainKey key, Stream message, CancellationToken ct = default)
     {
-        var parsed = MimeMessage.Load(ParserOptions.Default, message, persistent: true, ct);
+        var parsed = MimeMessage.Load(Cleanup.UntrustedMime.Options, message, persistent: true, ct);
         var format = FormatOptions.Default.Clone();
         format.NewLineFormat = NewLineFormat.Dos;
         var present = SignedHeaders.Where(h => parsed.Headers.Contains(h)).ToArray();

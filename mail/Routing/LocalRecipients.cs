@@ -22,9 +22,11 @@ public sealed class LocalRecipients(IOptions<MtaOptions> options)
     /// <summary>Whether <paramref name="address"/> (in a local domain) names an existing user.</summary>
     public bool Exists(string address)
     {
-        if (!Configured) return true;
         var local = Address.LocalPartOf(address);
         if (local.Equals("postmaster", StringComparison.OrdinalIgnoreCase)) return true;
+        // A name that cannot be a mailbox is no user, table or not: refused at RCPT rather than bounced later.
+        if (!LocalMailbox.IsSafeName(local.ToLowerInvariant())) return false;
+        if (!Configured) return true;
         lock (_lock)
         {
             var stamp = File.GetLastWriteTimeUtc(_file!);

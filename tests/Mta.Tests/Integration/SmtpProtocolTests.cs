@@ -125,6 +125,48 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Names_that_cannot_be_mailboxes_are_refused_at_rcpt_even_without_a_table_and_the_start_says_it_accepts_all()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:RelayDomains:0"] = "relay.test" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        // Accepted and bounced before: attacker-chosen content sent to a forged sender (backscatter).
+        foreach (var rcpt in new[] { ".evil@localhost", "\"a/b\"@localhost", "\"..\\x\"@localhost", "\"a\\\\b\"@localhost" })
+            Assert.StartsWith("550 5.1.1", await smtp.CommandAsync($"RCPT TO:<{rcpt}>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<first.last@localhost>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<postmaster@localhost>"));
+        Assert.Single(mta.Log.Matching("warning: no Mta:LocalRecipientsFile"));
+        Assert.Single(mta.Log.Matching("warning: no Ingress:RelayRecipientsFile", "relay.test"));
+    }
+
+    [Fact]
+    public async Task Unknown_addresses_in_relay_domains_are_refused_at_rcpt_with_a_relay_recipient_table()
+    {
+        var table = Path.Combine(TestEnvironment.TempFolder("relay-recipients"), "relay-recipients");
+        await File.WriteAllTextAsync(table, "# relay_recipient_maps\nknown@relay.test\n@whole.test\n");
+        await using var mta = await IngressAsync(new()
+        {
+            ["Ingress:RelayDomains:0"] = "relay.test", ["Ingress:RelayDomains:1"] = "whole.test", ["Ingress:RelayRecipientsFile"] = table,
+            ["Ingress:TrustedNetworks:0"] = "192.0.2.0/24",
+        });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<Known@relay.test>"));
+        Assert.StartsWith("550 5.1.1 <unknown@relay.test>", await smtp.CommandAsync("RCPT TO:<unknown@relay.test>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<anyone@whole.test>"));
+        Assert.StartsWith("554 5.7.1", await smtp.CommandAsync("RCPT TO:<anyone@far.test>")); // not a relay domain at all
+        Assert.Empty(mta.Log.Matching("warning: no Ingress:RelayRecipientsFile"));
+
+        await Task.Delay(1100);
+        await File.AppendAllTextAsync(table, "unknown@relay.test\n"); // read again when it changes
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<unknown@relay.test>"));
+    }
+
+    [Fact]
     public async Task Message_size_is_enforced_when_declared_and_when_sent()
     {
         await using var mta = await IngressAsync(new() { ["Ingress:MessageSizeLimit"] = "1000" });
@@ -319,6 +361,89 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         await b.DisposeAsync();
         Assert.StartsWith("220", ga);
         Assert.StartsWith("220", gb);
+    }
+
+    /// <summary>
+    /// The attack: 2,500,000 empty-valued fields (10 MB of <c>X:\r\n</c>), then a body. The header never ends within
+    /// what the session keeps, so before the budget cleanup parsed all of it from the spool (1.8 GB).
+    /// </summary>
+    [Fact]
+    public async Task A_header_over_its_budget_is_refused_at_data_without_being_parsed()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:CleanupInline"] = "true" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        Assert.StartsWith("354", await smtp.StartDataAsync());
+        var line = "X:\r\n"u8.ToArray();
+        var piece = new byte[line.Length * 25_000];
+        for (var i = 0; i < piece.Length; i += line.Length) line.CopyTo(piece, i);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
+        for (var n = 0; n < 100; n++) await smtp.WriteAsync(piece); // 2,500,000 fields, 10,000,000 octets
+        await smtp.WriteAsync("\r\nbody\r\n.\r\n");
+        var reply = await smtp.ReplyAsync();
+        allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+        Assert.StartsWith("552 5.3.4 Error: message header too big", reply);
+        Assert.Empty(await QueuedAsync());
+        // The whole test process's allocations while the ingress took and refused it (its blocks staged to Azurite
+        // included): 4-5 MiB measured, against 1.8 GB when cleanup parsed such a header. Budget: 32 MiB.
+        Assert.True(allocated < 32L * 1024 * 1024, $"{allocated / 1024 / 1024} MiB allocated");
+        Assert.StartsWith("250", await smtp.CommandAsync("NOOP")); // the session goes on
+
+        // The field count too: 1,001 small fields are refused; 1,000 pass.
+        foreach (var (fields, expected) in new[] { (1001, "552 5.3.4"), (1000, "250 2.0.0") })
+        {
+            Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<a@sender.test>"));
+            Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<user@localhost>"));
+            Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+            await smtp.WriteAsync(string.Concat(Enumerable.Range(0, fields).Select(i => $"X-{i}: v\r\n")) + "\r\nbody\r\n.\r\n");
+            Assert.StartsWith(expected, await smtp.ReplyAsync());
+        }
+    }
+
+    [Theory]
+    [InlineData("reject")]
+    [InlineData("normalize")]
+    public async Task Bdat_chunks_meet_the_same_bare_line_end_and_line_length_policy_as_data(string policy)
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:BareLineEndings"] = policy });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        async Task<string> SendAsync(params string[] chunks)
+        {
+            await smtp.WriteAsync("MAIL FROM:<a@sender.test>\r\nRCPT TO:<user@localhost>\r\n" + string.Concat(chunks.Select((c, i) =>
+                $"BDAT {System.Text.Encoding.UTF8.GetByteCount(c)}{(i == chunks.Length - 1 ? " LAST" : "")}\r\n{c}")));
+            string reply;
+            for (var n = 0; ; n++) // MAIL, RCPT, then one reply per chunk: the last one is the message's
+            {
+                reply = await smtp.ReplyAsync();
+                if (n == chunks.Length + 1) return reply;
+            }
+        }
+
+        // A CRLF split across two chunks is a CRLF, not a bare CR and a bare LF.
+        Assert.StartsWith("250 2.0.0 Ok: queued", await SendAsync("Subject: split\r", "\n\r\nbody\r\n"));
+        Assert.Equal("Subject: split\r\n\r\nbody\r\n", System.Text.Encoding.ASCII.GetString(Assert.Single(await QueuedAsync()).Content!));
+
+        // The smuggling sample: under DATA it gets 550 5.5.2; under BDAT the same, or the same normalization.
+        const string smuggle = "Subject: t\r\n\r\nline1\n.\nMAIL FROM:<x@y>\r\nline2\r.\r\nend\r\n";
+        var reply = await SendAsync(smuggle[..20], smuggle[20..]);
+        if (policy == "reject")
+        {
+            Assert.StartsWith("550 5.5.2", reply);
+            Assert.Single(await QueuedAsync());
+        }
+        else
+        {
+            Assert.StartsWith("250 2.0.0 Ok: queued", reply);
+            var queued = await QueuedAsync();
+            Assert.Equal(2, queued.Count);
+            Assert.Contains(queued, e => System.Text.Encoding.ASCII.GetString(e.Content!) ==
+                "Subject: t\r\n\r\nline1\r\n.\r\nMAIL FROM:<x@y>\r\nline2\r\n.\r\nend\r\n");
+        }
+        // A bare CR as the very last octet is bare too; and a line over 1000 octets is refused as under DATA.
+        Assert.StartsWith(policy == "reject" ? "550 5.5.2" : "250 2.0.0", await SendAsync("Subject: cr\r\n\r\nend\r"));
+        Assert.StartsWith("500 5.5.2", await SendAsync("Subject: long\r\n\r\n" + new string('x', 600), new string('y', 500) + "\r\n"));
     }
 
     [Fact]

@@ -162,6 +162,65 @@ public sealed class SubmissionTests : IAsyncLifetime
         Assert.Empty(await QueuedAsync());
     }
 
+    /// <summary>A session on <paramref name="port"/> taken into TLS by STARTTLS (disposing the stream closes the connection).</summary>
+    private static async Task<SslStream> TlsSessionAsync(int port)
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", port);
+        var plain = tcp.GetStream();
+        await ReadReplyAsync(plain);
+        await plain.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
+        await ReadReplyAsync(plain);
+        await plain.WriteAsync(Encoding.ASCII.GetBytes("STARTTLS\r\n"));
+        await ReadReplyAsync(plain);
+        return (await HandshakeAsync(plain)).Tls;
+    }
+
+    [Theory]
+    [InlineData("response pipelined behind AUTH PLAIN", "EHLO client.test\r\n", "AUTH PLAIN\r\n{0}\r\n", "554 5.5.0")]
+    [InlineData("AUTH with its initial response pipelined behind EHLO", "", "EHLO client.test\r\nAUTH PLAIN {0}\r\n", "554 5.5.0")]
+    [InlineData("LOGIN name and password in one write", "EHLO client.test\r\n", "AUTH LOGIN {1}\r\n{2}\r\n", "554 5.5.0")]
+    [InlineData("the response with a command pipelined behind it", "EHLO client.test\r\n|AUTH PLAIN\r\n", "{0}\r\nNOOP\r\n", "554 5.5.0")]
+    public async Task Nothing_of_an_auth_exchange_is_ever_logged(string how, string first, string attack, string reply)
+    {
+        _ = how;
+        const string password = "hunter2-in-the-log";
+        await using var tls = await TlsSessionAsync(_submission);
+        foreach (var step in first.Split('|', StringSplitOptions.RemoveEmptyEntries))
+        {
+            await tls.WriteAsync(Encoding.ASCII.GetBytes(step));
+            await ReadReplyAsync(tls);
+        }
+        var plainResponse = B64("\0alice\0" + password);
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(string.Format(attack, plainResponse, B64("alice"), B64(password))));
+        var replies = await ReadReplyAsync(tls);
+        while (!replies.Contains(reply) && await ReadReplyAsync(tls) is { Length: > 0 } more) replies += more;
+        Assert.Contains(reply, replies);
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(_mta.Log.Matching("improper command pipelining").Count > 0),
+            TimeSpan.FromSeconds(10)), string.Join("\n", _mta.Log.Lines));
+        var log = string.Join("\n", _mta.Log.Lines);
+        Assert.DoesNotContain(plainResponse, log);
+        Assert.DoesNotContain(plainResponse.ToUpperInvariant(), log);
+        Assert.DoesNotContain(B64(password), log);
+        Assert.DoesNotContain(B64(password).ToUpperInvariant(), log);
+        Assert.DoesNotContain(password, log);
+    }
+
+    [Fact]
+    public async Task A_failed_login_logs_the_name_made_printable_and_never_the_password()
+    {
+        await using var tls = await TlsSessionAsync(_submission);
+        await tls.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
+        await ReadReplyAsync(tls);
+        await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64("\0mallory\r\nX-Forged: 1\u001b[2J\0not-the-password") + "\r\n"));
+        Assert.StartsWith("535 5.7.8", await ReadReplyAsync(tls));
+        var line = Assert.Single(_mta.Log.Matching("authentication failed for mallory"));
+        // Ordinal: a culture-aware search finds control characters everywhere (ICU ignores them).
+        Assert.DoesNotContain("\r", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("not-the-password", string.Join("\n", _mta.Log.Lines));
+    }
+
     [Fact]
     public async Task A_renewed_certificate_is_used_from_the_next_handshake()
     {
@@ -191,6 +250,73 @@ public sealed class SubmissionTests : IAsyncLifetime
         Assert.DoesNotContain("AUTH", ehlo);
         Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<someone@example.org>")); // MX takes mail without AUTH
         Assert.StartsWith("554 5.7.1", await smtp.CommandAsync("RCPT TO:<victim@far.test>")); // but relays nothing
+    }
+
+    [Fact]
+    public async Task The_mx_port_takes_no_logins_even_inside_tls_unless_asked()
+    {
+        async Task<(string Ehlo, string Auth)> TryAsync(MtaSystem mta)
+        {
+            await using var tls = await TlsSessionAsync(mta.SmtpPort);
+            await tls.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
+            var ehlo = await ReadReplyAsync(tls);
+            await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64("\0alice\0s3cret pass") + "\r\n"));
+            return (ehlo, await ReadReplyAsync(tls));
+        }
+        var (ehlo, auth) = await TryAsync(_mta);
+        Assert.DoesNotContain("AUTH", ehlo);
+        Assert.StartsWith("503 5.5.1", auth); // Postfix: smtpd_sasl_auth_enable = no on port 25
+
+        await using var withAuth = await MtaSystem.StartAsync(_azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
+            ["Ingress:MxAuth"] = "true",
+        }, functions: false);
+        (ehlo, auth) = await TryAsync(withAuth);
+        Assert.Contains("250 AUTH PLAIN LOGIN", ehlo);
+        Assert.StartsWith("235 2.7.0", auth);
+    }
+
+    [Fact]
+    public async Task Failed_logins_are_limited_per_client_and_per_name_and_a_limited_one_costs_no_hashing()
+    {
+        var port = TestEnvironment.FreeTcpPort();
+        await using var mta = await MtaSystem.StartAsync(_azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Ingress:SubmissionPort"] = port.ToString(),
+            ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
+            ["Ingress:AuthFailureLimit"] = "4", ["Ingress:AuthUserFailureLimit"] = "2",
+        }, functions: false);
+        async Task<SslStream> SessionAsync()
+        {
+            var tls = await TlsSessionAsync(port);
+            await tls.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
+            await ReadReplyAsync(tls);
+            return tls;
+        }
+        async Task<string> LoginAsync(SslStream tls, string name, string password)
+        {
+            await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64($"\0{name}\0{password}") + "\r\n"));
+            return await ReadReplyAsync(tls);
+        }
+
+        await using var first = await SessionAsync();
+        Assert.StartsWith("535", await LoginAsync(first, "alice", "guess1"));
+        Assert.StartsWith("535", await LoginAsync(first, "alice", "guess2"));
+        // The name has had its two failures: even its right password gets a temporary failure now, unhashed.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.StartsWith("454 4.7.0", await LoginAsync(first, "alice", "s3cret pass"));
+        var limited = clock.Elapsed;
+        Assert.StartsWith("535", await LoginAsync(first, "mallory", "x"));
+        // Four failures from this client (the refused one does not count): its next AUTH closes the session.
+        Assert.StartsWith("535", await LoginAsync(first, "trudy", "x"));
+        var closing = await LoginAsync(first, "eve", "x");
+        Assert.StartsWith("421 4.7.0", closing);
+        // A new session from the same address meets the same limit.
+        await using var second = await SessionAsync();
+        Assert.StartsWith("421 4.7.0", await LoginAsync(second, "bob", "x"));
+        Assert.True(limited < TimeSpan.FromMilliseconds(200) || limited < clock.Elapsed / 4, $"a limited attempt took {limited}");
+        Assert.Single(mta.Log.Matching("for alice not tried: too many failures for this name lately"));
     }
 
     [Fact]

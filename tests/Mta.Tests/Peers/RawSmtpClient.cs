@@ -26,6 +26,9 @@ public sealed class RawSmtpClient : IAsyncDisposable
     /// <summary>Writes raw text (use \r\n yourself).</summary>
     public Task WriteAsync(string text) => _stream.WriteAsync(Encoding.UTF8.GetBytes(text)).AsTask();
 
+    /// <summary>Writes raw octets.</summary>
+    public Task WriteAsync(ReadOnlyMemory<byte> octets) => _stream.WriteAsync(octets).AsTask();
+
     /// <summary>Writes one command line and reads its reply.</summary>
     public async Task<string> CommandAsync(string line)
     {

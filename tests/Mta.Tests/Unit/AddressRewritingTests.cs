@@ -140,11 +140,11 @@ public sealed class AddressRewritingTests
     public void Checks_are_case_insensitive_unless_i_is_given_and_negation_and_ignore_work_as_in_postfix()
     {
         var checks = ContentChecks.Load(Map("checks", "/^subject: A/i WARN exact\n/^subject: a/ HOLD any case\n!/^X-/ DUNNO\n/^X-Secret/ IGNORE\n"), allowIgnore: true);
-        Assert.Equal(CheckAction.Hold, checks.Match("Subject: ABC")!.Action);
-        Assert.Equal(CheckAction.Warn, checks.Match("subject: Abc")!.Action);
-        Assert.Equal(CheckAction.Dunno, checks.Match("From: x")!.Action);
-        Assert.Equal(CheckAction.Ignore, checks.Match("X-Secret: 1")!.Action);
-        Assert.Null(checks.Match("X-Other: 1"));
+        Assert.Equal(CheckAction.Hold, checks.Match("Subject: ABC", new CheckBudget())!.Action);
+        Assert.Equal(CheckAction.Warn, checks.Match("subject: Abc", new CheckBudget())!.Action);
+        Assert.Equal(CheckAction.Dunno, checks.Match("From: x", new CheckBudget())!.Action);
+        Assert.Equal(CheckAction.Ignore, checks.Match("X-Secret: 1", new CheckBudget())!.Action);
+        Assert.Null(checks.Match("X-Other: 1", new CheckBudget()));
         Assert.Throws<FormatException>(() => ContentChecks.Load(Map("body", "/x/ IGNORE\n"), allowIgnore: false));
     }
 }

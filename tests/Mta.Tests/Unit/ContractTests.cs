@@ -112,7 +112,7 @@ public sealed class ContractTests
     [InlineData("", false)]
     public void Maildir_names_stay_inside_the_root(string user, bool safe)
     {
-        Assert.Equal(safe, MaildirDelivery.IsSafeMailboxName(user));
+        Assert.Equal(safe, Mta.Mail.Routing.LocalMailbox.IsSafeName(user));
     }
 
     [Theory]

@@ -1,0 +1,81 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Mta.Ingress.Auth;
+
+/// <summary>
+/// Failed logins counted over a sliding window, per client and per user name (anvil's spirit; Postfix itself leaves
+/// this to fail2ban): past a client's limit its sessions are closed at the next AUTH, past a name's limit that name
+/// gets a temporary failure without its password being hashed at all, so guessing costs the attacker time and the
+/// ingress nothing. Clients are keyed by address, IPv6 by its /64 (what one subscriber usually holds), IPv4-mapped
+/// IPv6 as IPv4. Counted per ingress replica.
+/// </summary>
+public sealed class AuthThrottle(int clientLimit, int userLimit, TimeSpan window, TimeProvider clock)
+{
+    /// <summary>Most names and clients tracked at once; past it, new ones are not counted (the limits of the known ones hold).</summary>
+    internal const int MaxTracked = 50_000;
+
+    private readonly ConcurrentDictionary<string, Queue<long>> _clients = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Queue<long>> _users = new(StringComparer.Ordinal);
+
+    /// <summary>True when <paramref name="client"/> has had its limit of failures within the window.</summary>
+    public bool ClientBlocked(IPAddress client) => clientLimit > 0 && Recent(_clients, ClientKey(client)) >= clientLimit;
+
+    /// <summary>True when <paramref name="name"/> has had its limit of failures within the window, from anywhere.</summary>
+    public bool UserBlocked(string name) => userLimit > 0 && Recent(_users, name) >= userLimit;
+
+    /// <summary>Counts one failed login.</summary>
+    public void Failed(IPAddress client, string name)
+    {
+        Count(_clients, ClientKey(client));
+        Count(_users, name);
+    }
+
+    /// <summary>The key a client's failures are counted under: IPv4 as it is, IPv6 by its /64.</summary>
+    public static string ClientKey(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        if (address.AddressFamily != AddressFamily.InterNetworkV6) return address.ToString();
+        var bytes = address.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return new IPAddress(bytes) + "/64";
+    }
+
+    private int Recent(ConcurrentDictionary<string, Queue<long>> counts, string key)
+    {
+        if (!counts.TryGetValue(key, out var times)) return 0;
+        lock (times)
+        {
+            Expire(times);
+            return times.Count;
+        }
+    }
+
+    private void Count(ConcurrentDictionary<string, Queue<long>> counts, string key)
+    {
+        if (counts.Count >= MaxTracked) Prune(counts);
+        if (counts.Count >= MaxTracked && !counts.ContainsKey(key)) return;
+        var times = counts.GetOrAdd(key, _ => new Queue<long>());
+        lock (times)
+        {
+            Expire(times);
+            times.Enqueue(clock.GetTimestamp());
+        }
+    }
+
+    private void Expire(Queue<long> times)
+    {
+        while (times.Count > 0 && clock.GetElapsedTime(times.Peek()) > window) times.Dequeue();
+    }
+
+    private void Prune(ConcurrentDictionary<string, Queue<long>> counts)
+    {
+        foreach (var (key, times) in counts)
+            lock (times)
+            {
+                Expire(times);
+                if (times.Count == 0) counts.TryRemove(key, out _);
+            }
+    }
+}

@@ -1,0 +1,62 @@
+using System.Net;
+using Mta.Ingress.Auth;
+using Xunit;
+
+namespace Mta.Tests.Unit;
+
+public sealed class AuthThrottleTests
+{
+    /// <summary>A clock the test moves.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        public long Ticks;
+        public override long GetTimestamp() => Ticks;
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+        public void Advance(TimeSpan by) => Ticks += by.Ticks;
+    }
+
+    [Fact]
+    public void A_client_is_blocked_at_its_limit_of_failures_within_the_window_and_free_again_after_it()
+    {
+        var clock = new ManualClock();
+        var throttle = new AuthThrottle(clientLimit: 3, userLimit: 100, TimeSpan.FromMinutes(10), clock);
+        var client = IPAddress.Parse("192.0.2.7");
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.False(throttle.ClientBlocked(client));
+            throttle.Failed(client, "user" + i);
+            clock.Advance(TimeSpan.FromMinutes(1));
+        }
+        Assert.True(throttle.ClientBlocked(client));
+        Assert.False(throttle.ClientBlocked(IPAddress.Parse("192.0.2.8")));
+        clock.Advance(TimeSpan.FromMinutes(8)); // the first failure leaves the window
+        Assert.False(throttle.ClientBlocked(client));
+    }
+
+    [Fact]
+    public void A_name_is_blocked_at_its_limit_whatever_the_clients()
+    {
+        var throttle = new AuthThrottle(clientLimit: 100, userLimit: 2, TimeSpan.FromMinutes(10), new ManualClock());
+        throttle.Failed(IPAddress.Parse("192.0.2.1"), "alice");
+        Assert.False(throttle.UserBlocked("alice"));
+        throttle.Failed(IPAddress.Parse("198.51.100.1"), "alice");
+        Assert.True(throttle.UserBlocked("alice"));
+        Assert.False(throttle.UserBlocked("bob"));
+    }
+
+    [Theory]
+    [InlineData("2001:db8:1:2:aaaa::1", "2001:db8:1:2:bbbb::9", true)]   // one /64: one client
+    [InlineData("2001:db8:1:2::1", "2001:db8:1:3::1", false)]
+    [InlineData("::ffff:192.0.2.7", "192.0.2.7", true)]                   // IPv4-mapped is IPv4
+    public void Ipv6_clients_are_counted_by_their_64(string a, string b, bool same) =>
+        Assert.Equal(same, AuthThrottle.ClientKey(IPAddress.Parse(a)) == AuthThrottle.ClientKey(IPAddress.Parse(b)));
+
+    [Fact]
+    public void A_limit_of_zero_means_no_limit()
+    {
+        var throttle = new AuthThrottle(0, 0, TimeSpan.FromMinutes(10), new ManualClock());
+        for (var i = 0; i < 100; i++) throttle.Failed(IPAddress.Loopback, "alice");
+        Assert.False(throttle.ClientBlocked(IPAddress.Loopback));
+        Assert.False(throttle.UserBlocked("alice"));
+    }
+}
