@@ -100,6 +100,8 @@ public static class IngressHost
         var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Ingress");
         if (!services.GetRequiredService<LocalRecipients>().Configured)
             log.LogWarning("warning: no Mta:LocalRecipientsFile (local_recipient_maps): every user in the local domains is accepted, and mail for unknown ones bounces (backscatter)");
+        if (services.GetRequiredService<SaslUsers>().Configured && !services.GetRequiredService<RelayPolicy>().KnowsSenderLogins)
+            log.LogWarning("warning: no Mta:SenderLoginMapsFile (smtpd_sender_login_maps): an authenticated user may send as any address, and DKIM signs any domain in the signing table for it");
         if (ingress.RelayDomains.Count > 0 && !services.GetRequiredService<RelayPolicy>().KnowsRelayRecipients)
             log.LogWarning("warning: no Ingress:RelayRecipientsFile (relay_recipient_maps): every address in the relay domains {Domains} is accepted, and mail for unknown ones bounces (backscatter)",
                 string.Join(", ", ingress.RelayDomains));

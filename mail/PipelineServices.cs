@@ -49,6 +49,7 @@ public static class PipelineServices
         services.AddSingleton<MtaStsPolicies>();
         services.AddSingleton<TrafficShaper>();
         services.AddSingleton<DeliveryTargets>();
+        services.AddSingleton<Submission.SenderLogins>();
         services.AddSingleton<SmtpDelivery>();
         services.AddSingleton<MaildirDelivery>();
         services.AddSingleton<LmtpDelivery>();

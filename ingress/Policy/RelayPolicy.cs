@@ -15,10 +15,12 @@ public sealed class RelayPolicy
     private readonly HashSet<string> _destinations;
     private readonly HashSet<string> _local;
     private readonly RelayRecipients _recipients;
+    private readonly Mta.Mail.Submission.SenderLogins? _senderLogins;
 
     /// <summary>Builds the policy from the ingress and MTA options; a malformed network fails at start.</summary>
-    public RelayPolicy(IOptions<IngressOptions> ingress, IOptions<MtaOptions> mta)
+    public RelayPolicy(IOptions<IngressOptions> ingress, IOptions<MtaOptions> mta, Mta.Mail.Submission.SenderLogins? senderLogins = null)
     {
+        _senderLogins = senderLogins;
         _trusted = ingress.Value.TrustedNetworks.Select(n => IPNetwork.TryParse(n, out var net)
             ? net : throw new FormatException($"Ingress:TrustedNetworks: '{n}' is not CIDR notation")).ToArray();
         _local = new HashSet<string>(mta.Value.LocalDomains.Select(d => d.TrimEnd('.')), StringComparer.OrdinalIgnoreCase);
@@ -26,6 +28,12 @@ public sealed class RelayPolicy
             StringComparer.OrdinalIgnoreCase);
         _recipients = new RelayRecipients(ingress.Value.RelayRecipientsFile);
     }
+
+    /// <summary>Whether an authenticated <paramref name="login"/> may use <paramref name="sender"/> (the sender login map).</summary>
+    public bool MaySendAs(string login, string sender) => _senderLogins?.Owns(login, sender) ?? true;
+
+    /// <summary>True when the sender login map is set.</summary>
+    public bool KnowsSenderLogins => _senderLogins?.Configured == true;
 
     /// <summary>True when the relay domains have a recipient table (<c>relay_recipient_maps</c>).</summary>
     public bool KnowsRelayRecipients => _recipients.Configured;

@@ -461,6 +461,14 @@ public sealed class SmtpSession(
             Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address");
             return;
         }
+        if (_user is not null && !relay.MaySendAs(_user, address))
+        {
+            // Postfix's reject_authenticated_sender_login_mismatch: a login sends only as the addresses it owns.
+            log.LogInformation("reject: MAIL from [{Client}]: 553 5.7.1 <{Sender}>: Sender address rejected: not owned by user {User}", client, address, _user);
+            ResetTransaction();
+            Error($"553 5.7.1 <{address}>: Sender address rejected: not owned by user {_user}");
+            return;
+        }
         _sender = address;
         Reply("250 2.1.0 Ok");
     }
@@ -617,6 +625,7 @@ public sealed class SmtpSession(
             Protocol = (smtpUtf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP") + (_tls && _esmtp ? "S" : "") + (_user is not null ? "A" : ""),
             SmtpUtf8 = smtpUtf8,
             TrustedClient = _user is not null || relay.IsTrusted(client),
+            Login = _user,
             Tls = _tls ? _tlsInfo ?? "TLS" : null,
             Dsn = dsn,
         };

@@ -30,6 +30,7 @@ public sealed class CleanupStage
     private readonly Router _router;
     private readonly AddressRewriter _rewriter;
     private readonly DkimSigning _dkim;
+    private readonly Submission.SenderLogins? _senderLogins;
     private readonly SpoolReferences _references;
     private readonly WaitingMail _waiting;
     private readonly PipelineMetrics? _metrics;
@@ -41,9 +42,10 @@ public sealed class CleanupStage
     /// <summary>Creates the stage; the checks files are loaded here (a broken one stops the start).</summary>
     public CleanupStage(MessageSpool spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
         SpoolReferences references, WaitingMail waiting, ContentInspector inspector, IOptions<MtaOptions> options, TimeProvider clock,
-        ILogger<CleanupStage> log, PipelineMetrics? metrics = null)
+        ILogger<CleanupStage> log, PipelineMetrics? metrics = null, Submission.SenderLogins? senderLogins = null)
     {
         _inspector = inspector;
+        _senderLogins = senderLogins;
         _metrics = metrics;
         (_spool, _queues, _router, _rewriter, _dkim, _references, _waiting, _clock, _log, _options)
             = (spool, queues, router, rewriter, dkim, references, waiting, clock, log, options.Value);
@@ -356,8 +358,15 @@ public sealed class CleanupStage
         var from = headers[HeaderId.From];
         var domain = from is not null && InternetAddressList.TryParse(from, out var list) && list.Mailboxes.FirstOrDefault() is { } mailbox
             ? mailbox.Domain : Address.DomainOf(envelope.Sender);
-        var key = _dkim.KeyFor(domain.TrimEnd('.').ToLowerInvariant());
+        domain = domain.TrimEnd('.').ToLowerInvariant();
+        var key = _dkim.KeyFor(domain);
         if (key is null) return header;
+        if (envelope.Login is { } login && _senderLogins is not null && !_senderLogins.OwnsDomain(login, domain))
+        {
+            // A login signs only for its own domains (the sender login map), whatever the signing table holds.
+            _log.LogWarning("{QueueId}: not DKIM-signed: From domain {Domain} is not one that login {Login} owns", envelope.Id, domain, login);
+            return header;
+        }
 
         Header signature;
         if (inline is not null)

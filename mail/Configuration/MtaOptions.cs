@@ -46,6 +46,13 @@ public sealed class MtaOptions
     /// </summary>
     public List<string> InternalNetworks { get; set; } = [];
 
+    /// <summary>
+    /// File of <c>address logins</c> lines (Postfix <c>smtpd_sender_login_maps</c>): the sender addresses each login may
+    /// use (<c>@domain</c> for a whole domain). With it, an authenticated client using another address gets
+    /// <c>553 5.7.1</c> at MAIL FROM, and its mail is DKIM-signed only for domains its login owns.
+    /// </summary>
+    public string? SenderLoginMapsFile { get; set; }
+
     /// <summary>Connect to internal addresses whatever names them (for test systems on loopback only).</summary>
     public bool DeliverToInternalNetworks { get; set; }
 

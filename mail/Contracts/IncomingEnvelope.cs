@@ -51,6 +51,9 @@ public sealed record IncomingEnvelope
     /// </summary>
     public bool TrustedClient { get; init; }
 
+    /// <summary>The SASL login the client used, if it authenticated (DKIM signs only for domains it owns).</summary>
+    public string? Login { get; init; }
+
     /// <summary>
     /// The message bytes themselves when the message is small enough to travel in the queue message (the claim
     /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.

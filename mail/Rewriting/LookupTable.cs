@@ -56,6 +56,9 @@ public sealed class LookupTable
     /// <summary>The value for <paramref name="key"/>, or null.</summary>
     public string? Find(string key) => _file?.Value.GetValueOrDefault(key);
 
+    /// <summary>Every entry, as the file now holds them.</summary>
+    public IEnumerable<KeyValuePair<string, string>> Entries => _file?.Value ?? [];
+
     /// <summary>Number of entries.</summary>
     public int Count => _file?.Value.Count ?? 0;
 }

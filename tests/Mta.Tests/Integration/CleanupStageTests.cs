@@ -54,7 +54,8 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         var logs = new LoggerFactory([_log]);
         return new CleanupStage(new MessageSpool(Storage), new MailQueues(Storage), new Router(options, TransportMap.Empty),
             new AddressRewriter(options, logs.CreateLogger<AddressRewriter>()), new DkimSigning(options, logs.CreateLogger<DkimSigning>()),
-            new SpoolReferences(Storage), new WaitingMail(Storage), new ContentInspector(options, logs.CreateLogger<ContentInspector>()), options, TimeProvider.System, logs.CreateLogger<CleanupStage>());
+            new SpoolReferences(Storage), new WaitingMail(Storage), new ContentInspector(options, logs.CreateLogger<ContentInspector>()), options, TimeProvider.System, logs.CreateLogger<CleanupStage>(),
+            senderLogins: new Mta.Mail.Submission.SenderLogins(options, logs.CreateLogger<Mta.Mail.Submission.SenderLogins>()));
     }
 
     private static int _serial;
@@ -375,6 +376,34 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         Assert.EndsWith(message[message.IndexOf("\r\n\r\n")..], Encoding.ASCII.GetString(sent));
 
         Assert.DoesNotContain("DKIM-Signature", Encoding.ASCII.GetString(await Sent(jobs[1])));
+    }
+
+    [Fact]
+    public async Task A_login_is_dkim_signed_only_for_domains_it_owns_in_the_sender_login_map()
+    {
+        string Key(string name)
+        {
+            var path = Path.Combine(_folder, name + ".pem");
+            using var rsa = System.Security.Cryptography.RSA.Create(2048);
+            System.IO.File.WriteAllText(path, rsa.ExportPkcs8PrivateKeyPem());
+            return path;
+        }
+        var table = File("signing_table_2", $"example.org s1 {Key("own")}\nbank.example s1 {Key("other")}\n");
+        var logins = File("sender_logins", "alice@example.org alice\n@bank.example bob\n");
+        var stage = Stage(o => { o.DkimSigningTable = table; o.SenderLoginMapsFile = logins; });
+        string Message(string from) => $"From: {from}\r\nTo: u@remote.test\r\nSubject: s\r\n\r\nbody\r\n";
+
+        await stage.ProcessAsync(Envelope(Message("alice@example.org")) with { TrustedClient = true, Login = "alice", Sender = "alice@example.org" });
+        await stage.ProcessAsync(Envelope(Message("ceo@bank.example")) with { TrustedClient = true, Login = "alice", Sender = "alice@example.org" });
+        await stage.ProcessAsync(Envelope(Message("ceo@bank.example")) with { TrustedClient = true, Login = "bob", Sender = "ceo@bank.example" });
+
+        var sent = new List<string>();
+        foreach (var job in await Queued<DeliveryJob>(QueueNames.Delivery)) sent.Add(Encoding.ASCII.GetString(await Sent(job)));
+        Assert.Equal(3, sent.Count);
+        Assert.Single(sent, m => m.StartsWith("DKIM-Signature:") && m.Contains("d=example.org"));
+        Assert.Single(sent, m => m.StartsWith("DKIM-Signature:") && m.Contains("d=bank.example")); // bob owns it
+        Assert.Single(sent, m => !m.StartsWith("DKIM-Signature:"));
+        Assert.Single(_log.Matching("not DKIM-signed: From domain bank.example is not one that login alice owns"));
     }
 
     private sealed class FileKeyLocator(string privateKeyPem) : DkimPublicKeyLocatorBase

@@ -320,6 +320,37 @@ public sealed class SubmissionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_login_sends_only_as_the_addresses_the_sender_login_map_gives_it()
+    {
+        var map = Path.Combine(TestEnvironment.TempFolder("logins"), "sender_logins");
+        await File.WriteAllTextAsync(map, "alice@example.org alice\n@team.example alice, bob\n");
+        var port = TestEnvironment.FreeTcpPort();
+        await using var mta = await MtaSystem.StartAsync(_azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Ingress:SubmissionPort"] = port.ToString(),
+            ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
+            ["Mta:SenderLoginMapsFile"] = map,
+        }, functions: false);
+        await using var tls = await TlsSessionAsync(port);
+        async Task<string> SayAsync(string line)
+        {
+            await tls.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"));
+            return await ReadReplyAsync(tls);
+        }
+        await SayAsync("EHLO client.test");
+        Assert.StartsWith("235", await SayAsync("AUTH PLAIN " + B64("\0alice\0s3cret pass")));
+        Assert.StartsWith("553 5.7.1 <ceo@bank.example>: Sender address rejected: not owned by user alice", await SayAsync("MAIL FROM:<ceo@bank.example>"));
+        Assert.StartsWith("553 5.7.1", await SayAsync("MAIL FROM:<bob@example.org>")); // no entry for it or its domain: nobody owns it
+        Assert.StartsWith("250", await SayAsync("MAIL FROM:<alice@example.org>"));
+        Assert.StartsWith("250", await SayAsync("RSET"));
+        Assert.StartsWith("250", await SayAsync("MAIL FROM:<anyone@team.example>"));
+        Assert.StartsWith("250", await SayAsync("RSET"));
+        Assert.StartsWith("250", await SayAsync("MAIL FROM:<>"));
+        Assert.Empty(mta.Log.Matching("warning: no Mta:SenderLoginMapsFile"));
+        Assert.Single(_mta.Log.Matching("warning: no Mta:SenderLoginMapsFile")); // the class's system has none
+    }
+
+    [Fact]
     public async Task Submission_without_certificate_or_users_does_not_start()
     {
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => MtaSystem.StartAsync(_azurite.ConnectionString,
