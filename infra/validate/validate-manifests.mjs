@@ -1,7 +1,7 @@
 // Validates rendered Kubernetes manifests (multi-document YAML on stdin) without a cluster:
 // Kubernetes objects against the Kubernetes OpenAPI schemas (kubernetes-models), KEDA objects
 // against KEDA's own CRD schemas. Unknown fields are errors, as with kubectl's strict field validation.
-// Usage: kubectl kustomize infra/k8s/overlays/dev | node infra/validate/validate-manifests.mjs ../shared/keda-crds
+// Usage: kubectl kustomize infra/k8s/overlays/dev | node infra/validate/validate-manifests.mjs infra/validate/keda-crds
 import fs from "node:fs";
 import path from "node:path";
 import yaml from "js-yaml";

@@ -18,7 +18,7 @@ public sealed class ManifestTests
         var file = Path.Combine(TestEnvironment.TempFolder("render"), "manifests.yaml");
         await File.WriteAllTextAsync(file, yaml);
         var script = Path.Combine(TestEnvironment.RepoRoot, "infra", "validate", "validate-manifests.mjs");
-        var crds = TestEnvironment.RequireShared("keda-crds");
+        var crds = Path.Combine(TestEnvironment.RepoRoot, "infra", "validate", "keda-crds");
         return await Integration.EndToEndTests.RunAsync("/bin/sh", "-c", $"'{node}' '{script}' '{crds}' < '{file}'");
     }
 

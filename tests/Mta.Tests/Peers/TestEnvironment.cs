@@ -100,19 +100,6 @@ public static class TestEnvironment
         return "";
     }
 
-    /// <summary>
-    /// A folder of <c>../shared</c> (beside the repository; CI lays a copy there), or: skip by hand, fail under CI.
-    /// </summary>
-    public static string RequireShared(string name)
-    {
-        var path = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", name));
-        if (Directory.Exists(path)) return path;
-        var reason = $"{path} not found (the shared material beside the project root)";
-        if (InCi) throw new InvalidOperationException(reason);
-        Skip.If(true, reason);
-        return "";
-    }
-
     /// <summary>Finds a program on PATH or in the sbin folders (smtp-sink and dnsmasq live there).</summary>
     public static string? FindOnPath(string name)
     {
