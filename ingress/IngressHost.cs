@@ -41,6 +41,7 @@ public static class IngressHost
             .PostConfigure(o => o.ApplyDefaults());
         builder.Services.AddMailPipeline(builder.Configuration);
         builder.Services.AddSingleton<RelayPolicy>();
+        builder.Services.AddSingleton<Verification.AddressVerifier>();
         builder.Services.AddSingleton<ClientLimits>();
         builder.Services.AddSingleton<MessageAcceptor>();
         builder.Services.AddSingleton<TlsCertificates>();

@@ -129,6 +129,35 @@ public sealed class IngressOptions
     public List<string> TrustedNetworks { get; set; } = [];
 
     /// <summary>
+    /// Ask a recipient's next hop whether it exists before answering RCPT (Postfix <c>reject_unverified_recipient</c>):
+    /// for clients neither trusted nor logged in, every recipient routed over LMTP or to an SMTP next hop (relay domains)
+    /// is probed with MAIL, RCPT and RSET, and the answer is remembered. Mail for an address the next hop refuses is then
+    /// refused at RCPT instead of bounced later (backscatter). Off by default, as in Postfix.
+    /// </summary>
+    public bool VerifyRecipients { get; set; }
+
+    /// <summary>
+    /// The reply code for a recipient its next hop refused (Postfix <c>unverified_recipient_reject_code</c>): 450 (Postfix's
+    /// default, safe while the setup is new) or 550 once the next hop's answers are trusted.
+    /// </summary>
+    public int UnverifiedRecipientRejectCode { get; set; } = 450;
+
+    /// <summary>
+    /// Seconds a RCPT waits for a probe (Postfix <c>address_verify_poll_count</c> × <c>address_verify_poll_delay</c>); a
+    /// probe that takes longer is answered <c>450 4.1.1 … Address verification in progress</c> and goes on for the retry.
+    /// </summary>
+    public int VerifyWaitSeconds { get; set; } = 6;
+
+    /// <summary>The probe's MAIL FROM (Postfix <c>address_verify_sender</c>, <c>double-bounce</c>); without a domain, <c>@</c> the host name is added; empty is the null sender.</summary>
+    public string VerifySender { get; set; } = "double-bounce";
+
+    /// <summary>Seconds a deliverable answer is remembered (Postfix <c>address_verify_positive_refresh_time</c>, 7 days).</summary>
+    public int VerifyPositiveSeconds { get; set; } = 7 * 24 * 3600;
+
+    /// <summary>Seconds an undeliverable answer is remembered (Postfix <c>address_verify_negative_refresh_time</c>, 3 hours).</summary>
+    public int VerifyNegativeSeconds { get; set; } = 3 * 3600;
+
+    /// <summary>
     /// Run cleanup in the ingress before the <c>250</c>, as Postfix's smtpd hands each message to cleanup while the
     /// client waits: the delivery jobs are queued directly, one queue hop (a put, a receive and a delete, and for a
     /// spooled message the header's download) less per message, and a content check's REJECT or a mail loop is refused
@@ -142,6 +171,8 @@ public sealed class IngressOptions
     public void ApplyDefaults()
     {
         if (TrustedNetworks.Count == 0) TrustedNetworks.AddRange(["127.0.0.0/8", "::1/128"]);
+        if (UnverifiedRecipientRejectCode is not (450 or 550))
+            throw new InvalidOperationException($"Ingress:UnverifiedRecipientRejectCode: {UnverifiedRecipientRejectCode} is neither 450 nor 550");
         if (HeaderBlockSizeLimit is <= 0 or > Acceptance.SpoolWriter.HeadSize)
             throw new InvalidOperationException($"Ingress:HeaderBlockSizeLimit: {HeaderBlockSizeLimit} is not between 1 and {Acceptance.SpoolWriter.HeadSize}");
         if (HeaderFieldLimit <= 0)

@@ -27,6 +27,7 @@ public sealed class SmtpConnectionHandler(
     IHostApplicationLifetime lifetime,
     Metrics.IngressMetrics metrics,
     Mta.Mail.Cleanup.ContentInspector inspector,
+    Verification.AddressVerifier verifier,
     ILoggerFactory loggers) : ConnectionHandler
 {
     private readonly ILogger _log = loggers.CreateLogger("smtpd");
@@ -50,7 +51,7 @@ public sealed class SmtpConnectionHandler(
             : Listener.Mx;
         var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener,
             o, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients, acceptor, certificates, users, clock, _log,
-            connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? SmtpSession.Describe(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null, metrics, inspector);
+            connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? SmtpSession.Describe(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null, metrics, inspector, verifier);
         await session.RunAsync(connection.ConnectionClosed, lifetime.ApplicationStopping);
     }
 }

@@ -45,7 +45,8 @@ public sealed class SmtpSession(
     ILogger log,
     string? implicitTls = null,
     Metrics.IngressMetrics? metrics = null,
-    Mta.Mail.Cleanup.ContentInspector? inspector = null)
+    Mta.Mail.Cleanup.ContentInspector? inspector = null,
+    Verification.AddressVerifier? verifier = null)
 {
     private string _verb = "CONNECT";
 
@@ -59,12 +60,17 @@ public sealed class SmtpSession(
 
     private enum AuthStep { None, PlainResponse, LoginName, LoginPassword }
 
-    private enum Next { Command, Data, StartTls, Chunk, Login }
+    private enum Next { Command, Data, StartTls, Chunk, Login, Verify }
 
     /// <summary>A name and password waiting to be checked, off the session's I/O path.</summary>
     private sealed record PendingLogin(string Name, string Password, string Mechanism);
 
     private PendingLogin? _login;
+
+    private sealed record PendingRecipient(string Address, string? Notify, string? OriginalRecipient);
+
+    /// <summary>A RCPT waiting for its next hop's answer (<see cref="VerifyRecipientAsync"/>).</summary>
+    private PendingRecipient? _probe;
 
     // CHUNKING (RFC 3030): the message assembled from BDAT chunks, and the chunk being read.
     private SpoolWriter? _chunks;
@@ -206,6 +212,9 @@ public sealed class SmtpSession(
                         case Next.Login:
                             await LoginAsync(stopping);
                             if (!_quit && Unsynchronized(buffer, _verb)) _quit = true;
+                            break;
+                        case Next.Verify:
+                            await VerifyRecipientAsync(stopping);
                             break;
                         case Next.StartTls:
                             // RFC 3207 §6: whatever the client sent after STARTTLS in plain text is discarded,
@@ -372,7 +381,7 @@ public sealed class SmtpSession(
                 return Next.Command;
             case "RCPT":
                 Rcpt(arg);
-                return Next.Command;
+                return _probe is null ? Next.Command : Next.Verify;
             case "DATA":
                 if (arg.Length > 0) { Error("501 5.5.4 Syntax: DATA"); return Next.Command; }
                 if (_sender is null) { Error("503 5.5.1 Error: need MAIL command"); return Next.Command; }
@@ -532,9 +541,47 @@ public sealed class SmtpSession(
             Error($"550 5.1.1 <{address}>: Recipient address rejected: User unknown in relay recipient table");
             return;
         }
+        // Postfix's order: permit_mynetworks and permit_sasl_authenticated come before reject_unverified_recipient.
+        if (options.VerifyRecipients && verifier is not null && _user is null && !relay.IsTrusted(client) && verifier.CanProbe(address))
+        {
+            _probe = new PendingRecipient(address, notify, orcpt);
+            return;
+        }
+        AcceptRecipient(address, notify, orcpt);
+    }
+
+    private void AcceptRecipient(string address, string? notify, string? orcpt)
+    {
         _recipients.Add(address);
         if (notify is not null || orcpt is not null) _recipientDsn[address] = new RecipientDsn(notify, orcpt);
         Reply("250 2.1.5 Ok");
+    }
+
+    /// <summary>Answers the pending RCPT from its next hop's answer (remembered, or asked now within the wait).</summary>
+    private async Task VerifyRecipientAsync(CancellationToken ct)
+    {
+        var (address, notify, orcpt) = _probe!;
+        _probe = null;
+        var result = await verifier!.VerifyAsync(address, ct);
+        if (result.Verdict == Verification.Verdict.Deliverable)
+        {
+            AcceptRecipient(address, notify, orcpt);
+            return;
+        }
+        var reply = UnverifiedReply(address, result, options.UnverifiedRecipientRejectCode);
+        log.LogInformation("reject: RCPT from [{Client}]: {Reply}; from=<{Sender}>", client, reply, _sender);
+        Error(reply);
+    }
+
+    /// <summary>
+    /// Postfix's replies for <c>reject_unverified_recipient</c>: an address the next hop refused gets the configured code
+    /// (<c>unverified_recipient_reject_code</c>), one without an answer yet a 450 (<c>unverified_recipient_defer_code</c>).
+    /// </summary>
+    internal static string UnverifiedReply(string address, Verification.VerifyResult result, int rejectCode)
+    {
+        var (code, what) = result.Verdict == Verification.Verdict.Undeliverable ? (rejectCode, "undeliverable address") : (450, "unverified address");
+        var detail = result.Detail.Length > 200 ? result.Detail[..200] : result.Detail;
+        return $"{code} {code / 100}.1.1 <{address}>: Recipient address rejected: {what}: {detail}";
     }
 
     /// <summary>

@@ -287,6 +287,21 @@ public sealed class SmtpConnection : IAsyncDisposable
         return command.ToString();
     }
 
+    /// <summary>
+    /// Asks whether the server would take <paramref name="recipient"/> (an address probe, Postfix's verify): MAIL, RCPT,
+    /// then RSET; no message is sent. The reply is RCPT's, or MAIL's when MAIL is refused.
+    /// </summary>
+    public async Task<SmtpReply> ProbeAsync(string sender, string recipient, CancellationToken ct)
+    {
+        var utf8 = !Ascii.IsValid(recipient);
+        if (utf8 && !Offers("SMTPUTF8")) return new SmtpReply(450, "450 4.6.7 the server takes no SMTPUTF8 address");
+        var mail = await CommandAsync($"MAIL FROM:<{sender}>" + (utf8 ? " SMTPUTF8" : ""), ct);
+        if (!mail.Positive) return mail;
+        var rcpt = await CommandAsync($"RCPT TO:<{recipient}>", ct);
+        await ResetAsync(ct);
+        return rcpt;
+    }
+
     /// <summary>Checks that an idle connection still answers (NOOP) before it is used again.</summary>
     public async Task<bool> StillUsableAsync(CancellationToken ct)
     {
@@ -347,7 +362,7 @@ public sealed class SmtpConnection : IAsyncDisposable
             var line = await ReadLineAsync(limit.Token);
             if (line.Length < 3 || !int.TryParse(line.AsSpan(0, 3), out var code) || line.Length > 3 && line[3] is not (' ' or '-'))
                 throw new SmtpConnectException($"malformed reply: {line[..Math.Min(line.Length, 80)]}", 0);
-            lines.Add(line.Length > 4 ? line[4..] : "");
+            lines.Add(Printable(line.Length > 4 ? line[4..] : ""));
             if (line.Length == 3 || line[3] == ' ')
             {
                 _lastLines = lines;
@@ -356,6 +371,16 @@ public sealed class SmtpConnection : IAsyncDisposable
             if (lines.Count > 100) throw new SmtpConnectException("reply too long", 0);
         }
     }
+
+    /// <summary>
+    /// A reply's text goes into logs, DSNs, mtactl's output and a client's reply (address probes): control characters
+    /// (terminal escapes, CR) become <c>?</c>, as Postfix's smtp client prints replies.
+    /// </summary>
+    internal static string Printable(string text)
+        => text.Any(char.IsControl) ? string.Create(text.Length, text, (span, t) =>
+        {
+            for (var i = 0; i < t.Length; i++) span[i] = char.IsControl(t[i]) ? '?' : t[i];
+        }) : text;
 
     private async Task<string> ReadLineAsync(CancellationToken ct)
     {
