@@ -144,13 +144,66 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
         }
     }
 
-    /// <summary>Empties a poison queue; returns how many messages it held.</summary>
+    /// <summary>
+    /// Empties a poison queue (Postfix <c>postsuper -d</c> on what cannot be processed) and releases what each message
+    /// held: a delivery or bounce job gives up its reference to a spooled message, whose blob goes with the last one; an
+    /// incoming message's blob goes unless cleanup had already handed it to jobs. Returns how many messages it held.
+    /// </summary>
     public async Task<int> PurgePoisonAsync(string queue, CancellationToken ct = default)
     {
-        var (_, count) = await PoisonAsync(queue, ct);
-        try { await queues.GetPoison(queue).ClearMessagesAsync(ct); }
-        catch (RequestFailedException e) when (e.Status == 404) { }
-        return count;
+        var poison = queues.GetPoison(queue);
+        var purged = 0;
+        while (true)
+        {
+            QueueMessage[] batch;
+            try { batch = (await poison.ReceiveMessagesAsync(32, TimeSpan.FromMinutes(1), ct)).Value; }
+            catch (RequestFailedException e) when (e.Status == 404) { return purged; }
+            if (batch.Length == 0) return purged;
+            foreach (var m in batch)
+            {
+                await ReleaseAsync(queue, m.MessageText, ct);
+                await poison.DeleteMessageAsync(m.MessageId, m.PopReceipt, ct);
+                purged++;
+            }
+        }
+    }
+
+    /// <summary>Lets go of the spooled message a poison queue message held; a text that is no message of its queue held nothing.</summary>
+    private async Task ReleaseAsync(string queue, string text, CancellationToken ct)
+    {
+        try
+        {
+            switch (queue)
+            {
+                case QueueNames.Incoming:
+                    var envelope = QueueJson.Deserialize<IncomingEnvelope>(text);
+                    // With a reference set, cleanup had queued jobs: they hold the blob now, and let it go themselves.
+                    if (envelope.Content is null && QueueIds.IsSafe(envelope.Id) && QueueIds.IsSafe(envelope.BlobName)
+                        && await references.OpenReferencesAsync(envelope.Id, ct) is null)
+                        await spool.DeleteAsync(envelope.BlobName, ct);
+                    break;
+                case QueueNames.Bounce:
+                    var report = QueueJson.Deserialize<BounceJob>(text);
+                    if (report.Reference is not null && QueueIds.IsSafe(report.MessageId) && QueueIds.IsSafe(report.BlobName) && QueueIds.IsSafe(report.Reference)
+                        && await references.UpdateAsync(report.MessageId, [], [report.Reference], ct))
+                        await DeliveryStage.DeleteSpooledAsync(spool, report.MessageId, report.BlobName, ct);
+                    break;
+                default:
+                    foreach (var job in DeliveryBatch.Parse(text).Where(j => QueueIds.IsSafe(j.MessageId) && QueueIds.IsSafe(j.JobId) && QueueIds.IsSafe(j.BlobName)))
+                    {
+                        // A waiting job listed by mtactl that no longer exists would be a ghost.
+                        if (queue is QueueNames.Deferred or QueueNames.Hold)
+                            await waiting.RemoveAsync(queue == QueueNames.Hold ? WaitingMail.Held : WaitingMail.Deferred, job.JobId, ct);
+                        if (job.Content is null && (job.SoleHolder || await references.UpdateAsync(job.MessageId, [], [job.JobId], ct)))
+                            await DeliveryStage.DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
+                    }
+                    break;
+            }
+        }
+        catch (InvalidQueueMessageException)
+        {
+            // Not a message of this queue (it was poisoned for that): it names nothing that could be released.
+        }
     }
 
     private async Task<IReadOnlyList<WaitingJob>> Select(string state, string? id, CancellationToken ct)

@@ -41,6 +41,8 @@ public sealed class BounceStage(
     {
         if (job.Recipients is not { Count: > 0 } || string.IsNullOrEmpty(job.BlobName))
             throw new InvalidQueueMessageException($"{job.MessageId}: bounce job without recipients or blob");
+        QueueIds.Require("bounce job", job.MessageId, job.BlobName);
+        if (job.Reference is not null) QueueIds.Require("bounce job", job.Reference);
 
         await ReportAsync(job, ct);
         // The report no longer needs the original: give up its hold on a spooled message.

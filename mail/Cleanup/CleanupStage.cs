@@ -470,6 +470,7 @@ public sealed class CleanupStage
     {
         if (string.IsNullOrWhiteSpace(e.Id) || string.IsNullOrWhiteSpace(e.BlobName))
             throw new InvalidQueueMessageException("envelope without id or blob name");
+        QueueIds.Require("envelope", e.Id, e.BlobName);
         if (e.Recipients is null || e.Recipients.Count == 0)
             throw new InvalidQueueMessageException($"{e.Id}: envelope without recipients");
         if (e.Sender is null)

@@ -91,6 +91,7 @@ public sealed class DeliveryStage(
     {
         if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
             throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
+        QueueIds.Require("delivery job", job.MessageId, job.JobId, job.BlobName);
 
         var suspect = dequeueCount > 1 || job.MaybeDuplicate;
         if (suspect && await completions.IsRecordedAsync(job, ct))

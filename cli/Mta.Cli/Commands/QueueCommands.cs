@@ -16,13 +16,38 @@ internal static class Output
 
     public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Json));
 
+    /// <summary>
+    /// One line for a person's terminal. Queue fields, remote replies and headers come from strangers: a control
+    /// character in them (an escape sequence, a CR or LF that would fake another line) is shown as <c>\xNN</c>.
+    /// </summary>
+    public static void Line(string text = "") => Console.Out.WriteLine(Printable(text));
+
+    /// <summary>Several lines (a header, CRLF-separated), each made printable like <see cref="Line"/>.</summary>
+    public static void Lines(string text)
+    {
+        foreach (var line in text.Split("\r\n")) Line(line);
+    }
+
+    /// <summary>A table cell: printable, and Spectre's markup brackets escaped.</summary>
+    public static string Cell(string text) => Markup.Escape(Printable(text));
+
+    internal static string Printable(string text)
+    {
+        if (!text.Any(char.IsControl)) return text;
+        var printable = new StringBuilder(text.Length + 8);
+        foreach (var c in text)
+            if (char.IsControl(c)) printable.Append(@"\x").Append(((int)c).ToString("x2"));
+            else printable.Append(c);
+        return printable.ToString();
+    }
+
     public static int Report(CommonSettings settings, string verb, AdminResult result, string? id)
     {
         if (settings.Json) WriteJson(new { done = result.Done, busy = result.Busy });
         else
         {
-            foreach (var j in result.Done) Console.Out.WriteLine($"{j}: {verb}");
-            foreach (var j in result.Busy) Console.Out.WriteLine($"{j}: not {verb}: a worker has it right now (it was due); try again");
+            foreach (var j in result.Done) Output.Line($"{j}: {verb}");
+            foreach (var j in result.Busy) Output.Line($"{j}: not {verb}: a worker has it right now (it was due); try again");
         }
         if (result.Done.Count == 0 && result.Busy.Count == 0)
         {
@@ -68,19 +93,19 @@ public sealed class QueueListCommand : AsyncCommand<QueueListCommand.Settings>
         }
         if (entries.Count == 0)
         {
-            Console.Out.WriteLine("Mail queue is empty");
+            Output.Line("Mail queue is empty");
             return ExitCodes.Ok;
         }
         var table = new Table().Border(TableBorder.Simple)
             .AddColumns("Id", "Arrival", "Size", "Sender", "Recipients", "State", "Next try / reason");
         foreach (var e in entries)
-            table.AddRow(Markup.Escape(e.Id), e.ArrivalTime.ToString("yyyy-MM-dd HH:mm:ss"), e.Size?.ToString() ?? "-", Markup.Escape(e.Sender.Length == 0 ? "MAILER-DAEMON" : e.Sender),
-                Markup.Escape(string.Join("\n", e.Recipients)), e.State,
-                Markup.Escape(string.Join(" ", new[] { e.Due?.ToString("yyyy-MM-dd HH:mm:ss"), e.Reason }.Where(x => x is not null))));
+            table.AddRow(Output.Cell(e.Id), e.ArrivalTime.ToString("yyyy-MM-dd HH:mm:ss"), e.Size?.ToString() ?? "-", Output.Cell(e.Sender.Length == 0 ? "MAILER-DAEMON" : e.Sender),
+                string.Join("\n", e.Recipients.Select(Output.Cell)), e.State,
+                Output.Cell(string.Join(" ", new[] { e.Due?.ToString("yyyy-MM-dd HH:mm:ss"), e.Reason }.Where(x => x is not null))));
         // Piped into grep or less, a row stays on one line rather than wrapping at 80 columns.
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 250;
         AnsiConsole.Write(table);
-        Console.Out.WriteLine($"-- {entries.Count} job(s)");
+        Output.Line($"-- {entries.Count} job(s)");
         return ExitCodes.Ok;
     }
 }
@@ -114,17 +139,17 @@ public sealed class QueueShowCommand : AsyncCommand<IdSettings>
         }
         foreach (var j in jobs)
         {
-            Console.Out.WriteLine($"job:        {j.Job.JobId} ({j.State}, {j.Job.Attempt} attempt(s))");
-            Console.Out.WriteLine($"queue id:   {j.Job.MessageId}");
-            Console.Out.WriteLine($"arrival:    {j.Job.ArrivalTime:yyyy-MM-dd HH:mm:ss zzz}");
-            Console.Out.WriteLine($"sender:     <{j.Job.Sender}>");
-            foreach (var r in j.Job.Recipients) Console.Out.WriteLine($"recipient:  <{r}>");
-            Console.Out.WriteLine($"next hop:   {j.Job.NextHop.Transport.ToString().ToLowerInvariant()}:{j.Job.NextHop.Host}{(j.Job.NextHop.Port is { } p ? ":" + p : "")}");
-            if (j.Due is { } due) Console.Out.WriteLine($"next try:   {due:yyyy-MM-dd HH:mm:ss zzz}");
-            if (j.Reason is not null) Console.Out.WriteLine($"reason:     {j.Reason}");
-            foreach (var h in j.Job.History ?? []) Console.Out.WriteLine($"attempt:    {h}");
-            Console.Out.WriteLine();
-            Console.Out.WriteLine(HeaderText(j) ?? "(header in the spool)");
+            Output.Line($"job:        {j.Job.JobId} ({j.State}, {j.Job.Attempt} attempt(s))");
+            Output.Line($"queue id:   {j.Job.MessageId}");
+            Output.Line($"arrival:    {j.Job.ArrivalTime:yyyy-MM-dd HH:mm:ss zzz}");
+            Output.Line($"sender:     <{j.Job.Sender}>");
+            foreach (var r in j.Job.Recipients) Output.Line($"recipient:  <{r}>");
+            Output.Line($"next hop:   {j.Job.NextHop.Transport.ToString().ToLowerInvariant()}:{j.Job.NextHop.Host}{(j.Job.NextHop.Port is { } p ? ":" + p : "")}");
+            if (j.Due is { } due) Output.Line($"next try:   {due:yyyy-MM-dd HH:mm:ss zzz}");
+            if (j.Reason is not null) Output.Line($"reason:     {j.Reason}");
+            foreach (var h in j.Job.History ?? []) Output.Line($"attempt:    {h}");
+            Output.Line();
+            Output.Lines(HeaderText(j) ?? "(header in the spool)");
         }
         return ExitCodes.Ok;
     }
@@ -217,8 +242,8 @@ public sealed class PoisonListCommand : AsyncCommand<PoisonSettings>
             if (settings.Json) result.Add(new { queue, count, first = first.Select(m => new { m.MessageId, m.InsertedOn, m.DequeueCount, text = m.MessageText }) });
             else
             {
-                Console.Out.WriteLine($"{queue}-poison: {count} message(s)");
-                foreach (var m in first) Console.Out.WriteLine($"  {m.MessageId} {m.InsertedOn:yyyy-MM-dd HH:mm:ss} {Shorten(m.MessageText)}");
+                Output.Line($"{queue}-poison: {count} message(s)");
+                foreach (var m in first) Output.Line($"  {m.MessageId} {m.InsertedOn:yyyy-MM-dd HH:mm:ss} {Shorten(m.MessageText)}");
             }
         }
         if (settings.Json) Output.WriteJson(result);
@@ -237,7 +262,7 @@ public sealed class PoisonRequeueCommand : AsyncCommand<PoisonSettings>
         var queue = settings.Queue ?? throw new ArgumentException("queue poison requeue needs --queue");
         var moved = await Services.Administration(settings).RequeuePoisonAsync(queue, ct);
         if (settings.Json) Output.WriteJson(new { queue, moved });
-        else Console.Out.WriteLine($"{queue}-poison: {moved} message(s) moved back to {queue}");
+        else Output.Line($"{queue}-poison: {moved} message(s) moved back to {queue}");
         return ExitCodes.Ok;
     }
 }
@@ -251,7 +276,7 @@ public sealed class PoisonPurgeCommand : AsyncCommand<PoisonSettings>
         var queue = settings.Queue ?? throw new ArgumentException("queue poison purge needs --queue");
         var purged = await Services.Administration(settings).PurgePoisonAsync(queue, ct);
         if (settings.Json) Output.WriteJson(new { queue, purged });
-        else Console.Out.WriteLine($"{queue}-poison: {purged} message(s) deleted");
+        else Output.Line($"{queue}-poison: {purged} message(s) deleted");
         return ExitCodes.Ok;
     }
 }

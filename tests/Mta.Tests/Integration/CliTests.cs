@@ -160,6 +160,108 @@ public sealed class CliTests
     }
 
     [SkippableFact]
+    public async Task Purging_poison_releases_what_its_messages_held_and_a_crafted_name_releases_nothing()
+    {
+        await using var azurite = await Azurite.StartAsync();
+        var storage = azurite.ConnectionString;
+        var connection = TestEnvironment.Storage(storage);
+        var spool = new Mta.Mail.Spool.MessageSpool(connection);
+        var references = new Mta.Mail.Tracking.SpoolReferences(connection);
+        var waiting = new Mta.Mail.Tracking.WaitingMail(connection);
+        var queues = new MailQueues(connection);
+        await spool.CreateIfNotExistsAsync();
+        await queues.CreateIfNotExistsAsync();
+        async Task Blob(string name) => await spool.WriteAsync(name, new MemoryStream("Subject: x\r\n\r\nbody\r\n"u8.ToArray()));
+        var blobs = new Azure.Storage.Blobs.BlobServiceClient(storage);
+        async Task<bool> Exists(string container, string name) => (await blobs.GetBlobContainerClient(container).GetBlobClient(name).ExistsAsync()).Value;
+        async Task Poison(string queue, string text) => await queues.GetPoison(queue).SendMessageAsync(text);
+        DeliveryJob Job(string id, int n, string blob, bool sole = false) => new()
+        {
+            MessageId = id, JobId = $"{id}.{n}", BlobName = blob, Sender = "a@sender.test", Recipients = ["u@example.test"],
+            NextHop = new NextHop { Transport = Transport.Smtp, Host = "example.test", MxLookup = true }, ArrivalTime = DateTimeOffset.UtcNow, SoleHolder = sole,
+        };
+
+        // incoming: a spooled envelope that cleanup never got through (its blob goes), one whose jobs hold the blob (it stays).
+        await Blob("IN00000000000001");
+        await Blob("IN00000000000002");
+        await references.OpenAsync("IN00000000000002", ["IN00000000000002.0"]);
+        foreach (var id in new[] { "IN00000000000001", "IN00000000000002" })
+            await Poison(QueueNames.Incoming, QueueJson.Serialize(new IncomingEnvelope
+            {
+                Id = id, BlobName = id, Sender = "a@sender.test", Recipients = ["u@example.test"], ClientAddress = "127.0.0.1", Helo = "c.test",
+                ArrivalTime = DateTimeOffset.UtcNow, Size = 20,
+            }));
+        // delivery: a batch of both jobs of a message (the last holders: its blob goes); a deferred sole holder, listed as waiting.
+        await Blob("DL00000000000001");
+        await references.OpenAsync("DL00000000000001", ["DL00000000000001.0", "DL00000000000001.1"]);
+        await Poison(QueueNames.Delivery, DeliveryBatch.Join([QueueJson.Serialize(Job("DL00000000000001", 0, "DL00000000000001")),
+            QueueJson.Serialize(Job("DL00000000000001", 1, "DL00000000000001"))]));
+        await Blob("DF00000000000001");
+        var deferred = Job("DF00000000000001", 0, "DF00000000000001", sole: true);
+        var receipt = await queues.SendAsync(QueueNames.Deferred, deferred, delay: TimeSpan.FromHours(1));
+        await waiting.PutAsync(Mta.Mail.Tracking.WaitingMail.Deferred, deferred, receipt, "4.4.1 connect", DateTimeOffset.UtcNow.AddHours(1));
+        await queues.Get(QueueNames.Deferred).DeleteMessageAsync(receipt.MessageId, receipt.PopReceipt); // poisoned meanwhile
+        await Poison(QueueNames.Deferred, QueueJson.Serialize(deferred));
+        // bounce: a report's hold on a message whose delivery job still holds it: the blob stays.
+        await Blob("BO00000000000001");
+        await references.OpenAsync("BO00000000000001", ["cleanup:BO00000000000001.0", "BO00000000000001.0"]);
+        await Poison(QueueNames.Bounce, QueueJson.Serialize(new BounceJob
+        {
+            MessageId = "BO00000000000001", BlobName = "BO00000000000001", Sender = "a@sender.test", ArrivalTime = DateTimeOffset.UtcNow,
+            Recipients = [new FailedRecipient("u@example.test", "5.1.1 no")], Reference = "cleanup:BO00000000000001.0",
+        }));
+        // Crafted: a sole holder whose blob name climbs into another container.
+        var other = blobs.GetBlobContainerClient("mtaother");
+        await other.CreateIfNotExistsAsync();
+        await other.GetBlobClient("keep").UploadAsync(new BinaryData("keep"));
+        await Poison(QueueNames.Delivery, QueueJson.Serialize(Job("CR00000000000001", 0, "../mtaother/keep", sole: true)));
+
+        foreach (var (queue, expected) in new[] { (QueueNames.Incoming, 2), (QueueNames.Delivery, 2), (QueueNames.Deferred, 1), (QueueNames.Bounce, 1) })
+        {
+            var purge = await MtactlAsync(storage, "queue", "poison", "purge", "--queue", queue);
+            Assert.Equal((0, $"{queue}-poison: {expected} message(s) deleted"), (purge.Exit, purge.Out.Trim()));
+        }
+        Assert.False(await Exists("spool", "IN00000000000001"));
+        Assert.True(await Exists("spool", "IN00000000000002"));
+        Assert.False(await Exists("spool", "DL00000000000001"));
+        Assert.Null(await references.OpenReferencesAsync("DL00000000000001"));
+        Assert.False(await Exists("spool", "DF00000000000001"));
+        Assert.Empty(await ListAsync(storage)); // no ghost of the deferred job
+        Assert.True(await Exists("spool", "BO00000000000001"));
+        Assert.Equal(["BO00000000000001.0"], await references.OpenReferencesAsync("BO00000000000001"));
+        Assert.True(await Exists("mtaother", "keep"));
+    }
+
+    [SkippableFact]
+    public async Task Queue_fields_reach_the_terminal_without_control_characters()
+    {
+        await using var azurite = await Azurite.StartAsync();
+        var connection = TestEnvironment.Storage(azurite.ConnectionString);
+        var queues = new MailQueues(connection);
+        await queues.CreateIfNotExistsAsync();
+        var job = new DeliveryJob
+        {
+            MessageId = "ES00000000000001", JobId = "ES00000000000001.0", BlobName = "ES00000000000001", Sender = "a\u001b[2J@sender.test",
+            Recipients = ["u\r\nrecipient:  <forged@x.test>@example.test"], NextHop = new NextHop { Transport = Transport.Smtp, Host = "example.test", MxLookup = true },
+            ArrivalTime = DateTimeOffset.UtcNow, History = ["450 4.2.0 \u001b]0;owned\u0007 busy"],
+            Content = "Subject: \u001b[31mred\r\nX-Bell: \u0007\r\n\r\nbody\r\n"u8.ToArray(),
+        };
+        var receipt = await queues.SendAsync(QueueNames.Deferred, job, delay: TimeSpan.FromHours(1));
+        await new Mta.Mail.Tracking.WaitingMail(connection).PutAsync(Mta.Mail.Tracking.WaitingMail.Deferred, job, receipt, "4.2.0 \u001b[2J", DateTimeOffset.UtcNow.AddHours(1));
+
+        foreach (var args in new[] { new[] { "queue", "show", "ES00000000000001" }, ["queue", "list"] })
+        {
+            var (exit, output, error) = await MtactlAsync(azurite.ConnectionString, args);
+            Assert.True(exit == 0, error);
+            Assert.DoesNotContain(output, c => char.IsControl(c) && c is not '\n' and not '\r');
+            Assert.DoesNotContain("\nrecipient:  <forged", output.Replace("\r\n", "\n"), StringComparison.Ordinal);
+        }
+        var show = await MtactlAsync(azurite.ConnectionString, "queue", "show", "ES00000000000001");
+        Assert.Contains(@"sender:     <a\x1b[2J@sender.test>", show.Out);
+        Assert.Contains(@"Subject: \x1b[31mred", show.Out); // the header, still one line per field
+    }
+
+    [SkippableFact]
     public async Task A_wrong_or_missing_connection_gets_one_line_and_an_exit_code()
     {
         var none = await MtactlAsync(null, "queue", "list");
