@@ -189,7 +189,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
                         await DeliveryStage.DeleteSpooledAsync(spool, report.MessageId, report.BlobName, ct);
                     break;
                 default:
-                    foreach (var job in DeliveryBatch.Parse(text).Where(j => QueueIds.IsSafe(j.MessageId) && QueueIds.IsSafe(j.JobId) && QueueIds.IsSafe(j.BlobName)))
+                    foreach (var job in DeliveryBatch.Parse(text).Where(j => QueueIds.IsSafe(j.MessageId) && (j.JobId.Length == 0 || QueueIds.IsSafe(j.JobId)) && QueueIds.IsSafe(j.BlobName)))
                     {
                         // A waiting job listed by mtactl that no longer exists would be a ghost.
                         if (queue is QueueNames.Deferred or QueueNames.Hold)

@@ -91,7 +91,8 @@ public sealed class DeliveryStage(
     {
         if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
             throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
-        QueueIds.Require("delivery job", job.MessageId, job.JobId, job.BlobName);
+        QueueIds.Require("delivery job", job.MessageId, job.BlobName);
+        if (job.JobId.Length > 0) QueueIds.Require("delivery job", job.JobId); // jobs of older releases had none
 
         var suspect = dequeueCount > 1 || job.MaybeDuplicate;
         if (suspect && await completions.IsRecordedAsync(job, ct))
