@@ -20,7 +20,7 @@ public sealed class AuthThrottle(int clientLimit, int userLimit, TimeSpan window
     private readonly ConcurrentDictionary<string, Queue<long>> _users = new(StringComparer.Ordinal);
 
     /// <summary>True when <paramref name="client"/> has had its limit of failures within the window.</summary>
-    public bool ClientBlocked(IPAddress client) => clientLimit > 0 && Recent(_clients, ClientKey(client)) >= clientLimit;
+    public bool ClientBlocked(IPAddress client) => clientLimit > 0 && Recent(_clients, Policy.ClientGroup.Of(client)) >= clientLimit;
 
     /// <summary>True when <paramref name="name"/> has had its limit of failures within the window, from anywhere.</summary>
     public bool UserBlocked(string name) => userLimit > 0 && Recent(_users, name) >= userLimit;
@@ -28,18 +28,8 @@ public sealed class AuthThrottle(int clientLimit, int userLimit, TimeSpan window
     /// <summary>Counts one failed login.</summary>
     public void Failed(IPAddress client, string name)
     {
-        Count(_clients, ClientKey(client));
+        Count(_clients, Policy.ClientGroup.Of(client));
         Count(_users, name);
-    }
-
-    /// <summary>The key a client's failures are counted under: IPv4 as it is, IPv6 by its /64.</summary>
-    public static string ClientKey(IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
-        if (address.AddressFamily != AddressFamily.InterNetworkV6) return address.ToString();
-        var bytes = address.GetAddressBytes();
-        Array.Clear(bytes, 8, 8);
-        return new IPAddress(bytes) + "/64";
     }
 
     private int Recent(ConcurrentDictionary<string, Queue<long>> counts, string key)

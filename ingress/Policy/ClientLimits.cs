@@ -8,13 +8,14 @@ namespace Mta.Ingress.Policy;
 /// <see cref="IngressOptions.MaxConnectionsPerClient"/> from one address at once, and
 /// <see cref="IngressOptions.ConnectionRatePerClient"/> new connections per address per minute.
 /// Trusted networks are exempt (Postfix <c>smtpd_client_event_limit_exceptions = $mynetworks</c>).
-/// Counts are per ingress replica: the Service spreads clients over replicas.
+/// Counts are per ingress replica: the Service spreads clients over replicas. A client is its <see cref="ClientGroup"/>:
+/// IPv6 counted by /64.
 /// </summary>
 public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy relay, TimeProvider clock)
 {
     private readonly IngressOptions _o = options.Value;
-    private readonly Dictionary<IPAddress, int> _open = new();
-    private readonly Dictionary<IPAddress, Queue<DateTimeOffset>> _recent = new();
+    private readonly Dictionary<string, int> _open = new();
+    private readonly Dictionary<string, Queue<DateTimeOffset>> _recent = new();
     private readonly Lock _lock = new();
     private int _total;
 
@@ -40,6 +41,7 @@ public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy r
         refusal = "";
         if (client.IsIPv4MappedToIPv6) client = client.MapToIPv4();
         var exempt = relay.IsTrusted(client);
+        var key = ClientGroup.Of(client);
         lock (_lock)
         {
             if (_o.MaxConnections > 0 && _total >= _o.MaxConnections)
@@ -52,7 +54,7 @@ public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy r
                 // Every attempt counts, refused ones too (as anvil counts connects).
                 var now = clock.GetUtcNow();
                 if (_recent.Count > 4096) Prune(now); // bounded memory when many addresses connect
-                var recent = _recent.TryGetValue(client, out var q) ? q : _recent[client] = new Queue<DateTimeOffset>();
+                var recent = _recent.TryGetValue(key, out var q) ? q : _recent[key] = new Queue<DateTimeOffset>();
                 while (recent.Count > 0 && now - recent.Peek() >= TimeSpan.FromMinutes(1)) recent.Dequeue();
                 recent.Enqueue(now);
                 if (recent.Count > _o.ConnectionRatePerClient)
@@ -61,21 +63,21 @@ public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy r
                     return null;
                 }
             }
-            var open = _open.GetValueOrDefault(client);
+            var open = _open.GetValueOrDefault(key);
             if (!exempt && _o.MaxConnectionsPerClient > 0 && open >= _o.MaxConnectionsPerClient)
             {
                 refusal = $"421 4.7.0 Error: too many connections from {client}";
                 return null;
             }
             _total++;
-            _open[client] = open + 1;
+            _open[key] = open + 1;
         }
         return new Slot(() =>
         {
             lock (_lock)
             {
                 _total--;
-                if (--_open[client] == 0) _open.Remove(client);
+                if (--_open[key] == 0) _open.Remove(key);
             }
         });
     }

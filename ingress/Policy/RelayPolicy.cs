@@ -23,8 +23,8 @@ public sealed class RelayPolicy
         _senderLogins = senderLogins;
         _trusted = ingress.Value.TrustedNetworks.Select(n => IPNetwork.TryParse(n, out var net)
             ? net : throw new FormatException($"Ingress:TrustedNetworks: '{n}' is not CIDR notation")).ToArray();
-        _local = new HashSet<string>(mta.Value.LocalDomains.Select(d => d.TrimEnd('.')), StringComparer.OrdinalIgnoreCase);
-        _destinations = new HashSet<string>(mta.Value.LocalDomains.Concat(ingress.Value.RelayDomains).Select(d => d.TrimEnd('.')),
+        _local = new HashSet<string>(mta.Value.LocalDomains.Select(Address.NormalizeDomain), StringComparer.OrdinalIgnoreCase);
+        _destinations = new HashSet<string>(mta.Value.LocalDomains.Concat(ingress.Value.RelayDomains).Select(Address.NormalizeDomain),
             StringComparer.OrdinalIgnoreCase);
         _recipients = new RelayRecipients(ingress.Value.RelayRecipientsFile);
     }

@@ -11,7 +11,7 @@ namespace Mta.Ingress.Policy;
 public sealed class RelayRecipients(string? file)
 {
     private readonly Lock _lock = new();
-    private HashSet<string> _entries = new(StringComparer.OrdinalIgnoreCase);
+    private HashSet<string> _entries = new(Mta.Mail.Routing.AsciiCaseComparer.Instance);
     private DateTime _stamp = DateTime.MinValue;
 
     /// <summary>True when a table is configured.</summary>
@@ -27,7 +27,7 @@ public sealed class RelayRecipients(string? file)
             if (stamp != _stamp)
             {
                 _entries = new HashSet<string>(File.ReadAllLines(file!).Select(l => l.Trim()).Where(l => l.Length > 0 && l[0] != '#'),
-                    StringComparer.OrdinalIgnoreCase);
+                    Mta.Mail.Routing.AsciiCaseComparer.Instance);
                 _stamp = stamp;
             }
             return _entries.Contains(address) || _entries.Contains("@" + Address.DomainOf(address));

@@ -119,14 +119,14 @@ public sealed class SmtpSession(
                 {
                     log.LogInformation("improper command pipelining after CONNECT from [{Client}]", client);
                     Reply("554 5.5.0 Error: SMTP protocol synchronization");
-                    await _output.FlushAsync(stopping);
+                    await FlushAsync(stopping);
                     return; // the finally below logs the disconnect
                 }
             }
             Reply($"220 {hostname} ESMTP");
             while (!_quit)
             {
-                await _output.FlushAsync(stopping);
+                await FlushAsync(stopping);
                 ReadResult result;
                 var midMessage = data is not null || _inChunk;
                 using (var timeout = !midMessage
@@ -198,6 +198,7 @@ public sealed class SmtpSession(
                         Error("500 5.5.2 Error: line too long");
                         continue;
                     }
+                    _commandWaitStarted = 0; // a whole line: the next command has its own deadline
                     var text = Encoding.UTF8.GetString(line).TrimEnd('\r');
                     switch (Handle(text))
                     {
@@ -241,7 +242,7 @@ public sealed class SmtpSession(
                 if (startTls && !await StartTlsAsync(stopping)) break;
                 if (result.IsCompleted) break;
             }
-            await _output.FlushAsync(stopping);
+            await FlushAsync(stopping);
         }
         catch (Exception e) when (e is IOException or ConnectionResetException or OperationCanceledException or InvalidOperationException or System.Security.Authentication.AuthenticationException)
         {
@@ -313,6 +314,20 @@ public sealed class SmtpSession(
 
     private long _messageStarted;
 
+    /// <summary>When the command being waited for was first waited for: partial lines do not restart its clock.</summary>
+    private long _commandWaitStarted;
+
+    /// <summary>
+    /// Sends the replies written so far, within the per-request timeout: a client that stops reading (its receive
+    /// window full) cannot hold the session, whose write would otherwise wait for ever.
+    /// </summary>
+    private async Task FlushAsync(CancellationToken ct)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
+        await _output.FlushAsync(limit.Token);
+    }
+
     /// <summary>
     /// How long the next read may take: the per-request timeout, and inside a message no later than the
     /// message's own deadline, which grows with the octets received at the minimum data rate
@@ -321,7 +336,16 @@ public sealed class SmtpSession(
     private TimeSpan ReadDeadline(bool midMessage, long received)
     {
         var perRead = TimeSpan.FromSeconds(options.TimeoutSeconds);
-        if (!midMessage || options.MinDataRate <= 0) { _messageStarted = 0; return perRead; }
+        if (!midMessage)
+        {
+            // Postfix's smtpd_per_record_deadline for commands: one command line in TimeoutSeconds, however it trickles in.
+            _messageStarted = 0;
+            if (_commandWaitStarted == 0) _commandWaitStarted = Environment.TickCount64;
+            var rest = perRead - TimeSpan.FromMilliseconds(Environment.TickCount64 - _commandWaitStarted);
+            return rest < TimeSpan.Zero ? TimeSpan.Zero : rest;
+        }
+        _commandWaitStarted = 0;
+        if (options.MinDataRate <= 0) return perRead;
         if (_messageStarted == 0) _messageStarted = Environment.TickCount64;
         var allowed = TimeSpan.FromSeconds(options.TimeoutSeconds + (double)received / options.MinDataRate);
         var left = allowed - TimeSpan.FromMilliseconds(Environment.TickCount64 - _messageStarted);
@@ -470,6 +494,13 @@ public sealed class SmtpSession(
             Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address");
             return;
         }
+        if (Address.WithAsciiDomain(address) is not { } normal)
+        {
+            ResetTransaction();
+            Error("501 5.1.7 Bad sender address syntax (domain)");
+            return;
+        }
+        address = normal;
         if (_user is not null && !relay.MaySendAs(_user, address))
         {
             // Postfix's reject_authenticated_sender_login_mismatch: a login sends only as the addresses it owns.
@@ -517,7 +548,11 @@ public sealed class SmtpSession(
             }
         }
         if (!_smtpUtf8 && !IsAscii(address)) { Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address"); return; }
-        if (_recipients.Count >= options.RecipientLimit) { Reply("452 4.5.3 Error: too many recipients"); return; }
+        // One form of the domain for every decision below and for every next hop (Address.NormalizeDomain).
+        if (Address.WithAsciiDomain(address) is not { } normal) { Error("501 5.1.3 Bad recipient address syntax (domain)"); return; }
+        address = normal;
+        // An error, as Postfix counts recipients past the limit (smtpd_recipient_overshoot_limit): a flood of them ends the session.
+        if (_recipients.Count >= options.RecipientLimit) { Error("452 4.5.3 Error: too many recipients"); return; }
         if (!address.Contains('@') && address.Equals("postmaster", StringComparison.OrdinalIgnoreCase))
             address = "postmaster@" + localDomain; // Postfix: the bare name is a local address
         if (_user is null && !relay.MayRelay(client, address))
@@ -751,7 +786,7 @@ public sealed class SmtpSession(
     /// <summary>The TLS handshake after <c>220 Ready to start TLS</c>; the session then starts over (RFC 3207 §4.2).</summary>
     private async Task<bool> StartTlsAsync(CancellationToken ct)
     {
-        await _output.FlushAsync(ct);
+        await FlushAsync(ct);
         var ssl = new SslStream(new DuplexPipeStream(_input, _output), leaveInnerStreamOpen: false);
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
         {

@@ -22,12 +22,13 @@ public sealed class MaildirDelivery(IOptions<MtaOptions> options)
         var results = new List<RecipientResult>();
         foreach (var rcpt in recipients)
         {
-            var user = Address.LocalPartOf(rcpt).ToLowerInvariant();
-            if (!LocalMailbox.IsSafeName(user))
+            var local = Address.LocalPartOf(rcpt);
+            if (!LocalMailbox.IsSafeName(local))
             {
                 results.Add(new RecipientResult(rcpt, RecipientStatus.Bounced, "5.1.3 bad local mailbox name", "local"));
                 continue;
             }
+            var user = AsciiCaseComparer.Fold(local); // not ToLowerInvariant: U+212A is no "k" here, as in the tables
             var folder = Path.Combine(_options.MaildirRoot, user);
             Directory.CreateDirectory(Path.Combine(folder, "tmp"));
             Directory.CreateDirectory(Path.Combine(folder, "new"));

@@ -26,10 +26,10 @@ public sealed class LookupTable
     /// <summary>Parses table text; <paramref name="source"/> names it in error messages.</summary>
     public static Dictionary<string, string> Parse(IEnumerable<string> lines, string source)
     {
-        var entries = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var entries = new Dictionary<string, string>(Mta.Mail.Routing.AsciiCaseComparer.Instance);
         string? key = null;
         var lineNo = 0;
-        var keyLine = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        var keyLine = new Dictionary<string, int>(Mta.Mail.Routing.AsciiCaseComparer.Instance);
         foreach (var raw in lines)
         {
             lineNo++;

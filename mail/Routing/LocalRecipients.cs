@@ -13,7 +13,7 @@ public sealed class LocalRecipients(IOptions<MtaOptions> options)
 {
     private readonly string? _file = options.Value.LocalRecipientsFile;
     private readonly Lock _lock = new();
-    private HashSet<string> _names = new(StringComparer.OrdinalIgnoreCase);
+    private HashSet<string> _names = new(AsciiCaseComparer.Instance);
     private DateTime _stamp = DateTime.MinValue;
 
     /// <summary>True when a table is configured.</summary>
@@ -25,7 +25,7 @@ public sealed class LocalRecipients(IOptions<MtaOptions> options)
         var local = Address.LocalPartOf(address);
         if (local.Equals("postmaster", StringComparison.OrdinalIgnoreCase)) return true;
         // A name that cannot be a mailbox is no user, table or not: refused at RCPT rather than bounced later.
-        if (!LocalMailbox.IsSafeName(local.ToLowerInvariant())) return false;
+        if (!LocalMailbox.IsSafeName(local)) return false;
         if (!Configured) return true;
         lock (_lock)
         {
@@ -33,7 +33,7 @@ public sealed class LocalRecipients(IOptions<MtaOptions> options)
             if (stamp != _stamp)
             {
                 _names = new HashSet<string>(File.ReadAllLines(_file!).Select(l => l.Trim())
-                    .Where(l => l.Length > 0 && l[0] != '#'), StringComparer.OrdinalIgnoreCase);
+                    .Where(l => l.Length > 0 && l[0] != '#'), AsciiCaseComparer.Instance);
                 _stamp = stamp;
             }
             return _names.Contains(local) || _names.Contains(address);

@@ -20,7 +20,7 @@ public sealed class Router
     public Router(IOptions<MtaOptions> options, TransportMap transports)
     {
         _local = TransportMap.ParseNextHop(options.Value.LocalTransport, "", "Mta:LocalTransport");
-        _localDomains = new HashSet<string>(options.Value.LocalDomains.Select(d => d.TrimEnd('.')), StringComparer.OrdinalIgnoreCase);
+        _localDomains = new HashSet<string>(options.Value.LocalDomains.Select(Address.NormalizeDomain), StringComparer.OrdinalIgnoreCase);
         _transports = transports;
         var relayHost = options.Value.RelayHost;
         if (!string.IsNullOrWhiteSpace(relayHost))

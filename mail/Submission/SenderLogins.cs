@@ -33,9 +33,9 @@ public sealed class SenderLogins(IOptions<MtaOptions> options, ILogger<SenderLog
     public bool OwnsDomain(string login, string domain)
     {
         if (!Configured) return true;
-        if (_table.Find("@" + domain) is { } owners && Logins(owners).Contains(login, StringComparer.Ordinal)) return true;
+        if (_table.Find("@" + Address.NormalizeDomain(domain)) is { } owners && Logins(owners).Contains(login, StringComparer.Ordinal)) return true;
         return _table.Entries.Any(e => e.Key.Contains('@') && !e.Key.StartsWith('@')
-            && Address.DomainOf(e.Key).Equals(domain, StringComparison.OrdinalIgnoreCase) && Logins(e.Value).Contains(login, StringComparer.Ordinal));
+            && Address.DomainOf(e.Key) == Address.NormalizeDomain(domain) && Logins(e.Value).Contains(login, StringComparer.Ordinal));
     }
 
     private static string[] Logins(string owners) => owners.Split([',', ' ', '\t'], StringSplitOptions.RemoveEmptyEntries);

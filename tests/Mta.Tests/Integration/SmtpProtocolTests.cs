@@ -308,11 +308,10 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.StartsWith("554 5.5.1", await smtp.CommandAsync("DATA"));                            // 3: no recipients
         Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<u1@localhost>"));
         Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<u2@localhost>"));
-        Assert.StartsWith("452 4.5.3", await smtp.CommandAsync("RCPT TO:<u3@localhost>"));
-        Assert.StartsWith("500 5.5.2", await smtp.CommandAsync("NOOP " + new string('x', 600)));   // 4: line too long
+        Assert.StartsWith("452 4.5.3", await smtp.CommandAsync("RCPT TO:<u3@localhost>"));         // 4: past the limit counts
+        Assert.StartsWith("500 5.5.2", await smtp.CommandAsync("NOOP " + new string('x', 600)));   // 5: line too long
         Assert.StartsWith("252", await smtp.CommandAsync("VRFY user"));
-        Assert.StartsWith("502 5.5.2", await smtp.CommandAsync("TURN"));                            // 5
-        Assert.StartsWith("501", await smtp.CommandAsync("RCPT TO:user@localhost"));                // 6: hard limit reached
+        Assert.StartsWith("502 5.5.2", await smtp.CommandAsync("TURN"));                            // 6: hard limit reached
         Assert.StartsWith("421 4.7.0", await smtp.ReplyAsync());
         Assert.Equal("", await smtp.ReplyAsync()); // closed
     }
@@ -505,6 +504,49 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.StartsWith("421 4.4.2", reply);
         Assert.InRange((DateTime.UtcNow - started).TotalSeconds, 2.5, 10);
         Assert.Empty(await QueuedAsync());
+    }
+
+    [Fact]
+    public async Task A_command_trickled_in_a_byte_at_a_time_still_has_one_deadline()
+    {
+        await using var mta = await IngressAsync(new() { ["Ingress:TimeoutSeconds"] = "2" });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        Assert.StartsWith("250", await smtp.CommandAsync("EHLO client.test"));
+        // Every byte well within the 2 s per-read timeout, the line never ending: Postfix's per-record deadline.
+        var started = DateTime.UtcNow;
+        var replyTask = smtp.ReplyAsync();
+        foreach (var c in "NOOP NOOP NOOP")
+        {
+            if (replyTask.IsCompleted) break;
+            try { await smtp.WriteAsync(c.ToString()); } catch (IOException) { break; }
+            await Task.Delay(700);
+        }
+        Assert.StartsWith("421 4.4.2", await replyTask);
+        Assert.InRange((DateTime.UtcNow - started).TotalSeconds, 1.5, 6);
+    }
+
+    [Fact]
+    public async Task A_domain_is_decided_on_in_the_form_it_is_delivered_to()
+    {
+        // U+212A KELVIN SIGN folds to "k" in one .NET comparison and not in another; IDNA maps it to "k" as DNS will.
+        var table = Path.Combine(TestEnvironment.TempFolder("local-recipients"), "local-recipients");
+        await File.WriteAllTextAsync(table, "kate\n");
+        await using var mta = await IngressAsync(new()
+        {
+            ["Ingress:RelayDomains:0"] = "kelvin.test", ["Ingress:TrustedNetworks:0"] = "192.0.2.0/24", ["Mta:LocalRecipientsFile"] = table,
+        });
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using var _ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<a@sender.test> SMTPUTF8"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<x@\u212Aelvin.test>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<KATE@localhost>"));
+        Assert.StartsWith("550 5.1.1", await smtp.CommandAsync("RCPT TO:<\u212Aate@localhost>")); // not "kate": only ASCII folds
+        Assert.StartsWith("501 5.1.3", await smtp.CommandAsync("RCPT TO:<x@a\u00ADb\u200D.\u0378.test>"));
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        Assert.StartsWith("250", await smtp.CommandAsync("Subject: k\r\n\r\nbody\r\n."));
+        Assert.Equal(["x@kelvin.test", "KATE@localhost"], Assert.Single(await QueuedAsync()).Recipients);
     }
 
     [Fact]

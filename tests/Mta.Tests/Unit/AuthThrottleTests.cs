@@ -49,7 +49,7 @@ public sealed class AuthThrottleTests
     [InlineData("2001:db8:1:2::1", "2001:db8:1:3::1", false)]
     [InlineData("::ffff:192.0.2.7", "192.0.2.7", true)]                   // IPv4-mapped is IPv4
     public void Ipv6_clients_are_counted_by_their_64(string a, string b, bool same) =>
-        Assert.Equal(same, AuthThrottle.ClientKey(IPAddress.Parse(a)) == AuthThrottle.ClientKey(IPAddress.Parse(b)));
+        Assert.Equal(same, Mta.Ingress.Policy.ClientGroup.Of(IPAddress.Parse(a)) == Mta.Ingress.Policy.ClientGroup.Of(IPAddress.Parse(b)));
 
     [Fact]
     public void A_limit_of_zero_means_no_limit()

@@ -112,4 +112,28 @@ public sealed class RoutingTests
         Assert.Equal(rcpts.Count, groups.Sum(g => g.Recipients.Count));
         Assert.Equal("u7@A.TEST", groups[2].Recipients[1]);
     }
+
+    [Theory]
+    [InlineData("x@\u212Aelvin.test", "kelvin.test")]   // KELVIN SIGN: as DNS will see it
+    [InlineData("x@B\u00FCcher.Test.", "xn--bcher-kva.test")]
+    [InlineData("x@Example.TEST", "example.test")]
+    [InlineData("x@[192.0.2.1]", "[192.0.2.1]")]
+    [InlineData("x@a\u0378.test", "")]                   // unassigned code point: no domain
+    [InlineData("postmaster", "")]
+    public void Domains_take_one_form_for_every_decision(string address, string domain)
+        => Assert.Equal(domain, Mta.Mail.Routing.Address.DomainOf(address));
+
+    [Fact]
+    public void Only_a_non_ascii_domain_is_rewritten_and_only_ascii_letters_fold()
+    {
+        Assert.Equal("K@Example.test", Mta.Mail.Routing.Address.WithAsciiDomain("K@Example.test"));
+        Assert.Equal("j\u00F6rg@xn--bcher-kva.test", Mta.Mail.Routing.Address.WithAsciiDomain("j\u00F6rg@b\u00FCcher.test"));
+        Assert.Null(Mta.Mail.Routing.Address.WithAsciiDomain("x@a\u0378.test"));
+        var fold = Mta.Mail.Routing.AsciiCaseComparer.Instance;
+        Assert.True(fold.Equals("Kate@x.test", "kATE@x.test"));
+        Assert.False(fold.Equals("\u212Aate", "kate"));      // ToLowerInvariant would say "kate"
+        Assert.False(fold.Equals("\u0131bob", "Ibob"));      // OrdinalIgnoreCase would say equal (dotless i)
+        Assert.Equal("\u212Aate", Mta.Mail.Routing.AsciiCaseComparer.Fold("\u212Aate"));
+        Assert.Equal("kate", Mta.Mail.Routing.AsciiCaseComparer.Fold("KATE"));
+    }
 }
