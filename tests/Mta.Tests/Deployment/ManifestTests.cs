@@ -165,7 +165,11 @@ public sealed class ManifestTests
         Assert.Equal(new Dictionary<string, string> { ["25"] = "smtp", ["587"] = "submission", ["465"] = "submissions" }, published);
         Assert.All(ports.Values, p => Assert.True(int.Parse(p!) > 1024, $"container port {p} must be unprivileged"));
         var allowedIn = m.Find("NetworkPolicy", "ingress-smtp-in")!["spec"]["ingress"][0]["ports"].Items.Select(p => p["port"].Text).ToList();
-        Assert.All(new[] { "smtp", "submission", "submissions", "health" }, name => Assert.Contains(ports[name], allowedIn));
+        Assert.Equal(new[] { "smtp", "submission", "submissions" }.Select(name => ports[name]).Order(), allowedIn.Order());
+        // Health and /metrics share a port, which only the monitoring namespace reaches (the kubelet's probes need no rule).
+        var metricsIn = m.Find("NetworkPolicy", "metrics-in")!["spec"]["ingress"].Items.Single();
+        Assert.Contains(ports["health"], metricsIn["ports"].Items.Select(p => p["port"].Text));
+        Assert.Equal("monitoring", metricsIn["from"].Items.Single()["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"].Text);
 
         // Certificate, key and users come from Secrets mounted as files, never from the environment.
         var mounts = pod["containers"][0]["volumeMounts"].Items.ToDictionary(v => v["mountPath"].Text!, v => v["name"].Text!);
