@@ -23,7 +23,7 @@ public sealed class ScalingSimulationTests(ITestOutputHelper output)
     private static async Task<double> MeasureReplicaThroughputAsync()
     {
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var storage = TestEnvironment.Storage(azurite.ConnectionString);
         var spool = new MessageSpool(storage);
         var queues = new MailQueues(storage);

@@ -29,7 +29,7 @@ public sealed class StorageWorkload
     /// <summary>The requests each identity made, by identity name (ingress, functions, operators).</summary>
     public static async Task<IReadOnlyDictionary<string, IReadOnlyList<StorageRequest>>> RunAsync()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.StartAsync(); // the recorders proxy its ports as the development account
         await using var ingress = new StorageRecorder(azurite);
         await using var functions = new StorageRecorder(azurite);
         await using var operators = new StorageRecorder(azurite);

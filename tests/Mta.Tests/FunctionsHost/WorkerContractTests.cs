@@ -81,7 +81,7 @@ public sealed class WorkerContractTests
     public async Task Every_function_loads_and_is_invoked_through_its_real_binding()
     {
         var app = await PublishedApps.FunctionsAppAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var data = TestEnvironment.TempFolder("data");
         var (host, log) = await StartHostAsync(app, azurite.ConnectionString, new() { ["Mta:DataDirectory"] = data });
         try
@@ -154,7 +154,7 @@ public sealed class WorkerContractTests
     public async Task The_allow_list_admits_exactly_the_named_functions_and_environment_variables_override_host_json()
     {
         var app = await PublishedApps.FunctionsAppAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var hostJson = File.ReadAllText(Path.Combine(app, "host.json"));
         Assert.Contains("\"maxDequeueCount\": 5", hostJson); // what the variable overrides
         // As a Deployment sets them, in the environment (MtaProcess writes Key:Sub as Key__Sub).
@@ -187,7 +187,7 @@ public sealed class WorkerContractTests
     public async Task Function_timeout_cancels_the_invocation_in_the_worker_and_fails_it()
     {
         var app = await PublishedApps.FunctionsAppAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         // A next hop that accepts and then says nothing: the SMTP client would wait a minute for its greeting.
         using var silent = new TcpListener(IPAddress.Loopback, 0);
         silent.Start();
@@ -221,7 +221,7 @@ public sealed class WorkerContractTests
     public async Task A_worker_killed_mid_invocation_loses_nothing()
     {
         var app = await PublishedApps.FunctionsAppAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var sink = await SmtpSink.StartAsync();
         await using var proxy = new TcpProxy(sink.Port);
         var (host, log) = await StartHostAsync(app, azurite.ConnectionString, new()
@@ -262,7 +262,7 @@ public sealed class WorkerContractTests
     public async Task Sigterm_lets_invocations_in_flight_finish_within_the_grace_period_then_terminates_the_worker(int grace, bool finishes)
     {
         var app = await PublishedApps.FunctionsAppAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var slow = CountingSmtpServer.Start();
         slow.DelayPerMessage = TimeSpan.FromSeconds(4); // the 250 after the final dot takes this long
         await using var functions = MtaProcess.StartFunctions(new Dictionary<string, string?>

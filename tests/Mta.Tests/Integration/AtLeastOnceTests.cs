@@ -21,9 +21,9 @@ public sealed class AtLeastOnceTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    private static async Task<(Azurite, MtaSystem)> StartAsync(string map, Dictionary<string, string?>? settings = null)
+    private static async Task<(AzuriteAccount, MtaSystem)> StartAsync(string map, Dictionary<string, string?>? settings = null)
     {
-        var azurite = await Azurite.StartAsync();
+        var azurite = await Azurite.LeaseAsync();
         var file = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(file, map);
         settings ??= [];
@@ -126,7 +126,7 @@ public sealed class AtLeastOnceTests
     [SkippableFact]
     public async Task Completion_record_tables_older_than_the_queue_lifetime_are_dropped()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var tables = new TableServiceClient(azurite.ConnectionString);
         var today = DateTime.UtcNow;
         foreach (var day in new[] { today, today.AddDays(-6), today.AddDays(-7), today.AddDays(-8), today.AddDays(-30) })

@@ -28,7 +28,7 @@ public sealed class BounceTests
     public async Task Nxdomain_recipient_is_bounced_to_the_sender_from_the_null_sender()
     {
         await using var dns = await Dnsmasq.StartAsync(); // authoritative for .test, knows no such domain
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:DnsServers:0"] = dns.Server });
 
         var subject = "bounce " + Guid.NewGuid().ToString("N");
@@ -56,7 +56,7 @@ public sealed class BounceTests
     [SkippableFact]
     public async Task A_bounce_that_cannot_be_delivered_is_never_bounced()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var (sink, settings) = await RefusingNextHopAsync();
         await using var _ = sink;
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, settings);
@@ -87,7 +87,7 @@ public sealed class BounceTests
     [SkippableFact]
     public async Task With_2bounce_notices_the_postmaster_gets_one_copy_and_a_failing_copy_is_dropped()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var (sink, settings) = await RefusingNextHopAsync();
         await using var _ = sink;
         settings["Mta:NotifyDoubleBounce"] = "true";
@@ -101,7 +101,7 @@ public sealed class BounceTests
         Assert.StartsWith("Return-Path: <>\r\n", copy);
 
         // The postmaster address fails as well: the copy is dropped, not reported again.
-        await using var azurite2 = await Azurite.StartAsync();
+        await using var azurite2 = await Azurite.LeaseAsync();
         // (x/y is no mailbox name: the copy, which never passes RCPT, fails at delivery.)
         await using var loop = await MtaSystem.StartAsync(azurite2.ConnectionString, new Dictionary<string, string?>(settings)
         {

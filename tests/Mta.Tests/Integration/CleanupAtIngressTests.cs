@@ -25,7 +25,7 @@ public sealed class CleanupAtIngressTests
     [SkippableFact]
     public async Task A_message_is_cleaned_before_the_reply_and_its_job_queued_directly()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString,
             new Dictionary<string, string?> { ["Ingress:CleanupInline"] = "true" }, functions: false);
 
@@ -68,13 +68,13 @@ public sealed class CleanupAtIngressTests
     [SkippableFact]
     public async Task A_cleanup_that_fails_part_way_leaves_the_message_to_the_cleanup_stage_marked()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var folder = TestEnvironment.TempFolder("checks");
         var header = Path.Combine(folder, "header_checks");
         await File.WriteAllTextAsync(header, "/^Subject: odd/ HOLD\n");
         // The table service is away for the ingress: a held message's hold record cannot be written after its job was
         // queued on the hold queue, which is what a storage fault between two writes looks like.
-        var noTables = Azurite.ConnectionStringFor(azurite.BlobPort, azurite.QueuePort, TestEnvironment.FreeTcpPort());
+        var noTables = Azurite.ConnectionStringFor(azurite.BlobPort, azurite.QueuePort, TestEnvironment.FreeTcpPort(), azurite.Account);
         await using var mta = await MtaSystem.StartAsync(noTables, new Dictionary<string, string?>
         {
             ["Ingress:CleanupInline"] = "true",

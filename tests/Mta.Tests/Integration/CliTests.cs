@@ -49,7 +49,7 @@ public sealed class CliTests
     {
         await using var sink = await SmtpSink.StartAsync();
         var closed = TestEnvironment.FreeTcpPort();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var folder = TestEnvironment.TempFolder("cli");
         var map = Path.Combine(folder, "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\nslow.test smtp:[127.0.0.1]:{closed}\n");
@@ -125,7 +125,7 @@ public sealed class CliTests
     public async Task Poison_queues_are_counted_requeued_and_purged()
     {
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var map = Path.Combine(TestEnvironment.TempFolder("cli"), "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\n");
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:TransportMapFile"] = map });
@@ -162,7 +162,7 @@ public sealed class CliTests
     [SkippableFact]
     public async Task Purging_poison_releases_what_its_messages_held_and_a_crafted_name_releases_nothing()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var storage = azurite.ConnectionString;
         var connection = TestEnvironment.Storage(storage);
         var spool = new Mta.Mail.Spool.MessageSpool(connection);
@@ -235,7 +235,7 @@ public sealed class CliTests
     [SkippableFact]
     public async Task Queue_fields_reach_the_terminal_without_control_characters()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var connection = TestEnvironment.Storage(azurite.ConnectionString);
         var queues = new MailQueues(connection);
         await queues.CreateIfNotExistsAsync();

@@ -14,7 +14,7 @@ public sealed class ClientInteropTests
     {
         var folder = TestEnvironment.TempFolder("ingress-tls");
         TestCertificate.Write(Path.Combine(folder, "cert.pem"), Path.Combine(folder, "key.pem"), "mta.test");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Ingress:TlsCertificateFile"] = Path.Combine(folder, "cert.pem"),
@@ -39,7 +39,7 @@ public sealed class ClientInteropTests
     public async Task Smtp_source_sessions_are_all_accepted_and_queued()
     {
         var source = TestEnvironment.RequireTool("smtp-source");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, functions: false);
         var (exit, output) = await EndToEndTests.RunAsync(source, "-s", "5", "-m", "60", "-l", "2048", "-f", "load@sender.test",
             "-t", "user@localhost", $"127.0.0.1:{mta.SmtpPort}");
@@ -52,7 +52,7 @@ public sealed class ClientInteropTests
     public async Task Python_smtplib_sends_with_smtputf8_and_dsn()
     {
         var python = TestEnvironment.RequireTool("python3");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString);
         var script = $$"""
             import smtplib

@@ -26,7 +26,7 @@ public sealed class ConnectionSlotTests(ITestOutputHelper output)
     [SkippableFact]
     public async Task A_dead_replicas_slot_frees_itself_when_its_lease_runs_out_and_a_live_ones_does_not()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var container = TestEnvironment.Storage(azurite.ConnectionString).Container(ConnectionSlots.ContainerName);
         var lease = TimeSpan.FromSeconds(15); // Azure's shortest
         await using var dead = new ConnectionSlots(container, lease, new DeadReplicaClock(), NullLogger.Instance);

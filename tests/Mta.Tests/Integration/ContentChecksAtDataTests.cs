@@ -16,7 +16,7 @@ public sealed class ContentChecksAtDataTests
     [SkippableFact]
     public async Task Reject_is_refused_at_data_and_discard_is_acknowledged_and_dropped()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var folder = TestEnvironment.TempFolder("checks");
         var header = Path.Combine(folder, "header_checks");
         await File.WriteAllTextAsync(header, "/^Subject: .*lottery/ REJECT no lottery mail here\n/^Subject: drop/ DISCARD\n/^Subject: odd/ HOLD\n");

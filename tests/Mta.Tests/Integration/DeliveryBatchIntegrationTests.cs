@@ -23,7 +23,7 @@ public sealed class DeliveryBatchIntegrationTests
     {
         await using var sink = await SmtpSink.StartAsync();
         await using var other = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\nother.test smtp:[127.0.0.1]:{other.Port}\n");
         // The ingress alone first, so the queued batches can be looked at before anything takes them.
@@ -87,7 +87,7 @@ public sealed class DeliveryBatchIntegrationTests
     public async Task A_batch_past_its_time_budget_puts_the_rest_back_and_each_job_is_delivered_once()
     {
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         // No time at all: each run delivers one job and puts the others back, as a batch past a minute would.
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString,
             new Dictionary<string, string?> { ["Mta:DeliveryBatchTimeBudgetSeconds"] = "0" }, ingress: false);
@@ -109,7 +109,7 @@ public sealed class DeliveryBatchIntegrationTests
     public async Task A_bad_job_in_a_batch_goes_to_the_poison_queue_alone_and_the_others_are_delivered()
     {
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["AzureFunctionsJobHost:extensions:queues:visibilityTimeout"] = "00:00:00",

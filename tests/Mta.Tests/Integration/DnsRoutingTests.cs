@@ -62,7 +62,7 @@ public sealed class DnsRoutingTests : IAsyncLifetime
     {
         // mx1 (127.0.0.2) has nothing listening; mx2 (127.0.0.1) is smtp-sink, on the same port.
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:DnsServers:0"] = _dns.Server,
@@ -81,7 +81,7 @@ public sealed class DnsRoutingTests : IAsyncLifetime
         var port = TestEnvironment.FreeTcpPort();
         await using var busy = await SmtpSink.StartOnAsync("127.0.0.2", port, "-Q", "CONNECT");
         await using var sink = await SmtpSink.StartOnAsync("127.0.0.1", port);
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:DnsServers:0"] = _dns.Server,
@@ -98,7 +98,7 @@ public sealed class DnsRoutingTests : IAsyncLifetime
     [SkippableFact]
     public async Task Null_mx_domain_bounces_with_5_1_10()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:DnsServers:0"] = _dns.Server });
         await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("sender@localhost", "anyone@nullmx.test", "to a null mx"));
         Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Maildir("sender").Length == 1), TimeSpan.FromSeconds(60)));
@@ -109,7 +109,7 @@ public sealed class DnsRoutingTests : IAsyncLifetime
     public async Task An_mx_at_an_internal_address_is_not_connected_to_unless_the_administrator_named_the_next_hop()
     {
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(map, $"named.test smtp:[127.0.0.1]:{sink.Port}\n");
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>

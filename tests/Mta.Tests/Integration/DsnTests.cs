@@ -24,7 +24,7 @@ public sealed class DsnTests
     [SkippableFact]
     public async Task Success_and_failure_are_reported_as_asked_with_orcpt_envid_and_headers_only()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var (sink, settings) = await BounceTests.RefusingNextHopAsync();
         await using var _ = sink;
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, settings);
@@ -48,7 +48,7 @@ public sealed class DsnTests
     [SkippableFact]
     public async Task Notify_never_means_no_report()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var (sink, settings) = await BounceTests.RefusingNextHopAsync();
         await using var _ = sink;
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, settings);
@@ -63,7 +63,7 @@ public sealed class DsnTests
     [Fact]
     public async Task Malformed_dsn_parameters_are_refused()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, functions: false);
         var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
         await using var _ = smtp;

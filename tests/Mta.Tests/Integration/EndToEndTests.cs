@@ -43,7 +43,7 @@ public sealed class EndToEndTests
         await using var sink = await SmtpSink.StartAsync();
         await using var dns = await Dnsmasq.StartAsync(
             "--mx-host=example.test,mx1.example.test,10", "--host-record=mx1.example.test,127.0.0.1");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:DnsServers:0"] = dns.Server,
@@ -91,7 +91,7 @@ public sealed class EndToEndTests
     [SkippableFact]
     public async Task MailKit_message_to_localhost_lands_in_the_maildir_unchanged()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString);
 
         var token = Guid.NewGuid().ToString("N");
@@ -129,7 +129,7 @@ public sealed class EndToEndTests
     public async Task Transport_map_entry_sends_to_the_named_host_without_dns()
     {
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(map, $"# test map\nexample.test   smtp:[127.0.0.1]:{sink.Port}\n");
         // No DNS server at all: a lookup would fail, so delivery proves the map was used.
@@ -169,7 +169,7 @@ public sealed class EndToEndTests
     public async Task A_4xx_reply_parks_the_job_on_the_deferred_queue_and_wakes_nothing()
     {
         await using var sink = await SmtpSink.StartAsync("-r", "RCPT");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\n");
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Mta:TransportMapFile"] = map });

@@ -23,7 +23,7 @@ public sealed class FuzzTests
     public async Task Random_and_mutated_input_never_crashes_the_parser_or_leaks_a_session()
     {
         var health = TestEnvironment.FreeTcpPort();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Ingress:HealthPort"] = health.ToString(), ["Ingress:TimeoutSeconds"] = "5", ["Ingress:MessageSizeLimit"] = "20000",

@@ -12,7 +12,7 @@ public sealed class LmtpTests
     public async Task One_recipient_accepted_and_one_refused_in_the_same_transaction()
     {
         await using var dovecot = await DovecotLmtp.StartAsync("alice", "sender");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:LocalTransport"] = $"lmtp:[127.0.0.1]:{dovecot.Port}",

@@ -38,7 +38,7 @@ public sealed class LocalHostBindingTests
         Assert.Contains("Delivery|delivery|AzureWebJobsStorage", expected);
         Assert.Contains("Retry|deferred|AzureWebJobsStorage", expected);
 
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
 
         // What the WebJobs SDK indexed: the types its type locator hands it, read back through their attributes.
@@ -69,7 +69,7 @@ public sealed class LocalHostBindingTests
     {
         var hostJson = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestEnvironment.RepoRoot, "host.json")))
             .RootElement.GetProperty("extensions").GetProperty("queues");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         // No overrides this time: host.json exactly as shipped.
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {

@@ -56,7 +56,7 @@ public sealed class MtaStsTests
             "--txt-record=_mta-sts.sts.test,v=STSv1; id=20261128T1", "--host-record=mta-sts.sts.test,127.0.0.1",
             "--mx-host=sts-bad.test,mx.sts-bad.test,10", "--host-record=mx.sts-bad.test,127.0.0.1",
             "--txt-record=_mta-sts.sts-bad.test,v=STSv1; id=1", "--host-record=mta-sts.sts-bad.test,127.0.0.1");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:DnsServers:0"] = dns.Server,
@@ -106,7 +106,7 @@ public sealed class MtaStsTests
         await using var sink = await SmtpSink.StartAsync();
         await using var dns = await Dnsmasq.StartAsync("--mx-host=drip.test,mx.drip.test,10", "--host-record=mx.drip.test,127.0.0.1",
             "--txt-record=_mta-sts.drip.test,v=STSv1; id=1", "--host-record=mta-sts.drip.test,127.0.0.1");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:DnsServers:0"] = dns.Server, ["Mta:SmtpPort"] = sink.Port.ToString(), ["Mta:TlsCaFile"] = ca.PemFile,

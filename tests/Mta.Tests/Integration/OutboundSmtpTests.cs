@@ -38,7 +38,7 @@ public sealed class OutboundSmtpTests
             ["defer@example.test"] = "450 4.2.0 Mailbox busy",
             ["reject@example.test"] = "550 5.1.1 No such user",
         }, Path.Combine(folder, "cert.pem"), Path.Combine(folder, "key.pem"));
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:TransportMapFile"] = await TransportMapAsync($"example.test smtp:[127.0.0.1]:{postfix.Port}"),
@@ -86,7 +86,7 @@ public sealed class OutboundSmtpTests
         await using var plain = await SmtpSink.StartAsync();
         var policy = Path.Combine(folder, "tls_policy");
         await File.WriteAllLinesAsync(policy, [$"[mx.good.test]:{good.Port} verify", $"[mx.bad.test]:{bad.Port} verify", $"[127.0.0.1]:{plain.Port} encrypt"]);
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:DnsServers:0"] = dns.Server,
@@ -115,7 +115,7 @@ public sealed class OutboundSmtpTests
     {
         await using var postfix = await PostfixServer.StartAsync();
         await using var sink = await SmtpSink.StartAsync(); // smtp-sink offers no SMTPUTF8
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:TransportMapFile"] = await TransportMapAsync($"utf8.test smtp:[127.0.0.1]:{postfix.Port}", $"ascii.test smtp:[127.0.0.1]:{sink.Port}"),
@@ -138,7 +138,7 @@ public sealed class OutboundSmtpTests
     {
         // smtp-sink reads the whole message and the dot, then hangs up without a reply: the outcome is unknown.
         await using var sink = await SmtpSink.StartAsync("-q", ".");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:TransportMapFile"] = await TransportMapAsync($"example.test smtp:[127.0.0.1]:{sink.Port}"),
@@ -159,7 +159,7 @@ public sealed class OutboundSmtpTests
     {
         await using var capable = await SmtpSink.StartAsync();
         await using var plain = await SmtpSink.StartAsync("-N"); // no DSN offered
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:TransportMapFile"] = await TransportMapAsync($"capable.test smtp:[127.0.0.1]:{capable.Port}", $"plain.test smtp:[127.0.0.1]:{plain.Port}"),
@@ -196,7 +196,7 @@ public sealed class OutboundSmtpTests
     public async Task Consecutive_jobs_to_one_destination_share_a_connection()
     {
         await using var postfix = await PostfixServer.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:TransportMapFile"] = await TransportMapAsync($"example.test smtp:[127.0.0.1]:{postfix.Port}"),
@@ -241,7 +241,7 @@ public sealed class OutboundSmtpTests
     public async Task Lines_beginning_with_a_dot_arrive_unchanged_wherever_they_are(string message)
     {
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
         var job = new Mta.Mail.Contracts.DeliveryJob
         {
@@ -269,7 +269,7 @@ public sealed class OutboundSmtpTests
         // A receiver that also ends lines at a bare CR or LF: <CR>.<CR><LF> and <LF>.<LF> would end its DATA, and the
         // rest would be read as commands. The queue message carries them as if the ingress had not refused them.
         await using var lenient = CountingSmtpServer.Start();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
         var job = new Mta.Mail.Contracts.DeliveryJob
         {

@@ -28,7 +28,7 @@ public sealed class PipelineMetricsTests
         await using var sink = await SmtpSink.StartAsync();
         var closed = TestEnvironment.FreeTcpPort();
         var health = TestEnvironment.FreeTcpPort();
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\ndead.test smtp:[127.0.0.1]:{closed}\n");
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>

@@ -30,7 +30,7 @@ public sealed class RecipientVerificationTests
     public async Task Unknown_mailbox_users_are_refused_at_rcpt_from_the_lmtp_servers_answer_which_is_remembered()
     {
         await using var dovecot = await DovecotLmtp.StartAsync("alice");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString,
             Untrusted(dovecot, ("Ingress:UnverifiedRecipientRejectCode", "550")), functions: false);
         var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
@@ -60,7 +60,7 @@ public sealed class RecipientVerificationTests
     public async Task Without_an_answer_the_reply_is_a_450_and_trusted_clients_are_not_probed()
     {
         await using var dovecot = await DovecotLmtp.StartAsync("alice");
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         using var silent = new TcpListener(IPAddress.Loopback, 0); // accepts, never greets
         silent.Start();
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");

@@ -14,9 +14,9 @@ public sealed class RetryTests
     private static Task SendAsync(int port, string subject)
         => TestMail.SendAsync(port, TestMail.Message("sender@localhost", "later@example.test", subject));
 
-    private static async Task<(Azurite, MtaSystem)> StartAsync(int sinkPort, Dictionary<string, string?> settings)
+    private static async Task<(AzuriteAccount, MtaSystem)> StartAsync(int sinkPort, Dictionary<string, string?> settings)
     {
-        var azurite = await Azurite.StartAsync();
+        var azurite = await Azurite.LeaseAsync();
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sinkPort}\n");
         settings["Mta:TransportMapFile"] = map;

@@ -10,9 +10,9 @@ namespace Mta.Tests.Integration;
 /// <summary>The ingress's SMTP dialogue against real storage: replies, limits, relay control, smuggling.</summary>
 public sealed class SmtpProtocolTests : IAsyncLifetime
 {
-    private Azurite _azurite = null!;
+    private AzuriteAccount _azurite = null!;
 
-    public async Task InitializeAsync() => _azurite = await Azurite.StartAsync();
+    public async Task InitializeAsync() => _azurite = await Azurite.LeaseAsync();
 
     public async Task DisposeAsync() => await _azurite.DisposeAsync();
 

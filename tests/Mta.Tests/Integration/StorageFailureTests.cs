@@ -51,7 +51,7 @@ public sealed class StorageFailureTests
     [Fact]
     public async Task Malformed_envelope_ends_in_the_poison_queue_and_the_stage_keeps_working()
     {
-        await using var azurite = await Azurite.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             // Retry failed messages at once so maxDequeueCount (5, from host.json) is reached quickly.

@@ -17,7 +17,7 @@ namespace Mta.Tests.Integration;
 /// </summary>
 public sealed class SubmissionTests : IAsyncLifetime
 {
-    private Azurite _azurite = null!;
+    private AzuriteAccount _azurite = null!;
     private string _certFile = "", _keyFile = "", _usersFile = "";
     private string _thumbprint = "";
     private MtaSystem _mta = null!;
@@ -25,7 +25,7 @@ public sealed class SubmissionTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _azurite = await Azurite.StartAsync();
+        _azurite = await Azurite.LeaseAsync();
         var folder = TestEnvironment.TempFolder("tls");
         _certFile = Path.Combine(folder, "tls.crt");
         _keyFile = Path.Combine(folder, "tls.key");

@@ -16,9 +16,9 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
 {
     private const int Workers = 3;
 
-    private sealed class Cluster(Azurite azurite, List<MtaSystem> systems) : IAsyncDisposable
+    private sealed class Cluster(AzuriteAccount azurite, List<MtaSystem> systems) : IAsyncDisposable
     {
-        public Azurite Azurite => azurite;
+        public AzuriteAccount Azurite => azurite;
         public MtaSystem Front => systems[0];
         public IEnumerable<string> LogLines => systems.SelectMany(s => s.Log.Lines);
 
@@ -32,7 +32,7 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
     /// <summary>An ingress with its worker, and more workers beside it, all delivering example.test to <paramref name="server"/>.</summary>
     private static async Task<Cluster> StartAsync(CountingSmtpServer server, string shaping, Dictionary<string, string?>? extra = null)
     {
-        var azurite = await Azurite.StartAsync();
+        var azurite = await Azurite.LeaseAsync();
         var folder = TestEnvironment.TempFolder("shaping");
         var map = Path.Combine(folder, "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{server.Port}\n");

@@ -19,9 +19,9 @@ public sealed class Azurite : PeerProcess
     /// <summary>Table service port.</summary>
     public int TablePort { get; }
 
-    private Azurite(int blobPort, int queuePort, int tablePort, string? location, string? debugLog = null)
+    private Azurite(int blobPort, int queuePort, int tablePort, string? location, string? debugLog = null, IReadOnlyDictionary<string, string?>? environment = null)
         : base(Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite"),
-            [.. Args(blobPort, queuePort, tablePort, location), .. debugLog is null ? Array.Empty<string>() : ["--debug", debugLog]])
+            [.. Args(blobPort, queuePort, tablePort, location), .. debugLog is null ? Array.Empty<string>() : ["--debug", debugLog]], environment: environment)
     {
         BlobPort = blobPort;
         QueuePort = queuePort;
@@ -41,7 +41,10 @@ public sealed class Azurite : PeerProcess
     /// <paramref name="location"/>, it keeps its data in that folder (and finds it there again after a restart), else in memory.
     /// </summary>
     public static async Task<Azurite> StartAsync(int? blobPort = null, int? queuePort = null, int? tablePort = null, string? debugLog = null,
-        string? location = null)
+        string? location = null) => await StartAsync(blobPort, queuePort, tablePort, debugLog, location, environment: null);
+
+    private static async Task<Azurite> StartAsync(int? blobPort, int? queuePort, int? tablePort, string? debugLog, string? location,
+        IReadOnlyDictionary<string, string?>? environment)
     {
         var bin = Path.Combine(TestEnvironment.RepoRoot, "node_modules", ".bin", "azurite");
         if (!File.Exists(bin))
@@ -50,7 +53,7 @@ public sealed class Azurite : PeerProcess
         for (var attempt = 1; ; attempt++)
         {
             var ports = TestEnvironment.FreeTcpPorts(3);
-            var azurite = new Azurite(blobPort ?? ports[0], queuePort ?? ports[1], tablePort ?? ports[2], location, debugLog);
+            var azurite = new Azurite(blobPort ?? ports[0], queuePort ?? ports[1], tablePort ?? ports[2], location, debugLog, environment);
             try
             {
                 await TestEnvironment.WaitForTcpAsync(azurite.BlobPort, TimeSpan.FromSeconds(30), azurite.Process);
@@ -81,9 +84,35 @@ public sealed class Azurite : PeerProcess
     /// <summary>A full connection string for this instance.</summary>
     public string ConnectionString => ConnectionStringFor(BlobPort, QueuePort, TablePort);
 
-    /// <summary>A connection string for Azurite at the given ports (running or not).</summary>
-    public static string ConnectionStringFor(int blobPort, int queuePort, int tablePort) =>
-        $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AccountKey};" +
-        $"BlobEndpoint=http://127.0.0.1:{blobPort}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{queuePort}/devstoreaccount1;" +
-        $"TableEndpoint=http://127.0.0.1:{tablePort}/devstoreaccount1;";
+    /// <summary>A connection string for Azurite at the given ports (running or not), for one of its accounts.</summary>
+    public static string ConnectionStringFor(int blobPort, int queuePort, int tablePort, string account = "devstoreaccount1") =>
+        $"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={AccountKey};" +
+        $"BlobEndpoint=http://127.0.0.1:{blobPort}/{account};QueueEndpoint=http://127.0.0.1:{queuePort}/{account};" +
+        $"TableEndpoint=http://127.0.0.1:{tablePort}/{account};";
+
+    // One Azurite for the whole run, started on first use, with an account for every test that asks (AZURITE_ACCOUNTS):
+    // a test gets empty storage of its own without the seconds a node process takes to start.
+    private const int SharedAccounts = 400;
+    private static int _leased;
+    private static readonly Lazy<Task<Azurite>> Shared = new(async () =>
+    {
+        var accounts = string.Join(';', Enumerable.Range(1, SharedAccounts).Select(i => $"{AccountName(i)}:{AccountKey}"));
+        var azurite = await StartAsync(null, null, null, null, null, new Dictionary<string, string?> { ["AZURITE_ACCOUNTS"] = accounts });
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { azurite.Process.Kill(entireProcessTree: true); } catch (Exception) { } };
+        return azurite;
+    });
+
+    private static string AccountName(int i) => $"mtatest{i:D3}";
+
+    /// <summary>
+    /// Empty storage of its own for one test: a fresh account in the run's shared Azurite. Tests that stop, restart or
+    /// watch Azurite itself start their own with <see cref="StartAsync(int?, int?, int?, string?, string?)"/>.
+    /// </summary>
+    public static async Task<AzuriteAccount> LeaseAsync()
+    {
+        var azurite = await Shared.Value;
+        var n = Interlocked.Increment(ref _leased);
+        if (n > SharedAccounts) return new AzuriteAccount(await StartAsync(), null); // more tests than accounts: a process of its own
+        return new AzuriteAccount(azurite, ConnectionStringFor(azurite.BlobPort, azurite.QueuePort, azurite.TablePort, AccountName(n)));
+    }
 }
