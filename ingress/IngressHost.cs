@@ -59,6 +59,8 @@ public static class IngressHost
             throw new InvalidOperationException(
                 "Ingress: the submission listeners need Ingress:TlsCertificateFile, Ingress:TlsKeyFile and Ingress:UsersFile (TLS before AUTH, AUTH before mail)");
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(ingress.DrainSeconds));
+        // Not Kestrel's "Now listening on: http://…" for ports that speak SMTP: ListenerBanner says what listens where.
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             var address = IPAddress.Parse(ingress.ListenAddress);
@@ -83,6 +85,12 @@ public static class IngressHost
         app.Services.GetRequiredService<TlsCertificates>();
         app.Services.GetRequiredService<SaslUsers>();
         WarnAboutOpenRecipients(app.Services, ingress);
+        var banner = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Ingress");
+        var tls = app.Services.GetRequiredService<TlsCertificates>().Configured;
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            foreach (var line in ListenerBanner.Lines(ingress, tls)) banner.LogInformation("{Listener}", line);
+        });
         if (ingress.HealthPort > 0)
         {
             app.MapGet("/healthz", () => "ok");

@@ -19,15 +19,7 @@ namespace Mta.Ingress.Smtp;
 /// arrive; replies are flushed whenever the client's input is drained, which is what makes
 /// PIPELINING work without extra state.
 /// </summary>
-/// <remarks>
-/// Why the protocol layer is ours: the SmtpServer package (11.1.0, measured) resists fake end-of-data
-/// sequences and discards plain text after STARTTLS, but has no ENHANCEDSTATUSCODES and no CHUNKING, throws
-/// RCPT parameters away (no DSN), cannot take new commands (its command and parser types are internal or
-/// sealed), buffers whole messages in memory, has no recipient or connection limits and no per-read timeout
-/// in DATA, cuts healthy sessions at a whole-session cap, faults on a repeated MAIL parameter without a
-/// reply, hangs on an empty message, does not unstuff the first line and stores bare CR/LF. Kestrel gives the
-/// listeners, connection limits, TLS and graceful shutdown; MimeKit does anything MIME.
-/// </remarks>
+/// <remarks>Why the protocol layer is ours rather than the SmtpServer package: docs/adr/0002.</remarks>
 public sealed class SmtpSession(
     PipeReader input,
     PipeWriter output,

@@ -21,11 +21,10 @@ public readonly record struct SmtpReply(int Code, string Text)
 }
 
 /// <summary>
-/// A small SMTP/LMTP client connection that sends stored message bytes exactly and the whole RFC 3461 envelope.
-/// MailKit could not carry this role: it writes ORCPT as the RCPT address (RFC 3461 §4.2 wants the client's ORCPT
-/// passed on unchanged), re-encodes messages in Prepare(), strips Bcc, and has no LMTP. Dot-stuffing is MailKit's
-/// <see cref="SmtpDataFilter"/>; TLS is .NET's <see cref="SslStream"/>. One connection, one transaction at a time;
-/// reusable after a transaction (Postfix's connection cache).
+/// A small SMTP/LMTP client connection that sends stored message bytes exactly and the whole RFC 3461 envelope
+/// (why not MailKit's client: docs/adr/0003). Dot-stuffing is MailKit's <see cref="SmtpDataFilter"/>; TLS is .NET's
+/// <see cref="SslStream"/>. One connection, one transaction at a time; reusable after a transaction (Postfix's
+/// connection cache).
 /// </summary>
 public sealed class SmtpConnection : IAsyncDisposable
 {
