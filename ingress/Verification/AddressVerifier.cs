@@ -41,7 +41,7 @@ public sealed class AddressVerifier
     private readonly TimeProvider _clock;
     private readonly ILogger<AddressVerifier> _log;
     private readonly ProbeCache _cache;
-    private readonly ConcurrentDictionary<string, Lazy<Task<VerifyResult>>> _running = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, Lazy<Task<VerifyResult>>> _running = new(Mta.Mail.Routing.AsciiCaseComparer.Instance);
 
     /// <summary>Builds the verifier from the routing it shares with delivery.</summary>
     public AddressVerifier(Router router, MxResolver resolver, DeliveryTargets targets, IOptions<MtaOptions> mta,

@@ -13,7 +13,7 @@ public sealed class ProbeCache(TimeProvider clock, TimeSpan positive, TimeSpan n
     /// <summary>The most addresses kept.</summary>
     public const int Capacity = 100_000;
 
-    private readonly ConcurrentDictionary<string, (VerifyResult Result, DateTimeOffset Until)> _entries = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, (VerifyResult Result, DateTimeOffset Until)> _entries = new(Mta.Mail.Routing.AsciiCaseComparer.Instance);
 
     /// <summary>The remembered verdict for <paramref name="address"/>, or null when none is fresh.</summary>
     public VerifyResult? Find(string address)

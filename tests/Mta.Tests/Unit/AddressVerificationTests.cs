@@ -24,6 +24,8 @@ public sealed class AddressVerificationTests
         Assert.Equal(Verdict.Deliverable, cache.Find("YES@a.test")?.Verdict);
         Assert.Equal(Verdict.Undeliverable, cache.Find("no@a.test")?.Verdict);
         Assert.Null(cache.Find("maybe@a.test"));
+        cache.Remember("ida@a.test", new VerifyResult(Verdict.Deliverable, "250"));
+        Assert.Null(cache.Find("\u0131da@a.test")); // dotless i: OrdinalIgnoreCase would take it for "ida"; only ASCII folds
 
         clock.Now += TimeSpan.FromHours(3);
         Assert.Null(cache.Find("no@a.test")); // asked again after address_verify_negative_refresh_time
