@@ -3,6 +3,7 @@ using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
+using Mta.Mail.Storage;
 
 namespace Mta.Mail.Queues;
 
@@ -98,15 +99,7 @@ public sealed class MailQueues
     public async Task<SendReceipt> SendTextAsync(string queue, string text, TimeSpan? delay, CancellationToken ct)
     {
         var client = Get(queue);
-        try
-        {
-            return await client.SendMessageAsync(text, delay, NeverExpires, ct);
-        }
-        catch (RequestFailedException e) when (e.ErrorCode == QueueErrorCode.QueueNotFound)
-        {
-            // Storage came up after this process did: create the queue and go on.
-            await client.CreateIfNotExistsAsync(cancellationToken: ct);
-            return await client.SendMessageAsync(text, delay, NeverExpires, ct);
-        }
+        return await CreateOnFirstUse.WriteAsync(() => client.SendMessageAsync(text, delay, NeverExpires, ct),
+            () => client.CreateIfNotExistsAsync(cancellationToken: ct));
     }
 }

@@ -3,6 +3,7 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Azure.Storage.Blobs.Specialized;
 using Mta.Mail.Configuration;
+using Mta.Mail.Storage;
 
 namespace Mta.Mail.Spool;
 
@@ -35,18 +36,17 @@ public sealed class MessageSpool
             Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
             HttpHeaders = new BlobHttpHeaders { ContentType = "message/rfc822" },
         };
-        var start = content.CanSeek ? content.Position : -1;
-        try
+        if (!content.CanSeek)
         {
-            await _container.GetBlobClient(name).UploadAsync(content, options, ct);
+            await _container.GetBlobClient(name).UploadAsync(content, options, ct); // cannot be sent twice
+            return;
         }
-        catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound && start >= 0)
+        var start = content.Position;
+        await CreateOnFirstUse.WriteAsync(() =>
         {
-            // Storage came up after this process did (or the container was deleted): create it and go on.
-            await _container.CreateIfNotExistsAsync(cancellationToken: ct);
             content.Position = start;
-            await _container.GetBlobClient(name).UploadAsync(content, options, ct);
-        }
+            return _container.GetBlobClient(name).UploadAsync(content, options, ct);
+        }, () => _container.CreateIfNotExistsAsync(cancellationToken: ct));
     }
 
     /// <summary>
@@ -56,15 +56,8 @@ public sealed class MessageSpool
     public async Task StageBlockAsync(string name, int index, ReadOnlyMemory<byte> block, CancellationToken ct = default)
     {
         var blob = _container.GetBlockBlobClient(name);
-        try
-        {
-            await blob.StageBlockAsync(BlockId(index), AsStream(block), cancellationToken: ct);
-        }
-        catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound)
-        {
-            await _container.CreateIfNotExistsAsync(cancellationToken: ct);
-            await blob.StageBlockAsync(BlockId(index), AsStream(block), cancellationToken: ct);
-        }
+        await CreateOnFirstUse.WriteAsync(() => blob.StageBlockAsync(BlockId(index), AsStream(block), cancellationToken: ct),
+            () => _container.CreateIfNotExistsAsync(cancellationToken: ct));
     }
 
     // The block as a stream over its own bytes (no copy); the upload is over before the caller reuses them.

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
+using Mta.Mail.Storage;
 
 namespace Mta.Mail.Tracking;
 
@@ -121,16 +122,8 @@ public sealed class CompletionLog
         // Upserts: writing a record twice (a retried attempt) is harmless.
         var actions = chunk.Select(p => new TableTransactionAction(TableTransactionActionType.UpsertReplace,
             new TableEntity(p.Partition, p.Row))).ToList();
-        try
-        {
-            await WriteAsync(table, actions);
-        }
-        catch (RequestFailedException e) when (e.Status == 404)
-        {
-            // The first record of a new arrival day: create its table and write again.
-            await table.CreateIfNotExistsAsync();
-            await WriteAsync(table, actions);
-        }
+        // The first record of a new arrival day creates its table.
+        await CreateOnFirstUse.WriteAsync(() => WriteAsync(table, actions), () => table.CreateIfNotExistsAsync());
     }
 
     private static async Task WriteAsync(TableClient table, List<TableTransactionAction> actions)

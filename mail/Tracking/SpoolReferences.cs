@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Data.Tables;
 using Mta.Mail.Configuration;
+using Mta.Mail.Storage;
 
 namespace Mta.Mail.Tracking;
 
@@ -39,18 +40,8 @@ public sealed class SpoolReferences(StorageConnection storage)
         }
     }
 
-    private async Task AddAsync(TableEntity entity, CancellationToken ct)
-    {
-        try
-        {
-            await _table.AddEntityAsync(entity, ct);
-        }
-        catch (RequestFailedException e) when (e.Status == 404)
-        {
-            await _table.CreateIfNotExistsAsync(ct);
-            await _table.AddEntityAsync(entity, ct);
-        }
-    }
+    private Task AddAsync(TableEntity entity, CancellationToken ct)
+        => CreateOnFirstUse.WriteAsync(() => _table.AddEntityAsync(entity, ct), () => _table.CreateIfNotExistsAsync(ct));
 
     /// <summary>
     /// Adds and removes references. True when the set is now empty (and gone): the message's blob may be deleted.

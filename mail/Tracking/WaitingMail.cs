@@ -5,6 +5,7 @@ using Azure.Storage.Queues.Models;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
+using Mta.Mail.Storage;
 
 namespace Mta.Mail.Tracking;
 
@@ -51,15 +52,7 @@ public sealed class WaitingMail(StorageConnection storage)
         };
         for (var i = 0; i * Chunk < json.Length; i++)
             entity[$"Job{i}"] = json.AsSpan(i * Chunk, Math.Min(Chunk, json.Length - i * Chunk)).ToArray();
-        try
-        {
-            await _table.UpsertEntityAsync(entity, TableUpdateMode.Replace, ct);
-        }
-        catch (RequestFailedException e) when (e.Status == 404)
-        {
-            await _table.CreateIfNotExistsAsync(ct);
-            await _table.UpsertEntityAsync(entity, TableUpdateMode.Replace, ct);
-        }
+        await CreateOnFirstUse.WriteAsync(() => _table.UpsertEntityAsync(entity, TableUpdateMode.Replace, ct), () => _table.CreateIfNotExistsAsync(ct));
     }
 
     /// <summary>Forgets a job in <paramref name="state"/> (it was delivered, bounced, released or deleted).</summary>
