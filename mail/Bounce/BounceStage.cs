@@ -136,7 +136,7 @@ public sealed class BounceStage(
         var explanation = new StringBuilder()
             .AppendLine($"This is the mail system at host {host}.")
             .AppendLine();
-        var giveUp = job.ArrivalTime + TimeSpan.FromSeconds(_options.MaximalQueueLifetimeSeconds);
+        var giveUp = RetryPolicy.GiveUpTime(job.ArrivalTime, _options);
         if (allDelivered)
             explanation.AppendLine("Your message was successfully delivered to the destination(s) listed below.");
         else if (allDelayed)

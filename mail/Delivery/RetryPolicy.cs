@@ -33,10 +33,9 @@ public sealed class RetryPolicy(IOptions<MtaOptions> options)
     public bool WarnDelay(DateTimeOffset arrival, DateTimeOffset now)
         => _options.DelayWarningSeconds > 0 && now - arrival >= TimeSpan.FromSeconds(_options.DelayWarningSeconds);
 
-    /// <summary>When mail that arrived at <paramref name="arrival"/> stops being retried.</summary>
-    public DateTimeOffset GiveUpTime(DateTimeOffset arrival) => arrival + TimeSpan.FromSeconds(_options.MaximalQueueLifetimeSeconds);
+    /// <summary>When mail that arrived at <paramref name="arrival"/> stops being retried (Postfix <c>maximal_queue_lifetime</c>).</summary>
+    public static DateTimeOffset GiveUpTime(DateTimeOffset arrival, MtaOptions options) => arrival + TimeSpan.FromSeconds(options.MaximalQueueLifetimeSeconds);
 
     /// <summary>True when mail that arrived at <paramref name="arrival"/> has been queued too long to try again.</summary>
-    public bool Expired(DateTimeOffset arrival, DateTimeOffset now)
-        => now - arrival >= TimeSpan.FromSeconds(_options.MaximalQueueLifetimeSeconds);
+    public bool Expired(DateTimeOffset arrival, DateTimeOffset now) => now >= GiveUpTime(arrival, _options);
 }
