@@ -163,69 +163,42 @@ public sealed class DeliveryStage(
         foreach (var r in results)
             LogResult(job, r, now, expired, delays, times.ConnectionUse);
 
-        var deferred = results.Where(r => r.Status == RecipientStatus.Deferred).ToList();
-        var follow = new List<BounceJob>();
-        (DeliveryJob Job, TimeSpan Delay)? again = null;
-        // Reports the sender asked for (RFC 3461 NOTIFY; FAILURE by default): failures, and successes on NOTIFY=SUCCESS.
-        var failed = results.Where(r => r.Status == RecipientStatus.Bounced || r.Status == RecipientStatus.Deferred && expired);
-        var succeeded = results.Where(r => r.Status == RecipientStatus.Delivered);
-        var reports = failed.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "failed"))
-            .Select(r => new FailedRecipient(r.Recipient, r.Detail, "failed", Remote(r.Relay)))
-            // A next hop that took NOTIFY reports success itself; one without DSN support gets "relayed" from here (RFC 3461 §6.2.6).
-            .Concat(succeeded.Where(r => !r.NotifyPassedOn && DsnRequest.Wants(job.Dsn, r.Recipient, "delivered"))
-                .Select(r => new FailedRecipient(r.Recipient, r.Detail, r.Relayed ? "relayed" : "delivered", Remote(r.Relay))))
-            .ToList();
-        if (reports.Count > 0)
-            follow.Add(Report(job, reports, "bounce"));
+        var outcome = AttemptOutcome.Decide(job, results, now, retries, retries.NextDelay(job.Attempt), wait => PostponeDelay(job, wait));
+        await ApplyAsync(job, outcome, now, ct);
+        var record = completions.RecordAsync(job, ct);
+        if (records is null) await record;
+        else records.Add(record);
+    }
 
-        if (deferred.Count > 0 && !expired)
-        {
-            // Postfix's delay_warning_time: once, for recipients still waiting that long.
-            var warn = !job.DelayWarned && retries.WarnDelay(job.ArrivalTime, now);
-            if (warn)
-            {
-                var delayed = deferred.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "delayed"))
-                    .Select(r => new FailedRecipient(r.Recipient, r.Detail, "delayed", Remote(r.Relay))).ToList();
-                if (delayed.Count > 0)
-                    follow.Add(Report(job, delayed, "delay"));
-            }
-            var attempt = $"{now.UtcDateTime:yyyy-MM-dd HH:mm:ss} relay={deferred[0].Relay}: {deferred[0].Detail}";
-            var history = (job.History ?? []).Append(attempt).TakeLast(10).ToList();
-            var retry = job with
-            {
-                Recipients = deferred.Select(r => r.Recipient).ToList(), Attempt = job.Attempt + 1, DelayWarned = job.DelayWarned || warn,
-                MaybeDuplicate = false, History = history,
-            };
-            // Only recipients the shaping limits held back: they come back as soon as a job put back whole would.
-            var held = deferred.All(r => r.PostponedFor is not null);
-            var delay = held ? PostponeDelay(job, deferred.Max(r => r.PostponedFor!.Value)) : retries.NextDelay(job.Attempt);
-            again = (retry with { Postponements = job.Postponements + (held ? 1 : 0) }, delay);
-        }
-
-        // A spooled message's blob lives while jobs or reports need it: reports take a reference before they are
-        // queued; this job gives its own up when nothing of it is left to retry.
+    /// <summary>
+    /// Carries out an attempt's outcome. A spooled message's blob lives while jobs or reports need it: reports take a
+    /// reference before they are queued; this job gives its own up when nothing of it is left to retry, and the last
+    /// holder deletes the blob. Deferred mail is invisible on its queue: the waiting index is how an operator sees it.
+    /// </summary>
+    private async Task ApplyAsync(DeliveryJob job, AttemptOutcome outcome, DateTimeOffset now, CancellationToken ct)
+    {
+        var retry = outcome.Retry;
         var closed = false;
         if (job.Content is null && job.SoleHolder)
         {
             // Nobody else needs the blob: delete it when done; once a report needs it too, keep a reference set from here on.
-            if (follow.Count > 0)
+            if (outcome.Reports.Count > 0)
             {
-                await references.OpenAsync(job.MessageId, follow.Select(b => b.Reference!).Concat(again is null ? [] : [job.JobId]), ct);
-                if (again is { } sole) again = (sole.Job with { SoleHolder = false }, sole.Delay);
+                await references.OpenAsync(job.MessageId, outcome.Reports.Select(b => b.Reference!).Concat(retry is null ? [] : [job.JobId]), ct);
+                retry = retry is null ? null : retry with { SoleHolder = false };
             }
-            else closed = again is null;
+            else closed = retry is null;
         }
         else if (job.Content is null)
         {
-            closed = await references.UpdateAsync(job.MessageId, follow.Select(b => b.Reference!).ToList(), again is null ? [job.JobId] : [], ct);
+            closed = await references.UpdateAsync(job.MessageId, outcome.Reports.Select(b => b.Reference!).ToList(), retry is null ? [job.JobId] : [], ct);
         }
-        foreach (var report in follow)
+        foreach (var report in outcome.Reports)
             await queues.SendAsync(QueueNames.Bounce, report, ct);
-        if (again is { } a)
+        if (retry is not null)
         {
-            // Deferred mail is invisible on its queue: the index is how an operator sees it (mailq) and acts on it.
-            var receipt = await queues.SendAsync(QueueNames.Deferred, a.Job, ct, delay: a.Delay);
-            await waiting.PutAsync(WaitingMail.Deferred, a.Job, receipt, deferred[0].Detail, now + a.Delay, ct);
+            var receipt = await queues.SendAsync(QueueNames.Deferred, retry, ct, delay: outcome.RetryDelay);
+            await waiting.PutAsync(WaitingMail.Deferred, retry, receipt, outcome.RetryReason, now + outcome.RetryDelay, ct);
         }
         else if (job.Attempt > 0)
         {
@@ -233,9 +206,6 @@ public sealed class DeliveryStage(
         }
         if (closed)
             await DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
-        var record = completions.RecordAsync(job, ct);
-        if (records is null) await record;
-        else records.Add(record);
     }
 
     /// <summary>
@@ -273,20 +243,6 @@ public sealed class DeliveryStage(
         if (blobName != messageId) await spool.DeleteAsync(blobName, ct);
     }
 
-    private static BounceJob Report(DeliveryJob job, IReadOnlyList<FailedRecipient> recipients, string kind)
-        => new()
-        {
-            MessageId = job.MessageId,
-            BlobName = job.BlobName,
-            Sender = job.Sender,
-            ArrivalTime = job.ArrivalTime,
-            Recipients = recipients,
-            Dsn = job.Dsn,
-            DoubleBounce = job.DoubleBounce,
-            Content = job.Content,
-            Reference = job.Content is null ? SpoolReferences.Report(job.JobId, job.Attempt, kind) : null,
-        };
-
     /// <summary>
     /// Postfix's <c>delays=a/b/c/d</c>, in seconds: a = arrival until cleanup queued the job; b = waiting in
     /// the queues (retry delays included) and reading the spool; c = connection setup (DNS, connect, greeting,
@@ -305,14 +261,6 @@ public sealed class DeliveryStage(
 
     /// <summary>Seconds as Postfix prints them: two decimals, trailing zeros dropped (0.01, 0.2, 3).</summary>
     private static string Seconds(double s) => Math.Max(0, s).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
-
-    /// <summary>The remote host's name from a relay such as <c>mx1.example.net[192.0.2.1]:25</c>; null when nothing remote answered.</summary>
-    private static string? Remote(string relay)
-    {
-        if (relay is "none" or "local") return null;
-        var bracket = relay.IndexOf('[');
-        return bracket > 0 ? relay[..bracket] : relay;
-    }
 
     private void LogResult(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired, string delays, int connectionUse)
     {

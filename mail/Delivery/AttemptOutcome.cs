@@ -1,0 +1,86 @@
+using Mta.Mail.Contracts;
+using Mta.Mail.Tracking;
+
+namespace Mta.Mail.Delivery;
+
+/// <summary>
+/// What one delivery attempt comes to, decided from the job, each recipient's result and the time alone (no storage):
+/// the reports the sender asked for (RFC 3461: failures, successes where this MTA is the last to know, one delay
+/// warning), and the job to try again with the recipients still deferred, and when. <see cref="DeliveryStage"/> then
+/// carries it out. Postfix's qmgr/bounce rules live here, where they are unit-tested.
+/// </summary>
+/// <param name="Expired">The message has been queued past <c>Mta:MaximalQueueLifetimeSeconds</c>: deferred recipients fail.</param>
+/// <param name="Reports">Reports to queue for the bounce stage (failures and successes, and delay warnings).</param>
+/// <param name="Retry">The job for the recipients to try again, or null when every recipient is final.</param>
+/// <param name="RetryDelay">How long <see cref="Retry"/> waits on the deferred queue.</param>
+/// <param name="RetryReason">The first deferred recipient's reply, shown by mtactl.</param>
+public sealed record AttemptOutcome(bool Expired, IReadOnlyList<BounceJob> Reports, DeliveryJob? Retry, TimeSpan RetryDelay, string? RetryReason)
+{
+    /// <summary>
+    /// Decides the attempt. <paramref name="retryDelay"/> is the backoff for a normal retry and
+    /// <paramref name="postponeDelay"/> the wait for recipients only shaping limits held back (both drawn by the caller,
+    /// who owns the randomness).
+    /// </summary>
+    public static AttemptOutcome Decide(DeliveryJob job, IReadOnlyList<RecipientResult> results, DateTimeOffset now, RetryPolicy retries,
+        TimeSpan retryDelay, Func<TimeSpan, TimeSpan> postponeDelay)
+    {
+        var expired = retries.Expired(job.ArrivalTime, now);
+        var deferred = results.Where(r => r.Status == RecipientStatus.Deferred).ToList();
+        var reports = new List<BounceJob>();
+        if (FinalReport(job, results, expired) is { Count: > 0 } final) reports.Add(Report(job, final, "bounce"));
+        if (deferred.Count == 0 || expired) return new AttemptOutcome(expired, reports, null, TimeSpan.Zero, null);
+
+        // Postfix's delay_warning_time: once, for recipients still waiting that long.
+        var warn = !job.DelayWarned && retries.WarnDelay(job.ArrivalTime, now);
+        var delayed = warn ? deferred.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "delayed"))
+            .Select(r => new FailedRecipient(r.Recipient, r.Detail, "delayed", Remote(r.Relay))).ToList() : [];
+        if (delayed.Count > 0) reports.Add(Report(job, delayed, "delay"));
+
+        // Only recipients the shaping limits held back: they come back as soon as a job put back whole would.
+        var held = deferred.All(r => r.PostponedFor is not null);
+        var attempt = $"{now.UtcDateTime:yyyy-MM-dd HH:mm:ss} relay={deferred[0].Relay}: {deferred[0].Detail}";
+        var retry = job with
+        {
+            Recipients = deferred.Select(r => r.Recipient).ToList(), Attempt = job.Attempt + 1, DelayWarned = job.DelayWarned || warn,
+            MaybeDuplicate = false, History = (job.History ?? []).Append(attempt).TakeLast(10).ToList(),
+            Postponements = job.Postponements + (held ? 1 : 0),
+        };
+        var delay = held ? postponeDelay(deferred.Max(r => r.PostponedFor!.Value)) : retryDelay;
+        return new AttemptOutcome(expired, reports, retry, delay, deferred[0].Detail);
+    }
+
+    /// <summary>
+    /// Reports the sender asked for (RFC 3461 NOTIFY; FAILURE by default): failures (an expired deferral is one), and
+    /// successes on NOTIFY=SUCCESS — except where the next hop took NOTIFY and reports success itself; one without DSN
+    /// support gets <c>relayed</c> from here (RFC 3461 §6.2.6).
+    /// </summary>
+    private static List<FailedRecipient> FinalReport(DeliveryJob job, IReadOnlyList<RecipientResult> results, bool expired)
+        => results.Where(r => r.Status == RecipientStatus.Bounced || r.Status == RecipientStatus.Deferred && expired)
+            .Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "failed"))
+            .Select(r => new FailedRecipient(r.Recipient, r.Detail, "failed", Remote(r.Relay)))
+            .Concat(results.Where(r => r.Status == RecipientStatus.Delivered && !r.NotifyPassedOn && DsnRequest.Wants(job.Dsn, r.Recipient, "delivered"))
+                .Select(r => new FailedRecipient(r.Recipient, r.Detail, r.Relayed ? "relayed" : "delivered", Remote(r.Relay))))
+            .ToList();
+
+    private static BounceJob Report(DeliveryJob job, IReadOnlyList<FailedRecipient> recipients, string kind)
+        => new()
+        {
+            MessageId = job.MessageId,
+            BlobName = job.BlobName,
+            Sender = job.Sender,
+            ArrivalTime = job.ArrivalTime,
+            Recipients = recipients,
+            Dsn = job.Dsn,
+            DoubleBounce = job.DoubleBounce,
+            Content = job.Content,
+            Reference = job.Content is null ? SpoolReferences.Report(job.JobId, job.Attempt, kind) : null,
+        };
+
+    /// <summary>The remote host's name for a report's Remote-MTA, from a relay such as <c>mx.example[192.0.2.1]:25</c>.</summary>
+    internal static string? Remote(string relay)
+    {
+        if (relay is "none" or "local") return null;
+        var bracket = relay.IndexOf('[');
+        return bracket > 0 ? relay[..bracket] : relay;
+    }
+}
