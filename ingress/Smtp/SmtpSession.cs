@@ -47,17 +47,12 @@ public sealed class SmtpSession(
     private PipeWriter _output = output;
     private bool _tls = listener == Listener.Submissions; // Kestrel already did the handshake
     private string? _user;
-    private AuthStep _auth;
-    private string _authName = "";
-
-    private enum AuthStep { None, PlainResponse, LoginName, LoginPassword }
+    private readonly SaslExchange _sasl = new();
 
     private enum Next { Command, Data, StartTls, Chunk, Login, Verify }
 
     /// <summary>A name and password waiting to be checked, off the session's I/O path.</summary>
-    private sealed record PendingLogin(string Name, string Password, string Mechanism);
-
-    private PendingLogin? _login;
+    private SaslCredentials? _login;
 
     private sealed record PendingRecipient(string Address, string? Notify, string? OriginalRecipient);
 
@@ -248,9 +243,6 @@ public sealed class SmtpSession(
         }
     }
 
-    /// <summary>RFC 2920 §3.1: these may only end a pipelined group; anything buffered after them was sent without waiting.</summary>
-    private static readonly HashSet<string> LastInGroup = ["EHLO", "HELO", "DATA", "VRFY", "EXPN", "NOOP", "QUIT", "AUTH", "HELP"];
-
     /// <summary>
     /// Postfix's smtpd_forbid_unauth_pipelining: more input already waiting after a command that must be answered
     /// first (or any command before EHLO offered PIPELINING) means the client does not read replies. Answers 554 and
@@ -259,7 +251,7 @@ public sealed class SmtpSession(
     private bool Unsynchronized(ReadOnlySequence<byte> pending, string verb)
     {
         if (!options.ForbidUnauthPipelining || _user is not null || pending.Length == 0 || _quit) return false;
-        if (_pipelining && !LastInGroup.Contains(verb)) return false;
+        if (_pipelining && !(Commands.TryGetValue(verb, out var command) && command.EndsGroup)) return false;
         var sample = Encoding.UTF8.GetString(pending.Slice(0, Math.Min(pending.Length, 100))).Split('\n')[0].TrimEnd('\r');
         log.LogInformation("improper command pipelining after {Verb} from [{Client}]: {Input}", verb, client, Sanitize(Loggable(verb, sample)));
         Reply("554 5.5.0 Error: SMTP protocol synchronization");
@@ -272,7 +264,7 @@ public sealed class SmtpSession(
     /// </summary>
     private string Loggable(string verb, string input)
     {
-        if (verb == "AUTH" || _auth != AuthStep.None) return "(authentication data, not logged)";
+        if (verb == "AUTH" || _sasl.InProgress) return "(authentication data, not logged)";
         var words = input.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
         return words.Length > 0 && words[0].Equals("AUTH", StringComparison.OrdinalIgnoreCase)
             ? "AUTH " + (words.Length > 1 ? words[1] : "") + (words.Length > 2 ? " (initial response not logged)" : "")
@@ -347,94 +339,118 @@ public sealed class SmtpSession(
     /// <summary>Handles one command line; says whether DATA or a TLS handshake comes next.</summary>
     private Next Handle(string line)
     {
-        if (_auth != AuthStep.None)
+        if (_sasl.InProgress)
         {
             _verb = "AUTH"; // a response to AUTH is credentials: never the name of anything in a log
-            AuthResponse(line);
+            Answer(_sasl.Continue(line));
             return _login is null ? Next.Command : Next.Login;
         }
         var verb = Verb(line);
         _verb = verb.Length <= 10 && verb.All(char.IsAsciiLetter) ? verb : "UNKNOWN"; // bounded label values
         var arg = line.Length > verb.Length ? line[(verb.Length + 1)..].Trim() : "";
-        switch (verb)
+        if (!Commands.TryGetValue(verb, out var command))
         {
-            case "EHLO":
-            case "HELO":
-                if (arg.Length == 0) { Error($"501 Syntax: {verb} hostname"); return Next.Command; }
-                if (options.RejectInvalidHelo && !relay.IsTrusted(client) && !ValidHelo(arg))
-                {
-                    log.LogInformation("reject: {Verb} from [{Client}]: 501 5.5.2 <{Helo}>: Helo command rejected: Invalid name", verb, client, Sanitize(arg));
-                    Error($"501 5.5.2 <{Sanitize(arg)}>: Helo command rejected: Invalid name");
-                    return Next.Command;
-                }
-                _helo = Sanitize(arg);
-                _esmtp = verb == "EHLO";
-                _pipelining = _esmtp;
-                ResetTransaction();
-                if (_esmtp)
-                {
-                    var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "SMTPUTF8", "CHUNKING" };
-                    if (!_tls && certificates.Configured) lines.Add("STARTTLS");
-                    if (_tls && AuthOffered && _user is null) lines.Add("AUTH PLAIN LOGIN"); // never before TLS
-                    Reply(lines.Select((l, i) => (i == lines.Count - 1 ? "250 " : "250-") + l).ToArray());
-                }
-                else
-                {
-                    Reply($"250 {hostname}");
-                }
-                return Next.Command;
-            case "STARTTLS":
-                if (arg.Length > 0) { Error("501 5.5.4 Syntax: STARTTLS"); return Next.Command; }
-                if (_tls) { Error("554 5.5.1 Error: TLS already active"); return Next.Command; }
-                if (!certificates.Configured) { Error("502 5.5.1 Error: command not implemented"); return Next.Command; }
-                Reply("220 2.0.0 Ready to start TLS");
-                return Next.StartTls;
-            case "AUTH":
-                Auth(arg);
-                return _login is null ? Next.Command : Next.Login;
-            case "MAIL":
-                Mail(arg);
-                return Next.Command;
-            case "RCPT":
-                Rcpt(arg);
-                return _probe is null ? Next.Command : Next.Verify;
-            case "DATA":
-                if (arg.Length > 0) { Error("501 5.5.4 Syntax: DATA"); return Next.Command; }
-                if (_sender is null) { Error("503 5.5.1 Error: need MAIL command"); return Next.Command; }
-                if (_recipients.Count == 0) { Error("554 5.5.1 Error: no valid recipients"); return Next.Command; }
-                if (_chunks is not null) { Error("503 5.5.1 Error: DATA after BDAT"); return Next.Command; }
-                Reply("354 End data with <CR><LF>.<CR><LF>");
-                return Next.Data;
-            case "BDAT":
-                return Bdat(arg);
-            case "RSET":
-                Junk();
-                ResetTransaction();
-                Reply("250 2.0.0 Ok");
-                return Next.Command;
-            case "NOOP":
-                Junk();
-                Reply("250 2.0.0 Ok");
-                return Next.Command;
-            case "VRFY":
-                Junk();
-                Reply("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
-                return Next.Command;
-            case "HELP":
-                Junk();
-                Reply("214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT");
-                return Next.Command;
-            case "QUIT":
-                Reply("221 2.0.0 Bye");
-                _quit = true;
-                return Next.Command;
-            default:
-                Error("502 5.5.2 Error: command not recognized");
-                return Next.Command;
+            Error("502 5.5.2 Error: command not recognized");
+            return Next.Command;
         }
+        if (command.Junk) Junk();
+        return command.Run(this, verb, arg);
     }
 
-    private void Mail(string arg)
+    /// <summary>
+    /// One SMTP command: its handler, whether it counts towards <c>smtpd_junk_command_limit</c>, and whether it may only
+    /// end a pipelined group (RFC 2920 §3.1: its reply must be read before more is sent). Postfix's smtpd command table.
+    /// </summary>
+    private sealed record Command(Func<SmtpSession, string, string, Next> Run, bool Junk = false, bool EndsGroup = false);
+
+    private static readonly Dictionary<string, Command> Commands = new()
+    {
+        ["EHLO"] = new((s, verb, arg) => s.Hello(verb, arg), EndsGroup: true),
+        ["HELO"] = new((s, verb, arg) => s.Hello(verb, arg), EndsGroup: true),
+        ["STARTTLS"] = new((s, _, arg) => s.StartTls(arg)),
+        ["AUTH"] = new((s, _, arg) => s.Auth(arg), EndsGroup: true),
+        ["MAIL"] = new((s, _, arg) => s.Mail(arg)),
+        ["RCPT"] = new((s, _, arg) => s.Rcpt(arg)),
+        ["DATA"] = new((s, _, arg) => s.Data(arg), EndsGroup: true),
+        ["BDAT"] = new((s, _, arg) => s.Bdat(arg)),
+        ["RSET"] = new((s, _, _) => s.Rset(), Junk: true),
+        ["NOOP"] = new((s, _, _) => s.Answer("250 2.0.0 Ok"), Junk: true, EndsGroup: true),
+        ["VRFY"] = new((s, _, _) => s.Answer("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery"), Junk: true, EndsGroup: true),
+        ["EXPN"] = new((s, _, _) => s.Refuse("502 5.5.2 Error: command not recognized"), EndsGroup: true),
+        ["HELP"] = new((s, _, _) => s.Answer("214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT"), Junk: true, EndsGroup: true),
+        ["QUIT"] = new((s, _, _) => s.Quit(), EndsGroup: true),
+    };
+
+    private Next Answer(string reply)
+    {
+        Reply(reply);
+        return Next.Command;
+    }
+
+    private Next Refuse(string reply)
+    {
+        Error(reply);
+        return Next.Command;
+    }
+
+    private Next Hello(string verb, string arg)
+    {
+        if (arg.Length == 0) return Refuse($"501 Syntax: {verb} hostname");
+        if (options.RejectInvalidHelo && !relay.IsTrusted(client) && !ValidHelo(arg))
+        {
+            log.LogInformation("reject: {Verb} from [{Client}]: 501 5.5.2 <{Helo}>: Helo command rejected: Invalid name", verb, client, Sanitize(arg));
+            return Refuse($"501 5.5.2 <{Sanitize(arg)}>: Helo command rejected: Invalid name");
+        }
+        _helo = Sanitize(arg);
+        _esmtp = verb == "EHLO";
+        _pipelining = _esmtp;
+        ResetTransaction();
+        if (!_esmtp) return Answer($"250 {hostname}");
+        var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "SMTPUTF8", "CHUNKING" };
+        if (!_tls && certificates.Configured) lines.Add("STARTTLS");
+        if (_tls && AuthOffered && _user is null) lines.Add("AUTH PLAIN LOGIN"); // never before TLS
+        Reply(lines.Select((l, i) => (i == lines.Count - 1 ? "250 " : "250-") + l).ToArray());
+        return Next.Command;
+    }
+
+    private Next StartTls(string arg)
+    {
+        if (arg.Length > 0) return Refuse("501 5.5.4 Syntax: STARTTLS");
+        if (_tls) return Refuse("554 5.5.1 Error: TLS already active");
+        if (!certificates.Configured) return Refuse("502 5.5.1 Error: command not implemented");
+        Reply("220 2.0.0 Ready to start TLS");
+        return Next.StartTls;
+    }
+
+    private Next Data(string arg)
+    {
+        if (arg.Length > 0) return Refuse("501 5.5.4 Syntax: DATA");
+        if (_sender is null) return Refuse("503 5.5.1 Error: need MAIL command");
+        if (_recipients.Count == 0) return Refuse("554 5.5.1 Error: no valid recipients");
+        if (_chunks is not null) return Refuse("503 5.5.1 Error: DATA after BDAT");
+        Reply("354 End data with <CR><LF>.<CR><LF>");
+        return Next.Data;
+    }
+
+    private Next Rset()
+    {
+        ResetTransaction();
+        return Answer("250 2.0.0 Ok");
+    }
+
+    private Next Quit()
+    {
+        _quit = true;
+        return Answer("221 2.0.0 Bye");
+    }
+
+    private Next Mail(string arg)
+    {
+        MailFrom(arg);
+        return Next.Command;
+    }
+
+    private void MailFrom(string arg)
     {
         if (_helo is null) { Error("503 5.5.1 Error: send HELO/EHLO first"); return; }
         if (_sender is not null) { Error("503 5.5.1 Error: nested MAIL command"); return; }
@@ -445,41 +461,13 @@ public sealed class SmtpSession(
             Error($"501 5.1.7 Bad sender address syntax{problem}");
             return;
         }
-        foreach (var (key, value) in parameters)
+        if (MailParameters.Parse(parameters, _esmtp, options.MessageSizeLimit, out var refusal) is not { } given)
         {
-            if (!_esmtp) { ResetTransaction(); Error("555 5.5.4 Unsupported option: " + key); return; }
-            switch (key)
-            {
-                case "SIZE":
-                    if (!long.TryParse(value, out var size) || size < 0) { ResetTransaction(); Error("501 5.5.4 Bad message size syntax"); return; }
-                    if (size > options.MessageSizeLimit) { ResetTransaction(); Error("552 5.3.4 Message size exceeds fixed limit"); return; }
-                    break;
-                case "BODY":
-                    if (value is not ("7BIT" or "8BITMIME")) { ResetTransaction(); Error("501 5.5.4 Bad BODY parameter"); return; }
-                    break;
-                case "RET":
-                    var ret = value.ToUpperInvariant();
-                    if (ret is not ("FULL" or "HDRS") || _ret is not null) { ResetTransaction(); Error("501 5.5.4 Bad RET parameter"); return; }
-                    _ret = ret;
-                    break;
-                case "SMTPUTF8":
-                    // RFC 6531 §3.4: no value; UTF-8 addresses and headers follow.
-                    // A repeated SMTPUTF8 is harmless (Python's smtplib adds its own to the caller's).
-                    if (value.Length > 0) { ResetTransaction(); Error("501 5.5.4 Bad SMTPUTF8 parameter"); return; }
-                    _smtpUtf8 = true;
-                    break;
-                case "ENVID":
-                    // RFC 3461 §4.4: printable US-ASCII only; it comes back in reports.
-                    if (_envId is not null || Xtext.Decode(value) is not { Length: > 0 and <= 100 } envid || !envid.All(c => c is >= ' ' and <= '~'))
-                    { ResetTransaction(); Error("501 5.5.4 Bad ENVID parameter"); return; }
-                    _envId = envid;
-                    break;
-                default:
-                    ResetTransaction();
-                    Error("555 5.5.4 Unsupported option: " + key);
-                    return;
-            }
+            ResetTransaction();
+            Error(refusal);
+            return;
         }
+        (_ret, _envId, _smtpUtf8) = (given.Ret, given.EnvelopeId, given.SmtpUtf8);
         if (!_smtpUtf8 && !IsAscii(address))
         {
             ResetTransaction();
@@ -505,7 +493,13 @@ public sealed class SmtpSession(
         Reply("250 2.1.0 Ok");
     }
 
-    private void Rcpt(string arg)
+    private Next Rcpt(string arg)
+    {
+        RcptTo(arg);
+        return _probe is null ? Next.Command : Next.Verify;
+    }
+
+    private void RcptTo(string arg)
     {
         if (_sender is null) { Error("503 5.5.1 Error: need MAIL command"); return; }
         if (!arg.StartsWith("TO:", StringComparison.OrdinalIgnoreCase)) { Error("501 5.5.4 Syntax: RCPT TO:<address>"); return; }
@@ -514,31 +508,8 @@ public sealed class SmtpSession(
             Error($"501 5.1.3 Bad recipient address syntax{problem}");
             return;
         }
-        string? notify = null, orcpt = null;
-        foreach (var (key, value) in parameters)
-        {
-            switch (key)
-            {
-                case "NOTIFY" when _esmtp && notify is null:
-                    var items = value.ToUpperInvariant().Split(',');
-                    var valid = items.Length == 1 && items[0] == "NEVER"
-                        || items.All(i => i is "SUCCESS" or "FAILURE" or "DELAY") && items.Distinct().Count() == items.Length;
-                    if (!valid) { Error("501 5.5.4 Bad NOTIFY parameter"); return; }
-                    notify = string.Join(',', items);
-                    break;
-                case "ORCPT" when _esmtp && orcpt is null:
-                    var semi = value.IndexOf(';');
-                    // RFC 3461 §4.2: addr-type is an atom; the address goes out again in reports and to the next hop.
-                    if (semi <= 0 || !value[..semi].All(c => char.IsAsciiLetterOrDigit(c) || c is '-')
-                        || Xtext.Decode(value[(semi + 1)..]) is not { Length: > 0 and <= 500 } original || original.Any(Paths.Unsafe))
-                    { Error("501 5.5.4 Bad ORCPT parameter"); return; }
-                    orcpt = value[..semi] + ";" + original;
-                    break;
-                default:
-                    Error("555 5.5.4 Unsupported option: " + key);
-                    return;
-            }
-        }
+        if (RcptParameters.Parse(parameters, _esmtp, out var refusal) is not { } given) { Error(refusal); return; }
+        var (notify, orcpt) = (given.Notify, given.OriginalRecipient);
         if (!_smtpUtf8 && !IsAscii(address)) { Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address"); return; }
         // One form of the domain for every decision below and for every next hop (Address.NormalizeDomain).
         if (Address.WithAsciiDomain(address) is not { } normal) { Error("501 5.1.3 Bad recipient address syntax (domain)"); return; }
@@ -821,7 +792,13 @@ public sealed class SmtpSession(
         return $"{name} with cipher {cipher}";
     }
 
-    private void Auth(string arg)
+    private Next Auth(string arg)
+    {
+        Authenticate(arg);
+        return _login is null ? Next.Command : Next.Login;
+    }
+
+    private void Authenticate(string arg)
     {
         if (_user is not null) { Error("503 5.5.1 Error: already authenticated"); return; }
         if (!AuthOffered) { Error("503 5.5.1 Error: authentication not enabled"); return; }
@@ -829,62 +806,19 @@ public sealed class SmtpSession(
         if (_helo is null || !_esmtp) { Error("503 5.5.1 Error: send EHLO first"); return; }
         if (_sender is not null) { Error("503 5.5.1 Error: MAIL transaction in progress"); return; }
         var parts = arg.Split(' ', 2, StringSplitOptions.RemoveEmptyEntries);
-        var mechanism = parts.Length > 0 ? parts[0].ToUpperInvariant() : "";
-        var initial = parts.Length > 1 ? parts[1] : null;
-        switch (mechanism)
-        {
-            case "PLAIN":
-                if (initial is null) { _auth = AuthStep.PlainResponse; Reply("334 "); }
-                else Plain(initial);
-                break;
-            case "LOGIN":
-                if (initial is null) { _auth = AuthStep.LoginName; Reply("334 VXNlcm5hbWU6"); } // "Username:"
-                else if (Decode(initial) is { } name) { _authName = name; _auth = AuthStep.LoginPassword; Reply("334 UGFzc3dvcmQ6"); }
-                else Error("501 5.5.2 Error: malformed authentication response");
-                break;
-            default:
-                Error("504 5.5.4 Unrecognized authentication type");
-                break;
-        }
+        Answer(_sasl.Start(parts.Length > 0 ? parts[0] : "", parts.Length > 1 ? parts[1] : null));
     }
 
-    private void AuthResponse(string line)
+    /// <summary>Sends the exchange's challenge or refusal, or keeps the credentials for <see cref="LoginAsync"/>.</summary>
+    private void Answer(SaslStep step)
     {
-        var step = _auth;
-        _auth = AuthStep.None;
-        if (line == "*") { Error("501 5.7.0 Authentication aborted"); return; }
-        switch (step)
-        {
-            case AuthStep.PlainResponse:
-                Plain(line);
-                break;
-            case AuthStep.LoginName when Decode(line) is { } name:
-                _authName = name;
-                _auth = AuthStep.LoginPassword;
-                Reply("334 UGFzc3dvcmQ6"); // "Password:"
-                break;
-            case AuthStep.LoginPassword when Decode(line) is { } password:
-                Verify(_authName, password, "LOGIN");
-                break;
-            default:
-                Error("501 5.5.2 Error: malformed authentication response");
-                break;
-        }
-    }
-
-    /// <summary>RFC 4616: <c>authzid NUL authcid NUL passwd</c>; an authzid other than the user is refused.</summary>
-    private void Plain(string response)
-    {
-        var fields = Decode(response)?.Split('\0');
-        if (fields is not { Length: 3 } || fields[1].Length == 0) { Error("501 5.5.2 Error: malformed authentication response"); return; }
-        if (fields[0].Length > 0 && fields[0] != fields[1]) { Error("535 5.7.8 Error: authentication failed"); return; }
-        Verify(fields[1], fields[2], "PLAIN");
+        if (step.Challenge is { } challenge) Reply("334 " + challenge);
+        else if (step.Refusal is { } refusal) Error(refusal);
+        else _login = step.Credentials;
     }
 
     /// <summary>Whether this listener takes logins: the submission ports when a users file is set, the MX port only when asked.</summary>
     private bool AuthOffered => users.Configured && (listener != Listener.Mx || options.MxAuth);
-
-    private void Verify(string name, string password, string mechanism) => _login = new PendingLogin(name, password, mechanism);
 
     /// <summary>Checks the pending login (PBKDF2 on the thread pool, the failure limits first) and answers.</summary>
     private async Task LoginAsync(CancellationToken ct)
@@ -913,12 +847,6 @@ public sealed class SmtpSession(
                 _quit = true;
                 break;
         }
-    }
-
-    private static string? Decode(string base64)
-    {
-        try { return Encoding.UTF8.GetString(Convert.FromBase64String(base64.Trim())); }
-        catch (FormatException) { return null; }
     }
 
     private static bool IsAscii(string s) => s.All(char.IsAscii);
