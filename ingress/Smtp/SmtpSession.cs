@@ -54,18 +54,15 @@ public sealed class SmtpSession(
     /// <summary>A name and password waiting to be checked, off the session's I/O path.</summary>
     private SaslCredentials? _login;
 
-    private sealed record PendingRecipient(string Address, string? Notify, string? OriginalRecipient);
+    private sealed record PendingRecipient(string Address, RcptParameters Dsn);
 
     /// <summary>A RCPT waiting for its next hop's answer (<see cref="VerifyRecipientAsync"/>).</summary>
     private PendingRecipient? _probe;
 
     // CHUNKING (RFC 3030): the message assembled from BDAT chunks, and the chunk being read.
-    private SpoolWriter? _chunks;
-    private ChunkReader? _chunkReader;
     private bool _inChunk;
     private long _chunkRemaining;
     private bool _chunkLast;
-    private long _chunkedSize;
     private string? _chunkError;
 
     /// <summary>RFC 5321 §4.5.3.1.4: command line including CRLF.</summary>
@@ -73,13 +70,10 @@ public sealed class SmtpSession(
 
     private string? _helo;
     private bool _esmtp;
-    private string? _sender;
-    private readonly List<string> _recipients = [];
-    private string? _ret, _envId;
+    /// <summary>The mail transaction in progress, from MAIL to the end of its message or RSET.</summary>
+    private MailTransaction? _mail;
     private bool _pipelining;
     private int _junk;
-    private bool _smtpUtf8;
-    private readonly Dictionary<string, RecipientDsn> _recipientDsn = new(StringComparer.Ordinal);
     private int _errors;
     private bool _quit;
 
@@ -120,7 +114,7 @@ public sealed class SmtpSession(
                     ? CancellationTokenSource.CreateLinkedTokenSource(stopping, draining)
                     : CancellationTokenSource.CreateLinkedTokenSource(stopping))
                 {
-                    timeout.CancelAfter(ReadDeadline(midMessage, data?.Size ?? _chunkedSize));
+                    timeout.CancelAfter(ReadDeadline(midMessage, data?.Size ?? _mail?.ChunkedSize ?? 0));
                     try { result = await _input.ReadAsync(timeout.Token); }
                     catch (OperationCanceledException) when (!midMessage && draining.IsCancellationRequested && !stopping.IsCancellationRequested)
                     {
@@ -157,8 +151,8 @@ public sealed class SmtpSession(
                         _chunkRemaining -= take;
                         if (_chunkError is null)
                         {
-                            _chunkedSize += take;
-                            _chunkReader!.Write(chunk);
+                            _mail!.ChunkedSize += take;
+                            _mail.Chunks!.Value.Reader.Write(chunk);
                         }
                         buffer = buffer.Slice(take);
                         if (_chunkRemaining > 0) break;
@@ -225,7 +219,7 @@ public sealed class SmtpSession(
                 _input.AdvanceTo(buffer.Start, buffer.End);
                 // A large message goes to storage a block at a time; the next read waits for it (back-pressure).
                 if (content?.BlockReady == true) await content.StageAsync(stopping);
-                if (_chunks?.BlockReady == true) await _chunks.StageAsync(stopping);
+                if (_mail?.Chunks?.Writer is { BlockReady: true } chunks) await chunks.StageAsync(stopping);
                 if (startTls && !await StartTlsAsync(stopping)) break;
                 if (result.IsCompleted) break;
             }
@@ -425,9 +419,9 @@ public sealed class SmtpSession(
     private Next Data(string arg)
     {
         if (arg.Length > 0) return Refuse("501 5.5.4 Syntax: DATA");
-        if (_sender is null) return Refuse("503 5.5.1 Error: need MAIL command");
-        if (_recipients.Count == 0) return Refuse("554 5.5.1 Error: no valid recipients");
-        if (_chunks is not null) return Refuse("503 5.5.1 Error: DATA after BDAT");
+        if (_mail is null) return Refuse("503 5.5.1 Error: need MAIL command");
+        if (_mail.Recipients.Count == 0) return Refuse("554 5.5.1 Error: no valid recipients");
+        if (_mail.Chunks is not null) return Refuse("503 5.5.1 Error: DATA after BDAT");
         Reply("354 End data with <CR><LF>.<CR><LF>");
         return Next.Data;
     }
@@ -453,7 +447,7 @@ public sealed class SmtpSession(
     private void MailFrom(string arg)
     {
         if (_helo is null) { Error("503 5.5.1 Error: send HELO/EHLO first"); return; }
-        if (_sender is not null) { Error("503 5.5.1 Error: nested MAIL command"); return; }
+        if (_mail is not null) { Error("503 5.5.1 Error: nested MAIL command"); return; }
         if (listener != Listener.Mx && _user is null) { Error("530 5.7.0 Authentication required"); return; }
         if (!arg.StartsWith("FROM:", StringComparison.OrdinalIgnoreCase)) { Error("501 5.5.4 Syntax: MAIL FROM:<address>"); return; }
         if (!Paths.TryParse(arg[5..], out var address, out var parameters, out var problem))
@@ -463,20 +457,16 @@ public sealed class SmtpSession(
         }
         if (MailParameters.Parse(parameters, _esmtp, options.MessageSizeLimit, out var refusal) is not { } given)
         {
-            ResetTransaction();
             Error(refusal);
             return;
         }
-        (_ret, _envId, _smtpUtf8) = (given.Ret, given.EnvelopeId, given.SmtpUtf8);
-        if (!_smtpUtf8 && !IsAscii(address))
+        if (!given.SmtpUtf8 && !IsAscii(address))
         {
-            ResetTransaction();
             Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address");
             return;
         }
         if (Address.WithAsciiDomain(address) is not { } normal)
         {
-            ResetTransaction();
             Error("501 5.1.7 Bad sender address syntax (domain)");
             return;
         }
@@ -485,11 +475,10 @@ public sealed class SmtpSession(
         {
             // Postfix's reject_authenticated_sender_login_mismatch: a login sends only as the addresses it owns.
             log.LogInformation("reject: MAIL from [{Client}]: 553 5.7.1 <{Sender}>: Sender address rejected: not owned by user {User}", client, address, _user);
-            ResetTransaction();
             Error($"553 5.7.1 <{address}>: Sender address rejected: not owned by user {_user}");
             return;
         }
-        _sender = address;
+        _mail = new MailTransaction(address, given);
         Reply("250 2.1.0 Ok");
     }
 
@@ -501,7 +490,7 @@ public sealed class SmtpSession(
 
     private void RcptTo(string arg)
     {
-        if (_sender is null) { Error("503 5.5.1 Error: need MAIL command"); return; }
+        if (_mail is null) { Error("503 5.5.1 Error: need MAIL command"); return; }
         if (!arg.StartsWith("TO:", StringComparison.OrdinalIgnoreCase)) { Error("501 5.5.4 Syntax: RCPT TO:<address>"); return; }
         if (!Paths.TryParse(arg[3..], out var address, out var parameters, out var problem) || address.Length == 0)
         {
@@ -509,65 +498,63 @@ public sealed class SmtpSession(
             return;
         }
         if (RcptParameters.Parse(parameters, _esmtp, out var refusal) is not { } given) { Error(refusal); return; }
-        var (notify, orcpt) = (given.Notify, given.OriginalRecipient);
-        if (!_smtpUtf8 && !IsAscii(address)) { Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address"); return; }
+        if (!_mail.Parameters.SmtpUtf8 && !IsAscii(address)) { Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address"); return; }
         // One form of the domain for every decision below and for every next hop (Address.NormalizeDomain).
         if (Address.WithAsciiDomain(address) is not { } normal) { Error("501 5.1.3 Bad recipient address syntax (domain)"); return; }
         address = normal;
         // An error, as Postfix counts recipients past the limit (smtpd_recipient_overshoot_limit): a flood of them ends the session.
-        if (_recipients.Count >= options.RecipientLimit) { Error("452 4.5.3 Error: too many recipients"); return; }
+        if (_mail.Recipients.Count >= options.RecipientLimit) { Error("452 4.5.3 Error: too many recipients"); return; }
         if (!address.Contains('@') && address.Equals("postmaster", StringComparison.OrdinalIgnoreCase))
             address = "postmaster@" + localDomain; // Postfix: the bare name is a local address
         if (_user is null && !relay.MayRelay(client, address))
         {
             log.LogInformation("reject: RCPT from [{Client}]: 554 5.7.1 <{Recipient}>: Relay access denied; from=<{Sender}> helo=<{Helo}>",
-                client, address, _sender, _helo);
+                client, address, _mail.Sender, _helo);
             Error($"554 5.7.1 <{address}>: Relay access denied");
             return;
         }
         if (relay.IsLocal(address) && !localRecipients.Exists(address))
         {
             log.LogInformation("reject: RCPT from [{Client}]: 550 5.1.1 <{Recipient}>: Recipient address rejected: User unknown in local recipient table; from=<{Sender}>",
-                client, address, _sender);
+                client, address, _mail.Sender);
             Error($"550 5.1.1 <{address}>: Recipient address rejected: User unknown in local recipient table");
             return;
         }
         if (!relay.IsKnownRelayRecipient(address))
         {
             log.LogInformation("reject: RCPT from [{Client}]: 550 5.1.1 <{Recipient}>: Recipient address rejected: User unknown in relay recipient table; from=<{Sender}>",
-                client, address, _sender);
+                client, address, _mail.Sender);
             Error($"550 5.1.1 <{address}>: Recipient address rejected: User unknown in relay recipient table");
             return;
         }
         // Postfix's order: permit_mynetworks and permit_sasl_authenticated come before reject_unverified_recipient.
         if (options.VerifyRecipients && verifier is not null && _user is null && !relay.IsTrusted(client) && verifier.CanProbe(address))
         {
-            _probe = new PendingRecipient(address, notify, orcpt);
+            _probe = new PendingRecipient(address, given);
             return;
         }
-        AcceptRecipient(address, notify, orcpt);
+        AcceptRecipient(address, given);
     }
 
-    private void AcceptRecipient(string address, string? notify, string? orcpt)
+    private void AcceptRecipient(string address, RcptParameters dsn)
     {
-        _recipients.Add(address);
-        if (notify is not null || orcpt is not null) _recipientDsn[address] = new RecipientDsn(notify, orcpt);
+        _mail!.Add(address, dsn);
         Reply("250 2.1.5 Ok");
     }
 
     /// <summary>Answers the pending RCPT from its next hop's answer (remembered, or asked now within the wait).</summary>
     private async Task VerifyRecipientAsync(CancellationToken ct)
     {
-        var (address, notify, orcpt) = _probe!;
+        var (address, dsn) = _probe!;
         _probe = null;
         var result = await verifier!.VerifyAsync(address, ct);
         if (result.Verdict == Verification.Verdict.Deliverable)
         {
-            AcceptRecipient(address, notify, orcpt);
+            AcceptRecipient(address, dsn);
             return;
         }
         var reply = UnverifiedReply(address, result, options.UnverifiedRecipientRejectCode);
-        log.LogInformation("reject: RCPT from [{Client}]: {Reply}; from=<{Sender}>", client, reply, _sender);
+        log.LogInformation("reject: RCPT from [{Client}]: {Reply}; from=<{Sender}>", client, reply, _mail!.Sender);
         Error(reply);
     }
 
@@ -599,13 +586,13 @@ public sealed class SmtpSession(
         }
         _chunkLast = parts.Length == 2;
         _chunkRemaining = size;
-        _chunkError = _sender is null ? "503 5.5.1 Error: need MAIL command"
-            : _recipients.Count == 0 ? "554 5.5.1 Error: no valid recipients"
+        _chunkError = _mail is null ? "503 5.5.1 Error: need MAIL command"
+            : _mail.Recipients.Count == 0 ? "554 5.5.1 Error: no valid recipients"
             : null;
-        if (_chunkError is null && _chunks is null)
+        if (_chunkError is null && _mail!.Chunks is null)
         {
-            _chunks = acceptor.NewMessage(clock.GetUtcNow());
-            _chunkReader = new ChunkReader(_chunks, options.MessageSizeLimit, options.BareLineEndings == "normalize", options.TextLineLimit);
+            var writer = acceptor.NewMessage(clock.GetUtcNow());
+            _mail.StartChunks(writer, new ChunkReader(writer, options.MessageSizeLimit, options.BareLineEndings == "normalize", options.TextLineLimit));
         }
         return Next.Chunk;
     }
@@ -619,16 +606,14 @@ public sealed class SmtpSession(
             Error(_chunkError);
             return;
         }
-        var tooBig = _chunkedSize > options.MessageSizeLimit;
+        var tooBig = _mail!.ChunkedSize > options.MessageSizeLimit;
         if (!_chunkLast)
         {
             if (tooBig) { Error("552 5.3.4 Error: message file too big"); ResetTransaction(); return; }
-            Reply($"250 2.0.0 Ok: {_chunkedSize} octets");
+            Reply($"250 2.0.0 Ok: {_mail.ChunkedSize} octets");
             return;
         }
-        var content = _chunks!;
-        var reader = _chunkReader!;
-        _chunks = null;
+        var (content, reader) = _mail.TakeChunks();
         reader.Complete();
         await FinishDataAsync(content, reader.Size, tooBig, ct, Refusal(reader.BareLineEnding, reader.LineTooLong, content.Header));
         content.Dispose();
@@ -636,11 +621,8 @@ public sealed class SmtpSession(
 
     private async Task FinishDataAsync(SpoolWriter content, long size, bool tooBig, CancellationToken ct, string? refusal = null)
     {
-        var sender = _sender!;
-        var recipients = _recipients.ToList();
-        var smtpUtf8 = _smtpUtf8;
-        var dsn = _ret is null && _envId is null && _recipientDsn.Count == 0 ? null
-            : new DsnRequest { Ret = _ret, EnvelopeId = _envId, Recipients = new Dictionary<string, RecipientDsn>(_recipientDsn) };
+        var mail = _mail!;
+        var (sender, recipients, smtpUtf8, dsn) = (mail.Sender, mail.Recipients.ToList(), mail.Parameters.SmtpUtf8, mail.Dsn);
         ResetTransaction();
         if (tooBig)
         {
@@ -804,7 +786,7 @@ public sealed class SmtpSession(
         if (!AuthOffered) { Error("503 5.5.1 Error: authentication not enabled"); return; }
         if (!_tls) { Error("538 5.7.11 Encryption required for requested authentication mechanism"); return; }
         if (_helo is null || !_esmtp) { Error("503 5.5.1 Error: send EHLO first"); return; }
-        if (_sender is not null) { Error("503 5.5.1 Error: MAIL transaction in progress"); return; }
+        if (_mail is not null) { Error("503 5.5.1 Error: MAIL transaction in progress"); return; }
         var parts = arg.Split(' ', 2, StringSplitOptions.RemoveEmptyEntries);
         Answer(_sasl.Start(parts.Length > 0 ? parts[0] : "", parts.Length > 1 ? parts[1] : null));
     }
@@ -853,16 +835,8 @@ public sealed class SmtpSession(
 
     private void ResetTransaction()
     {
-        _chunks?.Dispose();
-        _chunks = null;
-        _chunkReader = null;
-        _chunkedSize = 0;
-        _sender = null;
-        _recipients.Clear();
-        _recipientDsn.Clear();
-        _ret = null;
-        _envId = null;
-        _smtpUtf8 = false;
+        _mail?.Dispose();
+        _mail = null;
     }
 
     /// <summary>Postfix's smtpd_junk_command_limit: past it, every NOOP, VRFY, RSET or HELP counts as an error.</summary>
