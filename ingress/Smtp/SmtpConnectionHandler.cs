@@ -32,6 +32,9 @@ public sealed class SmtpConnectionHandler(
 {
     private readonly ILogger _log = loggers.CreateLogger("smtpd");
 
+    private readonly SmtpSessionServices _services = new(options.Value, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients,
+        acceptor, certificates, users, clock, loggers.CreateLogger("smtpd"), metrics, inspector, verifier);
+
     /// <inheritdoc />
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
@@ -49,9 +52,8 @@ public sealed class SmtpConnectionHandler(
         var listener = port == o.SubmissionPort && o.SubmissionPort > 0 ? Listener.Submission
             : port == o.SubmissionsPort && o.SubmissionsPort > 0 ? Listener.Submissions
             : Listener.Mx;
-        var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener,
-            o, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients, acceptor, certificates, users, clock, _log,
-            connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? SmtpSession.Describe(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null, metrics, inspector, verifier);
+        var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener, _services,
+            connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? TlsDescription.Of(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null);
         await session.RunAsync(connection.ConnectionClosed, lifetime.ApplicationStopping);
     }
 }

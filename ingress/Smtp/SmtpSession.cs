@@ -20,26 +20,24 @@ namespace Mta.Ingress.Smtp;
 /// PIPELINING work without extra state.
 /// </summary>
 /// <remarks>Why the protocol layer is ours rather than the SmtpServer package: docs/adr/0002.</remarks>
-public sealed class SmtpSession(
-    PipeReader input,
-    PipeWriter output,
-    IPAddress client,
-    Listener listener,
-    IngressOptions options,
-    string hostname,
-    string localDomain,
-    RelayPolicy relay,
-    LocalRecipients localRecipients,
-    MessageAcceptor acceptor,
-    TlsCertificates certificates,
-    SaslUsers users,
-    TimeProvider clock,
-    ILogger log,
-    string? implicitTls = null,
-    Metrics.IngressMetrics? metrics = null,
-    Mta.Mail.Cleanup.ContentInspector? inspector = null,
-    Verification.AddressVerifier? verifier = null)
+public sealed class SmtpSession(PipeReader input, PipeWriter output, IPAddress client, Listener listener, SmtpSessionServices services,
+    string? implicitTls = null)
 {
+    // The shared services under the short names the session's code has always used.
+    private IngressOptions options => services.Options;
+    private string hostname => services.Hostname;
+    private string localDomain => services.LocalDomain;
+    private RelayPolicy relay => services.Relay;
+    private LocalRecipients localRecipients => services.LocalRecipients;
+    private MessageAcceptor acceptor => services.Acceptor;
+    private TlsCertificates certificates => services.Certificates;
+    private SaslUsers users => services.Users;
+    private TimeProvider clock => services.Clock;
+    private ILogger log => services.Log;
+    private Metrics.IngressMetrics? metrics => services.Metrics;
+    private Mta.Mail.Cleanup.ContentInspector? inspector => services.Inspector;
+    private Verification.AddressVerifier? verifier => services.Verifier;
+
     private string _verb = "CONNECT";
 
     private PipeReader _input = input;
@@ -72,6 +70,14 @@ public sealed class SmtpSession(
     private bool _esmtp;
     /// <summary>The mail transaction in progress, from MAIL to the end of its message or RSET.</summary>
     private MailTransaction? _mail;
+
+    /// <summary>The message being read after DATA, and where it goes; null between messages.</summary>
+    private DataReader? _data;
+
+    private SpoolWriter? _content;
+
+    /// <summary>An over-long command line is being dropped until its end.</summary>
+    private bool _skipToLineEnd;
     private bool _pipelining;
     private int _junk;
     private int _errors;
@@ -86,139 +92,18 @@ public sealed class SmtpSession(
     {
         log.LogInformation("connect from [{Client}]", client);
         metrics?.SessionStarted();
-        var skipToLineEnd = false;
-        DataReader? data = null;
-        SpoolWriter? content = null;
         try
         {
-            if (options.ForbidUnauthPipelining && _input.TryRead(out var early))
-            {
-                // A client that talks before the greeting is not waiting for the server: a bot (RFC 5321 §4.3.1).
-                var talked = early.Buffer.Length > 0;
-                _input.AdvanceTo(early.Buffer.Start);
-                if (talked)
-                {
-                    log.LogInformation("improper command pipelining after CONNECT from [{Client}]", client);
-                    Reply("554 5.5.0 Error: SMTP protocol synchronization");
-                    await FlushAsync(stopping);
-                    return; // the finally below logs the disconnect
-                }
-            }
+            if (await TalkedFirstAsync(stopping)) return; // the finally below logs the disconnect
             Reply($"220 {hostname} ESMTP");
             while (!_quit)
             {
                 await FlushAsync(stopping);
-                ReadResult result;
-                var midMessage = data is not null || _inChunk;
-                using (var timeout = !midMessage
-                    ? CancellationTokenSource.CreateLinkedTokenSource(stopping, draining)
-                    : CancellationTokenSource.CreateLinkedTokenSource(stopping))
-                {
-                    timeout.CancelAfter(ReadDeadline(midMessage, data?.Size ?? _mail?.ChunkedSize ?? 0));
-                    try { result = await _input.ReadAsync(timeout.Token); }
-                    catch (OperationCanceledException) when (!midMessage && draining.IsCancellationRequested && !stopping.IsCancellationRequested)
-                    {
-                        Reply("421 4.3.2 " + hostname + " Service shutting down, closing transmission channel");
-                        break;
-                    }
-                    catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
-                    {
-                        log.LogInformation("timeout after {State} from [{Client}]", data is null ? "command" : "DATA", client);
-                        Reply("421 4.4.2 " + hostname + " Error: timeout exceeded");
-                        break;
-                    }
-                }
-                var buffer = result.Buffer;
-                var startTls = false;
-
-                while (!_quit && !startTls)
-                {
-                    if (data is not null)
-                    {
-                        if (!data.Process(ref buffer)) break;
-                        await FinishDataAsync(content!, data.Size, data.TooBig, stopping, Refusal(data.BareLineEnding, data.LineTooLong, content!.Header));
-                        content!.Dispose();
-                        data = null;
-                        content = null;
-                        continue;
-                    }
-
-                    if (_inChunk)
-                    {
-                        // BDAT octets are taken as they are: no dot-stuffing, no line structure.
-                        var take = Math.Min(buffer.Length, _chunkRemaining);
-                        var chunk = buffer.Slice(0, take);
-                        _chunkRemaining -= take;
-                        if (_chunkError is null)
-                        {
-                            _mail!.ChunkedSize += take;
-                            _mail.Chunks!.Value.Reader.Write(chunk);
-                        }
-                        buffer = buffer.Slice(take);
-                        if (_chunkRemaining > 0) break;
-                        await EndChunkAsync(stopping);
-                        continue;
-                    }
-
-                    var lf = buffer.PositionOf((byte)'\n');
-                    if (lf is null)
-                    {
-                        if (buffer.Length > MaxCommandLine)
-                        {
-                            // Bounded memory: an endless line is dropped, then answered once it ends.
-                            buffer = buffer.Slice(buffer.End);
-                            skipToLineEnd = true;
-                        }
-                        break;
-                    }
-                    var line = buffer.Slice(0, lf.Value);
-                    buffer = buffer.Slice(buffer.GetPosition(1, lf.Value));
-                    if (skipToLineEnd || line.Length + 1 > MaxCommandLine)
-                    {
-                        skipToLineEnd = false;
-                        Error("500 5.5.2 Error: line too long");
-                        continue;
-                    }
-                    _commandWaitStarted = 0; // a whole line: the next command has its own deadline
-                    var text = Encoding.UTF8.GetString(line).TrimEnd('\r');
-                    switch (Handle(text))
-                    {
-                        case Next.Data:
-                            content = acceptor.NewMessage(clock.GetUtcNow());
-                            data = new DataReader(content, options.MessageSizeLimit, options.BareLineEndings == "normalize", options.TextLineLimit);
-                            if (Unsynchronized(buffer, "DATA")) { _quit = true; continue; }
-                            break;
-                        case Next.Chunk:
-                            _inChunk = true;
-                            break;
-                        case Next.Login:
-                            await LoginAsync(stopping);
-                            if (!_quit && Unsynchronized(buffer, _verb)) _quit = true;
-                            break;
-                        case Next.Verify:
-                            await VerifyRecipientAsync(stopping);
-                            break;
-                        case Next.StartTls:
-                            // RFC 3207 §6: whatever the client sent after STARTTLS in plain text is discarded,
-                            // so nothing can be injected into the encrypted session.
-                            buffer = buffer.Slice(buffer.End);
-                            startTls = true;
-                            break;
-                        default:
-                            if (Unsynchronized(buffer, _verb)) _quit = true;
-                            break;
-                    }
-                    if (_errors >= options.HardErrorLimit)
-                    {
-                        log.LogInformation("too many errors after {Command} from [{Client}]", _verb, client);
-                        Reply("421 4.7.0 " + hostname + " Error: too many errors");
-                        _quit = true;
-                    }
-                }
-
-                _input.AdvanceTo(buffer.Start, buffer.End);
+                if (await ReadAsync(stopping, draining) is not { } result) break;
+                var (left, startTls) = await ConsumeAsync(result.Buffer, stopping);
+                _input.AdvanceTo(left.Start, left.End);
                 // A large message goes to storage a block at a time; the next read waits for it (back-pressure).
-                if (content?.BlockReady == true) await content.StageAsync(stopping);
+                if (_content?.BlockReady == true) await _content.StageAsync(stopping);
                 if (_mail?.Chunks?.Writer is { BlockReady: true } chunks) await chunks.StageAsync(stopping);
                 if (startTls && !await StartTlsAsync(stopping)) break;
                 if (result.IsCompleted) break;
@@ -231,9 +116,169 @@ public sealed class SmtpSession(
         }
         finally
         {
-            content?.Dispose();
+            _content?.Dispose();
             log.LogInformation("disconnect from [{Client}]", client);
             metrics?.SessionEnded();
+        }
+    }
+
+    /// <summary>A client that talks before the greeting is not waiting for the server: a bot (RFC 5321 §4.3.1).</summary>
+    private async Task<bool> TalkedFirstAsync(CancellationToken stopping)
+    {
+        if (!options.ForbidUnauthPipelining || !_input.TryRead(out var early)) return false;
+        var talked = early.Buffer.Length > 0;
+        _input.AdvanceTo(early.Buffer.Start);
+        if (!talked) return false;
+        log.LogInformation("improper command pipelining after CONNECT from [{Client}]", client);
+        Reply("554 5.5.0 Error: SMTP protocol synchronization");
+        await FlushAsync(stopping);
+        return true;
+    }
+
+    /// <summary>
+    /// What the client sent next, within the read deadline; null, with the <c>421</c> written, when the session ends
+    /// (a timeout, or the pod shutting down while the client is between commands — a message in DATA is still read).
+    /// </summary>
+    private async Task<ReadResult?> ReadAsync(CancellationToken stopping, CancellationToken draining)
+    {
+        var midMessage = _data is not null || _inChunk;
+        using var timeout = !midMessage
+            ? CancellationTokenSource.CreateLinkedTokenSource(stopping, draining)
+            : CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        timeout.CancelAfter(ReadDeadline(midMessage, _data?.Size ?? _mail?.ChunkedSize ?? 0));
+        try
+        {
+            return await _input.ReadAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (!midMessage && draining.IsCancellationRequested && !stopping.IsCancellationRequested)
+        {
+            Reply("421 4.3.2 " + hostname + " Service shutting down, closing transmission channel");
+            return null;
+        }
+        catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+        {
+            log.LogInformation("timeout after {State} from [{Client}]", _data is null ? "command" : "DATA", client);
+            Reply("421 4.4.2 " + hostname + " Error: timeout exceeded");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Takes what it can of the input: message octets (DATA), chunk octets (BDAT), whole command lines. Returns what is
+    /// left for the next read, and whether a TLS handshake comes next (anything after STARTTLS is dropped, RFC 3207 §6).
+    /// </summary>
+    private async Task<(ReadOnlySequence<byte> Left, bool StartTls)> ConsumeAsync(ReadOnlySequence<byte> buffer, CancellationToken stopping)
+    {
+        while (!_quit)
+        {
+            if (_data is not null)
+            {
+                if (!_data.Process(ref buffer)) break;
+                await EndDataAsync(stopping);
+                continue;
+            }
+            if (_inChunk)
+            {
+                buffer = TakeChunk(buffer);
+                if (_chunkRemaining > 0) break;
+                await EndChunkAsync(stopping);
+                continue;
+            }
+            if (!TryTakeLine(ref buffer, out var text)) break;
+            if (text is null) continue; // too long: answered
+            if (await AfterCommandAsync(Handle(text), buffer, stopping)) return (buffer.Slice(buffer.End), true);
+            if (_errors >= options.HardErrorLimit)
+            {
+                log.LogInformation("too many errors after {Command} from [{Client}]", _verb, client);
+                Reply("421 4.7.0 " + hostname + " Error: too many errors");
+                _quit = true;
+            }
+        }
+        return (buffer, false);
+    }
+
+    /// <summary>A whole command line off the input (false: none yet); null text when it was too long and has been answered.</summary>
+    private bool TryTakeLine(ref ReadOnlySequence<byte> buffer, out string? text)
+    {
+        text = null;
+        var lf = buffer.PositionOf((byte)'\n');
+        if (lf is null)
+        {
+            if (buffer.Length > MaxCommandLine)
+            {
+                // Bounded memory: an endless line is dropped, then answered once it ends.
+                buffer = buffer.Slice(buffer.End);
+                _skipToLineEnd = true;
+            }
+            return false;
+        }
+        var line = buffer.Slice(0, lf.Value);
+        buffer = buffer.Slice(buffer.GetPosition(1, lf.Value));
+        if (_skipToLineEnd || line.Length + 1 > MaxCommandLine)
+        {
+            _skipToLineEnd = false;
+            Error("500 5.5.2 Error: line too long");
+            return true;
+        }
+        _commandWaitStarted = 0; // a whole line: the next command has its own deadline
+        text = Encoding.UTF8.GetString(line).TrimEnd('\r');
+        return true;
+    }
+
+    /// <summary>BDAT octets are taken as they are: no dot-stuffing, no line structure. Returns the input after them.</summary>
+    private ReadOnlySequence<byte> TakeChunk(ReadOnlySequence<byte> buffer)
+    {
+        var take = Math.Min(buffer.Length, _chunkRemaining);
+        _chunkRemaining -= take;
+        if (_chunkError is null)
+        {
+            _mail!.ChunkedSize += take;
+            _mail.Chunks!.Value.Reader.Write(buffer.Slice(0, take));
+        }
+        return buffer.Slice(take);
+    }
+
+    /// <summary>What a command leads to: a message, a chunk, a login or probe to finish, or TLS (true).</summary>
+    private async Task<bool> AfterCommandAsync(Next next, ReadOnlySequence<byte> pending, CancellationToken stopping)
+    {
+        switch (next)
+        {
+            case Next.Data:
+                _content = acceptor.NewMessage(clock.GetUtcNow());
+                _data = new DataReader(_content, options.MessageSizeLimit, options.BareLineEndings == "normalize", options.TextLineLimit);
+                if (Unsynchronized(pending, "DATA")) _quit = true;
+                return false;
+            case Next.Chunk:
+                _inChunk = true;
+                return false;
+            case Next.Login:
+                await LoginAsync(stopping);
+                if (!_quit && Unsynchronized(pending, _verb)) _quit = true;
+                return false;
+            case Next.Verify:
+                await VerifyRecipientAsync(stopping);
+                return false;
+            case Next.StartTls:
+                return true;
+            default:
+                if (Unsynchronized(pending, _verb)) _quit = true;
+                return false;
+        }
+    }
+
+    /// <summary>The end of a DATA message: answered, stored or refused, and the transaction over.</summary>
+    private async Task EndDataAsync(CancellationToken stopping)
+    {
+        var (data, content) = (_data!, _content!);
+        _data = null;
+        _content = null;
+        try
+        {
+            await FinishDataAsync(content, data.Size, data.TooBig, stopping, Refusal(data.BareLineEnding, data.LineTooLong, content.Header));
+        }
+        finally
+        {
+            content.Dispose();
         }
     }
 
@@ -753,25 +798,13 @@ public sealed class SmtpSession(
         _input = PipeReader.Create(ssl);
         _output = PipeWriter.Create(ssl);
         _tls = true;
-        _tlsInfo = Describe(ssl.SslProtocol, ssl.NegotiatedCipherSuite);
+        _tlsInfo = TlsDescription.Of(ssl.SslProtocol, ssl.NegotiatedCipherSuite);
         _helo = null;
         _pipelining = false;
         _esmtp = false;
         ResetTransaction();
         log.LogInformation("TLS connection established from [{Client}]: {Protocol} with cipher {Cipher}", client, ssl.SslProtocol, ssl.NegotiatedCipherSuite);
         return true;
-    }
-
-    /// <summary>How a TLS session is named in logs and the Received header, as Postfix does.</summary>
-    public static string Describe(System.Security.Authentication.SslProtocols protocol, TlsCipherSuite cipher)
-    {
-        var name = protocol switch
-        {
-            System.Security.Authentication.SslProtocols.Tls13 => "TLSv1.3",
-            System.Security.Authentication.SslProtocols.Tls12 => "TLSv1.2",
-            _ => protocol.ToString(),
-        };
-        return $"{name} with cipher {cipher}";
     }
 
     private Next Auth(string arg)
