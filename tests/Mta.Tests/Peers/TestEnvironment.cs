@@ -36,12 +36,44 @@ public static class TestEnvironment
     /// <summary>True under CI (CI=true), where a missing tool fails the test instead of skipping it.</summary>
     public static bool InCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>A TCP port nobody listens on right now (the OS picks it; collisions across parallel runs are avoided).</summary>
-    public static int FreeTcpPort()
+    /// <summary>
+    /// A TCP port nobody listens on, from below the kernel's ephemeral range. A port the kernel hands out for port 0 is an
+    /// ephemeral one, which any outgoing connection (to the shared Azurite, say) may take before the test binds it; these
+    /// never are. Handed out in turn, so none repeats within a run.
+    /// </summary>
+    public static int FreeTcpPort() => FreePort(udp: false);
+
+    private const int FirstPort = 20000, LastPort = 32767; // Linux's ephemeral range starts at 32768
+    private static int _nextPort = FirstPort + Random.Shared.Next(LastPort - FirstPort);
+    private static readonly Lock PortLock = new();
+
+    private static int FreePort(bool udp)
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        lock (PortLock)
+        {
+            for (var tried = 0; tried <= LastPort - FirstPort; tried++)
+            {
+                var port = _nextPort;
+                _nextPort = port == LastPort ? FirstPort : port + 1;
+                if (Bindable(port, SocketType.Stream, ProtocolType.Tcp) && (!udp || Bindable(port, SocketType.Dgram, ProtocolType.Udp)))
+                    return port;
+            }
+        }
+        throw new InvalidOperationException($"no free port between {FirstPort} and {LastPort}");
+    }
+
+    private static bool Bindable(int port, SocketType type, ProtocolType protocol)
+    {
+        try
+        {
+            using var socket = new Socket(AddressFamily.InterNetwork, type, protocol);
+            socket.Bind(new IPEndPoint(IPAddress.Loopback, port));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     /// <summary>
@@ -52,39 +84,11 @@ public static class TestEnvironment
         => Mta.Mail.Configuration.StorageConnection.From(new ConfigurationBuilder()
             .AddInMemoryCollection([new KeyValuePair<string, string?>("AzureWebJobsStorage", connectionString)]).Build());
 
-    /// <summary>Several distinct free TCP ports (held open together while chosen, so none repeats).</summary>
-    public static int[] FreeTcpPorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        try
-        {
-            listeners.ForEach(l => l.Start());
-            return listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        }
-        finally
-        {
-            listeners.ForEach(l => l.Stop());
-        }
-    }
+    /// <summary>Several distinct free TCP ports.</summary>
+    public static int[] FreeTcpPorts(int count) => Enumerable.Range(0, count).Select(_ => FreeTcpPort()).ToArray();
 
-    /// <summary>A UDP port nobody uses right now (for the DNS server).</summary>
-    public static int FreeUdpPort()
-    {
-        // Free for TCP as well: a DNS server binds both.
-        for (var attempt = 1; ; attempt++)
-        {
-            using var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            var port = ((IPEndPoint)s.LocalEndPoint!).Port;
-            try
-            {
-                using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                tcp.Bind(new IPEndPoint(IPAddress.Loopback, port));
-                return port;
-            }
-            catch (SocketException) when (attempt < 20) { }
-        }
-    }
+    /// <summary>A port free for UDP and TCP alike (a DNS server binds both).</summary>
+    public static int FreeUdpPort() => FreePort(udp: true);
 
     /// <summary>
     /// The full path of a program, or: skip the test with the reason when run by hand,
