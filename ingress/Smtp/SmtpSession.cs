@@ -667,66 +667,72 @@ public sealed class SmtpSession(PipeReader input, PipeWriter output, IPAddress c
     private async Task FinishDataAsync(SpoolWriter content, long size, bool tooBig, CancellationToken ct, string? refusal = null)
     {
         var mail = _mail!;
-        var (sender, recipients, smtpUtf8, dsn) = (mail.Sender, mail.Recipients.ToList(), mail.Parameters.SmtpUtf8, mail.Dsn);
         ResetTransaction();
-        if (tooBig)
-        {
-            Error("552 5.3.4 Error: message file too big");
-            return;
-        }
-        if (refusal is not null)
-        {
-            Error(refusal);
-            return;
-        }
+        if (tooBig) { Error("552 5.3.4 Error: message file too big"); return; }
+        if (refusal is not null) { Error(refusal); return; }
+        var envelope = Envelope(mail, content.Name, size);
+        if (!PassesChecks(content, envelope)) return;
+        await StoreAsync(envelope, content, ct);
+    }
 
-        var now = clock.GetUtcNow();
-        var id = content.Name;
-        var envelope = new IncomingEnvelope
+    /// <summary>The envelope the stages get: who sent what to whom, how (RFC 3848 protocol keywords) and when.</summary>
+    private IncomingEnvelope Envelope(MailTransaction mail, string id, long size)
+    {
+        var smtpUtf8 = mail.Parameters.SmtpUtf8;
+        return new IncomingEnvelope
         {
             Id = id,
-            Sender = sender,
-            Recipients = recipients,
+            Sender = mail.Sender,
+            Recipients = mail.Recipients.ToList(),
             ClientAddress = client.ToString(),
             Helo = _helo ?? "unknown",
-            ArrivalTime = now,
+            ArrivalTime = clock.GetUtcNow(),
             Size = size,
             BlobName = id,
             ReceivedBy = hostname,
-            // RFC 3848 keywords; RFC 6531 §3.7.3 puts UTF8 in front for SMTPUTF8 transactions.
+            // RFC 6531 §3.7.3 puts UTF8 in front for SMTPUTF8 transactions.
             Protocol = (smtpUtf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP") + (_tls && _esmtp ? "S" : "") + (_user is not null ? "A" : ""),
             SmtpUtf8 = smtpUtf8,
             TrustedClient = _user is not null || relay.IsTrusted(client),
             Login = _user,
             Tls = _tls ? _tlsInfo ?? "TLS" : null,
-            Dsn = dsn,
+            Dsn = mail.Dsn,
         };
-        // Header and body checks before the 250 (as Postfix's smtpd feeds cleanup before answering): a REJECT is a refusal
-        // the client hears, never a bounce to a sender who may be forged; DISCARD is acknowledged and dropped.
-        Mta.Mail.Cleanup.CheckMatch? verdict = null;
+    }
+
+    /// <summary>
+    /// Header and body checks before the 250 (as Postfix's smtpd feeds cleanup before answering): a REJECT is a refusal
+    /// the client hears, never a bounce to a sender who may be forged; DISCARD is acknowledged and dropped; running out
+    /// of time is never a pass. False when the message has been answered here.
+    /// </summary>
+    private bool PassesChecks(SpoolWriter content, IncomingEnvelope envelope)
+    {
+        if (inspector is null || !(inspector.HeaderChecks || inspector.BodyChecks)) return true;
+        Mta.Mail.Cleanup.CheckMatch? verdict;
         try
         {
-            if (inspector is not null && (inspector.HeaderChecks || inspector.BodyChecks)) verdict = Inspect(content, envelope);
+            verdict = Inspect(content, envelope);
         }
         catch (Mta.Mail.Cleanup.ContentCheckTimeoutException e)
         {
-            // Never a pass: the client is told to come back.
-            log.LogWarning("{QueueId}: deferred: from [{Client}]: {Error}", id, client, e.Message);
+            log.LogWarning("{QueueId}: deferred: from [{Client}]: {Error}", envelope.Id, client, e.Message);
             Reply(MessageAcceptor.ContentCheckTimeoutReply);
-            return;
+            return false;
         }
-        if (verdict is not null)
+        if (verdict is null) return true;
+        if (verdict.Action == Mta.Mail.Cleanup.CheckAction.Reject)
         {
-            if (verdict.Action == Mta.Mail.Cleanup.CheckAction.Reject)
-            {
-                Error("550 5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "Error: message content rejected"));
-                return;
-            }
-            log.LogInformation("{QueueId}: discarded: from=<{Sender}>, nrcpt={Count} ({Reason})", id, sender, recipients.Count, verdict.Text);
-            Reply($"250 2.0.0 Ok: queued as {id}");
-            return;
+            Error("550 5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "Error: message content rejected"));
+            return false;
         }
+        log.LogInformation("{QueueId}: discarded: from=<{Sender}>, nrcpt={Count} ({Reason})", envelope.Id, envelope.Sender, envelope.Recipients.Count, verdict.Text);
+        Reply($"250 2.0.0 Ok: queued as {envelope.Id}");
+        return false;
+    }
 
+    /// <summary>Hands the message to the acceptor (cleanup, storage, queues) and answers: 250 with the queue id, or why not.</summary>
+    private async Task StoreAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
+    {
         var storing = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
@@ -738,15 +744,15 @@ public sealed class SmtpSession(PipeReader input, PipeWriter output, IPAddress c
         }
         catch (StorageUnavailableException e)
         {
-            log.LogWarning("{QueueId}: not accepted from [{Client}]: {Error}", id, client, e.Message);
+            log.LogWarning("{QueueId}: not accepted from [{Client}]: {Error}", envelope.Id, client, e.Message);
             Reply("451 4.3.0 Error: queue file write error");
             return;
         }
-        metrics?.Accepted(size, System.Diagnostics.Stopwatch.GetElapsedTime(storing), _tls);
+        metrics?.Accepted(envelope.Size, System.Diagnostics.Stopwatch.GetElapsedTime(storing), _tls);
         // One line per transaction, in Postfix's key=value manner (smtpd's client= and qmgr's from=/size=/nrcpt=).
         log.LogInformation("{QueueId}: client=[{Client}], helo=<{Helo}>, from=<{Sender}>, size={Size}, nrcpt={Count}, proto={Proto}, tls={Tls}, status=queued",
-            id, client, _helo, sender, size, recipients.Count, envelope.Protocol, envelope.Tls ?? "none");
-        Reply($"250 2.0.0 Ok: queued as {id}");
+            envelope.Id, client, _helo, envelope.Sender, envelope.Size, envelope.Recipients.Count, envelope.Protocol, envelope.Tls ?? "none");
+        Reply($"250 2.0.0 Ok: queued as {envelope.Id}");
     }
 
     /// <summary>The checks' REJECT or DISCARD for a message, from its first octets (the header and the body's start); HOLD and WARN are cleanup's.</summary>
