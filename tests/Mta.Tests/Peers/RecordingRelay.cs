@@ -11,71 +11,36 @@ namespace Mta.Tests.Peers;
 /// and If-Match; for a table batch, each operation inside it) and passes all bytes on unchanged, so Shared Key
 /// signatures stay valid. Replies are not looked at.
 /// </summary>
-public sealed partial class RecordingRelay : IAsyncDisposable
+public sealed partial class RecordingRelay(StorageService service, int target, ConcurrentQueue<StorageRequest> requests) : LoopbackRelay(target)
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly StorageService _service;
-    private readonly int _target;
-    private readonly ConcurrentQueue<StorageRequest> _requests;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _accepting;
+    private readonly StorageService _service = service;
+    private readonly ConcurrentQueue<StorageRequest> _requests = requests;
 
-    /// <summary>Where clients connect (127.0.0.1).</summary>
-    public int Port { get; }
+    /// <inheritdoc />
+    protected override Task UpAsync(NetworkStream client, NetworkStream server) => ForwardRequestsAsync(new HttpInput(client), server);
 
-    /// <summary>Relays to 127.0.0.1:<paramref name="target"/>, noting requests in <paramref name="requests"/>.</summary>
-    public RecordingRelay(StorageService service, int target, ConcurrentQueue<StorageRequest> requests)
-    {
-        (_service, _target, _requests) = (service, target, requests);
-        _listener.Start();
-        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
-        _accepting = AcceptAsync();
-    }
-
-    private async Task AcceptAsync()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            TcpClient client;
-            try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
-            catch (Exception) { return; }
-            _ = RelayAsync(client);
-        }
-    }
-
-    private async Task RelayAsync(TcpClient client)
-    {
-        using var _ = client;
-        using var server = new TcpClient();
-        try
-        {
-            await server.ConnectAsync(IPAddress.Loopback, _target, _stop.Token);
-            var up = ForwardRequestsAsync(new HttpInput(client.GetStream()), server.GetStream());
-            var down = server.GetStream().CopyToAsync(client.GetStream(), _stop.Token);
-            await Task.WhenAny(up, down);
-        }
-        catch (Exception) { /* either side went away */ }
-    }
+    /// <inheritdoc />
+    protected override Task DownAsync(NetworkStream server, NetworkStream client) => server.CopyToAsync(client, Stopping);
 
     // Request by request: the head, then exactly the body it announces, so the next request's head is found.
     private async Task ForwardRequestsAsync(HttpInput input, NetworkStream to)
     {
         try
         {
-            while (await input.ReadHeadAsync(_stop.Token) is { } head)
+            while (await input.ReadHeadAsync(Stopping) is { } head)
             {
-                await to.WriteAsync(head, _stop.Token);
+                await to.WriteAsync(head, Stopping);
                 var text = Encoding.Latin1.GetString(head);
                 var (raw, body) = await input.ReadBodyAsync(Header(text, "Content-Length"),
-                    Header(text, "Transfer-Encoding")?.Contains("chunked", StringComparison.OrdinalIgnoreCase) == true, _stop.Token);
-                await to.WriteAsync(raw, _stop.Token);
+                    Header(text, "Transfer-Encoding")?.Contains("chunked", StringComparison.OrdinalIgnoreCase) == true, Stopping);
+                await to.WriteAsync(raw, Stopping);
                 Record(text, body);
             }
         }
         catch (Exception) { /* closed */ }
         finally
         {
-            try { to.Socket.Shutdown(SocketShutdown.Send); } catch (Exception) { /* gone */ }
+            EndOfInput(to);
         }
     }
 
@@ -107,14 +72,5 @@ public sealed partial class RecordingRelay : IAsyncDisposable
     {
         var m = Regex.Match(head, $@"^{Regex.Escape(name)}:\s*(.*?)\r$", RegexOptions.Multiline | RegexOptions.IgnoreCase);
         return m.Success ? m.Groups[1].Value : null;
-    }
-
-    /// <summary>Stops relaying.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        _listener.Stop();
-        await _accepting;
-        _stop.Dispose();
     }
 }

@@ -9,27 +9,11 @@ namespace Mta.Tests.Peers;
 /// action right after it has passed a given reply on, e.g. kill the client process between its storage write and
 /// what it does next. Everything else passes unchanged.
 /// </summary>
-public sealed class TcpProxy : IAsyncDisposable
+public sealed class TcpProxy(int target) : LoopbackRelay(target)
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly int _target;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _accepting;
     private Trap? _trap;
 
     private sealed record Trap(byte[] Marker, TaskCompletionSource Passed, Func<Task> Action);
-
-    /// <summary>Where clients connect.</summary>
-    public int Port { get; }
-
-    /// <summary>Relays 127.0.0.1:<see cref="Port"/> to 127.0.0.1:<paramref name="target"/>.</summary>
-    public TcpProxy(int target)
-    {
-        _target = target;
-        _listener.Start();
-        Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
-        _accepting = AcceptAsync();
-    }
 
     /// <summary>
     /// The next time a reply chunk containing <paramref name="marker"/> has been passed to a client, runs
@@ -42,30 +26,11 @@ public sealed class TcpProxy : IAsyncDisposable
         return passed.Task;
     }
 
-    private async Task AcceptAsync()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            TcpClient client;
-            try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
-            catch (Exception) { return; }
-            _ = RelayAsync(client);
-        }
-    }
+    /// <inheritdoc />
+    protected override Task UpAsync(NetworkStream client, NetworkStream server) => PumpAsync(client, server, replies: false);
 
-    private async Task RelayAsync(TcpClient client)
-    {
-        using var _ = client;
-        using var server = new TcpClient();
-        try
-        {
-            await server.ConnectAsync(IPAddress.Loopback, _target, _stop.Token);
-            var up = PumpAsync(client.GetStream(), server.GetStream(), replies: false);
-            var down = PumpAsync(server.GetStream(), client.GetStream(), replies: true);
-            await Task.WhenAny(up, down);
-        }
-        catch (Exception) { /* either side went away */ }
-    }
+    /// <inheritdoc />
+    protected override Task DownAsync(NetworkStream server, NetworkStream client) => PumpAsync(server, client, replies: true);
 
     private async Task PumpAsync(NetworkStream from, NetworkStream to, bool replies)
     {
@@ -73,9 +38,9 @@ public sealed class TcpProxy : IAsyncDisposable
         try
         {
             int n;
-            while ((n = await from.ReadAsync(buffer, _stop.Token)) > 0)
+            while ((n = await from.ReadAsync(buffer, Stopping)) > 0)
             {
-                await to.WriteAsync(buffer.AsMemory(0, n), _stop.Token);
+                await to.WriteAsync(buffer.AsMemory(0, n), Stopping);
                 if (replies && Volatile.Read(ref _trap) is { } trap && buffer.AsSpan(0, n).IndexOf(trap.Marker) >= 0
                     && Interlocked.CompareExchange(ref _trap, null, trap) is not null)
                 {
@@ -87,16 +52,7 @@ public sealed class TcpProxy : IAsyncDisposable
         catch (Exception) { /* closed */ }
         finally
         {
-            try { to.Socket.Shutdown(SocketShutdown.Send); } catch (Exception) { /* gone */ }
+            EndOfInput(to);
         }
-    }
-
-    /// <summary>Stops relaying.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        _listener.Stop();
-        await _accepting;
-        _stop.Dispose();
     }
 }
