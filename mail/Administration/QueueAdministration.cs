@@ -125,45 +125,33 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
     }
 
     /// <summary>Moves every message of a poison queue back to its queue, to be tried again; returns how many.</summary>
-    public async Task<int> RequeuePoisonAsync(string queue, CancellationToken ct = default)
-    {
-        var poison = queues.GetPoison(queue);
-        var moved = 0;
-        while (true)
-        {
-            QueueMessage[] batch;
-            try { batch = (await poison.ReceiveMessagesAsync(32, TimeSpan.FromMinutes(1), ct)).Value; }
-            catch (RequestFailedException e) when (e.Status == 404) { return moved; }
-            if (batch.Length == 0) return moved;
-            foreach (var m in batch)
-            {
-                await queues.Get(queue).SendMessageAsync(m.MessageText, null, TimeSpan.FromSeconds(-1), ct);
-                await poison.DeleteMessageAsync(m.MessageId, m.PopReceipt, ct);
-                moved++;
-            }
-        }
-    }
+    public Task<int> RequeuePoisonAsync(string queue, CancellationToken ct = default)
+        => DrainPoisonAsync(queue, m => queues.Get(queue).SendMessageAsync(m.MessageText, null, TimeSpan.FromSeconds(-1), ct), ct);
 
     /// <summary>
     /// Empties a poison queue (Postfix <c>postsuper -d</c> on what cannot be processed) and releases what each message
     /// held: a delivery or bounce job gives up its reference to a spooled message, whose blob goes with the last one; an
     /// incoming message's blob goes unless cleanup had already handed it to jobs. Returns how many messages it held.
     /// </summary>
-    public async Task<int> PurgePoisonAsync(string queue, CancellationToken ct = default)
+    public Task<int> PurgePoisonAsync(string queue, CancellationToken ct = default)
+        => DrainPoisonAsync(queue, m => ReleaseAsync(queue, m.MessageText, ct), ct);
+
+    /// <summary>Takes every message off a poison queue, each after <paramref name="act"/> has done with it; returns how many.</summary>
+    private async Task<int> DrainPoisonAsync(string queue, Func<QueueMessage, Task> act, CancellationToken ct)
     {
         var poison = queues.GetPoison(queue);
-        var purged = 0;
+        var done = 0;
         while (true)
         {
             QueueMessage[] batch;
             try { batch = (await poison.ReceiveMessagesAsync(32, TimeSpan.FromMinutes(1), ct)).Value; }
-            catch (RequestFailedException e) when (e.Status == 404) { return purged; }
-            if (batch.Length == 0) return purged;
+            catch (RequestFailedException e) when (e.Status == 404) { return done; }
+            if (batch.Length == 0) return done;
             foreach (var m in batch)
             {
-                await ReleaseAsync(queue, m.MessageText, ct);
+                await act(m);
                 await poison.DeleteMessageAsync(m.MessageId, m.PopReceipt, ct);
-                purged++;
+                done++;
             }
         }
     }
