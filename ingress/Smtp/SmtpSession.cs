@@ -551,27 +551,7 @@ public sealed class SmtpSession(PipeReader input, PipeWriter output, IPAddress c
         if (_mail.Recipients.Count >= options.RecipientLimit) { Error("452 4.5.3 Error: too many recipients"); return; }
         if (!address.Contains('@') && address.Equals("postmaster", StringComparison.OrdinalIgnoreCase))
             address = "postmaster@" + localDomain; // Postfix: the bare name is a local address
-        if (_user is null && !relay.MayRelay(client, address))
-        {
-            log.LogInformation("reject: RCPT from [{Client}]: 554 5.7.1 <{Recipient}>: Relay access denied; from=<{Sender}> helo=<{Helo}>",
-                client, address, _mail.Sender, _helo);
-            Error($"554 5.7.1 <{address}>: Relay access denied");
-            return;
-        }
-        if (relay.IsLocal(address) && !localRecipients.Exists(address))
-        {
-            log.LogInformation("reject: RCPT from [{Client}]: 550 5.1.1 <{Recipient}>: Recipient address rejected: User unknown in local recipient table; from=<{Sender}>",
-                client, address, _mail.Sender);
-            Error($"550 5.1.1 <{address}>: Recipient address rejected: User unknown in local recipient table");
-            return;
-        }
-        if (!relay.IsKnownRelayRecipient(address))
-        {
-            log.LogInformation("reject: RCPT from [{Client}]: 550 5.1.1 <{Recipient}>: Recipient address rejected: User unknown in relay recipient table; from=<{Sender}>",
-                client, address, _mail.Sender);
-            Error($"550 5.1.1 <{address}>: Recipient address rejected: User unknown in relay recipient table");
-            return;
-        }
+        if (RecipientRefusal(address) is { } refused) { Error(refused); return; }
         // Postfix's order: permit_mynetworks and permit_sasl_authenticated come before reject_unverified_recipient.
         if (options.VerifyRecipients && verifier is not null && _user is null && !relay.IsTrusted(client) && verifier.CanProbe(address))
         {
@@ -579,6 +559,22 @@ public sealed class SmtpSession(PipeReader input, PipeWriter output, IPAddress c
             return;
         }
         AcceptRecipient(address, given);
+    }
+
+    /// <summary>
+    /// Postfix's default smtpd_recipient_restrictions, in order (smtpd_check.c): relay access for those neither trusted
+    /// nor logged in, then the local and relay recipient tables. The refusal, logged, or null.
+    /// </summary>
+    private string? RecipientRefusal(string address)
+    {
+        string? table = null;
+        var reply = _user is null && !relay.MayRelay(client, address) ? $"554 5.7.1 <{address}>: Relay access denied" : null;
+        if (reply is null && relay.IsLocal(address) && !localRecipients.Exists(address)) table = "local";
+        else if (reply is null && !relay.IsKnownRelayRecipient(address)) table = "relay";
+        if (table is not null) reply = $"550 5.1.1 <{address}>: Recipient address rejected: User unknown in {table} recipient table";
+        if (reply is not null)
+            log.LogInformation("reject: RCPT from [{Client}]: {Reply}; from=<{Sender}> helo=<{Helo}>", client, reply, _mail!.Sender, _helo);
+        return reply;
     }
 
     private void AcceptRecipient(string address, RcptParameters dsn)
