@@ -17,7 +17,7 @@ public sealed class StorageUnavailableException(string message, Exception inner)
 /// answer 250.
 /// </summary>
 public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, CleanupStage cleanup, IOptions<IngressOptions> options,
-    ILogger<MessageAcceptor> log)
+    ILogger<MessageAcceptor> log) : IMessageAcceptor
 {
     /// <summary>
     /// Messages up to this size go inline in the queue message when they fit: the queue message is the JSON as it is and

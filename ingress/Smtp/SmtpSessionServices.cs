@@ -32,7 +32,7 @@ public sealed record SmtpSessionServices(
     string LocalDomain,
     RelayPolicy Relay,
     LocalRecipients LocalRecipients,
-    MessageAcceptor Acceptor,
+    IMessageAcceptor Acceptor,
     TlsCertificates Certificates,
     SaslUsers Users,
     TimeProvider Clock,

@@ -9,19 +9,28 @@ namespace Mta.Tests.Peers;
 /// </summary>
 public sealed class RawSmtpClient : IAsyncDisposable
 {
-    private readonly TcpClient _tcp = new();
-    private NetworkStream _stream = null!;
+    private readonly IDisposable? _connection;
+    private readonly Stream _stream;
     private readonly StringBuilder _pending = new();
     private readonly byte[] _buffer = new byte[8192];
 
     /// <summary>Connects and returns the greeting.</summary>
     public static async Task<(RawSmtpClient Client, string Greeting)> ConnectAsync(int port)
     {
-        var c = new RawSmtpClient();
-        await c._tcp.ConnectAsync("127.0.0.1", port);
-        c._stream = c._tcp.GetStream();
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", port);
+        var c = new RawSmtpClient(tcp.GetStream(), tcp);
         return (c, await c.ReplyAsync());
     }
+
+    /// <summary>Talks over <paramref name="stream"/> (an in-memory pipe pair, say) and returns the greeting.</summary>
+    public static async Task<(RawSmtpClient Client, string Greeting)> ConnectAsync(Stream stream)
+    {
+        var c = new RawSmtpClient(stream, stream);
+        return (c, await c.ReplyAsync());
+    }
+
+    private RawSmtpClient(Stream stream, IDisposable connection) => (_stream, _connection) = (stream, connection);
 
     /// <summary>Writes raw text (use \r\n yourself).</summary>
     public Task WriteAsync(string text) => _stream.WriteAsync(Encoding.UTF8.GetBytes(text)).AsTask();
@@ -78,7 +87,7 @@ public sealed class RawSmtpClient : IAsyncDisposable
     /// <summary>Closes the connection.</summary>
     public ValueTask DisposeAsync()
     {
-        _tcp.Dispose();
+        _connection?.Dispose();
         return ValueTask.CompletedTask;
     }
 }

@@ -1,0 +1,179 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Text;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using System.Net.Security;
+using Mta.Ingress.Acceptance;
+using Mta.Ingress.Auth;
+using Mta.Ingress.Tls;
+using Mta.Ingress.Policy;
+using Mta.Mail.Contracts;
+using Mta.Mail.Routing;
+
+namespace Mta.Ingress.Smtp;
+
+// DATA and what every message gets at its end (by DATA or BDAT): the envelope, the checks, storage and the reply.
+public sealed partial class SmtpSession
+{
+    private Next Data(string arg)
+    {
+        if (arg.Length > 0) return Refuse("501 5.5.4 Syntax: DATA");
+        if (_mail is null) return Refuse("503 5.5.1 Error: need MAIL command");
+        if (_mail.Recipients.Count == 0) return Refuse("554 5.5.1 Error: no valid recipients");
+        if (_mail.Chunks is not null) return Refuse("503 5.5.1 Error: DATA after BDAT");
+        Reply("354 End data with <CR><LF>.<CR><LF>");
+        return Next.Data;
+    }
+
+    /// <summary>The end of a DATA message: answered, stored or refused, and the transaction over.</summary>
+    private async Task EndDataAsync(CancellationToken stopping)
+    {
+        var (data, content) = (_data!, _content!);
+        _data = null;
+        _content = null;
+        try
+        {
+            await FinishDataAsync(content, data.Size, data.TooBig, stopping, Refusal(data.BareLineEnding, data.LineTooLong, content.Header));
+        }
+        finally
+        {
+            content.Dispose();
+        }
+    }
+
+    /// <summary>Why a message that reached its end (by DATA or BDAT) is refused anyway, or null.</summary>
+    private string? Refusal(bool bareLineEnding, bool lineTooLong, HeaderMeter header)
+    {
+        if (!header.Within(options.HeaderBlockSizeLimit, options.HeaderFieldLimit))
+        {
+            log.LogInformation("reject: {Verb} from [{Client}]: 552 5.3.4 message header too big ({Octets} octets, {Fields} fields)",
+                _verb, client, header.Octets > header.Cap ? $"over {header.Cap}" : header.Octets, header.Fields);
+            return $"552 5.3.4 Error: message header too big (at most {options.HeaderBlockSizeLimit} octets and {options.HeaderFieldLimit} fields)";
+        }
+        if (bareLineEnding && options.BareLineEndings != "normalize")
+        {
+            log.LogInformation("reject: {Verb} from [{Client}]: 550 5.5.2 Error: bare <CR> or <LF> received", _verb, client);
+            return "550 5.5.2 Error: bare <CR> or <LF> received";
+        }
+        if (lineTooLong)
+            return $"500 5.5.2 Error: message line longer than {options.TextLineLimit} octets";
+        return null;
+    }
+
+    private async Task FinishDataAsync(SpoolWriter content, long size, bool tooBig, CancellationToken ct, string? refusal = null)
+    {
+        var mail = _mail!;
+        ResetTransaction();
+        if (tooBig) { Error("552 5.3.4 Error: message file too big"); return; }
+        if (refusal is not null) { Error(refusal); return; }
+        var envelope = Envelope(mail, content.Name, size);
+        if (!PassesChecks(content, envelope)) return;
+        await StoreAsync(envelope, content, ct);
+    }
+
+    /// <summary>The envelope the stages get: who sent what to whom, how (RFC 3848 protocol keywords) and when.</summary>
+    private IncomingEnvelope Envelope(MailTransaction mail, string id, long size)
+    {
+        var smtpUtf8 = mail.Parameters.SmtpUtf8;
+        return new IncomingEnvelope
+        {
+            Id = id,
+            Sender = mail.Sender,
+            Recipients = mail.Recipients.ToList(),
+            ClientAddress = client.ToString(),
+            Helo = _helo ?? "unknown",
+            ArrivalTime = clock.GetUtcNow(),
+            Size = size,
+            BlobName = id,
+            ReceivedBy = hostname,
+            // RFC 6531 §3.7.3 puts UTF8 in front for SMTPUTF8 transactions.
+            Protocol = (smtpUtf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP") + (_tls && _esmtp ? "S" : "") + (_user is not null ? "A" : ""),
+            SmtpUtf8 = smtpUtf8,
+            TrustedClient = _user is not null || relay.IsTrusted(client),
+            Login = _user,
+            Tls = _tls ? _tlsInfo ?? "TLS" : null,
+            Dsn = mail.Dsn,
+        };
+    }
+
+    /// <summary>
+    /// Header and body checks before the 250 (as Postfix's smtpd feeds cleanup before answering): a REJECT is a refusal
+    /// the client hears, never a bounce to a sender who may be forged; DISCARD is acknowledged and dropped; running out
+    /// of time is never a pass. False when the message has been answered here.
+    /// </summary>
+    private bool PassesChecks(SpoolWriter content, IncomingEnvelope envelope)
+    {
+        if (inspector is null || !(inspector.HeaderChecks || inspector.BodyChecks)) return true;
+        Mta.Mail.Cleanup.CheckMatch? verdict;
+        try
+        {
+            verdict = Inspect(content, envelope);
+        }
+        catch (Mta.Mail.Cleanup.ContentCheckTimeoutException e)
+        {
+            log.LogWarning("{QueueId}: deferred: from [{Client}]: {Error}", envelope.Id, client, e.Message);
+            Reply(MessageAcceptor.ContentCheckTimeoutReply);
+            return false;
+        }
+        if (verdict is null) return true;
+        if (verdict.Action == Mta.Mail.Cleanup.CheckAction.Reject)
+        {
+            Error("550 5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "Error: message content rejected"));
+            return false;
+        }
+        log.LogInformation("{QueueId}: discarded: from=<{Sender}>, nrcpt={Count} ({Reason})", envelope.Id, envelope.Sender, envelope.Recipients.Count, verdict.Text);
+        Reply($"250 2.0.0 Ok: queued as {envelope.Id}");
+        return false;
+    }
+
+    /// <summary>Hands the message to the acceptor (cleanup, storage, queues) and answers: 250 with the queue id, or why not.</summary>
+    private async Task StoreAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
+    {
+        var storing = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            if (await acceptor.AcceptAsync(envelope, content, ct) is { } refused)
+            {
+                Error(refused);
+                return;
+            }
+        }
+        catch (StorageUnavailableException e)
+        {
+            log.LogWarning("{QueueId}: not accepted from [{Client}]: {Error}", envelope.Id, client, e.Message);
+            Reply("451 4.3.0 Error: queue file write error");
+            return;
+        }
+        metrics?.Accepted(envelope.Size, System.Diagnostics.Stopwatch.GetElapsedTime(storing), _tls);
+        // One line per transaction, in Postfix's key=value manner (smtpd's client= and qmgr's from=/size=/nrcpt=).
+        log.LogInformation("{QueueId}: client=[{Client}], helo=<{Helo}>, from=<{Sender}>, size={Size}, nrcpt={Count}, proto={Proto}, tls={Tls}, status=queued",
+            envelope.Id, client, _helo, envelope.Sender, envelope.Size, envelope.Recipients.Count, envelope.Protocol, envelope.Tls ?? "none");
+        Reply($"250 2.0.0 Ok: queued as {envelope.Id}");
+    }
+
+    /// <summary>The checks' REJECT or DISCARD for a message, from its first octets (the header and the body's start); HOLD and WARN are cleanup's.</summary>
+    private Mta.Mail.Cleanup.CheckMatch? Inspect(SpoolWriter content, IncomingEnvelope envelope)
+    {
+        var head = content.Head;
+        var who = $"from [{client}]; from=<{envelope.Sender}> to=<{envelope.Recipients[0]}> proto={envelope.Protocol} helo=<{envelope.Helo}>";
+        MimeKit.HeaderList headers;
+        long offset;
+        try
+        {
+            var parser = new MimeKit.MimeParser(Mta.Mail.Cleanup.UntrustedMime.Options, new MemoryStream(head.ToArray(), writable: false), MimeKit.MimeFormat.Entity);
+            headers = parser.ParseHeaders();
+            offset = parser.Position;
+        }
+        catch (FormatException)
+        {
+            return null; // no header to speak of: cleanup delivers such a message as it came
+        }
+        Mta.Mail.Cleanup.CheckAction[] decisive = [Mta.Mail.Cleanup.CheckAction.Reject, Mta.Mail.Cleanup.CheckAction.Discard];
+        var budget = new Mta.Mail.Cleanup.CheckBudget();
+        var verdict = inspector!.InspectHeader(envelope.Id, headers, who, apply: false, logged: decisive, budget)
+            ?? inspector.InspectBody(envelope.Id, head[(int)Math.Min(offset, head.Length)..], who, logged: decisive, budget);
+        return verdict?.Action is Mta.Mail.Cleanup.CheckAction.Reject or Mta.Mail.Cleanup.CheckAction.Discard ? verdict : null;
+    }
+}
