@@ -163,7 +163,8 @@ public sealed class IngressOptions
     /// spooled message the header's download) less per message, and a content check's REJECT or a mail loop is refused
     /// in the reply instead of bounced. A message whose cleanup here fails part-way goes through the <c>incoming</c>
     /// queue to the cleanup stage. The ingress then needs the cleanup settings and files (checks, rewriting, transport
-    /// and DKIM tables). <c>false</c>: every message goes through the <c>incoming</c> queue.
+    /// and DKIM tables). <c>false</c>: every message goes through the <c>incoming</c> queue, and its content checks run
+    /// only there (cleanup is the one place that checks content), so a REJECT bounces after the 250 instead of being refused.
     /// </summary>
     public bool CleanupInline { get; set; } = true;
 

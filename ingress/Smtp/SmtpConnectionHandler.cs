@@ -26,14 +26,13 @@ public sealed class SmtpConnectionHandler(
     TimeProvider clock,
     IHostApplicationLifetime lifetime,
     Metrics.IngressMetrics metrics,
-    Mta.Mail.Cleanup.ContentInspector inspector,
     Verification.AddressVerifier verifier,
     ILoggerFactory loggers) : ConnectionHandler
 {
     private readonly ILogger _log = loggers.CreateLogger("smtpd");
 
     private readonly SmtpSessionServices _services = new(options.Value, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients,
-        acceptor, certificates, users, clock, loggers.CreateLogger("smtpd"), metrics, inspector, verifier);
+        acceptor, certificates, users, clock, loggers.CreateLogger("smtpd"), metrics, verifier);
 
     /// <inheritdoc />
     public override async Task OnConnectedAsync(ConnectionContext connection)

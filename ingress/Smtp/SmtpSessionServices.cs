@@ -3,7 +3,6 @@ using Mta.Ingress.Acceptance;
 using Mta.Ingress.Auth;
 using Mta.Ingress.Policy;
 using Mta.Ingress.Tls;
-using Mta.Mail.Cleanup;
 using Mta.Mail.Routing;
 
 namespace Mta.Ingress.Smtp;
@@ -24,7 +23,6 @@ namespace Mta.Ingress.Smtp;
 /// <param name="Clock">The time.</param>
 /// <param name="Log">smtpd's log.</param>
 /// <param name="Metrics">The ingress's metrics, if any.</param>
-/// <param name="Inspector">Header and body checks before the 250, if any.</param>
 /// <param name="Verifier">Recipient verification against the next hop, if any.</param>
 public sealed record SmtpSessionServices(
     IngressOptions Options,
@@ -38,5 +36,4 @@ public sealed record SmtpSessionServices(
     TimeProvider Clock,
     ILogger Log,
     Metrics.IngressMetrics? Metrics = null,
-    ContentInspector? Inspector = null,
     Verification.AddressVerifier? Verifier = null);

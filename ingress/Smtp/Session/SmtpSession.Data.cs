@@ -68,9 +68,7 @@ public sealed partial class SmtpSession
         ResetTransaction();
         if (tooBig) { Error("552 5.3.4 Error: message file too big"); return; }
         if (refusal is not null) { Error(refusal); return; }
-        var envelope = Envelope(mail, content.Name, size);
-        if (!PassesChecks(content, envelope)) return;
-        await StoreAsync(envelope, content, ct);
+        await StoreAsync(Envelope(mail, content.Name, size), content, ct);
     }
 
     /// <summary>The envelope the stages get: who sent what to whom, how (RFC 3848 protocol keywords) and when.</summary>
@@ -98,36 +96,6 @@ public sealed partial class SmtpSession
         };
     }
 
-    /// <summary>
-    /// Header and body checks before the 250 (as Postfix's smtpd feeds cleanup before answering): a REJECT is a refusal
-    /// the client hears, never a bounce to a sender who may be forged; DISCARD is acknowledged and dropped; running out
-    /// of time is never a pass. False when the message has been answered here.
-    /// </summary>
-    private bool PassesChecks(SpoolWriter content, IncomingEnvelope envelope)
-    {
-        if (inspector is null || !(inspector.HeaderChecks || inspector.BodyChecks)) return true;
-        Mta.Mail.Cleanup.CheckMatch? verdict;
-        try
-        {
-            verdict = Inspect(content, envelope);
-        }
-        catch (Mta.Mail.Cleanup.ContentCheckTimeoutException e)
-        {
-            log.LogWarning("{QueueId}: deferred: from [{Client}]: {Error}", envelope.Id, client, e.Message);
-            Reply(MessageAcceptor.ContentCheckTimeoutReply);
-            return false;
-        }
-        if (verdict is null) return true;
-        if (verdict.Action == Mta.Mail.Cleanup.CheckAction.Reject)
-        {
-            Error("550 5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "Error: message content rejected"));
-            return false;
-        }
-        log.LogInformation("{QueueId}: discarded: from=<{Sender}>, nrcpt={Count} ({Reason})", envelope.Id, envelope.Sender, envelope.Recipients.Count, verdict.Text);
-        Reply($"250 2.0.0 Ok: queued as {envelope.Id}");
-        return false;
-    }
-
     /// <summary>Hands the message to the acceptor (cleanup, storage, queues) and answers: 250 with the queue id, or why not.</summary>
     private async Task StoreAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
     {
@@ -151,29 +119,5 @@ public sealed partial class SmtpSession
         log.LogInformation("{QueueId}: client=[{Client}], helo=<{Helo}>, from=<{Sender}>, size={Size}, nrcpt={Count}, proto={Proto}, tls={Tls}, status=queued",
             envelope.Id, client, _helo, envelope.Sender, envelope.Size, envelope.Recipients.Count, envelope.Protocol, envelope.Tls ?? "none");
         Reply($"250 2.0.0 Ok: queued as {envelope.Id}");
-    }
-
-    /// <summary>The checks' REJECT or DISCARD for a message, from its first octets (the header and the body's start); HOLD and WARN are cleanup's.</summary>
-    private Mta.Mail.Cleanup.CheckMatch? Inspect(SpoolWriter content, IncomingEnvelope envelope)
-    {
-        var head = content.Head;
-        var who = $"from [{client}]; from=<{envelope.Sender}> to=<{envelope.Recipients[0]}> proto={envelope.Protocol} helo=<{envelope.Helo}>";
-        MimeKit.HeaderList headers;
-        long offset;
-        try
-        {
-            var parser = new MimeKit.MimeParser(Mta.Mail.Cleanup.UntrustedMime.Options, new MemoryStream(head.ToArray(), writable: false), MimeKit.MimeFormat.Entity);
-            headers = parser.ParseHeaders();
-            offset = parser.Position;
-        }
-        catch (FormatException)
-        {
-            return null; // no header to speak of: cleanup delivers such a message as it came
-        }
-        Mta.Mail.Cleanup.CheckAction[] decisive = [Mta.Mail.Cleanup.CheckAction.Reject, Mta.Mail.Cleanup.CheckAction.Discard];
-        var budget = new Mta.Mail.Cleanup.CheckBudget();
-        var verdict = inspector!.InspectHeader(envelope.Id, headers, who, apply: false, logged: decisive, budget)
-            ?? inspector.InspectBody(envelope.Id, head[(int)Math.Min(offset, head.Length)..], who, logged: decisive, budget);
-        return verdict?.Action is Mta.Mail.Cleanup.CheckAction.Reject or Mta.Mail.Cleanup.CheckAction.Discard ? verdict : null;
     }
 }

@@ -35,7 +35,6 @@ public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPA
     private TimeProvider clock => services.Clock;
     private ILogger log => services.Log;
     private Metrics.IngressMetrics? metrics => services.Metrics;
-    private Mta.Mail.Cleanup.ContentInspector? inspector => services.Inspector;
     private Verification.AddressVerifier? verifier => services.Verifier;
 
     private string _verb = "CONNECT";

@@ -14,13 +14,7 @@ namespace Mta.Tests.Integration;
 /// </summary>
 public sealed class CleanupAtIngressTests
 {
-    private static async Task<List<T>> Queued<T>(string storage, string queue) where T : class
-    {
-        var client = new QueueClient(storage, queue, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-        if (!(await client.ExistsAsync()).Value) return [];
-        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.SelectMany(m => typeof(T) == typeof(DeliveryJob)
-            ? DeliveryBatch.Parse(m.MessageText).Cast<T>() : [QueueJson.Deserialize<T>(m.MessageText)]).ToList();
-    }
+    private static Task<List<T>> Queued<T>(string storage, string queue) where T : class => QueuePeek.AllAsync<T>(storage, queue);
 
     [SkippableFact]
     public async Task A_message_is_cleaned_before_the_reply_and_its_job_queued_directly()

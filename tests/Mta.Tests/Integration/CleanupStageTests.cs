@@ -71,12 +71,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         };
     }
 
-    private async Task<List<T>> Queued<T>(string queue) where T : class
-    {
-        var client = new QueueClient(storage.Azurite.ConnectionString, queue, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.SelectMany(m => typeof(T) == typeof(DeliveryJob)
-            ? DeliveryBatch.Parse(m.MessageText).Cast<T>() : [QueueJson.Deserialize<T>(m.MessageText)]).ToList();
-    }
+    private Task<List<T>> Queued<T>(string queue) where T : class => QueuePeek.AllAsync<T>(storage.Azurite.ConnectionString, queue);
 
     /// <summary>The bytes delivery will send for a job.</summary>
     private async Task<byte[]> Sent(DeliveryJob job)

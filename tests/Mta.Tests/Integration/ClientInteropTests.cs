@@ -40,7 +40,9 @@ public sealed class ClientInteropTests
     {
         var source = TestEnvironment.RequireTool("smtp-source");
         await using var azurite = await Azurite.LeaseAsync();
-        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, functions: false);
+        // Every message by the incoming queue, where one queue message is one accepted message to count.
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString,
+            new Dictionary<string, string?> { ["Ingress:CleanupInline"] = "false" }, functions: false);
         var (exit, output) = await EndToEndTests.RunAsync(source, "-s", "5", "-m", "60", "-l", "2048", "-f", "load@sender.test",
             "-t", "user@localhost", $"127.0.0.1:{mta.SmtpPort}");
         Assert.True(exit == 0, output);

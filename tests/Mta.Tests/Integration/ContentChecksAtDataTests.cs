@@ -1,6 +1,4 @@
-using Azure.Storage.Queues;
 using MailKit.Net.Smtp;
-using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
 using Mta.Tests.Peers;
 using Xunit;
@@ -8,8 +6,9 @@ using Xunit;
 namespace Mta.Tests.Integration;
 
 /// <summary>
-/// Header and body checks run in the ingress at the end of DATA, as Postfix's smtpd runs cleanup before its 250: a
-/// REJECT is refused to the client (no bounce to a sender that may be forged), a DISCARD is acknowledged and dropped.
+/// Header and body checks run once, by cleanup in the ingress at the end of DATA, as Postfix's smtpd runs cleanup before
+/// its 250: a REJECT is refused to the client (no bounce to a sender that may be forged), a DISCARD is acknowledged and
+/// dropped, a HOLD is held.
 /// </summary>
 public sealed class ContentChecksAtDataTests
 {
@@ -32,7 +31,7 @@ public sealed class ContentChecksAtDataTests
 
         var bodyRefused = await Assert.ThrowsAsync<SmtpCommandException>(() => TestMail.SendAsync(mta.SmtpPort,
             TestMail.Message("a@sender.test", "u@localhost", "hello", "Hi,\nsend bitcoin now\n")));
-        Assert.Equal("5.7.1 Error: message content rejected", bodyRefused.Message);
+        Assert.Equal("5.7.1 message content rejected", bodyRefused.Message); // Postfix cleanup's text for a REJECT without one
 
         // A large message has sent its first block to storage before the end of DATA: the checks still see its start,
         // and the refused message leaves nothing behind.
@@ -42,15 +41,16 @@ public sealed class ContentChecksAtDataTests
 
         Assert.Contains("queued as", await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "u@localhost", "drop this")));
         Assert.Contains("queued as", await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "u@localhost", "odd one")));
-        Assert.Single(mta.Log.Matching("discarded: from=<a@sender.test>, nrcpt=1"));
+        Assert.Single(mta.Log.Matching("from=<a@sender.test>, nrcpt=1, status=discarded"));
+        // Each check ran once: one log line per match.
         Assert.Single(mta.Log.Matching("reject: header Subject: You won the lottery from [127.0.0.1]", "no lottery mail here", "header_checks:1"));
+        Assert.Single(mta.Log.Matching("discard: header Subject: drop this"));
 
-        // Only the HOLD message was queued (cleanup holds it); nothing of the refused or discarded ones.
+        // Only the HOLD message was queued, on hold; nothing of the refused or discarded ones.
         var spool = new Azure.Storage.Blobs.BlobContainerClient(azurite.ConnectionString, Mta.Mail.Spool.MessageSpool.ContainerName);
         Assert.Empty(await spool.GetBlobsAsync().ToListAsync());
-        var incoming = new QueueClient(azurite.ConnectionString, QueueNames.Incoming, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-        var queued = (await incoming.PeekMessagesAsync(32)).Value;
-        var envelope = QueueJson.Deserialize<Mta.Mail.Contracts.IncomingEnvelope>(Assert.Single(queued).MessageText);
-        Assert.Contains("Subject: odd one", System.Text.Encoding.UTF8.GetString(envelope.Content!));
+        Assert.Empty(await QueuePeek.DeliveryAsync(azurite.ConnectionString));
+        var held = Assert.Single(await QueuePeek.AllAsync<Mta.Mail.Contracts.DeliveryJob>(azurite.ConnectionString, QueueNames.Hold));
+        Assert.Contains("Subject: odd one", System.Text.Encoding.UTF8.GetString(held.Content!));
     }
 }

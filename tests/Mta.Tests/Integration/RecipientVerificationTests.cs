@@ -96,19 +96,7 @@ public sealed class RecipientVerificationTests
         }
     }
 
+    /// <summary>Who the queued delivery jobs are for (cleanup runs in the ingress).</summary>
     private static async Task<List<string>> QueuedRecipientsAsync(string storage)
-    {
-        // Inline cleanup queues delivery jobs; without it the envelope waits on incoming. Either way: who is in it.
-        var recipients = new List<string>();
-        foreach (var name in new[] { QueueNames.Incoming, QueueNames.Delivery })
-        {
-            var queue = new QueueClient(storage, name, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-            if (!(await queue.ExistsAsync()).Value) continue;
-            foreach (var m in (await queue.PeekMessagesAsync(maxMessages: 32)).Value)
-                recipients.AddRange(name == QueueNames.Incoming
-                    ? QueueJson.Deserialize<IncomingEnvelope>(m.MessageText).Recipients
-                    : DeliveryBatch.Parse(m.MessageText).SelectMany(j => j.Recipients));
-        }
-        return recipients;
-    }
+        => (await QueuePeek.DeliveryAsync(storage)).SelectMany(j => j.Recipients).ToList();
 }

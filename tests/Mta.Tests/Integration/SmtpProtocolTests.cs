@@ -1,13 +1,14 @@
 using Azure.Storage.Blobs.Specialized;
-using Azure.Storage.Queues;
 using Mta.Mail.Contracts;
-using Mta.Mail.Queues;
 using Mta.Tests.Peers;
 using Xunit;
 
 namespace Mta.Tests.Integration;
 
-/// <summary>The ingress's SMTP dialogue against real storage: replies, limits, relay control, smuggling.</summary>
+/// <summary>
+/// The ingress as a listener with real storage and cleanup in it: large messages, connection limits, start-up warnings,
+/// health, metrics, shutdown. The dialogue itself is tested over in-memory pipes (<c>Protocol/SmtpSessionTests</c>).
+/// </summary>
 public sealed class SmtpProtocolTests : IAsyncLifetime
 {
     private AzuriteAccount _azurite = null!;
@@ -19,12 +20,8 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
     private Task<MtaSystem> IngressAsync(Dictionary<string, string?>? settings = null)
         => MtaSystem.StartAsync(_azurite.ConnectionString, settings, functions: false);
 
-    private async Task<List<IncomingEnvelope>> QueuedAsync()
-    {
-        var queue = new QueueClient(_azurite.ConnectionString, QueueNames.Incoming, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-        if (!(await queue.ExistsAsync()).Value) return [];
-        return (await queue.PeekMessagesAsync(maxMessages: 32)).Value.Select(m => QueueJson.Deserialize<IncomingEnvelope>(m.MessageText)).ToList();
-    }
+    /// <summary>What the ingress queued: cleanup runs there (the default), so delivery jobs.</summary>
+    private Task<List<DeliveryJob>> QueuedAsync() => QueuePeek.DeliveryAsync(_azurite.ConnectionString);
 
     [Fact]
     public async Task Names_that_cannot_be_mailboxes_are_refused_at_rcpt_even_without_a_table_and_the_start_says_it_accepts_all()
@@ -60,13 +57,13 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
         Assert.StartsWith("250 2.0.0", await SendAsync(body));
         Assert.StartsWith("550 5.5.2", await SendAsync(body + "bare\nline\r\n"));
 
-        var envelope = Assert.Single(await QueuedAsync());
-        Assert.Equal(body.Length, envelope.Size);
+        var job = Assert.Single(await QueuedAsync());
+        Assert.Equal(body.Length, job.Size);
         var container = new Azure.Storage.Blobs.BlobContainerClient(_azurite.ConnectionString, Mta.Mail.Spool.MessageSpool.ContainerName);
         var names = new List<string>();
         await foreach (var b in container.GetBlobsAsync()) names.Add(b.Name);
-        Assert.Equal([envelope.BlobName], names); // the refused message was never committed
-        var blob = container.GetBlockBlobClient(envelope.BlobName);
+        Assert.Equal([job.BlobName], names); // the refused message was never committed
+        var blob = container.GetBlockBlobClient(job.BlobName);
         var blocks = (await blob.GetBlockListAsync()).Value.CommittedBlocks.ToList();
         Assert.Equal(4, blocks.Count);
         Assert.All(blocks.Take(3), b => Assert.Equal(Mta.Ingress.Acceptance.SpoolWriter.BlockSize, b.SizeLong));
@@ -126,7 +123,7 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
     [Fact]
     public async Task A_header_over_its_budget_is_refused_at_data_without_being_parsed()
     {
-        await using var mta = await IngressAsync(new() { ["Ingress:CleanupInline"] = "true" });
+        await using var mta = await IngressAsync();
         var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
         await using var _ = smtp;
         Assert.StartsWith("354", await smtp.StartDataAsync());

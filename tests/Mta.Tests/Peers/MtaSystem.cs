@@ -83,9 +83,6 @@ public sealed class MtaSystem : IAsyncDisposable
             // A test's end stops the host; invocations in flight then get little time.
             ["FunctionsHost:ShutdownGracePeriod"] = "00:00:02",
         };
-        // An ingress on its own hands every message to the incoming queue, where its tests read the envelopes,
-        // unless they ask for cleanup in the ingress.
-        if (!functions) all["Ingress:CleanupInline"] = "false";
         foreach (var kv in settings ?? new Dictionary<string, string?>()) all[kv.Key] = kv.Value;
 
         var capture = new LogCapture();
