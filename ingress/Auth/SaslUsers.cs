@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Mta.Mail.Configuration;
 
 namespace Mta.Ingress.Auth;
 
@@ -19,9 +20,8 @@ public sealed class SaslUsers
     private const string Scheme = "pbkdf2-sha256";
     private readonly string? _file;
     private readonly ILogger<SaslUsers> _log;
-    private readonly Lock _lock = new();
-    private Dictionary<string, (int Iterations, byte[] Salt, byte[] Hash)> _users = new(StringComparer.Ordinal);
-    private DateTime _stamp;
+    /// <summary>The users file, read again when it changes (a Secret update); null when none is configured.</summary>
+    private readonly WatchedFile<Dictionary<string, (int Iterations, byte[] Salt, byte[] Hash)>>? _users;
 
     // Verifying an unknown user costs the same as a known one, so timing does not tell names apart.
     private static readonly (int, byte[], byte[]) Decoy = (Iterations, new byte[16], new byte[32]);
@@ -38,8 +38,10 @@ public sealed class SaslUsers
         _log = log;
         _throttle = new AuthThrottle(options.Value.AuthFailureLimit, options.Value.AuthUserFailureLimit,
             TimeSpan.FromSeconds(options.Value.AuthFailureWindowSeconds), clock ?? TimeProvider.System);
-        if (Configured) _users = Parse(File.ReadAllLines(_file!), _file!);
-        if (Configured) _stamp = File.GetLastWriteTimeUtc(_file!);
+        if (Configured)
+            _users = new(_file!, Parse,
+                error => _log.LogWarning("SASL users file {File} not reloaded, keeping the previous one: {Error}", _file, error),
+                users => _log.LogInformation("SASL users reloaded from {File}: {Count} users", _file, users.Count));
     }
 
     /// <summary>True when a users file is configured (AUTH is offered after TLS).</summary>
@@ -65,13 +67,8 @@ public sealed class SaslUsers
     /// <summary>Checks a name and password in constant time per attempt.</summary>
     public bool Verify(string name, string password)
     {
-        Dictionary<string, (int Iterations, byte[] Salt, byte[] Hash)> users;
-        lock (_lock)
-        {
-            Reload();
-            users = _users;
-        }
-        var known = users.TryGetValue(name, out var entry);
+        (int Iterations, byte[] Salt, byte[] Hash) entry = default;
+        var known = _users is not null && _users.Value.TryGetValue(name, out entry);
         var (iterations, salt, hash) = known ? entry : Decoy;
         var actual = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, iterations, HashAlgorithmName.SHA256, hash.Length);
         return CryptographicOperations.FixedTimeEquals(actual, hash) && known;
@@ -83,23 +80,6 @@ public sealed class SaslUsers
         var salt = RandomNumberGenerator.GetBytes(16);
         var hash = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, Iterations, HashAlgorithmName.SHA256, 32);
         return $"${Scheme}${Iterations}${Convert.ToBase64String(salt)}${Convert.ToBase64String(hash)}";
-    }
-
-    private void Reload()
-    {
-        if (!Configured) return;
-        var stamp = File.GetLastWriteTimeUtc(_file!);
-        if (stamp == _stamp) return;
-        try
-        {
-            _users = Parse(File.ReadAllLines(_file!), _file!);
-            _stamp = stamp;
-            _log.LogInformation("SASL users reloaded from {File}: {Count} users", _file, _users.Count);
-        }
-        catch (Exception e) when (e is IOException or FormatException)
-        {
-            _log.LogWarning("SASL users file {File} not reloaded, keeping the previous one: {Error}", _file, e.Message);
-        }
     }
 
     internal static Dictionary<string, (int, byte[], byte[])> Parse(IEnumerable<string> lines, string source)

@@ -14,17 +14,22 @@ public sealed class WatchedFile<T> where T : class
     private readonly string _path;
     private readonly Func<string[], string, T> _parse;
     private readonly Action<string>? _reloadFailed;
+    private readonly Action<T>? _reloaded;
     private readonly Lock _lock = new();
     private T _value;
     private DateTime _stamp;
     private long _checkedAt;
 
-    /// <summary>Reads and parses <paramref name="path"/>; <paramref name="parse"/> gets the lines and the path (for messages).</summary>
-    public WatchedFile(string path, Func<string[], string, T> parse, Action<string>? reloadFailed = null)
+    /// <summary>
+    /// Reads and parses <paramref name="path"/>; <paramref name="parse"/> gets the lines and the path (for messages).
+    /// <paramref name="reloaded"/> hears of each new version taken into use after the first.
+    /// </summary>
+    public WatchedFile(string path, Func<string[], string, T> parse, Action<string>? reloadFailed = null, Action<T>? reloaded = null)
     {
         _path = path;
         _parse = parse;
         _reloadFailed = reloadFailed;
+        _reloaded = reloaded;
         _stamp = File.GetLastWriteTimeUtc(path);
         _value = parse(File.ReadAllLines(path), path);
         _checkedAt = Environment.TickCount64;
@@ -54,6 +59,7 @@ public sealed class WatchedFile<T> where T : class
             try
             {
                 _value = _parse(File.ReadAllLines(_path), _path);
+                _reloaded?.Invoke(_value);
             }
             catch (Exception e) when (e is FormatException or IOException)
             {

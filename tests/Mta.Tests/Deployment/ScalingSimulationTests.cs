@@ -16,6 +16,7 @@ namespace Mta.Tests.Deployment;
 /// shipped ScaledObjects with that figure: the burst drains, and parked (deferred) mail keeps no
 /// delivery replica up, unlike the design where retries wait invisible on the delivery queue.
 /// </summary>
+[Collection(RunsAlone.Name)] // its replay runs against the clock
 public sealed class ScalingSimulationTests(ITestOutputHelper output)
 {
     private const int Jobs = 400;

@@ -40,7 +40,8 @@ public sealed class StorageWorkload
         {
             await using var front = await MtaSystem.StartAsync(ingress.ConnectionString,
                 new Dictionary<string, string?>(settings) { ["Ingress:CleanupInline"] = "true" }, functions: false);
-            await using var handOff = await MtaSystem.StartAsync(ingress.ConnectionString, settings, functions: false);
+            await using var handOff = await MtaSystem.StartAsync(ingress.ConnectionString,
+                new Dictionary<string, string?>(settings) { ["Ingress:CleanupInline"] = "false" }, functions: false);
             await using var workers = await MtaSystem.StartAsync(functions.ConnectionString, settings, ingress: false);
             await using var admin = Administration(operators.ConnectionString);
             await RunMailAsync(front.SmtpPort, handOff.SmtpPort, server, azurite, admin.GetRequiredService<QueueAdministration>(), functions);

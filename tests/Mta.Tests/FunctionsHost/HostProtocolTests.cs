@@ -14,6 +14,7 @@ namespace Mta.Tests.FunctionsHost;
 /// The local host's decisions, without a worker: how it launches one, how it layers configuration, how it reads a
 /// function's trigger and how it builds an invocation. The processes themselves are in <see cref="WorkerContractTests"/>.
 /// </summary>
+[Collection(RunsAlone.Name)] // sets environment variables the whole process sees
 public sealed class HostProtocolTests
 {
     private static WorkerDescription Description() => new("/app", "dotnet", "/app/Mta.Functions.dll", [], []);

@@ -84,8 +84,8 @@ public sealed class AtLeastOnceTests
         var closed = TestEnvironment.FreeTcpPort(); // nothing listens: that recipient is deferred until it expires
         var (azurite, mta) = await StartAsync($"example.test smtp:[127.0.0.1]:{sink.Port}\ndead.test smtp:[127.0.0.1]:{closed}\n", new()
         {
-            ["Mta:MinimalBackoffSeconds"] = "2", ["Mta:MaximalBackoffSeconds"] = "2", ["Mta:MaximalQueueLifetimeSeconds"] = "5", ["Mta:BackoffJitter"] = "0",
-        });
+            ["Mta:MinimalBackoffSeconds"] = "2", ["Mta:MaximalBackoffSeconds"] = "2", ["Mta:MaximalQueueLifetimeSeconds"] = "15", ["Mta:BackoffJitter"] = "0",
+        }); // long enough that the first attempt comes before expiry on a loaded machine
         await using var _ = azurite;
         await using var __ = mta;
 

@@ -18,6 +18,7 @@ namespace Mta.Tests.Integration;
 /// Azurite persisting to disk, dnsmasq for the MX record, smtp-sink receiving — while the parts are killed and taken
 /// away. Every message a client got a 250 for must reach the sink; what arrives twice is counted and explained.
 /// </summary>
+[Collection(RunsAlone.Name)] // kills and restarts processes against a deadline
 public sealed class FaultInjectionTests(ITestOutputHelper output)
 {
     private const string Domain = "example.test";
@@ -120,25 +121,13 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
 
             // 1. Killed in the middle of DATA: half a message sent, no end of data; the client sends it again later.
             await AtAsync(0.10);
-            using (var raw = new TcpClient())
             {
-                await raw.ConnectAsync("127.0.0.1", smtpPort);
-                var stream = raw.GetStream();
-                var reader = new StreamReader(stream, Encoding.ASCII);
-                async Task<string> SayAsync(string line)
-                {
-                    if (line.Length > 0) await stream.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"));
-                    string reply;
-                    do reply = await reader.ReadLineAsync() ?? ""; while (reply.Length > 3 && reply[3] == '-');
-                    return reply;
-                }
-                Assert.StartsWith("220", await SayAsync(""));
-                Assert.StartsWith("250", await SayAsync("EHLO client.test"));
-                Assert.StartsWith("250", await SayAsync("MAIL FROM:<load@sender.test>"));
-                Assert.StartsWith("250", await SayAsync($"RCPT TO:<user@{Domain}>"));
-                Assert.StartsWith("354", await SayAsync("DATA"));
+                var (raw, greeting) = await RawSmtpClient.ConnectAsync(smtpPort);
+                await using var _ = raw;
+                Assert.StartsWith("220", greeting);
+                Assert.StartsWith("354", await raw.StartDataAsync("load@sender.test", $"user@{Domain}"));
                 var half = Message("fault-middata", 60_000).ToString().ReplaceLineEndings("\r\n");
-                await stream.WriteAsync(Encoding.ASCII.GetBytes(half[..(half.Length / 2)]));
+                await raw.WriteAsync(half[..(half.Length / 2)]);
                 await Task.Delay(200);
                 await ingress.KillAsync();
                 Fault("ingress killed in the middle of DATA");

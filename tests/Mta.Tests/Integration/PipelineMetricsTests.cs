@@ -34,7 +34,7 @@ public sealed class PipelineMetricsTests
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:TransportMapFile"] = map, ["Ingress:HealthPort"] = health.ToString(),
-            ["Mta:MinimalBackoffSeconds"] = "1", ["Mta:MaximalBackoffSeconds"] = "1", ["Mta:MaximalQueueLifetimeSeconds"] = "5", ["Mta:BackoffJitter"] = "0", // long enough for a first attempt on a loaded machine
+            ["Mta:MinimalBackoffSeconds"] = "1", ["Mta:MaximalBackoffSeconds"] = "1", ["Mta:MaximalQueueLifetimeSeconds"] = "15", ["Mta:BackoffJitter"] = "0", // long enough for a first attempt on a loaded machine
         });
 
         await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("sender@localhost", "ok@example.test", "fine"));

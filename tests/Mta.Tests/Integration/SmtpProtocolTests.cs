@@ -9,6 +9,7 @@ namespace Mta.Tests.Integration;
 /// The ingress as a listener with real storage and cleanup in it: large messages, connection limits, start-up warnings,
 /// health, metrics, shutdown. The dialogue itself is tested over in-memory pipes (<c>Protocol/SmtpSessionTests</c>).
 /// </summary>
+[Collection(RunsAlone.Name)] // counts the whole process's allocations
 public sealed class SmtpProtocolTests : IAsyncLifetime
 {
     private AzuriteAccount _azurite = null!;

@@ -1,6 +1,3 @@
-using System.Net.Security;
-using System.Net.Sockets;
-using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Azure.Storage.Queues;
 using Mta.Ingress.Auth;
@@ -96,82 +93,41 @@ public sealed class SubmissionTests : IAsyncLifetime
         Assert.StartsWith("530 5.7.0", await smtp.CommandAsync("MAIL FROM:<alice@example.org>"));
     }
 
-    /// <summary>A TLS session over a raw connection, after STARTTLS.</summary>
-    private static async Task<(SslStream Tls, X509Certificate2 Certificate)> HandshakeAsync(Stream stream)
-    {
-        var tls = new SslStream(stream, false, (_, _, _, _) => true);
-        await tls.AuthenticateAsClientAsync("mta.test");
-        return (tls, new X509Certificate2(tls.RemoteCertificate!));
-    }
-
-    private static async Task<string> ReadReplyAsync(Stream s)
-    {
-        var sb = new StringBuilder();
-        var buf = new byte[4096];
-        while (true)
-        {
-            var text = sb.ToString();
-            var lines = text.Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
-            if (text.EndsWith("\r\n") && lines.Length > 0 && lines[^1].Length >= 4 && lines[^1][3] == ' ') return text;
-            var n = await s.ReadAsync(buf);
-            if (n == 0) return text;
-            sb.Append(Encoding.UTF8.GetString(buf, 0, n));
-        }
-    }
-
     [Fact]
     public async Task Commands_pipelined_after_starttls_are_discarded_and_auth_works_inside_tls()
     {
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync("127.0.0.1", _submission);
-        var plain = tcp.GetStream();
-        await ReadReplyAsync(plain);
-        await plain.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
-        await ReadReplyAsync(plain);
-        // The injection: a command sent in plain text behind STARTTLS must not run inside TLS.
-        await plain.WriteAsync(Encoding.ASCII.GetBytes("STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n"));
-        Assert.StartsWith("220 2.0.0", await ReadReplyAsync(plain));
-        var (tls, cert) = await HandshakeAsync(plain);
+        var (tls, _) = await RawSmtpClient.ConnectAsync(_submission);
         await using var _ = tls;
+        await tls.CommandAsync("EHLO client.test");
+        // The injection: a command sent in plain text behind STARTTLS must not run inside TLS.
+        await tls.WriteAsync("STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n");
+        Assert.StartsWith("220 2.0.0", await tls.ReplyAsync());
+        var cert = await tls.HandshakeAsync();
         Assert.Equal(_thumbprint, cert.Thumbprint);
 
-        await tls.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
-        var ehlo = await ReadReplyAsync(tls);
+        await tls.WriteAsync("EHLO client.test\r\n");
+        var ehlo = await tls.ReplyAsync();
         Assert.StartsWith("250-", ehlo); // the EHLO's reply, not one for the injected MAIL
         Assert.Contains("250 AUTH PLAIN LOGIN", ehlo);
         Assert.DoesNotContain("STARTTLS", ehlo);
 
-        await tls.WriteAsync(Encoding.ASCII.GetBytes("MAIL FROM:<alice@example.org>\r\n"));
-        Assert.StartsWith("530 5.7.0", await ReadReplyAsync(tls)); // the session starts over: no MAIL in progress, no AUTH yet
-        await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64("\0alice\0wrong") + "\r\n"));
-        Assert.StartsWith("535 5.7.8", await ReadReplyAsync(tls));
-        await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64("bob\0alice\0s3cret pass") + "\r\n"));
-        Assert.StartsWith("535 5.7.8", await ReadReplyAsync(tls)); // acting as someone else is refused
-        await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH LOGIN\r\n"));
-        Assert.StartsWith("334 VXNlcm5hbWU6", await ReadReplyAsync(tls));
-        await tls.WriteAsync(Encoding.ASCII.GetBytes(B64("alice") + "\r\n"));
-        Assert.StartsWith("334 UGFzc3dvcmQ6", await ReadReplyAsync(tls));
-        await tls.WriteAsync(Encoding.ASCII.GetBytes(B64("s3cret pass") + "\r\n"));
-        Assert.StartsWith("235 2.7.0", await ReadReplyAsync(tls));
-        await tls.WriteAsync(Encoding.ASCII.GetBytes("MAIL FROM:<alice@example.org>\r\n"));
-        Assert.StartsWith("250 2.1.0", await ReadReplyAsync(tls));
-        await tls.WriteAsync(Encoding.ASCII.GetBytes("RCPT TO:<dave@far.test>\r\n"));
-        Assert.StartsWith("250 2.1.5", await ReadReplyAsync(tls)); // authenticated: relaying allowed
+        await tls.WriteAsync("MAIL FROM:<alice@example.org>\r\n");
+        Assert.StartsWith("530 5.7.0", await tls.ReplyAsync()); // the session starts over: no MAIL in progress, no AUTH yet
+        await tls.WriteAsync("AUTH PLAIN " + B64("\0alice\0wrong") + "\r\n");
+        Assert.StartsWith("535 5.7.8", await tls.ReplyAsync());
+        await tls.WriteAsync("AUTH PLAIN " + B64("bob\0alice\0s3cret pass") + "\r\n");
+        Assert.StartsWith("535 5.7.8", await tls.ReplyAsync()); // acting as someone else is refused
+        await tls.WriteAsync("AUTH LOGIN\r\n");
+        Assert.StartsWith("334 VXNlcm5hbWU6", await tls.ReplyAsync());
+        await tls.WriteAsync(B64("alice") + "\r\n");
+        Assert.StartsWith("334 UGFzc3dvcmQ6", await tls.ReplyAsync());
+        await tls.WriteAsync(B64("s3cret pass") + "\r\n");
+        Assert.StartsWith("235 2.7.0", await tls.ReplyAsync());
+        await tls.WriteAsync("MAIL FROM:<alice@example.org>\r\n");
+        Assert.StartsWith("250 2.1.0", await tls.ReplyAsync());
+        await tls.WriteAsync("RCPT TO:<dave@far.test>\r\n");
+        Assert.StartsWith("250 2.1.5", await tls.ReplyAsync()); // authenticated: relaying allowed
         Assert.Empty(await QueuedAsync());
-    }
-
-    /// <summary>A session on <paramref name="port"/> taken into TLS by STARTTLS (disposing the stream closes the connection).</summary>
-    private static async Task<SslStream> TlsSessionAsync(int port)
-    {
-        var tcp = new TcpClient();
-        await tcp.ConnectAsync("127.0.0.1", port);
-        var plain = tcp.GetStream();
-        await ReadReplyAsync(plain);
-        await plain.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
-        await ReadReplyAsync(plain);
-        await plain.WriteAsync(Encoding.ASCII.GetBytes("STARTTLS\r\n"));
-        await ReadReplyAsync(plain);
-        return (await HandshakeAsync(plain)).Tls;
     }
 
     [Theory]
@@ -183,16 +139,16 @@ public sealed class SubmissionTests : IAsyncLifetime
     {
         _ = how;
         const string password = "hunter2-in-the-log";
-        await using var tls = await TlsSessionAsync(_submission);
+        await using var tls = await RawSmtpClient.StartTlsAsync(_submission);
         foreach (var step in first.Split('|', StringSplitOptions.RemoveEmptyEntries))
         {
-            await tls.WriteAsync(Encoding.ASCII.GetBytes(step));
-            await ReadReplyAsync(tls);
+            await tls.WriteAsync(step);
+            await tls.ReplyAsync();
         }
         var plainResponse = B64("\0alice\0" + password);
-        await tls.WriteAsync(Encoding.ASCII.GetBytes(string.Format(attack, plainResponse, B64("alice"), B64(password))));
-        var replies = await ReadReplyAsync(tls);
-        while (!replies.Contains(reply) && await ReadReplyAsync(tls) is { Length: > 0 } more) replies += more;
+        await tls.WriteAsync(string.Format(attack, plainResponse, B64("alice"), B64(password)));
+        var replies = await tls.ReplyAsync();
+        while (!replies.Contains(reply) && await tls.ReplyAsync() is { Length: > 0 } more) replies += more;
         Assert.Contains(reply, replies);
         Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(_mta.Log.Matching("improper command pipelining").Count > 0),
             TimeSpan.FromSeconds(10)), string.Join("\n", _mta.Log.Lines));
@@ -207,11 +163,11 @@ public sealed class SubmissionTests : IAsyncLifetime
     [Fact]
     public async Task A_failed_login_logs_the_name_made_printable_and_never_the_password()
     {
-        await using var tls = await TlsSessionAsync(_submission);
-        await tls.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
-        await ReadReplyAsync(tls);
-        await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64("\0mallory\r\nX-Forged: 1\u001b[2J\0not-the-password") + "\r\n"));
-        Assert.StartsWith("535 5.7.8", await ReadReplyAsync(tls));
+        await using var tls = await RawSmtpClient.StartTlsAsync(_submission);
+        await tls.WriteAsync("EHLO client.test\r\n");
+        await tls.ReplyAsync();
+        await tls.WriteAsync("AUTH PLAIN " + B64("\0mallory\r\nX-Forged: 1\u001b[2J\0not-the-password") + "\r\n");
+        Assert.StartsWith("535 5.7.8", await tls.ReplyAsync());
         var line = Assert.Single(_mta.Log.Matching("authentication failed for mallory"));
         // Ordinal: a culture-aware search finds control characters everywhere (ICU ignores them).
         Assert.DoesNotContain("\r", line, StringComparison.Ordinal);
@@ -224,11 +180,9 @@ public sealed class SubmissionTests : IAsyncLifetime
     {
         async Task<string> ImplicitTlsThumbprint()
         {
-            using var tcp = new TcpClient();
-            await tcp.ConnectAsync("127.0.0.1", _submissions);
-            var (tls, cert) = await HandshakeAsync(tcp.GetStream());
+            var (tls, greeting, cert) = await RawSmtpClient.ConnectTlsAsync(_submissions);
             await using var _ = tls;
-            Assert.StartsWith("220 mta.test ESMTP", await ReadReplyAsync(tls));
+            Assert.StartsWith("220 mta.test ESMTP", greeting);
             return cert.Thumbprint;
         }
         Assert.Equal(_thumbprint, await ImplicitTlsThumbprint());
@@ -255,11 +209,11 @@ public sealed class SubmissionTests : IAsyncLifetime
     {
         async Task<(string Ehlo, string Auth)> TryAsync(MtaSystem mta)
         {
-            await using var tls = await TlsSessionAsync(mta.SmtpPort);
-            await tls.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
-            var ehlo = await ReadReplyAsync(tls);
-            await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64("\0alice\0s3cret pass") + "\r\n"));
-            return (ehlo, await ReadReplyAsync(tls));
+            await using var tls = await RawSmtpClient.StartTlsAsync(mta.SmtpPort);
+            await tls.WriteAsync("EHLO client.test\r\n");
+            var ehlo = await tls.ReplyAsync();
+            await tls.WriteAsync("AUTH PLAIN " + B64("\0alice\0s3cret pass") + "\r\n");
+            return (ehlo, await tls.ReplyAsync());
         }
         var (ehlo, auth) = await TryAsync(_mta);
         Assert.DoesNotContain("AUTH", ehlo);
@@ -285,17 +239,17 @@ public sealed class SubmissionTests : IAsyncLifetime
             ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
             ["Ingress:AuthFailureLimit"] = "4", ["Ingress:AuthUserFailureLimit"] = "2",
         }, functions: false);
-        async Task<SslStream> SessionAsync()
+        async Task<RawSmtpClient> SessionAsync()
         {
-            var tls = await TlsSessionAsync(port);
-            await tls.WriteAsync(Encoding.ASCII.GetBytes("EHLO client.test\r\n"));
-            await ReadReplyAsync(tls);
+            var tls = await RawSmtpClient.StartTlsAsync(port);
+            await tls.WriteAsync("EHLO client.test\r\n");
+            await tls.ReplyAsync();
             return tls;
         }
-        async Task<string> LoginAsync(SslStream tls, string name, string password)
+        async Task<string> LoginAsync(RawSmtpClient tls, string name, string password)
         {
-            await tls.WriteAsync(Encoding.ASCII.GetBytes("AUTH PLAIN " + B64($"\0{name}\0{password}") + "\r\n"));
-            return await ReadReplyAsync(tls);
+            await tls.WriteAsync("AUTH PLAIN " + B64($"\0{name}\0{password}") + "\r\n");
+            return await tls.ReplyAsync();
         }
 
         await using var first = await SessionAsync();
@@ -329,11 +283,11 @@ public sealed class SubmissionTests : IAsyncLifetime
             ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
             ["Mta:SenderLoginMapsFile"] = map,
         }, functions: false);
-        await using var tls = await TlsSessionAsync(port);
+        await using var tls = await RawSmtpClient.StartTlsAsync(port);
         async Task<string> SayAsync(string line)
         {
-            await tls.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"));
-            return await ReadReplyAsync(tls);
+            await tls.WriteAsync(line + "\r\n");
+            return await tls.ReplyAsync();
         }
         await SayAsync("EHLO client.test");
         Assert.StartsWith("235", await SayAsync("AUTH PLAIN " + B64("\0alice\0s3cret pass")));

@@ -1,4 +1,6 @@
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace Mta.Tests.Peers;
@@ -10,7 +12,7 @@ namespace Mta.Tests.Peers;
 public sealed class RawSmtpClient : IAsyncDisposable
 {
     private readonly IDisposable? _connection;
-    private readonly Stream _stream;
+    private Stream _stream;
     private readonly StringBuilder _pending = new();
     private readonly byte[] _buffer = new byte[8192];
 
@@ -28,6 +30,39 @@ public sealed class RawSmtpClient : IAsyncDisposable
     {
         var c = new RawSmtpClient(stream, stream);
         return (c, await c.ReplyAsync());
+    }
+
+    /// <summary>Connects with implicit TLS (RFC 8314), any certificate accepted; returns the greeting and the certificate shown.</summary>
+    public static async Task<(RawSmtpClient Client, string Greeting, X509Certificate2 Certificate)> ConnectTlsAsync(int port)
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", port);
+        var c = new RawSmtpClient(tcp.GetStream(), tcp);
+        var certificate = await c.HandshakeAsync();
+        return (c, await c.ReplyAsync(), certificate);
+    }
+
+    /// <summary>
+    /// Takes the connection into TLS (after the 220 to STARTTLS), any certificate accepted; returns the one shown.
+    /// Whatever was read ahead in plain text is dropped, as the server drops what came after STARTTLS.
+    /// </summary>
+    public async Task<X509Certificate2> HandshakeAsync()
+    {
+        var tls = new SslStream(_stream, leaveInnerStreamOpen: false, (_, _, _, _) => true);
+        await tls.AuthenticateAsClientAsync("mta.test");
+        _stream = tls;
+        _pending.Clear();
+        return new X509Certificate2(tls.RemoteCertificate!);
+    }
+
+    /// <summary>A session taken into TLS by EHLO and STARTTLS on <paramref name="port"/>.</summary>
+    public static async Task<RawSmtpClient> StartTlsAsync(int port)
+    {
+        var (c, _) = await ConnectAsync(port);
+        await c.CommandAsync("EHLO client.test");
+        await c.CommandAsync("STARTTLS");
+        await c.HandshakeAsync();
+        return c;
     }
 
     private RawSmtpClient(Stream stream, IDisposable connection) => (_stream, _connection) = (stream, connection);
@@ -87,6 +122,7 @@ public sealed class RawSmtpClient : IAsyncDisposable
     /// <summary>Closes the connection.</summary>
     public ValueTask DisposeAsync()
     {
+        _stream.Dispose();
         _connection?.Dispose();
         return ValueTask.CompletedTask;
     }
