@@ -3,8 +3,9 @@ using Xunit;
 namespace Mta.Tests.Peers;
 
 /// <summary>
-/// Tests that measure or change the whole test process (its allocations, its environment variables) run in this
-/// collection, which xunit runs after the others and on its own; every other test class runs beside two more.
+/// Tests that measure or change the whole test process (its allocations, meters, environment variables) or load the
+/// whole machine run in this collection, which xunit runs after the others and on its own; every other test class
+/// runs beside three more.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class RunsAlone
