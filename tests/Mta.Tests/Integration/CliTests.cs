@@ -2,6 +2,9 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Azure.Storage.Queues;
+using Microsoft.Extensions.Configuration;
+using Mta.Ingress;
+using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
 using Mta.Tests.Peers;
@@ -308,5 +311,24 @@ public sealed class CliTests
         Assert.Contains($"{shaping}:2: rate=fast is not N/s, N/min or N/h", bad.Err);
         Assert.Contains("5 error(s)", bad.Out);
         Assert.DoesNotContain("   at ", bad.Err);
+    }
+    [Fact]
+    public async Task Config_check_and_the_start_report_a_bad_setting_in_the_same_words()
+    {
+        var folder = TestEnvironment.TempFolder("config");
+        var settings = Path.Combine(folder, "appsettings.json");
+        await File.WriteAllTextAsync(settings, """{ "AzureWebJobsStorage": "UseDevelopmentStorage=true", "Mta": { "HopCountLimit": 0 } }""");
+        var finding = Assert.Single(MtaOptionsValidator.Check(new ConfigurationBuilder().AddJsonFile(settings).Build()).Findings);
+        Assert.Equal("Mta:HopCountLimit (hopcount_limit): must be a positive number, not 0", finding.Message);
+
+        var check = await MtactlAsync(null, "config", "check", "--settings", settings);
+        Assert.Equal(2, check.Exit);
+        Assert.Equal($"mtactl: error: {finding.Message}", check.Err.Trim());
+
+        var start = Assert.Throws<InvalidOperationException>(() => IngressHost.Build([], new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true", ["Mta:HopCountLimit"] = "0", ["Ingress:Port"] = "0",
+        }));
+        Assert.Equal(finding.Message, start.Message);
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Mta.Ingress;
 using Mta.Mail.Configuration;
 using Mta.Tests.Peers;
 using Xunit;
@@ -66,5 +67,20 @@ public sealed class ConfigValidatorTests
         var e = Assert.Throws<InvalidOperationException>(() => ConfigFindings.ThrowOnErrors(
             [ConfigFinding.Error("Mta:A", "a", "bad"), ConfigFinding.Error("Mta:B", null, "worse")]));
         Assert.Equal("2 configuration errors: Mta:A (a): bad; Mta:B: worse", e.Message);
+    }
+    [Fact]
+    public void The_ingress_check_refuses_values_no_listener_can_use_and_warns_of_open_recipient_classes()
+    {
+        var ingress = new IngressOptions { BareLineEndings = "lf", UnverifiedRecipientRejectCode = 554, SubmissionPort = 587, RelayDomains = ["relay.test"] };
+        ingress.ApplyDefaults();
+        var findings = IngressOptionsValidator.Validate(ingress, new MtaOptions());
+        Assert.Equal(
+        [
+            "Ingress:UnverifiedRecipientRejectCode (unverified_recipient_reject_code): 554 is neither 450 nor 550",
+            "Ingress:BareLineEndings (smtpd_forbid_bare_newline): 'lf' is not reject or normalize",
+            "Ingress: the submission listeners need Ingress:TlsCertificateFile, Ingress:TlsKeyFile and Ingress:UsersFile (TLS before AUTH, AUTH before mail)",
+        ], findings.Where(f => f.Severity == FindingSeverity.Error).Select(f => f.Message));
+        Assert.Equal(["Mta:LocalRecipientsFile", "Ingress:RelayRecipientsFile"],
+            findings.Where(f => f.Severity == FindingSeverity.Warning).Select(f => f.Setting));
     }
 }
