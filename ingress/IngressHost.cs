@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -14,6 +15,7 @@ using Mta.Ingress.Tls;
 using Mta.Ingress.Policy;
 using Mta.Ingress.Smtp;
 using Mta.Mail;
+using Mta.Mail.Configuration;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
@@ -23,8 +25,36 @@ namespace Mta.Ingress;
 /// <summary>Builds the ingress application: Kestrel with the SMTP connection handler and nothing else.</summary>
 public static class IngressHost
 {
-    /// <summary>Creates the application; <paramref name="settings"/> override configuration (tests use it).</summary>
+    /// <summary>
+    /// Creates the application; <paramref name="settings"/> override configuration (tests use it). Throws
+    /// <see cref="InvalidOperationException"/> with every configuration error when the settings cannot work.
+    /// </summary>
     public static WebApplication Build(string[] args, IDictionary<string, string?>? settings = null, Action<ILoggingBuilder>? logging = null)
+    {
+        var builder = CreateBuilder(args, settings, logging);
+        var (ingress, findings) = CheckConfiguration(builder.Configuration);
+        ConfigFindings.ThrowOnErrors(findings);
+        AddServices(builder.Services, builder.Configuration);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(ingress.DrainSeconds));
+        builder.WebHost.ConfigureKestrel(kestrel => Listen(kestrel, ingress));
+        var app = builder.Build();
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Ingress");
+        ConfigFindings.LogWarnings(findings, log);
+        LoadFilesNow(app.Services);
+        var tls = app.Services.GetRequiredService<TlsCertificates>().Configured;
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            foreach (var line in ListenerBanner.Lines(ingress, tls)) log.LogInformation("{Listener}", line);
+        });
+        if (ingress.HealthPort > 0)
+        {
+            app.MapGet("/healthz", () => "ok");
+            app.MapPrometheusScrapingEndpoint(); // GET /metrics, on the health port only (the SMTP ports speak SMTP)
+        }
+        return app;
+    }
+
+    private static WebApplicationBuilder CreateBuilder(string[] args, IDictionary<string, string?>? settings, Action<ILoggingBuilder>? logging)
     {
         // The content root is where the program is, not the working directory: appsettings.json is found wherever the
         // ingress is started from, and the watch that reloads it covers the program's folder only (rooted at a
@@ -36,84 +66,68 @@ public static class IngressHost
         builder.Logging.AddFilter("Azure.Core", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging?.Invoke(builder.Logging);
-
-        builder.Services.AddOptions<IngressOptions>().Bind(builder.Configuration.GetSection(IngressOptions.Section))
-            .PostConfigure(o => o.ApplyDefaults());
-        builder.Services.AddMailPipeline(builder.Configuration);
-        builder.Services.AddSingleton<RelayPolicy>();
-        builder.Services.AddSingleton<Verification.AddressVerifier>();
-        builder.Services.AddSingleton<ClientLimits>();
-        builder.Services.AddSingleton<MessageAcceptor>();
-        builder.Services.AddSingleton<TlsCertificates>();
-        builder.Services.AddSingleton<SaslUsers>();
-        builder.Services.AddHostedService<StorageSetup>();
-        builder.Services.AddSingleton<IngressMetrics>();
-        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(IngressMetrics.MeterName)
-            .AddMeter(Mta.Mail.Metrics.PipelineMetrics.MeterName) // mta_cleanup_messages_total: cleanup runs here
-            .AddPrometheusExporter());
-
-        var ingress = builder.Configuration.GetSection(IngressOptions.Section).Get<IngressOptions>() ?? new IngressOptions();
-        var submission = ingress.SubmissionPort > 0 || ingress.SubmissionsPort > 0;
-        if (submission && (string.IsNullOrEmpty(ingress.TlsCertificateFile) || string.IsNullOrEmpty(ingress.TlsKeyFile) || string.IsNullOrEmpty(ingress.UsersFile)))
-            throw new InvalidOperationException(
-                "Ingress: the submission listeners need Ingress:TlsCertificateFile, Ingress:TlsKeyFile and Ingress:UsersFile (TLS before AUTH, AUTH before mail)");
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(ingress.DrainSeconds));
         // Not Kestrel's "Now listening on: http://…" for ports that speak SMTP: ListenerBanner says what listens where.
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            var address = IPAddress.Parse(ingress.ListenAddress);
-            kestrel.Listen(address, ingress.Port, listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
-            if (ingress.SubmissionPort > 0)
-                kestrel.Listen(address, ingress.SubmissionPort, listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
-            if (ingress.SubmissionsPort > 0)
-            {
-                var certificates = kestrel.ApplicationServices.GetRequiredService<TlsCertificates>();
-                kestrel.Listen(address, ingress.SubmissionsPort, listen =>
-                {
-                    // Implicit TLS (RFC 8314), with the certificate picked per handshake so a renewal applies at once.
-                    listen.UseHttps(https => https.ServerCertificateSelector = (_, _) => certificates.Current);
-                    listen.UseConnectionHandler<SmtpConnectionHandler>();
-                });
-            }
-            if (ingress.HealthPort > 0)
-                kestrel.Listen(address, ingress.HealthPort);
-        });
-        var app = builder.Build();
-        // Fail at start, with the file named, rather than at the first TLS or AUTH client.
-        app.Services.GetRequiredService<TlsCertificates>();
-        app.Services.GetRequiredService<SaslUsers>();
-        WarnAboutOpenRecipients(app.Services, ingress);
-        var banner = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Ingress");
-        var tls = app.Services.GetRequiredService<TlsCertificates>().Configured;
-        app.Lifetime.ApplicationStarted.Register(() =>
-        {
-            foreach (var line in ListenerBanner.Lines(ingress, tls)) banner.LogInformation("{Listener}", line);
-        });
-        if (ingress.HealthPort > 0)
-        {
-            app.MapGet("/healthz", () => "ok");
-            app.MapPrometheusScrapingEndpoint(); // GET /metrics, on the health port only (the SMTP ports speak SMTP)
-        }
-        return app;
+        return builder;
     }
 
     /// <summary>
-    /// Says loudly, at every start, when a class of recipients has no table: every address is then accepted at RCPT,
-    /// and the unknown ones bounce later to senders who may be forged (backscatter). Postfix checks local users by
-    /// default; here the tables are files that must be mounted.
+    /// The start's configuration check: the <c>Mta</c> settings as <c>mtactl config check</c> checks them, then the
+    /// <c>Ingress</c> ones. Decides only; <see cref="Build"/> acts on the findings.
     /// </summary>
-    private static void WarnAboutOpenRecipients(IServiceProvider services, IngressOptions ingress)
+    internal static IngressConfiguration CheckConfiguration(IConfiguration configuration)
     {
-        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Ingress");
-        if (!services.GetRequiredService<LocalRecipients>().Configured)
-            log.LogWarning("warning: no Mta:LocalRecipientsFile (local_recipient_maps): every user in the local domains is accepted, and mail for unknown ones bounces (backscatter)");
-        if (services.GetRequiredService<SaslUsers>().Configured && !services.GetRequiredService<RelayPolicy>().KnowsSenderLogins)
-            log.LogWarning("warning: no Mta:SenderLoginMapsFile (smtpd_sender_login_maps): an authenticated user may send as any address, and DKIM signs any domain in the signing table for it");
-        if (ingress.RelayDomains.Count > 0 && !services.GetRequiredService<RelayPolicy>().KnowsRelayRecipients)
-            log.LogWarning("warning: no Ingress:RelayRecipientsFile (relay_recipient_maps): every address in the relay domains {Domains} is accepted, and mail for unknown ones bounces (backscatter)",
-                string.Join(", ", ingress.RelayDomains));
+        var mta = MtaOptionsValidator.Check(configuration);
+        var ingress = IngressOptionsValidator.Check(configuration, mta.Options);
+        return ingress with { Findings = [.. mta.Findings, .. ingress.Findings] };
+    }
+
+    private static void AddServices(IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<IngressOptions>().Bind(configuration.GetSection(IngressOptions.Section)).PostConfigure(o => o.ApplyDefaults());
+        services.AddMailPipeline(configuration);
+        services.AddSingleton<RelayPolicy>();
+        services.AddSingleton<Verification.AddressVerifier>();
+        services.AddSingleton<ClientLimits>();
+        services.AddSingleton<MessageAcceptor>();
+        services.AddSingleton<TlsCertificates>();
+        services.AddSingleton<SaslUsers>();
+        services.AddHostedService<StorageSetup>();
+        services.AddSingleton<IngressMetrics>();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(IngressMetrics.MeterName)
+            .AddMeter(Mta.Mail.Metrics.PipelineMetrics.MeterName) // mta_cleanup_messages_total: cleanup runs here
+            .AddPrometheusExporter());
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, IngressOptions ingress)
+    {
+        var address = IPAddress.Parse(ingress.ListenAddress);
+        kestrel.Listen(address, ingress.Port, listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
+        if (ingress.SubmissionPort > 0)
+            kestrel.Listen(address, ingress.SubmissionPort, listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
+        if (ingress.SubmissionsPort > 0)
+        {
+            var certificates = kestrel.ApplicationServices.GetRequiredService<TlsCertificates>();
+            kestrel.Listen(address, ingress.SubmissionsPort, listen =>
+            {
+                // Implicit TLS (RFC 8314), with the certificate picked per handshake so a renewal applies at once.
+                listen.UseHttps(https => https.ServerCertificateSelector = (_, _) => certificates.Current);
+                listen.UseConnectionHandler<SmtpConnectionHandler>();
+            });
+        }
+        if (ingress.HealthPort > 0)
+            kestrel.Listen(address, ingress.HealthPort);
+    }
+
+    // Fail at start, with the file named, rather than at the first TLS, AUTH or RCPT client: these read their files
+    // (certificate, users, recipient tables) and parse the trusted networks when they are made.
+    private static void LoadFilesNow(IServiceProvider services)
+    {
+        services.GetRequiredService<TlsCertificates>();
+        services.GetRequiredService<SaslUsers>();
+        services.GetRequiredService<LocalRecipients>();
+        services.GetRequiredService<RelayPolicy>();
     }
 
     /// <summary>

@@ -168,18 +168,13 @@ public sealed class IngressOptions
     /// </summary>
     public bool CleanupInline { get; set; } = true;
 
-    /// <summary>Fills in list defaults after binding (the binder appends to lists; configured lists must replace defaults).</summary>
+    /// <summary>
+    /// Fills in list defaults after binding (the binder appends to lists; configured lists must replace defaults).
+    /// The values are checked by <see cref="IngressOptionsValidator"/>, at start.
+    /// </summary>
     public void ApplyDefaults()
     {
         if (TrustedNetworks.Count == 0) TrustedNetworks.AddRange(["127.0.0.0/8", "::1/128"]);
-        if (UnverifiedRecipientRejectCode is not (450 or 550))
-            throw new InvalidOperationException($"Ingress:UnverifiedRecipientRejectCode: {UnverifiedRecipientRejectCode} is neither 450 nor 550");
-        if (HeaderBlockSizeLimit is <= 0 or > Acceptance.SpoolWriter.HeadSize)
-            throw new InvalidOperationException($"Ingress:HeaderBlockSizeLimit: {HeaderBlockSizeLimit} is not between 1 and {Acceptance.SpoolWriter.HeadSize}");
-        if (HeaderFieldLimit <= 0)
-            throw new InvalidOperationException($"Ingress:HeaderFieldLimit: {HeaderFieldLimit} is not a positive number");
-        if (BareLineEndings is not ("reject" or "normalize"))
-            throw new InvalidOperationException($"Ingress:BareLineEndings: '{BareLineEndings}' is not reject or normalize");
     }
 
     /// <summary>Domains this system relays for from anyone, besides its local domains (Postfix <c>relay_domains</c>).</summary>

@@ -2,6 +2,9 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Azure.Storage.Queues;
+using Microsoft.Extensions.Configuration;
+using Mta.Ingress;
+using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 using Mta.Mail.Queues;
 using Mta.Tests.Peers;
@@ -49,17 +52,8 @@ public sealed class CliTests
     public async Task Lists_shows_retries_holds_releases_and_deletes_queued_mail()
     {
         await using var sink = await SmtpSink.StartAsync();
-        var closed = TestEnvironment.FreeTcpPort();
         await using var azurite = await Azurite.LeaseAsync();
-        var folder = TestEnvironment.TempFolder("cli");
-        var map = Path.Combine(folder, "transport");
-        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\nslow.test smtp:[127.0.0.1]:{closed}\n");
-        var checks = Path.Combine(folder, "header_checks");
-        await File.WriteAllTextAsync(checks, "/^Subject: hold me/ HOLD looks odd\n");
-        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
-        {
-            ["Mta:TransportMapFile"] = map, ["Mta:HeaderChecksFile"] = checks, ["Mta:MinimalBackoffSeconds"] = "600", ["Mta:MaximalBackoffSeconds"] = "600",
-        });
+        await using var mta = await StartWithSlowRouteAndHoldCheckAsync(azurite.ConnectionString, sink.Port);
         var storage = azurite.ConnectionString;
 
         Assert.Equal("Mail queue is empty", (await MtactlAsync(storage, "queue", "list")).Out.Trim());
@@ -69,6 +63,36 @@ public sealed class CliTests
         Assert.True(await TestEnvironment.EventuallyAsync(async () => (await ListAsync(storage)).Select(e => e.GetProperty("state").GetString())
             .Order().SequenceEqual(["deferred", "deferred", "hold"]), Timeout), "not all waiting");
 
+        var (deferred, held) = await ListedAsync(storage);
+        await TableAndShowAsync(storage, deferred[0]);
+        await RetryAsync(storage, deferred[0].GetProperty("id").GetString()!);
+
+        // Held mail released goes out now.
+        var release = await MtactlAsync(storage, "queue", "release", held.GetProperty("queueId").GetString()!);
+        Assert.Equal(0, release.Exit);
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains("hold me"))), Timeout), "release did not deliver");
+
+        await HoldThenDeleteAsync(storage, deferred[1].GetProperty("id").GetString()!);
+        var missing = await MtactlAsync(storage, "queue", "show", "NOSUCHID");
+        Assert.Equal((1, "mtactl: no such deferred or held mail: NOSUCHID"), (missing.Exit, missing.Err.Trim()));
+    }
+
+    // Mail to slow.test meets a closed port (deferred); a "hold me" subject is held by a header check.
+    private static async Task<MtaSystem> StartWithSlowRouteAndHoldCheckAsync(string storage, int sinkPort)
+    {
+        var folder = TestEnvironment.TempFolder("cli");
+        var map = Path.Combine(folder, "transport");
+        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sinkPort}\nslow.test smtp:[127.0.0.1]:{TestEnvironment.FreeTcpPort()}\n");
+        var checks = Path.Combine(folder, "header_checks");
+        await File.WriteAllTextAsync(checks, "/^Subject: hold me/ HOLD looks odd\n");
+        return await MtaSystem.StartAsync(storage, new Dictionary<string, string?>
+        {
+            ["Mta:TransportMapFile"] = map, ["Mta:HeaderChecksFile"] = checks, ["Mta:MinimalBackoffSeconds"] = "600", ["Mta:MaximalBackoffSeconds"] = "600",
+        });
+    }
+
+    private static async Task<(JsonElement[] Deferred, JsonElement Held)> ListedAsync(string storage)
+    {
         var entries = await ListAsync(storage);
         var deferred = entries.Where(e => e.GetProperty("state").GetString() == "deferred").ToArray();
         var held = Assert.Single(entries, e => e.GetProperty("state").GetString() == "hold");
@@ -77,8 +101,12 @@ public sealed class CliTests
         Assert.Equal("looks odd", held.GetProperty("reason").GetString());
         Assert.True(held.GetProperty("size").GetInt64() > 100, "the size as received");
         Assert.Contains("later@slow.test", deferred[0].GetProperty("recipients").EnumerateArray().Select(r => r.GetString()));
+        return (deferred, held);
+    }
 
-        // The table: one row per job, with its state and the reason it waits.
+    // The table: one row per job, with its state and the reason it waits; then one job in full.
+    private static async Task TableAndShowAsync(string storage, JsonElement first)
+    {
         var table = await MtactlAsync(storage, "queue", "list", "--state", "deferred");
         Assert.Equal(0, table.Exit);
         Assert.Contains("a@sender.test", table.Out);
@@ -86,40 +114,37 @@ public sealed class CliTests
         Assert.DoesNotContain("c@sender.test", table.Out);
         Assert.Contains("-- 2 job(s)", table.Out);
 
-        var firstId = deferred[0].GetProperty("id").GetString()!;
+        var firstId = first.GetProperty("id").GetString()!;
         var show = await MtactlAsync(storage, "queue", "show", firstId);
         Assert.Equal(0, show.Exit);
         Assert.Contains($"job:        {firstId} (deferred, 1 attempt(s))", show.Out);
         Assert.Matches(@"reason:\s+.*(refused|connect)", show.Out);
-        var subject = deferred[0].GetProperty("sender").GetString() == "a@sender.test" ? "first" : "second";
+        var subject = first.GetProperty("sender").GetString() == "a@sender.test" ? "first" : "second";
         Assert.Contains("Subject: " + subject, show.Out);
+    }
 
-        // postqueue -i: due now; the worker tries again at once (still refused), so the attempt count goes up.
-        var retry = await MtactlAsync(storage, "queue", "retry", firstId);
-        Assert.Equal((0, $"{firstId}: due now"), (retry.Exit, retry.Out.Trim()));
-        Assert.True(await TestEnvironment.EventuallyAsync(async () => (await ListAsync(storage)).Any(e => e.GetProperty("id").GetString() == firstId
+    // postqueue -i: due now; the worker tries again at once (still refused), so the attempt count goes up.
+    private static async Task RetryAsync(string storage, string id)
+    {
+        var retry = await MtactlAsync(storage, "queue", "retry", id);
+        Assert.Equal((0, $"{id}: due now"), (retry.Exit, retry.Out.Trim()));
+        Assert.True(await TestEnvironment.EventuallyAsync(async () => (await ListAsync(storage)).Any(e => e.GetProperty("id").GetString() == id
             && e.GetProperty("attempt").GetInt32() == 2), Timeout), "the retry did not happen");
 
-        var again = await MtactlAsync(storage, "queue", "show", firstId);
+        var again = await MtactlAsync(storage, "queue", "show", id);
         Assert.Equal(2, Regex.Matches(again.Out, @"(?m)^attempt:    \d{4}-\d\d-\d\d \d\d:\d\d:\d\d relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+: 4\.4\.1 ").Count);
+    }
 
-        // Held mail released goes out now.
-        var release = await MtactlAsync(storage, "queue", "release", held.GetProperty("queueId").GetString()!);
-        Assert.Equal(0, release.Exit);
-        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains("hold me"))), Timeout), "release did not deliver");
-
-        // postsuper -h, then postsuper -d ALL deferred.
-        var secondId = deferred[1].GetProperty("id").GetString()!;
-        Assert.Equal(0, (await MtactlAsync(storage, "queue", "hold", secondId)).Exit);
-        Assert.Equal("hold", (await ListAsync(storage)).Single(e => e.GetProperty("id").GetString() == secondId).GetProperty("state").GetString());
+    // postsuper -h, then postsuper -d ALL deferred.
+    private static async Task HoldThenDeleteAsync(string storage, string id)
+    {
+        Assert.Equal(0, (await MtactlAsync(storage, "queue", "hold", id)).Exit);
+        Assert.Equal("hold", (await ListAsync(storage)).Single(e => e.GetProperty("id").GetString() == id).GetProperty("state").GetString());
         var delete = await MtactlAsync(storage, "queue", "delete", "--all-deferred");
         Assert.Equal(0, delete.Exit);
-        Assert.Equal([secondId], (await ListAsync(storage)).Select(e => e.GetProperty("id").GetString()));
-        Assert.Equal(0, (await MtactlAsync(storage, "queue", "delete", secondId)).Exit);
+        Assert.Equal([id], (await ListAsync(storage)).Select(e => e.GetProperty("id").GetString()));
+        Assert.Equal(0, (await MtactlAsync(storage, "queue", "delete", id)).Exit);
         Assert.Empty(await ListAsync(storage));
-
-        var missing = await MtactlAsync(storage, "queue", "show", "NOSUCHID");
-        Assert.Equal((1, "mtactl: no such deferred or held mail: NOSUCHID"), (missing.Exit, missing.Err.Trim()));
     }
 
     [SkippableFact]
@@ -165,72 +190,103 @@ public sealed class CliTests
     {
         await using var azurite = await Azurite.LeaseAsync();
         var storage = azurite.ConnectionString;
-        var connection = TestEnvironment.Storage(storage);
-        var spool = new Mta.Mail.Spool.MessageSpool(connection);
-        var references = new Mta.Mail.Tracking.SpoolReferences(connection);
-        var waiting = new Mta.Mail.Tracking.WaitingMail(connection);
-        var queues = new MailQueues(connection);
-        await spool.CreateIfNotExistsAsync();
-        await queues.CreateIfNotExistsAsync();
-        async Task Blob(string name) => await spool.WriteAsync(name, new MemoryStream("Subject: x\r\n\r\nbody\r\n"u8.ToArray()));
-        var blobs = new Azure.Storage.Blobs.BlobServiceClient(storage);
-        async Task<bool> Exists(string container, string name) => (await blobs.GetBlobContainerClient(container).GetBlobClient(name).ExistsAsync()).Value;
-        async Task Poison(string queue, string text) => await queues.GetPoison(queue).SendMessageAsync(text);
-        DeliveryJob Job(string id, int n, string blob, bool sole = false) => new()
-        {
-            MessageId = id, JobId = $"{id}.{n}", BlobName = blob, Sender = "a@sender.test", Recipients = ["u@example.test"],
-            NextHop = new NextHop { Transport = Transport.Smtp, Host = "example.test", MxLookup = true }, ArrivalTime = DateTimeOffset.UtcNow, SoleHolder = sole,
-        };
-
-        // incoming: a spooled envelope that cleanup never got through (its blob goes), one whose jobs hold the blob (it stays).
-        await Blob("IN00000000000001");
-        await Blob("IN00000000000002");
-        await references.OpenAsync("IN00000000000002", ["IN00000000000002.0"]);
-        foreach (var id in new[] { "IN00000000000001", "IN00000000000002" })
-            await Poison(QueueNames.Incoming, QueueJson.Serialize(new IncomingEnvelope
-            {
-                Id = id, BlobName = id, Sender = "a@sender.test", Recipients = ["u@example.test"], ClientAddress = "127.0.0.1", Helo = "c.test",
-                ArrivalTime = DateTimeOffset.UtcNow, Size = 20,
-            }));
-        // delivery: a batch of both jobs of a message (the last holders: its blob goes); a deferred sole holder, listed as waiting.
-        await Blob("DL00000000000001");
-        await references.OpenAsync("DL00000000000001", ["DL00000000000001.0", "DL00000000000001.1"]);
-        await Poison(QueueNames.Delivery, DeliveryBatch.Join([QueueJson.Serialize(Job("DL00000000000001", 0, "DL00000000000001")),
-            QueueJson.Serialize(Job("DL00000000000001", 1, "DL00000000000001"))]));
-        await Blob("DF00000000000001");
-        var deferred = Job("DF00000000000001", 0, "DF00000000000001", sole: true);
-        var receipt = await queues.SendAsync(QueueNames.Deferred, deferred, delay: TimeSpan.FromHours(1));
-        await waiting.PutAsync(Mta.Mail.Tracking.WaitingMail.Deferred, deferred, receipt, "4.4.1 connect", DateTimeOffset.UtcNow.AddHours(1));
-        await queues.Get(QueueNames.Deferred).DeleteMessageAsync(receipt.MessageId, receipt.PopReceipt); // poisoned meanwhile
-        await Poison(QueueNames.Deferred, QueueJson.Serialize(deferred));
-        // bounce: a report's hold on a message whose delivery job still holds it: the blob stays.
-        await Blob("BO00000000000001");
-        await references.OpenAsync("BO00000000000001", ["cleanup:BO00000000000001.0", "BO00000000000001.0"]);
-        await Poison(QueueNames.Bounce, QueueJson.Serialize(new BounceJob
-        {
-            MessageId = "BO00000000000001", BlobName = "BO00000000000001", Sender = "a@sender.test", ArrivalTime = DateTimeOffset.UtcNow,
-            Recipients = [new FailedRecipient("u@example.test", "5.1.1 no")], Reference = "cleanup:BO00000000000001.0",
-        }));
-        // Crafted: a sole holder whose blob name climbs into another container.
-        var other = blobs.GetBlobContainerClient("mtaother");
-        await other.CreateIfNotExistsAsync();
-        await other.GetBlobClient("keep").UploadAsync(new BinaryData("keep"));
-        await Poison(QueueNames.Delivery, QueueJson.Serialize(Job("CR00000000000001", 0, "../mtaother/keep", sole: true)));
+        var poisoned = new PoisonedStorage(storage);
+        await poisoned.PoisonIncomingAndDeliveryAsync();
+        await poisoned.PoisonDeferredBounceAndCraftedAsync();
 
         foreach (var (queue, expected) in new[] { (QueueNames.Incoming, 2), (QueueNames.Delivery, 2), (QueueNames.Deferred, 1), (QueueNames.Bounce, 1) })
         {
             var purge = await MtactlAsync(storage, "queue", "poison", "purge", "--queue", queue);
             Assert.Equal((0, $"{queue}-poison: {expected} message(s) deleted"), (purge.Exit, purge.Out.Trim()));
         }
-        Assert.False(await Exists("spool", "IN00000000000001"));
-        Assert.True(await Exists("spool", "IN00000000000002"));
-        Assert.False(await Exists("spool", "DL00000000000001"));
-        Assert.Null(await references.OpenReferencesAsync("DL00000000000001"));
-        Assert.False(await Exists("spool", "DF00000000000001"));
+        Assert.False(await poisoned.ExistsAsync("spool", "IN00000000000001"));
+        Assert.True(await poisoned.ExistsAsync("spool", "IN00000000000002"));
+        Assert.False(await poisoned.ExistsAsync("spool", "DL00000000000001"));
+        Assert.Null(await poisoned.References.OpenReferencesAsync("DL00000000000001"));
+        Assert.False(await poisoned.ExistsAsync("spool", "DF00000000000001"));
         Assert.Empty(await ListAsync(storage)); // no ghost of the deferred job
-        Assert.True(await Exists("spool", "BO00000000000001"));
-        Assert.Equal(["BO00000000000001.0"], await references.OpenReferencesAsync("BO00000000000001"));
-        Assert.True(await Exists("mtaother", "keep"));
+        Assert.True(await poisoned.ExistsAsync("spool", "BO00000000000001"));
+        Assert.Equal(["BO00000000000001.0"], await poisoned.References.OpenReferencesAsync("BO00000000000001"));
+        Assert.True(await poisoned.ExistsAsync("mtaother", "keep"));
+    }
+
+    /// <summary>Poison messages on every queue, with the spool blobs and references they hold, written straight to storage.</summary>
+    private sealed class PoisonedStorage
+    {
+        private readonly Mta.Mail.Configuration.StorageConnection _connection;
+        private readonly Azure.Storage.Blobs.BlobServiceClient _blobs;
+        private readonly Mta.Mail.Spool.MessageSpool _spool;
+        private readonly MailQueues _queues;
+
+        public PoisonedStorage(string storage)
+        {
+            _connection = TestEnvironment.Storage(storage);
+            _blobs = new(storage);
+            _spool = new(_connection);
+            _queues = new(_connection);
+            References = new(_connection);
+        }
+
+        public Mta.Mail.Tracking.SpoolReferences References { get; }
+
+        public async Task<bool> ExistsAsync(string container, string name)
+            => (await _blobs.GetBlobContainerClient(container).GetBlobClient(name).ExistsAsync()).Value;
+
+        private Task BlobAsync(string name) => _spool.WriteAsync(name, new MemoryStream("Subject: x\r\n\r\nbody\r\n"u8.ToArray()));
+
+        private async Task PoisonAsync(string queue, string text) => await _queues.GetPoison(queue).SendMessageAsync(text);
+
+        private static DeliveryJob Job(string id, int n, string blob, bool sole = false) => new()
+        {
+            MessageId = id, JobId = $"{id}.{n}", BlobName = blob, Sender = "a@sender.test", Recipients = ["u@example.test"],
+            NextHop = new NextHop { Transport = Transport.Smtp, Host = "example.test", MxLookup = true }, ArrivalTime = DateTimeOffset.UtcNow, SoleHolder = sole,
+        };
+
+        public async Task PoisonIncomingAndDeliveryAsync()
+        {
+            await _spool.CreateIfNotExistsAsync();
+            await _queues.CreateIfNotExistsAsync();
+            // incoming: a spooled envelope that cleanup never got through (its blob goes), one whose jobs hold the blob (it stays).
+            await BlobAsync("IN00000000000001");
+            await BlobAsync("IN00000000000002");
+            await References.OpenAsync("IN00000000000002", ["IN00000000000002.0"]);
+            foreach (var id in new[] { "IN00000000000001", "IN00000000000002" })
+                await PoisonAsync(QueueNames.Incoming, QueueJson.Serialize(new IncomingEnvelope
+                {
+                    Id = id, BlobName = id, Sender = "a@sender.test", Recipients = ["u@example.test"], ClientAddress = "127.0.0.1", Helo = "c.test",
+                    ArrivalTime = DateTimeOffset.UtcNow, Size = 20,
+                }));
+            // delivery: a batch of both jobs of a message (the last holders: its blob goes).
+            await BlobAsync("DL00000000000001");
+            await References.OpenAsync("DL00000000000001", ["DL00000000000001.0", "DL00000000000001.1"]);
+            await PoisonAsync(QueueNames.Delivery, DeliveryBatch.Join([QueueJson.Serialize(Job("DL00000000000001", 0, "DL00000000000001")),
+                QueueJson.Serialize(Job("DL00000000000001", 1, "DL00000000000001"))]));
+        }
+
+        public async Task PoisonDeferredBounceAndCraftedAsync()
+        {
+            // deferred: a sole holder, listed as waiting.
+            await BlobAsync("DF00000000000001");
+            var deferred = Job("DF00000000000001", 0, "DF00000000000001", sole: true);
+            var receipt = await _queues.SendAsync(QueueNames.Deferred, deferred, delay: TimeSpan.FromHours(1));
+            await new Mta.Mail.Tracking.WaitingMail(_connection).PutAsync(Mta.Mail.Tracking.WaitingMail.Deferred, deferred, receipt, "4.4.1 connect",
+                DateTimeOffset.UtcNow.AddHours(1));
+            await _queues.Get(QueueNames.Deferred).DeleteMessageAsync(receipt.MessageId, receipt.PopReceipt); // poisoned meanwhile
+            await PoisonAsync(QueueNames.Deferred, QueueJson.Serialize(deferred));
+            // bounce: a report's hold on a message whose delivery job still holds it: the blob stays.
+            await BlobAsync("BO00000000000001");
+            await References.OpenAsync("BO00000000000001", ["cleanup:BO00000000000001.0", "BO00000000000001.0"]);
+            await PoisonAsync(QueueNames.Bounce, QueueJson.Serialize(new BounceJob
+            {
+                MessageId = "BO00000000000001", BlobName = "BO00000000000001", Sender = "a@sender.test", ArrivalTime = DateTimeOffset.UtcNow,
+                Recipients = [new FailedRecipient("u@example.test", "5.1.1 no")], Reference = "cleanup:BO00000000000001.0",
+            }));
+            // Crafted: a sole holder whose blob name climbs into another container.
+            var other = _blobs.GetBlobContainerClient("mtaother");
+            await other.CreateIfNotExistsAsync();
+            await other.GetBlobClient("keep").UploadAsync(new BinaryData("keep"));
+            await PoisonAsync(QueueNames.Delivery, QueueJson.Serialize(Job("CR00000000000001", 0, "../mtaother/keep", sole: true)));
+        }
     }
 
     [SkippableFact]
@@ -309,5 +365,24 @@ public sealed class CliTests
         Assert.Contains($"{shaping}:2: rate=fast is not N/s, N/min or N/h", bad.Err);
         Assert.Contains("5 error(s)", bad.Out);
         Assert.DoesNotContain("   at ", bad.Err);
+    }
+    [Fact]
+    public async Task Config_check_and_the_start_report_a_bad_setting_in_the_same_words()
+    {
+        var folder = TestEnvironment.TempFolder("config");
+        var settings = Path.Combine(folder, "appsettings.json");
+        await File.WriteAllTextAsync(settings, """{ "AzureWebJobsStorage": "UseDevelopmentStorage=true", "Mta": { "HopCountLimit": 0 } }""");
+        var finding = Assert.Single(MtaOptionsValidator.Check(new ConfigurationBuilder().AddJsonFile(settings).Build()).Findings);
+        Assert.Equal("Mta:HopCountLimit (hopcount_limit): must be a positive number, not 0", finding.Message);
+
+        var check = await MtactlAsync(null, "config", "check", "--settings", settings);
+        Assert.Equal(2, check.Exit);
+        Assert.Equal($"mtactl: error: {finding.Message}", check.Err.Trim());
+
+        var start = Assert.Throws<InvalidOperationException>(() => IngressHost.Build([], new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true", ["Mta:HopCountLimit"] = "0", ["Ingress:Port"] = "0",
+        }));
+        Assert.Equal(finding.Message, start.Message);
     }
 }

@@ -1,0 +1,68 @@
+using Microsoft.Extensions.Configuration;
+using Mta.Ingress.Acceptance;
+using Mta.Mail.Configuration;
+
+namespace Mta.Ingress;
+
+/// <summary>The <c>Ingress</c> options as bound, and what <see cref="IngressOptionsValidator"/> found in them.</summary>
+/// <param name="Options">The options, bound and with list defaults filled in.</param>
+/// <param name="Findings">Errors and warnings about the ingress settings (the <c>Mta</c> ones are <see cref="MtaOptionsValidator"/>'s).</param>
+public sealed record IngressConfiguration(IngressOptions Options, IReadOnlyList<ConfigFinding> Findings);
+
+/// <summary>
+/// The check of the <c>Ingress</c> settings the ingress runs at start, beside <see cref="MtaOptionsValidator"/>: values no
+/// listener can work with are errors; settings that accept mail the system will have to bounce are warnings, as
+/// Postfix warns when it starts without its recipient tables.
+/// </summary>
+public static class IngressOptionsValidator
+{
+    /// <summary>Binds the <c>Ingress</c> section as the ingress does and checks it against the <c>Mta</c> options.</summary>
+    public static IngressConfiguration Check(IConfiguration configuration, MtaOptions mta)
+    {
+        var findings = new List<ConfigFinding>();
+        var options = new IngressOptions();
+        try { configuration.GetSection(IngressOptions.Section).Bind(options); }
+        catch (InvalidOperationException e) { findings.Add(ConfigFinding.Error(IngressOptions.Section, null, e.Message)); }
+        options.ApplyDefaults();
+        findings.AddRange(Validate(options, mta));
+        return new IngressConfiguration(options, findings);
+    }
+
+    /// <summary>Checks bound options: errors first, then warnings.</summary>
+    public static IReadOnlyList<ConfigFinding> Validate(IngressOptions ingress, MtaOptions mta) => [.. Errors(ingress), .. Warnings(ingress, mta)];
+
+    private static IEnumerable<ConfigFinding> Errors(IngressOptions o)
+    {
+        if (o.UnverifiedRecipientRejectCode is not (450 or 550))
+            yield return ConfigFinding.Error("Ingress:UnverifiedRecipientRejectCode", "unverified_recipient_reject_code",
+                $"{o.UnverifiedRecipientRejectCode} is neither 450 nor 550");
+        // The session keeps only the message's first HeadSize octets; a larger header block could not be parsed.
+        if (o.HeaderBlockSizeLimit is <= 0 or > SpoolWriter.HeadSize)
+            yield return ConfigFinding.Error("Ingress:HeaderBlockSizeLimit", null, $"{o.HeaderBlockSizeLimit} is not between 1 and {SpoolWriter.HeadSize}");
+        if (o.HeaderFieldLimit <= 0)
+            yield return ConfigFinding.Error("Ingress:HeaderFieldLimit", null, $"{o.HeaderFieldLimit} is not a positive number");
+        if (o.BareLineEndings is not ("reject" or "normalize"))
+            yield return ConfigFinding.Error("Ingress:BareLineEndings", "smtpd_forbid_bare_newline", $"'{o.BareLineEndings}' is not reject or normalize");
+        // TLS before AUTH, AUTH before mail: a submission port without either would be a relay for anyone.
+        if ((o.SubmissionPort > 0 || o.SubmissionsPort > 0)
+            && (string.IsNullOrEmpty(o.TlsCertificateFile) || string.IsNullOrEmpty(o.TlsKeyFile) || string.IsNullOrEmpty(o.UsersFile)))
+            yield return new ConfigFinding(FindingSeverity.Error, "Ingress:SubmissionPort", null,
+                "Ingress: the submission listeners need Ingress:TlsCertificateFile, Ingress:TlsKeyFile and Ingress:UsersFile (TLS before AUTH, AUTH before mail)");
+    }
+
+    // A class of recipients without a table: every address is accepted at RCPT, and the unknown ones bounce later to
+    // senders who may be forged (backscatter). Postfix checks local users by default; here the tables are files that
+    // must be mounted.
+    private static IEnumerable<ConfigFinding> Warnings(IngressOptions ingress, MtaOptions mta)
+    {
+        if (string.IsNullOrEmpty(mta.LocalRecipientsFile))
+            yield return new ConfigFinding(FindingSeverity.Warning, "Mta:LocalRecipientsFile", "local_recipient_maps",
+                "no Mta:LocalRecipientsFile (local_recipient_maps): every user in the local domains is accepted, and mail for unknown ones bounces (backscatter)");
+        if (!string.IsNullOrEmpty(ingress.UsersFile) && string.IsNullOrEmpty(mta.SenderLoginMapsFile))
+            yield return new ConfigFinding(FindingSeverity.Warning, "Mta:SenderLoginMapsFile", "smtpd_sender_login_maps",
+                "no Mta:SenderLoginMapsFile (smtpd_sender_login_maps): an authenticated user may send as any address, and DKIM signs any domain in the signing table for it");
+        if (ingress.RelayDomains.Count > 0 && string.IsNullOrEmpty(ingress.RelayRecipientsFile))
+            yield return new ConfigFinding(FindingSeverity.Warning, "Ingress:RelayRecipientsFile", "relay_recipient_maps",
+                $"no Ingress:RelayRecipientsFile (relay_recipient_maps): every address in the relay domains {string.Join(", ", ingress.RelayDomains)} is accepted, and mail for unknown ones bounces (backscatter)");
+    }
+}
