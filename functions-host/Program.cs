@@ -18,9 +18,10 @@ try
 {
     using var host = LocalFunctionsHost.Create(Path.GetFullPath(appPath), rest.ToArray()).Build();
     var supervisor = host.Services.GetRequiredService<WorkerSupervisor>();
-    // A first worker that could not start stops the host, which may still be starting then.
+    // A first worker that could not start stops the host, which may still be starting then: whatever the stop cut short
+    // (a listener's start, cancelled) is not the news; the worker's failure, reported below, is.
     try { await host.RunAsync(); }
-    catch (OperationCanceledException) when (supervisor.StartFailure is not null) { }
+    catch (Exception) when (supervisor.StartFailure is not null) { }
     if (supervisor.StartFailure is { } failure) throw failure;
     return 0;
 }

@@ -1,16 +1,5 @@
-using System.Buffers;
-using System.IO.Pipelines;
-using System.Net;
-using System.Text;
-using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
-using System.Net.Security;
-using Mta.Ingress.Acceptance;
 using Mta.Ingress.Auth;
-using Mta.Ingress.Tls;
-using Mta.Ingress.Policy;
-using Mta.Mail.Contracts;
-using Mta.Mail.Routing;
 
 namespace Mta.Ingress.Smtp;
 

@@ -344,7 +344,8 @@ public sealed class WorkerContractTests
         settings["AzureWebJobsStorage"] = "UseDevelopmentStorage=true";
         settings["Mta:MetricsPort"] = "0";
         await using var functions = MtaProcess.StartFunctions(settings, app);
-        Assert.Equal(1, await functions.ExitCodeAsync(Timeout));
+        var code = await functions.ExitCodeAsync(Timeout);
+        Assert.True(code == 1, $"exit code {code}:\n{functions.Output}");
         var line = Assert.Single(functions.Output.Split('\n'), l => l.StartsWith("mta-functions-host: ", StringComparison.Ordinal));
         Assert.Contains(expected, line);
         if (how == "exits") Assert.Contains("boom: no storage setting", functions.Output);
