@@ -86,7 +86,7 @@ public sealed class BounceStage(
 
         // Named after the original and the report's own reference, so a retried bounce job makes the same report.
         var id = job.MessageId + "B" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
-            Encoding.UTF8.GetBytes(job.Reference ?? string.Join(',', job.Recipients.Select(r => r.Recipient + r.Action)))).AsSpan(0, 3));
+            Encoding.UTF8.GetBytes(job.Reference ?? string.Join(',', job.Recipients.Select(r => r.Recipient + r.Action.Keyword())))).AsSpan(0, 3));
         foreach (var (hop, recipients) in router.Group([recipient], _options.DestinationRecipientLimit))
         {
             var delivery = new DeliveryJob
@@ -112,7 +112,7 @@ public sealed class BounceStage(
         }
         log.LogInformation("{QueueId}: sender non-delivery notification: {BounceId}", job.MessageId, id);
         foreach (var action in job.Recipients.GroupBy(r => r.Action))
-            metrics?.Report(action.Key, action.Count());
+            metrics?.Report(action.Key.Keyword(), action.Count());
     }
 
     /// <summary>The RFC 3464 report: explanation, delivery-status, and the original (or its header).</summary>
@@ -123,8 +123,8 @@ public sealed class BounceStage(
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + host));
         message.To.Add(MailboxAddress.Parse(recipient ?? job.Sender));
-        var allDelivered = job.Recipients.All(r => r.Action is "delivered" or "relayed");
-        var allDelayed = job.Recipients.All(r => r.Action == "delayed");
+        var allDelivered = job.Recipients.All(r => r.Action.IsSuccess());
+        var allDelayed = job.Recipients.All(r => r.Action == DsnAction.Delayed);
         message.Subject = postmasterCopy ? "Postmaster Copy: Undelivered Mail"
             : allDelivered ? "Successful Mail Delivery Report"
             : allDelayed ? "Delayed Mail (still being retried)"
@@ -166,12 +166,12 @@ public sealed class BounceStage(
             var group = new HeaderList { { "Final-Recipient", "rfc822; " + r.Recipient } };
             if (job.Dsn?.Recipients.GetValueOrDefault(r.Recipient)?.OriginalRecipient is { } orcpt)
                 group.Add("Original-Recipient", orcpt);
-            group.Add("Action", r.Action);
+            group.Add("Action", r.Action.Keyword());
             group.Add("Status", StatusCode(r.Reason, r.Action));
             if (r.RemoteMta is not null) group.Add("Remote-MTA", "dns; " + r.RemoteMta);
             group.Add("Diagnostic-Code", "smtp; " + r.Reason);
             group.Add("Last-Attempt-Date", DateUtils.FormatDate(now));
-            if (r.Action == "delayed") group.Add("Will-Retry-Until", DateUtils.FormatDate(giveUp));
+            if (r.Action == DsnAction.Delayed) group.Add("Will-Retry-Until", DateUtils.FormatDate(giveUp));
             status.StatusGroups.Add(group);
         }
 
@@ -203,11 +203,11 @@ public sealed class BounceStage(
     /// The enhanced status code in a reason (<c>550 5.1.1 ...</c> or <c>5.1.2 ...</c>): a failure reported
     /// here is permanent (class 5), a delay temporary (class 4), a success class 2; without a code, x.0.0.
     /// </summary>
-    internal static string StatusCode(string reason, string action = "failed")
+    internal static string StatusCode(string reason, DsnAction action = DsnAction.Failed)
         => EnhancedStatus.For(action switch
         {
-            "delivered" or "relayed" => RecipientStatus.Delivered,
-            "delayed" => RecipientStatus.Deferred,
+            DsnAction.Delivered or DsnAction.Relayed => RecipientStatus.Delivered,
+            DsnAction.Delayed => RecipientStatus.Deferred,
             _ => RecipientStatus.Bounced,
         }, reason);
 

@@ -197,7 +197,7 @@ public sealed class CleanupStage
     private async Task FinishAsync(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Recipient, string Reason)> failed,
         IReadOnlyList<DeliveryJob> jobs, (byte[] Header, long BodyOffset, string Queue, string? Why)? content, CancellationToken ct)
     {
-        var reported = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, "failed"))
+        var reported = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, DsnAction.Failed))
             .Select(f => new FailedRecipient(f.Recipient, f.Reason)).ToList();
         var reportReference = SpoolReferences.Report(envelope.Id, 0, "cleanup");
         var spooled = envelope.Content is null;

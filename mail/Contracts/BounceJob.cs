@@ -45,6 +45,6 @@ public sealed record BounceJob
 /// <summary>One recipient to report on.</summary>
 /// <param name="Recipient">The envelope recipient.</param>
 /// <param name="Reason">The remote reply or local reason, with its enhanced status code.</param>
-/// <param name="Action">RFC 3464 action: <c>failed</c> (the default), <c>delayed</c>, <c>delivered</c> or <c>relayed</c> (NOTIFY=SUCCESS).</param>
+/// <param name="Action">RFC 3464 action: failed (the default), delayed, delivered or relayed (NOTIFY=SUCCESS).</param>
 /// <param name="RemoteMta">The host that answered, when one did.</param>
-public sealed record FailedRecipient(string Recipient, string Reason, string Action = "failed", string? RemoteMta = null);
+public sealed record FailedRecipient(string Recipient, string Reason, DsnAction Action = DsnAction.Failed, string? RemoteMta = null);

@@ -32,8 +32,8 @@ public sealed record AttemptOutcome(bool Expired, IReadOnlyList<BounceJob> Repor
 
         // Postfix's delay_warning_time: once, for recipients still waiting that long.
         var warn = !job.DelayWarned && retries.WarnDelay(job.ArrivalTime, now);
-        var delayed = warn ? deferred.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "delayed"))
-            .Select(r => new FailedRecipient(r.Recipient, r.Detail, "delayed", Remote(r.Relay))).ToList() : [];
+        var delayed = warn ? deferred.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, DsnAction.Delayed))
+            .Select(r => new FailedRecipient(r.Recipient, r.Detail, DsnAction.Delayed, Remote(r.Relay))).ToList() : [];
         if (delayed.Count > 0) reports.Add(Report(job, delayed, "delay"));
 
         // Only recipients the shaping limits held back: they come back as soon as a job put back whole would.
@@ -56,10 +56,10 @@ public sealed record AttemptOutcome(bool Expired, IReadOnlyList<BounceJob> Repor
     /// </summary>
     private static List<FailedRecipient> FinalReport(DeliveryJob job, IReadOnlyList<RecipientResult> results, bool expired)
         => results.Where(r => r.Status == RecipientStatus.Bounced || r.Status == RecipientStatus.Deferred && expired)
-            .Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "failed"))
-            .Select(r => new FailedRecipient(r.Recipient, r.Detail, "failed", Remote(r.Relay)))
-            .Concat(results.Where(r => r.Status == RecipientStatus.Delivered && !r.NotifyPassedOn && DsnRequest.Wants(job.Dsn, r.Recipient, "delivered"))
-                .Select(r => new FailedRecipient(r.Recipient, r.Detail, r.Relayed ? "relayed" : "delivered", Remote(r.Relay))))
+            .Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, DsnAction.Failed))
+            .Select(r => new FailedRecipient(r.Recipient, r.Detail, DsnAction.Failed, Remote(r.Relay)))
+            .Concat(results.Where(r => r.Status == RecipientStatus.Delivered && !r.NotifyPassedOn && DsnRequest.Wants(job.Dsn, r.Recipient, DsnAction.Delivered))
+                .Select(r => new FailedRecipient(r.Recipient, r.Detail, r.Relayed ? DsnAction.Relayed : DsnAction.Delivered, Remote(r.Relay))))
             .ToList();
 
     private static BounceJob Report(DeliveryJob job, IReadOnlyList<FailedRecipient> recipients, string kind)
