@@ -35,7 +35,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
                 entries.AddRange(name switch
                 {
                     QueueNames.Incoming => [Incoming(QueueJson.Deserialize<IncomingEnvelope>(m.MessageText))],
-                    QueueNames.Bounce => [Bounce(QueueJson.Deserialize<BounceJob>(m.MessageText))],
+                    QueueNames.Bounce => [Bounce(QueueJson.Deserialize<ReportJob>(m.MessageText))],
                     _ => DeliveryBatch.Parse(m.MessageText).Select(Active),
                 });
         }
@@ -43,7 +43,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
 
         static QueueEntry Incoming(IncomingEnvelope e) => new(e.Id, e.Id, "incoming", e.ArrivalTime, e.Size, e.Sender, e.Recipients, null, null, 0);
         static QueueEntry Active(DeliveryJob j) => new(j.JobId, j.MessageId, "active", j.ArrivalTime, j.Size > 0 ? j.Size : null, j.Sender, j.Recipients, null, null, j.Attempt);
-        static QueueEntry Bounce(BounceJob b) => new(b.MessageId, b.MessageId, "bounce", b.ArrivalTime, b.Content?.Length, b.Sender,
+        static QueueEntry Bounce(ReportJob b) => new(b.MessageId, b.MessageId, "bounce", b.ArrivalTime, b.Content?.Length, b.Sender,
             b.Recipients.Select(r => r.Recipient).ToList(), null, b.Recipients.FirstOrDefault()?.Reason, 0);
     }
 
@@ -171,7 +171,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
                         await spool.DeleteAsync(envelope.BlobName, ct);
                     break;
                 case QueueNames.Bounce:
-                    var report = QueueJson.Deserialize<BounceJob>(text);
+                    var report = QueueJson.Deserialize<ReportJob>(text);
                     if (report.Reference is not null && QueueIds.IsSafe(report.MessageId) && QueueIds.IsSafe(report.BlobName) && QueueIds.IsSafe(report.Reference)
                         && await references.UpdateAsync(report.MessageId, [], [report.Reference], ct))
                         await DeliveryStage.DeleteSpooledAsync(spool, report.MessageId, report.BlobName, ct);

@@ -37,7 +37,7 @@ public sealed class BounceStage(
     private readonly MtaOptions _options = options.Value;
 
     /// <summary>Processes one job from the <c>bounce</c> queue.</summary>
-    public async Task ProcessAsync(BounceJob job, CancellationToken ct = default)
+    public async Task ProcessAsync(ReportJob job, CancellationToken ct = default)
     {
         if (job.Recipients is not { Count: > 0 } || string.IsNullOrEmpty(job.BlobName))
             throw new InvalidQueueMessageException($"{job.MessageId}: bounce job without recipients or blob");
@@ -50,7 +50,7 @@ public sealed class BounceStage(
             await DeliveryStage.DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
     }
 
-    private async Task ReportAsync(BounceJob job, CancellationToken ct)
+    private async Task ReportAsync(ReportJob job, CancellationToken ct)
     {
         var recipient = job.Sender;
         if (job.Sender.Length == 0)
@@ -116,7 +116,7 @@ public sealed class BounceStage(
     }
 
     /// <summary>The RFC 3464 report: explanation, delivery-status, and the original (or its header).</summary>
-    internal MimeMessage BuildNotification(BounceJob job, byte[] original, DateTimeOffset now, string? recipient = null)
+    internal MimeMessage BuildNotification(ReportJob job, byte[] original, DateTimeOffset now, string? recipient = null)
     {
         var postmasterCopy = job.Sender.Length == 0;
         var host = _options.MyHostname;

@@ -198,7 +198,7 @@ public sealed class CleanupStage
         IReadOnlyList<DeliveryJob> jobs, (byte[] Header, long BodyOffset, string Queue, string? Why)? content, CancellationToken ct)
     {
         var reported = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, DsnAction.Failed))
-            .Select(f => new FailedRecipient(f.Recipient, f.Reason)).ToList();
+            .Select(f => new ReportedRecipient(f.Recipient, f.Reason)).ToList();
         var reportReference = SpoolReferences.Report(envelope.Id, 0, "cleanup");
         var spooled = envelope.Content is null;
         if (spooled)
@@ -215,7 +215,7 @@ public sealed class CleanupStage
                 await _references.OpenAsync(envelope.Id, references, ct);
         }
         if (reported.Count > 0)
-            await _queues.SendAsync(QueueNames.Bounce, new BounceJob
+            await _queues.SendAsync(QueueNames.Bounce, new ReportJob
             {
                 MessageId = envelope.Id,
                 BlobName = envelope.BlobName,

@@ -205,10 +205,10 @@ public sealed class CliTests
         // bounce: a report's hold on a message whose delivery job still holds it: the blob stays.
         await Blob("BO00000000000001");
         await references.OpenAsync("BO00000000000001", ["cleanup:BO00000000000001.0", "BO00000000000001.0"]);
-        await Poison(QueueNames.Bounce, QueueJson.Serialize(new BounceJob
+        await Poison(QueueNames.Bounce, QueueJson.Serialize(new ReportJob
         {
             MessageId = "BO00000000000001", BlobName = "BO00000000000001", Sender = "a@sender.test", ArrivalTime = DateTimeOffset.UtcNow,
-            Recipients = [new FailedRecipient("u@example.test", "5.1.1 no")], Reference = "cleanup:BO00000000000001.0",
+            Recipients = [new ReportedRecipient("u@example.test", "5.1.1 no")], Reference = "cleanup:BO00000000000001.0",
         }));
         // Crafted: a sole holder whose blob name climbs into another container.
         var other = blobs.GetBlobContainerClient("mtaother");

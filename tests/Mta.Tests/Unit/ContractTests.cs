@@ -79,13 +79,13 @@ public sealed class ContractTests
              "recipients":[{"recipient":"a@x.test","reason":"451 4.3.0 later","action":"delayed"},
                            {"recipient":"b@x.test","reason":"550 5.1.1 no"}]}
             """;
-        var report = QueueJson.Deserialize<BounceJob>(queued);
+        var report = QueueJson.Deserialize<ReportJob>(queued);
         Assert.Equal(DsnAction.Delayed, report.Recipients[0].Action);
         Assert.Equal(DsnAction.Failed, report.Recipients[1].Action); // no action: a bounce
         var json = QueueJson.Serialize(report);
         Assert.Contains("\"action\":\"delayed\"", json);
         Assert.Contains("\"action\":\"failed\"", json);
-        Assert.Equal(report.Recipients, QueueJson.Deserialize<BounceJob>(json).Recipients);
+        Assert.Equal(report.Recipients, QueueJson.Deserialize<ReportJob>(json).Recipients);
         Assert.Equal(["failed", "delayed", "delivered", "relayed"], Enum.GetValues<DsnAction>().Select(a => a.Keyword()));
     }
 
