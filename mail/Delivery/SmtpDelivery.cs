@@ -8,7 +8,7 @@ using Mta.Mail.Shaping;
 namespace Mta.Mail.Delivery;
 
 /// <summary>
-/// Postfix's smtp client role: sends one message to one next hop over SMTP (<see cref="SmtpConnection"/>),
+/// Postfix's smtp client role: sends one message to one next hop over SMTP (<see cref="OutboundSmtpConnection"/>),
 /// using the envelope (never the headers) for MAIL FROM and RCPT TO, and the stored bytes unchanged.
 /// Tries each host in turn until one takes the transaction, with the TLS the destination's policy asks
 /// for (the TLS policy file, else its MTA-STS policy, else opportunistic), and reuses connections
@@ -20,7 +20,7 @@ public sealed class SmtpDelivery : IDisposable
     private readonly TlsPolicy _tlsPolicy;
     private readonly MtaStsPolicies _mtaSts;
     private readonly ServerCertificateCheck _certificates;
-    private readonly SmtpConnectionCache _cache;
+    private readonly OutboundConnectionCache _cache;
     private readonly TimeProvider _clock;
     private readonly TrafficShaper _shaper;
     private readonly MtaOptions _options;
@@ -40,7 +40,7 @@ public sealed class SmtpDelivery : IDisposable
         _shaper = shaper;
         _options = options.Value;
         _log = log;
-        _cache = new SmtpConnectionCache(options, clock, c => c.Shaping is not { } s || shaper.MayKeep(s.Site, s.Slot, c.Uses));
+        _cache = new OutboundConnectionCache(options, clock, c => c.Shaping is not { } s || shaper.MayKeep(s.Site, s.Slot, c.Uses));
     }
 
     /// <summary>
@@ -137,7 +137,7 @@ public sealed class SmtpDelivery : IDisposable
     }
 
     /// <summary>An idle connection to <paramref name="destination"/> that still answers, or null.</summary>
-    private async Task<SmtpConnection?> TakeCachedAsync(string destination, CancellationToken ct)
+    private async Task<OutboundSmtpConnection?> TakeCachedAsync(string destination, CancellationToken ct)
     {
         while (_cache.Take(destination) is { } cached)
         {
@@ -153,7 +153,7 @@ public sealed class SmtpDelivery : IDisposable
     /// <see cref="TrafficShaper.LocalWait"/> (the queue ahead is moving); otherwise the destination is busy. Bounded by the
     /// worker's own batch: a slow destination stops the waiting, a fast one serves the jobs waiting here.
     /// </summary>
-    private async Task<(SmtpConnection? Reused, SlotLease? Slot)> SlotAsync(string destination, ShapingSite site, CancellationToken ct)
+    private async Task<(OutboundSmtpConnection? Reused, SlotLease? Slot)> SlotAsync(string destination, ShapingSite site, CancellationToken ct)
     {
         while (true)
         {
@@ -172,7 +172,7 @@ public sealed class SmtpDelivery : IDisposable
     /// (after any connection setup, so setup time does not bunch transactions up). What the connection's limits or the
     /// rate did not let through is postponed, never failed; an unused new connection waits in the cache for the next job.
     /// </summary>
-    private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, SmtpConnection connection, DeliveryJob job,
+    private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, OutboundSmtpConnection connection, DeliveryJob job,
         Func<CancellationToken, Task<ReadOnlyMemory<byte>>> load, CancellationToken ct)
     {
         // Every connection gets its site and slot when it is opened (DeliverAsync), before its first transaction.
@@ -235,14 +235,14 @@ public sealed class SmtpDelivery : IDisposable
         => recipients.Select(r => new RecipientResult(r, RecipientStatus.Deferred, reason, "none") { PostponedFor = wait }).ToList();
 
     /// <summary>Connects, reads the greeting, says EHLO and starts TLS as <paramref name="level"/> demands; null and a reason on failure.</summary>
-    private async Task<(SmtpConnection? Connection, string Error, int Code)> ConnectAsync(
+    private async Task<(OutboundSmtpConnection? Connection, string Error, int Code)> ConnectAsync(
         DeliveryJob job, MailHost host, int port, string relay, TlsLevel level, MtaStsPolicy? sts, CancellationToken ct)
     {
         var timeout = TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds);
-        SmtpConnection connection;
+        OutboundSmtpConnection connection;
         try
         {
-            connection = await SmtpConnection.OpenAsync(host, port, lmtp: false, _options.MyHostname, timeout, _clock.GetUtcNow(), ct);
+            connection = await OutboundSmtpConnection.OpenAsync(host, port, lmtp: false, _options.MyHostname, timeout, _clock.GetUtcNow(), ct);
         }
         catch (SmtpConnectException e)
         {

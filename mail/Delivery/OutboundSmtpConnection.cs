@@ -21,12 +21,13 @@ public readonly record struct SmtpReply(int Code, string Text)
 }
 
 /// <summary>
-/// A small SMTP/LMTP client connection that sends stored message bytes exactly and the whole RFC 3461 envelope
+/// The outbound side: a connection of ours to a next hop (the inbound side, clients talking to us, is the ingress's
+/// <c>SmtpConnectionHandler</c>). A small SMTP/LMTP client that sends stored message bytes exactly and the whole RFC 3461 envelope
 /// (why not MailKit's client: docs/adr/0003). Dot-stuffing is MailKit's <see cref="SmtpDataFilter"/>; TLS is .NET's
 /// <see cref="SslStream"/>. One connection, one transaction at a time; reusable after a transaction (Postfix's
 /// connection cache).
 /// </summary>
-public sealed class SmtpConnection : IAsyncDisposable
+public sealed class OutboundSmtpConnection : IAsyncDisposable
 {
     private const int MaxReplyLine = 4096;
     private readonly Socket _socket;
@@ -37,7 +38,7 @@ public sealed class SmtpConnection : IAsyncDisposable
     private readonly string _heloName;
     private readonly TimeSpan _timeout;
 
-    private SmtpConnection(Socket socket, bool lmtp, string heloName, TimeSpan timeout, string relay, DateTimeOffset now)
+    private OutboundSmtpConnection(Socket socket, bool lmtp, string heloName, TimeSpan timeout, string relay, DateTimeOffset now)
     {
         _socket = socket;
         _stream = Stream.Null; // until connected
@@ -73,11 +74,11 @@ public sealed class SmtpConnection : IAsyncDisposable
     /// Connects to <paramref name="host"/>, reads the greeting and says EHLO (LHLO for LMTP; HELO when EHLO is refused).
     /// Throws <see cref="SmtpConnectException"/> with the reason when the server cannot be used.
     /// </summary>
-    public static async Task<SmtpConnection> OpenAsync(MailHost host, int port, bool lmtp, string heloName, TimeSpan timeout, DateTimeOffset now, CancellationToken ct)
+    public static async Task<OutboundSmtpConnection> OpenAsync(MailHost host, int port, bool lmtp, string heloName, TimeSpan timeout, DateTimeOffset now, CancellationToken ct)
     {
         var relay = $"{host.Name}[{host.Address}]:{port}";
         var socket = new Socket(host.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        var connection = new SmtpConnection(socket, lmtp, heloName, timeout, relay, now);
+        var connection = new OutboundSmtpConnection(socket, lmtp, heloName, timeout, relay, now);
         try
         {
             using (var limit = Limit(ct, timeout))
