@@ -75,94 +75,150 @@ public sealed class CleanupStage
     private async Task<string?> RunAsync(IncomingEnvelope envelope, bool again, bool refuseInReply, CancellationToken ct, ReadOnlyMemory<byte> head = default)
     {
         Validate(envelope);
-        var inline = envelope.Content;
-        // A spooled message's header is read from the octets the ingress still holds, when it ends within them.
-        if (inline is not null || !HeaderEndsWithin(head)) head = default;
+        if (await ReadHeaderAsync(envelope, again, head, ct) is not { } header) return null;
+        var messageId = header.Fields[HeaderId.MessageId]?.Trim() ?? "";
+        var verdict = await CheckAsync(envelope, header, ct);
+        if (verdict?.Action == CheckAction.Discard)
+        {
+            await DiscardAsync(envelope, messageId, verdict, ct);
+            return null;
+        }
+        var sender = _rewriter.RewriteSender(envelope.Sender);
+        if (RefusalFor(header.Fields, verdict) is { } refusal)
+            return await RefuseAsync(envelope, messageId, sender, refusal, refuseInReply, ct);
+        await QueueAsync(envelope, header, verdict, sender, again, messageId, ct);
+        return null;
+    }
 
-        HeaderList headers;
-        long bodyOffset;
-        bool parsed;
+    /// <summary>An accepted message's header block as parsed, and where its body starts.</summary>
+    /// <param name="Fields">The header fields; empty when the message does not start with a header.</param>
+    /// <param name="BodyOffset">Where the body starts in the message's bytes.</param>
+    /// <param name="Parsed">False for a message that does not start with a header: its bytes are delivered as they came.</param>
+    private sealed record ParsedHeader(HeaderList Fields, long BodyOffset, bool Parsed);
+
+    /// <summary>Why a message is refused (<paramref name="Hops"/> counted when for a mail loop), and its SMTP code.</summary>
+    private sealed record Refusal(string Reason, string Code, int Hops = 0);
+
+    /// <summary>
+    /// Envelope phase: the header block, read from the inline bytes, from the octets the ingress still holds (when the
+    /// header ends within them), or from the spool. Null when an earlier run finished the message and the spool was
+    /// cleaned before this queue message came back.
+    /// </summary>
+    private async Task<ParsedHeader?> ReadHeaderAsync(IncomingEnvelope envelope, bool again, ReadOnlyMemory<byte> head, CancellationToken ct)
+    {
+        var inline = envelope.Content;
+        if (inline is not null || !HeaderEndsWithin(head)) head = default;
         byte[]? rented = null;
         try
         {
             ArraySegment<byte> start;
             var more = false;
-            try
-            {
-                if (inline is not null) start = inline;
-                else if (head.Length > 0) start = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(head, out var segment) ? segment : head.ToArray();
-                else (rented, start, more) = await ReadStartAsync(envelope.BlobName, ct);
-            }
-            catch (Azure.RequestFailedException e) when (e.Status == 404 && again)
-            {
-                // An earlier run queued the jobs, they all finished and the spool was cleaned before this queue message came back.
-                _log.LogInformation("{QueueId}: already processed and delivered; nothing left to do", envelope.Id);
-                return null;
-            }
+            if (inline is not null) start = inline;
+            else if (head.Length > 0) start = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(head, out var segment) ? segment : head.ToArray();
+            else (rented, start, more) = await ReadStartAsync(envelope.BlobName, ct);
             // Only the header block is parsed, from at most the message's first 256 KiB: the body is streamed later.
-            (headers, bodyOffset, parsed) = ParseHeader(envelope, start, more);
+            return ParseHeader(envelope, start, more);
+        }
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && again)
+        {
+            _log.LogInformation("{QueueId}: already processed and delivered; nothing left to do", envelope.Id);
+            return null;
         }
         finally
         {
             if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         }
-        var messageId = headers[HeaderId.MessageId]?.Trim() ?? "";
+    }
+
+    /// <summary>
+    /// Checks phase, in Postfix's order: header fix-up and header checks as the header goes by, then the body checks,
+    /// all within one time budget. Returns the deciding match, if any.
+    /// </summary>
+    private async Task<CheckMatch?> CheckAsync(IncomingEnvelope envelope, ParsedHeader header, CancellationToken ct)
+    {
         var who = $"from [{envelope.ClientAddress}]; from=<{envelope.Sender}> to=<{envelope.Recipients[0]}> proto={envelope.Protocol} helo=<{envelope.Helo}>";
+        var budget = new CheckBudget();
+        var verdict = InspectHeader(envelope, header.Fields, who, budget);
+        if (verdict is null && _inspector.BodyChecks && header.Parsed)
+            verdict = await InspectBodyAsync(envelope, envelope.Content, header.BodyOffset, who, budget, ct);
+        return verdict;
+    }
 
-        // Postfix's order: header fix-up and header checks as the header goes by, then the body checks.
-        var budget = new CheckBudget(); // header and body checks together
-        var verdict = InspectHeader(envelope, headers, who, budget);
-        if (verdict is null && _inspector.BodyChecks && parsed)
-            verdict = await InspectBodyAsync(envelope, inline, bodyOffset, who, budget, ct);
+    private async Task DiscardAsync(IncomingEnvelope envelope, string messageId, CheckMatch verdict, CancellationToken ct)
+    {
+        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=discarded ({Reason})",
+            envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, verdict.Text.Length > 0 ? verdict.Text : "content check");
+        if (envelope.Content is null) await _spool.DeleteAsync(envelope.BlobName, ct);
+        _metrics?.Cleaned("discarded");
+    }
 
-        if (verdict?.Action == CheckAction.Discard)
-        {
-            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=discarded ({Reason})",
-                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, verdict.Text.Length > 0 ? verdict.Text : "content check");
-            if (inline is null) await _spool.DeleteAsync(envelope.BlobName, ct);
-            _metrics?.Cleaned("discarded");
-            return null;
-        }
-        var sender = _rewriter.RewriteSender(envelope.Sender);
-        string? refusal = null;
-        var code = "550";
+    /// <summary>
+    /// Whether the message is refused: a content check's REJECT, or a mail loop (RFC 5321 §6.3: a permanent failure;
+    /// Postfix counts its own Received header too).
+    /// </summary>
+    private Refusal? RefusalFor(HeaderList headers, CheckMatch? verdict)
+    {
         if (verdict?.Action == CheckAction.Reject)
-            refusal = "5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "message content rejected");
-        else if (CountReceived(headers) + 1 >= _options.HopCountLimit)
-        {
-            // RFC 5321 §6.3: a loop is a permanent failure. Postfix counts its own Received header too.
-            (refusal, code) = ("5.4.6 Too many hops", "554");
-            _log.LogWarning("{QueueId}: message-id={MessageId}, from=<{Sender}>: too many hops ({Hops} Received headers, hopcount_limit {Limit})",
-                envelope.Id, messageId, envelope.Sender, CountReceived(headers) + 1, _options.HopCountLimit);
-        }
-        if (refusal is not null && refuseInReply)
-        {
-            // The client is still there to hear it: a refusal now, never a bounce to a sender who may be forged.
-            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=rejected ({Reason})",
-                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal);
-            _metrics?.Cleaned("rejected");
-            return $"{code} {refusal}";
-        }
-        if (refusal is not null)
-        {
-            await FinishAsync(envelope, sender, envelope.Recipients.Select(r => (r, refusal)).ToList(), [], null, ct);
-            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=bounced ({Reason})",
-                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal);
-            _metrics?.Cleaned("bounced");
-            return null;
-        }
+            return new Refusal("5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "message content rejected"), "550");
+        var hops = CountReceived(headers) + 1;
+        return hops >= _options.HopCountLimit ? new Refusal("5.4.6 Too many hops", "554", hops) : null;
+    }
 
+    /// <summary>
+    /// Refuses the message: in the reply while the client is still there to hear it (never a bounce to a sender who may
+    /// be forged), otherwise as a bounce to every recipient. Returns the reply, or null once the bounce is queued.
+    /// </summary>
+    private async Task<string?> RefuseAsync(IncomingEnvelope envelope, string messageId, string sender, Refusal refusal, bool inReply, CancellationToken ct)
+    {
+        if (refusal.Hops > 0)
+            _log.LogWarning("{QueueId}: message-id={MessageId}, from=<{Sender}>: too many hops ({Hops} Received headers, hopcount_limit {Limit})",
+                envelope.Id, messageId, envelope.Sender, refusal.Hops, _options.HopCountLimit);
+        if (inReply)
+        {
+            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=rejected ({Reason})",
+                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal.Reason);
+            _metrics?.Cleaned("rejected");
+            return $"{refusal.Code} {refusal.Reason}";
+        }
+        await FinishAsync(envelope, sender, envelope.Recipients.Select(r => (r, refusal.Reason)).ToList(), [], null, ct);
+        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=bounced ({Reason})",
+            envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal.Reason);
+        _metrics?.Cleaned("bounced");
+        return null;
+    }
+
+    /// <summary>
+    /// Rewriting, routing and writing: the recipients rewritten, the header built (and DKIM-signed for trusted clients),
+    /// one job per next hop, and the jobs and any report for unroutable recipients queued.
+    /// </summary>
+    private async Task QueueAsync(IncomingEnvelope envelope, ParsedHeader parsed, CheckMatch? verdict, string sender, bool again, string messageId,
+        CancellationToken ct)
+    {
         var rewritten = _rewriter.RewriteRecipients(envelope.Recipients);
         foreach (var (rcpt, why) in rewritten.Failures)
             _log.LogWarning("{QueueId}: to=<{Recipient}>: {Reason}", envelope.Id, rcpt, why);
 
-        var header = BuildHeader(envelope, headers, parsed);
-        if (parsed && envelope.TrustedClient && _dkim.Configured)
-            header = await SignAsync(envelope, headers, header, inline, bodyOffset, ct);
+        var header = BuildHeader(envelope, parsed.Fields, parsed.Parsed);
+        if (parsed.Parsed && envelope.TrustedClient && _dkim.Configured)
+            header = await SignAsync(envelope, parsed.Fields, header, envelope.Content, parsed.BodyOffset, ct);
 
         var queue = verdict?.Action == CheckAction.Hold ? QueueNames.Hold : QueueNames.Delivery;
-        var dsn = CarryDsn(envelope.Dsn, rewritten.Recipients);
-        var jobs = _router.Group(rewritten.Recipients.Select(r => r.Address), _options.DestinationRecipientLimit)
+        var jobs = Jobs(envelope, sender, rewritten.Recipients, again);
+        await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed.Parsed ? parsed.BodyOffset : 0, queue, verdict?.Text), ct);
+
+        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
+            envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");
+        _metrics?.Cleaned(queue == QueueNames.Hold ? "held" : "queued");
+    }
+
+    /// <summary>
+    /// Routing into jobs: one per next hop (and per <c>destination_recipient_limit</c> recipients), numbered in a
+    /// fixed order so a second run for the same message makes the same job ids.
+    /// </summary>
+    private List<DeliveryJob> Jobs(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Address, string Original)> recipients, bool again)
+    {
+        var dsn = CarryDsn(envelope.Dsn, recipients);
+        return _router.Group(recipients.Select(r => r.Address), _options.DestinationRecipientLimit)
             .Select((g, n) => new DeliveryJob
             {
                 MessageId = envelope.Id,
@@ -177,12 +233,6 @@ public sealed class CleanupStage
                 MaybeDuplicate = again,
                 Size = envelope.Size,
             }).ToList();
-        await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed ? bodyOffset : 0, queue, verdict?.Text), ct);
-
-        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
-            envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");
-        _metrics?.Cleaned(queue == QueueNames.Hold ? "held" : "queued");
-        return null;
     }
 
     /// <summary>True when the blank line that ends the header block lies within <paramref name="head"/>.</summary>
@@ -447,17 +497,17 @@ public sealed class CleanupStage
     }
 
     /// <summary>The header block, or none when the message does not start with one; an over-large one is refused.</summary>
-    private static (HeaderList Headers, long BodyOffset, bool Parsed) ParseHeader(IncomingEnvelope envelope, ArraySegment<byte> start, bool more)
+    private static ParsedHeader ParseHeader(IncomingEnvelope envelope, ArraySegment<byte> start, bool more)
     {
         try
         {
             var (headers, offset) = UntrustedMime.ParseHeader(start, more);
-            return (headers, offset, true);
+            return new ParsedHeader(headers, offset, true);
         }
         catch (FormatException)
         {
             // Not a header at all (e.g. an mbox "From " line first): deliver the bytes as they came, Received on top.
-            return (new HeaderList(), 0, false);
+            return new ParsedHeader(new HeaderList(), 0, false);
         }
         catch (HeaderTooLargeException e)
         {
