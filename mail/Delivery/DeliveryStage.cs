@@ -89,66 +89,12 @@ public sealed class DeliveryStage(
     // With records given, the job's completion record is added there for the caller to await instead of awaited here.
     private async Task ProcessAsync(DeliveryJob job, CancellationToken ct, long dequeueCount, string queue, List<Task>? records)
     {
-        if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
-            throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
-        QueueIds.Require("delivery job", job.MessageId, job.BlobName);
-        if (job.JobId.Length > 0) QueueIds.Require("delivery job", job.JobId); // jobs of older releases had none
-
+        Validate(job);
         var suspect = dequeueCount > 1 || job.MaybeDuplicate;
-        if (suspect && await completions.IsRecordedAsync(job, ct))
-        {
-            log.LogInformation("{QueueId}: job {JobId} attempt {Attempt} was finished before (dequeued {Count} times{Twin}): not delivered again",
-                job.MessageId, job.JobId, job.Attempt, dequeueCount, job.MaybeDuplicate ? ", cleanup ran twice" : "");
-            metrics.DuplicateSkipped();
-            return;
-        }
-
-        // Cleanup's header, then the stored bytes from where the original header ended. Read when a connection is ready
-        // for it, so a job put back for a busy destination has cost no read.
-        ReadOnlyMemory<byte>? bytes = null;
-        SpooledBytes? spooled = null;
-        async Task<ReadOnlyMemory<byte>> Load(CancellationToken token)
-        {
-            if (bytes is { } loaded) return loaded;
-            // A spooled message is downloaded from where its body starts straight in behind the new header, into a
-            // pooled buffer given back once the delivery attempt is over.
-            if (job.Content is { } inline)
-                bytes = job.Header is { } header ? Concat(header, inline.AsMemory((int)Math.Min(job.BodyOffset, inline.Length))) : inline;
-            else
-                bytes = (spooled = await spool.ReadAsync(job.BlobName, job.Header, job.Header is null ? 0 : job.BodyOffset, token)).Memory;
-            return bytes.Value;
-        }
+        if (suspect && await FinishedBeforeAsync(job, dequeueCount, ct)) return;
 
         var times = new AttemptTimes();
-        IReadOnlyList<RecipientResult> results;
-        try
-        {
-            if (job.NextHop.Transport == Transport.Local)
-            {
-                times.Connected();
-                results = await maildir.DeliverAsync(job.MessageId, job.Sender, job.Recipients, await Load(ct), ct);
-            }
-            else if (job.NextHop.Transport == Transport.Lmtp)
-            {
-                results = await lmtp.DeliverAsync(job, await Load(ct), times, ct);
-            }
-            else
-            {
-                results = await smtp.DeliverAsync(job, Load, times, ct);
-            }
-        }
-        catch (Azure.RequestFailedException e) when (e.Status == 404 && suspect && bytes is null)
-        {
-            // The spool is only cleaned once every job of the message is final, so this one was finished before.
-            if (await references.OpenReferencesAsync(job.MessageId, ct) is not null) throw;
-            log.LogInformation("{QueueId}: job {JobId} was finished before and its message is gone from the spool: not delivered again", job.MessageId, job.JobId);
-            return;
-        }
-        finally
-        {
-            // Every send has been awaited (or its connection is broken and closed): nothing reads the buffer now.
-            spooled?.Dispose();
-        }
+        if (await AttemptAsync(job, times, suspect, ct) is not { } results) return;
         // Past its lifetime a job is not put back: it goes the way of every expired deferral (a bounce).
         if (results.All(r => r.PostponedFor is not null) && !retries.Expired(job.ArrivalTime, clock.GetUtcNow()))
         {
@@ -158,16 +104,89 @@ public sealed class DeliveryStage(
         times.Done();
 
         var now = clock.GetUtcNow();
-        var expired = retries.Expired(job.ArrivalTime, now);
-        var delays = Delays(job, now, times);
-        foreach (var r in results)
-            LogResult(job, r, now, expired, delays, times.ConnectionUse);
-
+        LogResults(job, results, now, times);
         var outcome = AttemptOutcome.Decide(job, results, now, retries, retries.NextDelay(job.Attempt), wait => PostponeDelay(job, wait));
         await ApplyAsync(job, outcome, now, ct);
         var record = completions.RecordAsync(job, ct);
         if (records is null) await record;
         else records.Add(record);
+    }
+
+    private static void Validate(DeliveryJob job)
+    {
+        if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
+            throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
+        QueueIds.Require("delivery job", job.MessageId, job.BlobName);
+        if (job.JobId.Length > 0) QueueIds.Require("delivery job", job.JobId); // jobs of older releases had none
+    }
+
+    /// <summary>Whether the completion record says a twin of this job (or this job, received before) finished already.</summary>
+    private async Task<bool> FinishedBeforeAsync(DeliveryJob job, long dequeueCount, CancellationToken ct)
+    {
+        if (!await completions.IsRecordedAsync(job, ct)) return false;
+        log.LogInformation("{QueueId}: job {JobId} attempt {Attempt} was finished before (dequeued {Count} times{Twin}): not delivered again",
+            job.MessageId, job.JobId, job.Attempt, dequeueCount, job.MaybeDuplicate ? ", cleanup ran twice" : "");
+        metrics.DuplicateSkipped();
+        return true;
+    }
+
+    /// <summary>
+    /// One delivery attempt by the job's transport, with each recipient's result; null when the message is gone from
+    /// the spool because this (possibly duplicate) job was finished before.
+    /// </summary>
+    private async Task<IReadOnlyList<RecipientResult>?> AttemptAsync(DeliveryJob job, AttemptTimes times, bool suspect, CancellationToken ct)
+    {
+        // Every send has been awaited (or its connection is broken and closed) when this goes: nothing reads the buffer then.
+        using var message = new JobBytes(job, spool);
+        try
+        {
+            switch (job.NextHop.Transport)
+            {
+                case Transport.Local:
+                    times.Connected();
+                    return await maildir.DeliverAsync(job.MessageId, job.Sender, job.Recipients, await message.LoadAsync(ct), ct);
+                case Transport.Lmtp:
+                    return await lmtp.DeliverAsync(job, await message.LoadAsync(ct), times, ct);
+                default:
+                    return await smtp.DeliverAsync(job, message.LoadAsync, times, ct);
+            }
+        }
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && suspect && !message.Loaded)
+        {
+            // The spool is only cleaned once every job of the message is final, so this one was finished before.
+            if (await references.OpenReferencesAsync(job.MessageId, ct) is not null) throw;
+            log.LogInformation("{QueueId}: job {JobId} was finished before and its message is gone from the spool: not delivered again", job.MessageId, job.JobId);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The bytes a job sends: cleanup's header, then the stored bytes from where the original header ended. Read once,
+    /// when a connection is ready for them, so a job put back for a busy destination has cost no read. A spooled message
+    /// is downloaded from where its body starts straight in behind the new header, into a pooled buffer given back on
+    /// <see cref="Dispose"/>.
+    /// </summary>
+    private sealed class JobBytes(DeliveryJob job, MessageSpool spool) : IDisposable
+    {
+        private ReadOnlyMemory<byte>? _bytes;
+        private SpooledBytes? _spooled;
+
+        /// <summary>Whether the bytes have been read.</summary>
+        public bool Loaded => _bytes is not null;
+
+        /// <summary>The bytes, read on first use.</summary>
+        public async Task<ReadOnlyMemory<byte>> LoadAsync(CancellationToken ct)
+        {
+            if (_bytes is { } loaded) return loaded;
+            if (job.Content is { } inline)
+                _bytes = job.Header is { } header ? Concat(header, inline.AsMemory((int)Math.Min(job.BodyOffset, inline.Length))) : inline;
+            else
+                _bytes = (_spooled = await spool.ReadAsync(job.BlobName, job.Header, job.Header is null ? 0 : job.BodyOffset, ct)).Memory;
+            return _bytes.Value;
+        }
+
+        /// <summary>Gives a spooled message's buffer back to the pool.</summary>
+        public void Dispose() => _spooled?.Dispose();
     }
 
     /// <summary>
@@ -261,6 +280,14 @@ public sealed class DeliveryStage(
 
     /// <summary>Seconds as Postfix prints them: two decimals, trailing zeros dropped (0.01, 0.2, 3).</summary>
     private static string Seconds(double s) => Math.Max(0, s).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
+
+    private void LogResults(DeliveryJob job, IReadOnlyList<RecipientResult> results, DateTimeOffset now, AttemptTimes times)
+    {
+        var expired = retries.Expired(job.ArrivalTime, now);
+        var delays = Delays(job, now, times);
+        foreach (var r in results)
+            LogResult(job, r, now, expired, delays, times.ConnectionUse);
+    }
 
     private void LogResult(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired, string delays, int connectionUse)
     {
