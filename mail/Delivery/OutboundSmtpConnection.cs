@@ -161,74 +161,33 @@ public sealed class OutboundSmtpConnection : IAsyncDisposable
     {
         Uses++;
         var results = new Dictionary<string, RecipientResult>(StringComparer.Ordinal);
-        var passedOn = Offers("DSN");
-        RecipientResult Result(string r, SmtpReply reply) => new(r, reply.Status, reply.Text, Relay, Relayed: !_lmtp, NotifyPassedOn: passedOn && !_lmtp);
         try
         {
-            var commands = new List<string> { MailCommand(job, message, smtpUtf8) };
-            commands.AddRange(job.Recipients.Select(r => RcptCommand(job, r)));
-            var accepted = new List<string>();
-            SmtpReply mail;
-            if (Offers("PIPELINING"))
-            {
-                // RFC 2920: MAIL and the RCPTs in one write; DATA waits, so nothing is sent for a refused envelope.
-                await WriteAsync(string.Concat(commands.Select(c => c + "\r\n")), ct);
-                mail = await ReadReplyAsync(ct);
-                foreach (var r in job.Recipients)
-                {
-                    var rcpt = await ReadReplyAsync(ct);
-                    if (mail.Positive && rcpt.Positive) accepted.Add(r);
-                    else if (mail.Positive) results[r] = Result(r, rcpt);
-                }
-            }
-            else
-            {
-                mail = await CommandAsync(commands[0], ct);
-                if (mail.Positive)
-                    foreach (var (r, command) in job.Recipients.Zip(commands.Skip(1)))
-                    {
-                        var rcpt = await CommandAsync(command, ct);
-                        if (rcpt.Positive) accepted.Add(r);
-                        else results[r] = Result(r, rcpt);
-                    }
-            }
+            var (mail, accepted) = await EnvelopeAsync(job, message, smtpUtf8, results, ct);
             if (!mail.Positive)
-            {
-                foreach (var r in job.Recipients) results[r] = Result(r, mail);
-                await ResetAsync(ct);
-                return job.Recipients.Select(r => results[r]).ToList();
-            }
-            if (accepted.Count == 0)
+                foreach (var r in job.Recipients) results[r] = Result(job, r, mail);
+            if (!mail.Positive || accepted.Count == 0)
             {
                 await ResetAsync(ct);
                 return job.Recipients.Select(r => results[r]).ToList();
             }
-
             var data = await CommandAsync("DATA", ct);
             if (data.Code != 354)
             {
-                foreach (var r in accepted) results[r] = Result(r, data.Positive ? data with { Code = 451 } : data);
+                foreach (var r in accepted) results[r] = Result(job, r, data.Positive ? data with { Code = 451 } : data);
                 await ResetAsync(ct);
                 return job.Recipients.Select(r => results[r]).ToList();
             }
-            // Only CRLF goes out, whatever the queue holds (LineEndings); a message that needs the fix is copied, others are not.
-            var wire = LineEndings.OnlyCrlf(message.Span) ? message : LineEndings.ToCrlf(message.Span);
-            using (var limit = Limit(ct, _timeout + TimeSpan.FromSeconds(wire.Length / 1024.0))) // ~1 KiB/s at least
-            {
-                await WriteDotStuffedAsync(wire, limit.Token);
-                var end = wire.Length > 0 && wire.Span[^1] == (byte)'\n' ? ".\r\n"u8.ToArray() : "\r\n.\r\n"u8.ToArray();
-                await _stream.WriteAsync(end, limit.Token);
-                await _stream.FlushAsync(limit.Token);
-            }
+            await WriteMessageAsync(message, ct);
             // SMTP: one reply for the message. LMTP (RFC 2033 §4.2): one per accepted recipient, in RCPT order.
             if (_lmtp)
             {
-                foreach (var r in accepted) results[r] = Result(r, await ReadReplyAsync(ct));
+                foreach (var r in accepted) results[r] = Result(job, r, await ReadReplyAsync(ct));
             }
             else
             {
                 var done = await ReadReplyAsync(ct);
-                foreach (var r in accepted) results[r] = Result(r, done);
+                foreach (var r in accepted) results[r] = Result(job, r, done);
             }
         }
         catch (Exception e) when (e is IOException or SocketException or SmtpConnectException or OperationCanceledException && !ct.IsCancellationRequested)
@@ -240,6 +199,56 @@ public sealed class OutboundSmtpConnection : IAsyncDisposable
                 results[r] = new RecipientResult(r, RecipientStatus.Deferred, $"4.4.2 lost connection with {Relay}: {why}", Relay);
         }
         return job.Recipients.Select(r => results[r]).ToList();
+    }
+
+    /// <summary>A recipient's result from a reply; a success over SMTP is a relay, which reports on if it took NOTIFY.</summary>
+    private RecipientResult Result(DeliveryJob job, string recipient, SmtpReply reply)
+        => new(recipient, reply.Status, reply.Text, Relay, Relayed: !_lmtp, NotifyPassedOn: Offers("DSN") && !_lmtp);
+
+    /// <summary>
+    /// MAIL and every RCPT: MAIL's reply and the recipients accepted; refused recipients get their result in
+    /// <paramref name="results"/> (when MAIL was accepted).
+    /// </summary>
+    private async Task<(SmtpReply Mail, List<string> Accepted)> EnvelopeAsync(DeliveryJob job, ReadOnlyMemory<byte> message, bool smtpUtf8,
+        Dictionary<string, RecipientResult> results, CancellationToken ct)
+    {
+        var commands = new List<string> { MailCommand(job, message, smtpUtf8) };
+        commands.AddRange(job.Recipients.Select(r => RcptCommand(job, r)));
+        var accepted = new List<string>();
+        if (Offers("PIPELINING"))
+        {
+            // RFC 2920: MAIL and the RCPTs in one write; DATA waits, so nothing is sent for a refused envelope.
+            await WriteAsync(string.Concat(commands.Select(c => c + "\r\n")), ct);
+            var mail = await ReadReplyAsync(ct);
+            foreach (var r in job.Recipients)
+            {
+                var rcpt = await ReadReplyAsync(ct);
+                if (mail.Positive && rcpt.Positive) accepted.Add(r);
+                else if (mail.Positive) results[r] = Result(job, r, rcpt);
+            }
+            return (mail, accepted);
+        }
+        var unpipelined = await CommandAsync(commands[0], ct);
+        if (unpipelined.Positive)
+            foreach (var (r, command) in job.Recipients.Zip(commands.Skip(1)))
+            {
+                var rcpt = await CommandAsync(command, ct);
+                if (rcpt.Positive) accepted.Add(r);
+                else results[r] = Result(job, r, rcpt);
+            }
+        return (unpipelined, accepted);
+    }
+
+    /// <summary>The message after DATA's 354, and the final dot.</summary>
+    private async Task WriteMessageAsync(ReadOnlyMemory<byte> message, CancellationToken ct)
+    {
+        // Only CRLF goes out, whatever the queue holds (LineEndings); a message that needs the fix is copied, others are not.
+        var wire = LineEndings.OnlyCrlf(message.Span) ? message : LineEndings.ToCrlf(message.Span);
+        using var limit = Limit(ct, _timeout + TimeSpan.FromSeconds(wire.Length / 1024.0)); // ~1 KiB/s at least
+        await WriteDotStuffedAsync(wire, limit.Token);
+        var end = wire.Length > 0 && wire.Span[^1] == (byte)'\n' ? ".\r\n"u8.ToArray() : "\r\n.\r\n"u8.ToArray();
+        await _stream.WriteAsync(end, limit.Token);
+        await _stream.FlushAsync(limit.Token);
     }
 
     // Pieces of at most 32 KiB: the filter's output buffer stays below the large-object heap's 85,000 bytes.
