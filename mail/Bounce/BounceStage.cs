@@ -11,7 +11,6 @@ using Mta.Mail.Metrics;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
-using Mta.Mail.Tracking;
 
 namespace Mta.Mail.Bounce;
 
@@ -22,10 +21,9 @@ namespace Mta.Mail.Bounce;
 /// its failure is logged and dropped, as Postfix does by default (notify_classes without 2bounce).
 /// </summary>
 public sealed class BounceStage(
-    MessageSpool spool,
+    SpoolLifetime spool,
     MailQueues queues,
     Router router,
-    SpoolReferences references,
     IOptions<MtaOptions> options,
     TimeProvider clock,
     ILogger<BounceStage> log,
@@ -46,8 +44,7 @@ public sealed class BounceStage(
 
         await ReportAsync(job, ct);
         // The report no longer needs the original: give up its hold on a spooled message.
-        if (job.Reference is not null && await references.UpdateAsync(job.MessageId, [], [job.Reference], ct))
-            await DeliveryStage.DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
+        await spool.ReleaseAsync(job, ct);
     }
 
     private async Task ReportAsync(ReportJob job, CancellationToken ct)
@@ -91,12 +88,12 @@ public sealed class BounceStage(
     {
         try
         {
-            return job.Content ?? await spool.ReadAsync(job.BlobName, ct);
+            return await MessageContent.Of(job).ReadStoredAsync(spool.Spool, ct);
         }
         catch (Azure.RequestFailedException e) when (e.Status == 404 && job.Reference is not null)
         {
             // A spooled original goes only when no reference is left, so this report was made before (its job came back).
-            if ((await references.OpenReferencesAsync(job.MessageId, ct))?.Contains(job.Reference) == true) throw;
+            if (!await spool.ReportMadeBeforeAsync(job.MessageId, job.Reference, ct)) throw;
             log.LogInformation("{QueueId}: report {Reference} was made before: not made again", job.MessageId, job.Reference);
             return null;
         }
@@ -127,10 +124,8 @@ public sealed class BounceStage(
             };
             if (await queues.TrySendAsync(QueueNames.Delivery, delivery, ct) is not null) continue;
             // Too large to travel inline (it quotes up to bounce_size_limit of the original): spool it, with its own references.
-            await references.OpenAsync(id, [delivery.JobId], ct);
             bytes.Position = 0;
-            try { await spool.WriteAsync(id, bytes, ct); }
-            catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier run of this job */ }
+            await spool.SpoolAsync(id, id, bytes, holders: [delivery.JobId], ct);
             await queues.SendAsync(QueueNames.Delivery, delivery with { Content = null }, ct);
         }
     }

@@ -25,13 +25,12 @@ namespace Mta.Mail.Cleanup;
 /// </summary>
 public sealed class CleanupStage
 {
-    private readonly MessageSpool _spool;
+    private readonly SpoolLifetime _spool;
     private readonly MailQueues _queues;
     private readonly Router _router;
     private readonly AddressRewriter _rewriter;
     private readonly DkimSigning _dkim;
     private readonly Submission.SenderLogins? _senderLogins;
-    private readonly SpoolReferences _references;
     private readonly WaitingMail _waiting;
     private readonly PipelineMetrics? _metrics;
     private readonly TimeProvider _clock;
@@ -40,15 +39,15 @@ public sealed class CleanupStage
     private readonly ContentInspector _inspector;
 
     /// <summary>Creates the stage; the checks files are loaded here (a broken one stops the start).</summary>
-    public CleanupStage(MessageSpool spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
-        SpoolReferences references, WaitingMail waiting, ContentInspector inspector, IOptions<MtaOptions> options, TimeProvider clock,
+    public CleanupStage(SpoolLifetime spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
+        WaitingMail waiting, ContentInspector inspector, IOptions<MtaOptions> options, TimeProvider clock,
         ILogger<CleanupStage> log, PipelineMetrics? metrics = null, Submission.SenderLogins? senderLogins = null)
     {
         _inspector = inspector;
         _senderLogins = senderLogins;
         _metrics = metrics;
-        (_spool, _queues, _router, _rewriter, _dkim, _references, _waiting, _clock, _log, _options)
-            = (spool, queues, router, rewriter, dkim, references, waiting, clock, log, options.Value);
+        (_spool, _queues, _router, _rewriter, _dkim, _waiting, _clock, _log, _options)
+            = (spool, queues, router, rewriter, dkim, waiting, clock, log, options.Value);
     }
 
     /// <summary>
@@ -148,7 +147,7 @@ public sealed class CleanupStage
     {
         _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=discarded ({Reason})",
             envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, verdict.Text.Length > 0 ? verdict.Text : "content check");
-        if (envelope.Content is null) await _spool.DeleteAsync(envelope.BlobName, ct);
+        await _spool.DiscardAsync(MessageContent.Of(envelope), ct);
         _metrics?.Cleaned("discarded");
     }
 
@@ -240,30 +239,18 @@ public sealed class CleanupStage
         => head.Span.IndexOf("\r\n\r\n"u8) >= 0 || head.Span.StartsWith("\r\n"u8);
 
     /// <summary>
-    /// Queues what became of the message: a bounce report for <paramref name="failed"/> recipients and the delivery
-    /// jobs. A spooled message first gets its reference set (every job and the report hold one), so its blob lives
-    /// exactly as long as something still needs it; a spooled message nothing needs is deleted now.
+    /// Queues what became of the message: a report for <paramref name="failed"/> recipients and the delivery jobs. A
+    /// spooled message is handed over to them first (<see cref="SpoolLifetime.HandOverAsync"/>), so its blob lives
+    /// exactly as long as something still needs it.
     /// </summary>
     private async Task FinishAsync(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Recipient, string Reason)> failed,
         IReadOnlyList<DeliveryJob> jobs, (byte[] Header, long BodyOffset, string Queue, string? Why)? content, CancellationToken ct)
     {
         var reported = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, DsnAction.Failed))
             .Select(f => new ReportedRecipient(f.Recipient, f.Reason)).ToList();
-        var reportReference = SpoolReferences.Report(envelope.Id, 0, "cleanup");
-        var spooled = envelope.Content is null;
-        if (spooled)
-        {
-            var references = jobs.Select(j => j.JobId).Concat(reported.Count > 0 ? [reportReference] : []).ToList();
-            if (references.Count == 0)
-            {
-                await _spool.DeleteAsync(envelope.BlobName, ct);
-                return;
-            }
-            if (references.Count == 1 && jobs.Count == 1)
-                jobs = [jobs[0] with { SoleHolder = true }];
-            else
-                await _references.OpenAsync(envelope.Id, references, ct);
-        }
+        var stored = MessageContent.Of(envelope);
+        var reportReference = stored.IsSpooled && reported.Count > 0 ? SpoolLifetime.ReportReference(envelope.Id, 0, "cleanup") : null;
+        jobs = await _spool.HandOverAsync(envelope.Id, stored, jobs, reportReference, ct);
         if (reported.Count > 0)
             await _queues.SendAsync(QueueNames.Bounce, new ReportJob
             {
@@ -274,60 +261,73 @@ public sealed class CleanupStage
                 Recipients = reported,
                 Dsn = envelope.Dsn,
                 Content = envelope.Content,
-                Reference = spooled ? reportReference : null,
+                Reference = reportReference,
             }, ct);
         if (content is { } c)
-            await SendJobsAsync(envelope, jobs, c.Header, c.BodyOffset, c.Queue, c.Why, ct);
+            await SendJobsAsync(envelope, jobs, Cleaned(envelope, c.Header, c.BodyOffset), c.Queue, c.Why, ct);
     }
 
-    private async Task SendJobsAsync(IncomingEnvelope envelope, IReadOnlyList<DeliveryJob> jobs, byte[] header, long bodyOffset, string queue, string? why, CancellationToken ct)
+    /// <summary>
+    /// The message as it leaves cleanup: a small one whole (new header and body) in its jobs; a spooled one as the new
+    /// header and where the body starts in its blob, which is never rewritten.
+    /// </summary>
+    private static MessageContent Cleaned(IncomingEnvelope envelope, byte[] header, long bodyOffset)
+        => envelope.Content is { } inline
+            ? MessageContent.InlineBytes(envelope.BlobName, Concat(header, inline.AsSpan((int)bodyOffset)))
+            : MessageContent.Blob(envelope.BlobName, header, bodyOffset);
+
+    private async Task SendJobsAsync(IncomingEnvelope envelope, IReadOnlyList<DeliveryJob> jobs, MessageContent cleaned, string queue, string? why,
+        CancellationToken ct)
     {
-        var inline = envelope.Content;
-        // Small messages travel whole (new header and body) in the job; spooled ones as header + offset into the blob.
-        var content = inline is null ? null : Concat(header, inline.AsSpan((int)bodyOffset));
-        var blob = envelope.BlobName;
-        var stored = false;
+        var copied = false;
         for (var n = 0; n < jobs.Count; n++)
         {
             var job = jobs[n] with { QueuedTime = _clock.GetUtcNow() };
-            if (!stored)
+            if (!copied)
             {
-                var whole = content is not null ? job with { Content = content } : job with { Header = header, BodyOffset = bodyOffset };
-                if (queue == QueueNames.Delivery)
-                {
-                    // Group-committed with other messages' jobs for the same next hop.
-                    if (await _queues.TrySendDeliveryAsync(whole, ct)) continue;
-                }
-                else if (await _queues.TrySendAsync(queue, whole, ct) is { } sent)
-                {
-                    await _waiting.PutAsync(WaitingMail.Held, whole, sent, why, null, ct);
-                    continue;
-                }
-
-                // Too big for a queue message (many recipients with inline bytes, or a huge header): store the finished
-                // message once, under a name of its own, and let this and the later jobs refer to it.
-                if (inline is not null)
-                    await _references.OpenAsync(envelope.Id, jobs.Skip(n).Select(j => j.JobId), ct);
-                blob = inline is null ? envelope.BlobName + ".cleaned" : envelope.BlobName;
-                await using (var finished = inline is null ? await FinishedMessageAsync(envelope.BlobName, header, bodyOffset, ct) : new MemoryStream(content!, writable: false))
-                {
-                    try { await _spool.WriteAsync(blob, finished, ct); }
-                    catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier run of this cleanup */ }
-                }
-                stored = true;
+                if (await TrySendAsync(cleaned.ApplyTo(job), queue, why, ct)) continue;
+                cleaned = await SpoolFinishedAsync(envelope, cleaned, jobs.Skip(n), ct);
+                copied = true;
             }
-            var onBlob = job with { BlobName = blob };
+            var onBlob = cleaned.ApplyTo(job);
             if (queue == QueueNames.Delivery && await _queues.TrySendDeliveryAsync(onBlob, ct)) continue;
             var receipt = await _queues.SendAsync(queue, onBlob, ct);
             if (queue == QueueNames.Hold) await _waiting.PutAsync(WaitingMail.Held, onBlob, receipt, why, null, ct);
         }
     }
 
+    /// <summary>Queues a job with its content when that fits in a queue message; false when it does not.</summary>
+    private async Task<bool> TrySendAsync(DeliveryJob job, string queue, string? why, CancellationToken ct)
+    {
+        // Group-committed with other messages' jobs for the same next hop.
+        if (queue == QueueNames.Delivery) return await _queues.TrySendDeliveryAsync(job, ct);
+        if (await _queues.TrySendAsync(queue, job, ct) is not { } sent) return false;
+        await _waiting.PutAsync(WaitingMail.Held, job, sent, why, null, ct);
+        return true;
+    }
+
+    /// <summary>
+    /// Too big for a queue message (many recipients with inline bytes, or a huge header): the finished message stored
+    /// once, under a name of its own, for this and the later jobs to refer to. An inline message takes its blob name
+    /// (its remaining jobs become the holders of a blob it did not have); a spooled one gets a <c>.cleaned</c> copy,
+    /// held by the same holders as its original and deleted with it.
+    /// </summary>
+    private async Task<MessageContent> SpoolFinishedAsync(IncomingEnvelope envelope, MessageContent cleaned, IEnumerable<DeliveryJob> holders,
+        CancellationToken ct)
+    {
+        var name = cleaned.IsSpooled ? envelope.BlobName + ".cleaned" : envelope.BlobName;
+        await using (var finished = cleaned.IsSpooled
+                         ? await FinishedMessageAsync(envelope.BlobName, cleaned.Header!, cleaned.BodyOffset, ct)
+                         : new MemoryStream(cleaned.Inline!, writable: false))
+            await _spool.SpoolAsync(envelope.Id, name, finished, cleaned.IsSpooled ? null : holders.Select(j => j.JobId), ct);
+        return MessageContent.Blob(name);
+    }
+
     private async Task<Stream> FinishedMessageAsync(string blob, byte[] header, long bodyOffset, CancellationToken ct)
     {
         var chained = new ChainedStream();
         chained.Add(new MemoryStream(header, writable: false));
-        chained.Add(await _spool.OpenReadAsync(blob, bodyOffset, null, ct));
+        chained.Add(await _spool.Spool.OpenReadAsync(blob, bodyOffset, null, ct));
         return chained;
     }
 
@@ -370,7 +370,7 @@ public sealed class CleanupStage
     {
         if (inline is not null)
             return _inspector.InspectBody(envelope.Id, inline.AsSpan((int)Math.Min(bodyOffset, inline.Length)), who, budget: budget);
-        await using var part = await _spool.OpenReadAsync(envelope.BlobName, bodyOffset, _inspector.BodyLimit, ct);
+        await using var part = await _spool.Spool.OpenReadAsync(envelope.BlobName, bodyOffset, _inspector.BodyLimit, ct);
         using var copy = new MemoryStream();
         await part.CopyToAsync(copy, ct);
         return _inspector.InspectBody(envelope.Id, copy.ToArray(), who, budget: budget);
@@ -429,7 +429,7 @@ public sealed class CleanupStage
             // The body hash needs the whole body: through a temporary file, so a large message is never held in memory.
             await using var file = new FileStream(Path.GetTempFileName(), FileMode.Create, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
             await file.WriteAsync(header, ct);
-            await using (var body = await _spool.OpenReadAsync(envelope.BlobName, bodyOffset, null, ct))
+            await using (var body = await _spool.Spool.OpenReadAsync(envelope.BlobName, bodyOffset, null, ct))
                 await body.CopyToAsync(file, ct);
             file.Position = 0;
             signature = _dkim.Sign(key, file, ct);
@@ -484,7 +484,7 @@ public sealed class CleanupStage
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(UntrustedMime.HeaderBlockLimit + 1);
         try
         {
-            await using var stream = await _spool.OpenReadAsync(blobName, ct);
+            await using var stream = await _spool.Spool.OpenReadAsync(blobName, ct);
             var length = await stream.ReadAtLeastAsync(buffer.AsMemory(0, UntrustedMime.HeaderBlockLimit + 1), UntrustedMime.HeaderBlockLimit + 1,
                 throwOnEndOfStream: false, ct);
             return (buffer, new ArraySegment<byte>(buffer, 0, length), length > UntrustedMime.HeaderBlockLimit);

@@ -1,5 +1,5 @@
 using Mta.Mail.Contracts;
-using Mta.Mail.Tracking;
+using Mta.Mail.Spool;
 
 namespace Mta.Mail.Delivery;
 
@@ -73,7 +73,7 @@ public sealed record AttemptOutcome(bool Expired, IReadOnlyList<ReportJob> Repor
             Dsn = job.Dsn,
             DoubleBounce = job.DoubleBounce,
             Content = job.Content,
-            Reference = job.Content is null ? SpoolReferences.Report(job.JobId, job.Attempt, kind) : null,
+            Reference = MessageContent.Of(job).IsSpooled ? SpoolLifetime.ReportReference(job.JobId, job.Attempt, kind) : null,
         };
 
     /// <summary>The remote host's name for a report's Remote-MTA, from a relay such as <c>mx.example[192.0.2.1]:25</c>.</summary>

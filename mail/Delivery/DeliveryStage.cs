@@ -16,14 +16,13 @@ namespace Mta.Mail.Delivery;
 /// bounced ones go to the bounce queue. Nothing is dropped.
 /// </summary>
 public sealed class DeliveryStage(
-    MessageSpool spool,
+    SpoolLifetime spool,
     MailQueues queues,
     SmtpDelivery smtp,
     MaildirDelivery maildir,
     LmtpDelivery lmtp,
     RetryPolicy retries,
     CompletionLog completions,
-    SpoolReferences references,
     WaitingMail waiting,
     PipelineMetrics metrics,
     IOptions<MtaOptions> options,
@@ -137,7 +136,7 @@ public sealed class DeliveryStage(
     private async Task<IReadOnlyList<RecipientResult>?> AttemptAsync(DeliveryJob job, AttemptTimes times, bool suspect, CancellationToken ct)
     {
         // Every send has been awaited (or its connection is broken and closed) when this goes: nothing reads the buffer then.
-        using var message = new JobBytes(job, spool);
+        using var message = new JobBytes(job, spool.Spool);
         try
         {
             switch (job.NextHop.Transport)
@@ -154,64 +153,39 @@ public sealed class DeliveryStage(
         catch (Azure.RequestFailedException e) when (e.Status == 404 && suspect && !message.Loaded)
         {
             // The spool is only cleaned once every job of the message is final, so this one was finished before.
-            if (await references.OpenReferencesAsync(job.MessageId, ct) is not null) throw;
+            if (!await spool.JobFinishedBeforeAsync(job.MessageId, ct)) throw;
             log.LogInformation("{QueueId}: job {JobId} was finished before and its message is gone from the spool: not delivered again", job.MessageId, job.JobId);
             return null;
         }
     }
 
     /// <summary>
-    /// The bytes a job sends: cleanup's header, then the stored bytes from where the original header ended. Read once,
-    /// when a connection is ready for them, so a job put back for a busy destination has cost no read. A spooled message
-    /// is downloaded from where its body starts straight in behind the new header, into a pooled buffer given back on
-    /// <see cref="Dispose"/>.
+    /// The bytes a job sends, read once, when a connection is ready for them: a job put back for a busy destination
+    /// has cost no read. Disposing gives a spooled message's buffer back.
     /// </summary>
     private sealed class JobBytes(DeliveryJob job, MessageSpool spool) : IDisposable
     {
-        private ReadOnlyMemory<byte>? _bytes;
-        private SpooledBytes? _spooled;
+        private MessageBytes? _bytes;
 
         /// <summary>Whether the bytes have been read.</summary>
         public bool Loaded => _bytes is not null;
 
         /// <summary>The bytes, read on first use.</summary>
         public async Task<ReadOnlyMemory<byte>> LoadAsync(CancellationToken ct)
-        {
-            if (_bytes is { } loaded) return loaded;
-            if (job.Content is { } inline)
-                _bytes = job.Header is { } header ? Concat(header, inline.AsMemory((int)Math.Min(job.BodyOffset, inline.Length))) : inline;
-            else
-                _bytes = (_spooled = await spool.ReadAsync(job.BlobName, job.Header, job.Header is null ? 0 : job.BodyOffset, ct)).Memory;
-            return _bytes.Value;
-        }
+            => (_bytes ??= await MessageContent.Of(job).ReadAsync(spool, ct)).Memory;
 
         /// <summary>Gives a spooled message's buffer back to the pool.</summary>
-        public void Dispose() => _spooled?.Dispose();
+        public void Dispose() => _bytes?.Dispose();
     }
 
     /// <summary>
-    /// Carries out an attempt's outcome. A spooled message's blob lives while jobs or reports need it: reports take a
-    /// reference before they are queued; this job gives its own up when nothing of it is left to retry, and the last
-    /// holder deletes the blob. Deferred mail is invisible on its queue: the waiting index is how an operator sees it.
+    /// Carries out an attempt's outcome. A spooled message's holds are settled first (<see cref="SpoolLifetime"/>: the
+    /// reports take theirs before they are queued), and the blob goes last when this job was its last holder. Deferred
+    /// mail is invisible on its queue: the waiting index is how an operator sees it.
     /// </summary>
     private async Task ApplyAsync(DeliveryJob job, AttemptOutcome outcome, DateTimeOffset now, CancellationToken ct)
     {
-        var retry = outcome.Retry;
-        var closed = false;
-        if (job.Content is null && job.SoleHolder)
-        {
-            // Nobody else needs the blob: delete it when done; once a report needs it too, keep a reference set from here on.
-            if (outcome.Reports.Count > 0)
-            {
-                await references.OpenAsync(job.MessageId, outcome.Reports.Select(b => b.Reference!).Concat(retry is null ? [] : [job.JobId]), ct);
-                retry = retry is null ? null : retry with { SoleHolder = false };
-            }
-            else closed = retry is null;
-        }
-        else if (job.Content is null)
-        {
-            closed = await references.UpdateAsync(job.MessageId, outcome.Reports.Select(b => b.Reference!).ToList(), retry is null ? [job.JobId] : [], ct);
-        }
+        var (retry, last) = await spool.SettleAttemptAsync(job, outcome.Reports, outcome.Retry, ct);
         foreach (var report in outcome.Reports)
             await queues.SendAsync(QueueNames.Bounce, report, ct);
         if (retry is not null)
@@ -223,8 +197,8 @@ public sealed class DeliveryStage(
         {
             await waiting.RemoveAsync(WaitingMail.Deferred, job.JobId, ct);
         }
-        if (closed)
-            await DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
+        if (last)
+            await spool.DeleteAsync(job.MessageId, job.BlobName, ct);
     }
 
     /// <summary>
@@ -253,13 +227,6 @@ public sealed class DeliveryStage(
         if (wait > TimeSpan.Zero) return wait + TimeSpan.FromSeconds(0.5 * draw);
         var backoff = Math.Min(Math.Pow(2, Math.Min(job.Postponements, 16)), Math.Max(1, options.Value.ShapingMaximalPostponeSeconds));
         return TimeSpan.FromSeconds(backoff * (1 + 0.5 * draw));
-    }
-
-    /// <summary>Deletes a message's spooled bytes: the original and the copy cleanup made, if it made one.</summary>
-    internal static async Task DeleteSpooledAsync(MessageSpool spool, string messageId, string blobName, CancellationToken ct)
-    {
-        await spool.DeleteAsync(messageId, ct);
-        if (blobName != messageId) await spool.DeleteAsync(blobName, ct);
     }
 
     /// <summary>
@@ -304,13 +271,5 @@ public sealed class DeliveryStage(
         var reuse = connectionUse > 1 ? $"conn_use={connectionUse}, " : "";
         log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, {ConnectionUse}delay={Delay}, delays={Delays}, dsn={Dsn}, status={Status} ({Detail})",
             job.MessageId, r.Recipient, r.Relay, reuse, Seconds((now - job.ArrivalTime).TotalSeconds), delays, dsn, status, r.Detail);
-    }
-
-    private static byte[] Concat(byte[] prefix, ReadOnlyMemory<byte> body)
-    {
-        var all = new byte[prefix.Length + body.Length];
-        prefix.CopyTo(all, 0);
-        body.Span.CopyTo(all.AsSpan(prefix.Length));
-        return all;
     }
 }

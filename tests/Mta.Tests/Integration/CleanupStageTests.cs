@@ -52,9 +52,9 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         configure?.Invoke(o);
         var options = Options.Create(o);
         var logs = new LoggerFactory([_log]);
-        return new CleanupStage(new MessageSpool(Storage), new MailQueues(Storage), new Router(options, TransportMap.Empty),
-            new AddressRewriter(options, logs.CreateLogger<AddressRewriter>()), new DkimSigning(options, logs.CreateLogger<DkimSigning>()),
-            new SpoolReferences(Storage), new WaitingMail(Storage), new ContentInspector(options, logs.CreateLogger<ContentInspector>()), options, TimeProvider.System, logs.CreateLogger<CleanupStage>(),
+        return new CleanupStage(new SpoolLifetime(new MessageSpool(Storage), new SpoolReferences(Storage)), new MailQueues(Storage),
+            new Router(options, TransportMap.Empty), new AddressRewriter(options, logs.CreateLogger<AddressRewriter>()),
+            new DkimSigning(options, logs.CreateLogger<DkimSigning>()), new WaitingMail(Storage), new ContentInspector(options, logs.CreateLogger<ContentInspector>()), options, TimeProvider.System, logs.CreateLogger<CleanupStage>(),
             senderLogins: new Mta.Mail.Submission.SenderLogins(options, logs.CreateLogger<Mta.Mail.Submission.SenderLogins>()));
     }
 

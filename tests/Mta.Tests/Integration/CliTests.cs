@@ -166,7 +166,7 @@ public sealed class CliTests
         var storage = azurite.ConnectionString;
         var connection = TestEnvironment.Storage(storage);
         var spool = new Mta.Mail.Spool.MessageSpool(connection);
-        var references = new Mta.Mail.Tracking.SpoolReferences(connection);
+        var references = new Mta.Mail.Spool.SpoolReferences(connection);
         var waiting = new Mta.Mail.Tracking.WaitingMail(connection);
         var queues = new MailQueues(connection);
         await spool.CreateIfNotExistsAsync();

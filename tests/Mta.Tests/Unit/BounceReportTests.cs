@@ -19,8 +19,8 @@ public sealed class BounceReportTests
     {
         var storage = TestEnvironment.Storage(); // never contacted
         var options = Options.Create(new MtaOptions { MyHostname = "mx.example.org", LocalDomains = ["localhost"] });
-        return new BounceStage(new MessageSpool(storage), new MailQueues(storage), new Router(options, TransportMap.Empty),
-            new Mta.Mail.Tracking.SpoolReferences(storage), options, TimeProvider.System, NullLogger<BounceStage>.Instance);
+        return new BounceStage(new SpoolLifetime(new MessageSpool(storage), new SpoolReferences(storage)), new MailQueues(storage),
+            new Router(options, TransportMap.Empty), options, TimeProvider.System, NullLogger<BounceStage>.Instance);
     }
 
     private static ReportJob Job(params ReportedRecipient[] r) => new()
