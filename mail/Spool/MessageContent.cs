@@ -69,15 +69,6 @@ public sealed record MessageContent
     /// <summary>The stored bytes whole (the original as it came, for a report to quote), header or not.</summary>
     public async Task<byte[]> ReadStoredAsync(MessageSpool spool, CancellationToken ct = default)
         => Inline ?? await spool.ReadAsync(BlobName, ct);
-
-    /// <summary>Part of the stored bytes: <paramref name="length"/> octets from <paramref name="offset"/> (null: to the end).</summary>
-    public async Task<Stream> OpenStoredAsync(MessageSpool spool, long offset, long? length, CancellationToken ct = default)
-    {
-        if (Inline is null) return await spool.OpenReadAsync(BlobName, offset, length, ct);
-        var start = (int)Math.Min(offset, Inline.Length);
-        var count = (int)Math.Min(length ?? long.MaxValue, Inline.Length - start);
-        return new MemoryStream(Inline, start, count, writable: false);
-    }
 }
 
 /// <summary>A message's bytes read for sending; disposing gives a spooled message's pooled buffer back.</summary>
