@@ -9,13 +9,14 @@ namespace Mta.Mail.Spool;
 /// <remarks>
 /// At least once, never a dangling name: a blob must outlive every queue message that names it, and go once none does.
 /// Its holders are its open delivery jobs (by job id) and its queued reports (by report reference), kept as a set in
-/// <see cref="SpoolReferences"/>. Every holder is added before the queue message that holds is sent, and one is removed
-/// only once whatever takes over from it (a retry, a report) is in the set, so a worker dying between any two steps
-/// leaves a blob kept too long at worst, never a queue message naming a deleted blob. The set operations are idempotent,
-/// so a queue message that comes back repeats them harmlessly; and since the set goes only with its last holder, a job or
-/// report that finds both its blob and its set gone was finished before. The shortcut: a message with one job and no
-/// report has no set (three storage requests fewer); that job, the sole holder, deletes the blob when done, and opens a
-/// set the moment it needs to share the blob with a report.
+/// <see cref="SpoolReferences"/>. Every holder is added before the queue message that holds it is sent; a job's reports
+/// are added in the same write that removes the job (a retry keeps the job's id, and so its hold); and the blob is
+/// deleted only after a write emptied the set. A worker dying between any two steps therefore leaves at worst a blob
+/// behind, never a queue message naming a deleted blob. The set operations are idempotent, so a queue message that comes
+/// back repeats them harmlessly. A blob found gone means it was finished before for a job whose message has no set left,
+/// or a report whose reference has left the set (the set goes only with its last holder, the blob after it). The
+/// shortcut: a message with one job and no report has no set (three storage requests fewer); that job, the sole holder,
+/// deletes the blob when done, and opens a set the moment it shares the blob with a report.
 /// </remarks>
 public sealed class SpoolLifetime(MessageSpool spool, SpoolReferences references)
 {
