@@ -14,5 +14,5 @@ public sealed class BounceFunction(BounceStage stage)
     public Task Run(
         [QueueTrigger(QueueNames.Bounce, Connection = StorageConnection.SettingName)] string message,
         CancellationToken cancellationToken)
-        => stage.ProcessAsync(QueueJson.Deserialize<BounceJob>(message), cancellationToken);
+        => stage.ProcessAsync(QueueJson.Deserialize<ReportJob>(message), cancellationToken);
 }

@@ -36,6 +36,7 @@ public static class PipelineServices
         services.AddSingleton<Router>();
         services.AddSingleton<LocalRecipients>();
         services.AddSingleton(sp => new SpoolReferences(sp.GetRequiredService<StorageConnection>()));
+        services.AddSingleton<SpoolLifetime>();
         services.AddSingleton<CompletionLog>();
         services.AddSingleton<PipelineMetrics>();
         services.AddSingleton(sp => new WaitingMail(sp.GetRequiredService<StorageConnection>()));

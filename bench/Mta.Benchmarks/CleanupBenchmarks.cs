@@ -57,8 +57,8 @@ public class CleanupBenchmarks
         var storage = StorageConnection.From(new ConfigurationBuilder().AddInMemoryCollection([new("AzureWebJobsStorage", "UseDevelopmentStorage=true")]).Build());
         _router = new Router(options, TransportMap.Empty);
         _rewriter = new AddressRewriter(options, NullLogger<AddressRewriter>.Instance);
-        _stage = new CleanupStage(new MessageSpool(storage), new MailQueues(storage), _router, _rewriter,
-            new DkimSigning(options, NullLogger<DkimSigning>.Instance), new SpoolReferences(storage), new WaitingMail(storage), new ContentInspector(options, NullLogger<ContentInspector>.Instance), options, TimeProvider.System, NullLogger<CleanupStage>.Instance);
+        _stage = new CleanupStage(new SpoolLifetime(new MessageSpool(storage), new SpoolReferences(storage)), new MailQueues(storage), _router, _rewriter,
+            new DkimSigning(options, NullLogger<DkimSigning>.Instance), new WaitingMail(storage), new ContentInspector(options, NullLogger<ContentInspector>.Instance), options, TimeProvider.System, NullLogger<CleanupStage>.Instance);
 
         var header = "From: Alice <alice@example.org>\r\nTo: list7@example.org\r\nSubject: quarterly report\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\n"
             + "Message-ID: <report-7@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n";

@@ -41,10 +41,10 @@ public static class RpcHopBenchmark
         try
         {
             var bounce = worker.Functions["Bounce"];
-            var text = QueueJson.Serialize(new BounceJob
+            var text = QueueJson.Serialize(new ReportJob
             {
                 MessageId = "B0", BlobName = "B0", Sender = "", ArrivalTime = DateTimeOffset.UtcNow,
-                Recipients = [new FailedRecipient("x@example.test", "550 5.1.1 no such user")],
+                Recipients = [new ReportedRecipient("x@example.test", "550 5.1.1 no such user")],
             });
             async Task InvokeAsync()
             {

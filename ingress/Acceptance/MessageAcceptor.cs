@@ -16,7 +16,7 @@ public sealed class StorageUnavailableException(string message, Exception inner)
 /// envelope to the <c>incoming</c> queue for the cleanup stage. Only when the writes succeeded may the session
 /// answer 250.
 /// </summary>
-public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, CleanupStage cleanup, IOptions<IngressOptions> options,
+public sealed class MessageAcceptor(SpoolLifetime spool, MailQueues queues, CleanupStage cleanup, IOptions<IngressOptions> options,
     ILogger<MessageAcceptor> log) : IMessageAcceptor
 {
     /// <summary>
@@ -27,7 +27,7 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
     public const int InlineLimit = 48 * 1024;
 
     /// <summary>A place for the next message's bytes, named by a new queue id.</summary>
-    public SpoolWriter NewMessage(DateTimeOffset now) => new(spool, QueueId.New(now));
+    public SpoolWriter NewMessage(DateTimeOffset now) => new(spool.Spool, QueueId.New(now));
 
     /// <summary>The reply when the content checks could not finish in time.</summary>
     public const string ContentCheckTimeoutReply = "451 4.7.1 Error: message content could not be checked in time, try again later";
@@ -131,7 +131,7 @@ public sealed class MessageAcceptor(MessageSpool spool, MailQueues queues, Clean
 
     private async Task DeleteOrphanAsync(IncomingEnvelope envelope)
     {
-        try { await spool.DeleteAsync(envelope.BlobName, CancellationToken.None); }
+        try { await spool.DiscardAsync(MessageContent.Of(envelope), CancellationToken.None); }
         catch (Exception e) { log.LogWarning("{QueueId}: orphan blob not removed: {Error}", envelope.Id, e.Message); }
     }
 }

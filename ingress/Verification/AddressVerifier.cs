@@ -104,7 +104,7 @@ public sealed class AddressVerifier
         {
             try
             {
-                await using var connection = await SmtpConnection.OpenAsync(host, port, hop.Transport == Transport.Lmtp, _mta.MyHostname,
+                await using var connection = await OutboundSmtpConnection.OpenAsync(host, port, hop.Transport == Transport.Lmtp, _mta.MyHostname,
                     TimeSpan.FromSeconds(_mta.SmtpTimeoutSeconds), _clock.GetUtcNow(), ct);
                 var reply = await connection.ProbeAsync(Sender, recipient, ct);
                 await connection.QuitAsync();

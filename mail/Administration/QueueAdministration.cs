@@ -2,7 +2,6 @@ using Azure;
 using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
 using Mta.Mail.Contracts;
-using Mta.Mail.Delivery;
 using Mta.Mail.Queues;
 using Mta.Mail.Spool;
 using Mta.Mail.Tracking;
@@ -15,7 +14,7 @@ namespace Mta.Mail.Administration;
 /// found through <see cref="WaitingMail"/> and changed through their queue message's pop receipt, never received, so
 /// an operator's look does not count as a delivery attempt.
 /// </summary>
-public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, SpoolReferences references, MessageSpool spool, TimeProvider clock)
+public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, SpoolLifetime spool, TimeProvider clock)
 {
     /// <summary>The queues whose visible messages are listed besides the waiting ones (at most 32 each: a peek's limit).</summary>
     public static readonly IReadOnlyList<string> ActiveQueues = [QueueNames.Incoming, QueueNames.Delivery, QueueNames.Bounce];
@@ -35,7 +34,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
                 entries.AddRange(name switch
                 {
                     QueueNames.Incoming => [Incoming(QueueJson.Deserialize<IncomingEnvelope>(m.MessageText))],
-                    QueueNames.Bounce => [Bounce(QueueJson.Deserialize<BounceJob>(m.MessageText))],
+                    QueueNames.Bounce => [Bounce(QueueJson.Deserialize<ReportJob>(m.MessageText))],
                     _ => DeliveryBatch.Parse(m.MessageText).Select(Active),
                 });
         }
@@ -43,7 +42,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
 
         static QueueEntry Incoming(IncomingEnvelope e) => new(e.Id, e.Id, "incoming", e.ArrivalTime, e.Size, e.Sender, e.Recipients, null, null, 0);
         static QueueEntry Active(DeliveryJob j) => new(j.JobId, j.MessageId, "active", j.ArrivalTime, j.Size > 0 ? j.Size : null, j.Sender, j.Recipients, null, null, j.Attempt);
-        static QueueEntry Bounce(BounceJob b) => new(b.MessageId, b.MessageId, "bounce", b.ArrivalTime, b.Content?.Length, b.Sender,
+        static QueueEntry Bounce(ReportJob b) => new(b.MessageId, b.MessageId, "bounce", b.ArrivalTime, b.Content?.Length, b.Sender,
             b.Recipients.Select(r => r.Recipient).ToList(), null, b.Recipients.FirstOrDefault()?.Reason, 0);
     }
 
@@ -105,9 +104,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
                 var queue = job.State == WaitingMail.Held ? QueueNames.Hold : QueueNames.Deferred;
                 await queues.Get(queue).DeleteMessageAsync(job.QueueMessageId, job.PopReceipt, ct);
                 await waiting.RemoveAsync(job.State, job.Job.JobId, ct);
-                if (job.Job.Content is not null) return;
-                var last = job.Job.SoleHolder || await references.UpdateAsync(job.Job.MessageId, [], [job.Job.JobId], ct);
-                if (last) await DeliveryStage.DeleteSpooledAsync(spool, job.Job.MessageId, job.Job.BlobName, ct);
+                await spool.ReleaseAsync(job.Job, ct);
             });
         return result;
     }
@@ -165,16 +162,13 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
             {
                 case QueueNames.Incoming:
                     var envelope = QueueJson.Deserialize<IncomingEnvelope>(text);
-                    // With a reference set, cleanup had queued jobs: they hold the blob now, and let it go themselves.
-                    if (envelope.Content is null && QueueIds.IsSafe(envelope.Id) && QueueIds.IsSafe(envelope.BlobName)
-                        && await references.OpenReferencesAsync(envelope.Id, ct) is null)
-                        await spool.DeleteAsync(envelope.BlobName, ct);
+                    if (QueueIds.IsSafe(envelope.Id) && QueueIds.IsSafe(envelope.BlobName))
+                        await spool.ReleaseUnprocessedAsync(envelope, ct);
                     break;
                 case QueueNames.Bounce:
-                    var report = QueueJson.Deserialize<BounceJob>(text);
-                    if (report.Reference is not null && QueueIds.IsSafe(report.MessageId) && QueueIds.IsSafe(report.BlobName) && QueueIds.IsSafe(report.Reference)
-                        && await references.UpdateAsync(report.MessageId, [], [report.Reference], ct))
-                        await DeliveryStage.DeleteSpooledAsync(spool, report.MessageId, report.BlobName, ct);
+                    var report = QueueJson.Deserialize<ReportJob>(text);
+                    if (QueueIds.IsSafe(report.MessageId) && QueueIds.IsSafe(report.BlobName) && (report.Reference is null || QueueIds.IsSafe(report.Reference)))
+                        await spool.ReleaseAsync(report, ct);
                     break;
                 default:
                     foreach (var job in DeliveryBatch.Parse(text).Where(j => QueueIds.IsSafe(j.MessageId) && (j.JobId.Length == 0 || QueueIds.IsSafe(j.JobId)) && QueueIds.IsSafe(j.BlobName)))
@@ -182,8 +176,7 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
                         // A waiting job listed by mtactl that no longer exists would be a ghost.
                         if (queue is QueueNames.Deferred or QueueNames.Hold)
                             await waiting.RemoveAsync(queue == QueueNames.Hold ? WaitingMail.Held : WaitingMail.Deferred, job.JobId, ct);
-                        if (job.Content is null && (job.SoleHolder || await references.UpdateAsync(job.MessageId, [], [job.JobId], ct)))
-                            await DeliveryStage.DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
+                        await spool.ReleaseAsync(job, ct);
                     }
                     break;
             }

@@ -11,7 +11,6 @@ using Mta.Mail.Metrics;
 using Mta.Mail.Queues;
 using Mta.Mail.Routing;
 using Mta.Mail.Spool;
-using Mta.Mail.Tracking;
 
 namespace Mta.Mail.Bounce;
 
@@ -22,10 +21,9 @@ namespace Mta.Mail.Bounce;
 /// its failure is logged and dropped, as Postfix does by default (notify_classes without 2bounce).
 /// </summary>
 public sealed class BounceStage(
-    MessageSpool spool,
+    SpoolLifetime spool,
     MailQueues queues,
     Router router,
-    SpoolReferences references,
     IOptions<MtaOptions> options,
     TimeProvider clock,
     ILogger<BounceStage> log,
@@ -37,7 +35,7 @@ public sealed class BounceStage(
     private readonly MtaOptions _options = options.Value;
 
     /// <summary>Processes one job from the <c>bounce</c> queue.</summary>
-    public async Task ProcessAsync(BounceJob job, CancellationToken ct = default)
+    public async Task ProcessAsync(ReportJob job, CancellationToken ct = default)
     {
         if (job.Recipients is not { Count: > 0 } || string.IsNullOrEmpty(job.BlobName))
             throw new InvalidQueueMessageException($"{job.MessageId}: bounce job without recipients or blob");
@@ -46,100 +44,136 @@ public sealed class BounceStage(
 
         await ReportAsync(job, ct);
         // The report no longer needs the original: give up its hold on a spooled message.
-        if (job.Reference is not null && await references.UpdateAsync(job.MessageId, [], [job.Reference], ct))
-            await DeliveryStage.DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
+        await spool.ReleaseAsync(job, ct);
     }
 
-    private async Task ReportAsync(BounceJob job, CancellationToken ct)
+    private async Task ReportAsync(ReportJob job, CancellationToken ct)
     {
-        var recipient = job.Sender;
+        var addressee = Addressee(job);
         if (job.Sender.Length == 0)
-        {
-            // RFC 5321 §4.5.5: never a report to the null sender. Postfix drops it, or (2bounce) tells the postmaster once.
-            var copy = _options.NotifyDoubleBounce && !job.DoubleBounce;
             foreach (var r in job.Recipients)
                 log.LogWarning("{QueueId}: undeliverable bounce {Fate}: to=<{Recipient}> ({Reason})",
-                    job.MessageId, copy ? "sent to the postmaster" : "discarded", r.Recipient, r.Reason);
-            if (!copy) return;
-            recipient = _options.DoubleBounceRecipient.Contains('@')
-                ? _options.DoubleBounceRecipient
-                : _options.DoubleBounceRecipient + "@" + _options.LocalDomains[0];
-        }
+                    job.MessageId, addressee is not null ? "sent to the postmaster" : "discarded", r.Recipient, r.Reason);
+        if (addressee is null) return;
+        if (await ReadOriginalAsync(job, ct) is not { } original) return;
 
-        byte[] original;
-        try
-        {
-            original = job.Content ?? await spool.ReadAsync(job.BlobName, ct);
-        }
-        catch (Azure.RequestFailedException e) when (e.Status == 404 && job.Reference is not null)
-        {
-            // A spooled original goes only when no reference is left, so this report was made before (its job came back).
-            if ((await references.OpenReferencesAsync(job.MessageId, ct))?.Contains(job.Reference) == true) throw;
-            log.LogInformation("{QueueId}: report {Reference} was made before: not made again", job.MessageId, job.Reference);
-            return;
-        }
-        var dsn = BuildNotification(job, original, clock.GetUtcNow(), recipient);
+        var dsn = BuildNotification(job, original, clock.GetUtcNow(), addressee);
         using var bytes = new MemoryStream();
         var format = FormatOptions.Default.Clone();
         format.NewLineFormat = NewLineFormat.Dos;
         await dsn.WriteToAsync(format, bytes, ct);
 
-        // Named after the original and the report's own reference, so a retried bounce job makes the same report.
-        var id = job.MessageId + "B" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
-            Encoding.UTF8.GetBytes(job.Reference ?? string.Join(',', job.Recipients.Select(r => r.Recipient + r.Action)))).AsSpan(0, 3));
-        foreach (var (hop, recipients) in router.Group([recipient], _options.DestinationRecipientLimit))
+        var id = ReportId(job);
+        await QueueReportAsync(id, addressee, job.Sender.Length == 0, bytes, ct);
+        log.LogInformation("{QueueId}: sender non-delivery notification: {BounceId}", job.MessageId, id);
+        foreach (var action in job.Recipients.GroupBy(r => r.Action))
+            metrics?.Report(action.Key.Keyword(), action.Count());
+    }
+
+    /// <summary>
+    /// Who gets the report: the sender; for the null sender nobody (RFC 5321 §4.5.5: Postfix drops it), or with
+    /// 2bounce notices on the postmaster, once (never for a postmaster's copy that failed in turn).
+    /// </summary>
+    private string? Addressee(ReportJob job)
+    {
+        if (job.Sender.Length > 0) return job.Sender;
+        if (!_options.NotifyDoubleBounce || job.DoubleBounce) return null;
+        return _options.DoubleBounceRecipient.Contains('@')
+            ? _options.DoubleBounceRecipient
+            : _options.DoubleBounceRecipient + "@" + _options.LocalDomains[0];
+    }
+
+    /// <summary>The original message; null when its blob is gone because this report was made before.</summary>
+    private async Task<byte[]?> ReadOriginalAsync(ReportJob job, CancellationToken ct)
+    {
+        try
+        {
+            return await MessageContent.Of(job).ReadStoredAsync(spool.Spool, ct);
+        }
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && job.Reference is not null)
+        {
+            // A spooled original goes only when no reference is left, so this report was made before (its job came back).
+            if (!await spool.ReportMadeBeforeAsync(job.MessageId, job.Reference, ct)) throw;
+            log.LogInformation("{QueueId}: report {Reference} was made before: not made again", job.MessageId, job.Reference);
+            return null;
+        }
+    }
+
+    /// <summary>The report's queue id: named after the original and the report's own reference, so a retried job makes the same report.</summary>
+    private static string ReportId(ReportJob job)
+        => job.MessageId + "B" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
+            Encoding.UTF8.GetBytes(job.Reference ?? string.Join(',', job.Recipients.Select(r => r.Recipient + r.Action.Keyword())))).AsSpan(0, 3));
+
+    /// <summary>Puts the report through the normal delivery path, from the null sender (a bounce is never bounced).</summary>
+    private async Task QueueReportAsync(string id, string addressee, bool postmasterCopy, MemoryStream bytes, CancellationToken ct)
+    {
+        foreach (var (hop, recipients) in router.Group([addressee], _options.DestinationRecipientLimit))
         {
             var delivery = new DeliveryJob
             {
                 MessageId = id,
                 JobId = id + ".0",
                 BlobName = id,
-                Sender = "", // the null reverse-path: a bounce is never bounced
+                Sender = "",
                 Recipients = recipients,
                 NextHop = hop,
                 ArrivalTime = clock.GetUtcNow(),
-                DoubleBounce = job.Sender.Length == 0,
+                DoubleBounce = postmasterCopy,
                 Content = bytes.ToArray(),
                 Size = bytes.Length,
             };
             if (await queues.TrySendAsync(QueueNames.Delivery, delivery, ct) is not null) continue;
             // Too large to travel inline (it quotes up to bounce_size_limit of the original): spool it, with its own references.
-            await references.OpenAsync(id, [delivery.JobId], ct);
             bytes.Position = 0;
-            try { await spool.WriteAsync(id, bytes, ct); }
-            catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier run of this job */ }
+            await spool.SpoolAsync(id, id, bytes, holders: [delivery.JobId], ct);
             await queues.SendAsync(QueueNames.Delivery, delivery with { Content = null }, ct);
         }
-        log.LogInformation("{QueueId}: sender non-delivery notification: {BounceId}", job.MessageId, id);
-        foreach (var action in job.Recipients.GroupBy(r => r.Action))
-            metrics?.Report(action.Key, action.Count());
     }
 
+    /// <summary>What a report is about, which decides its subject, its explanation and how much of the original it returns.</summary>
+    private enum ReportKind { Failure, Success, Delay }
+
+    private static ReportKind KindOf(ReportJob job)
+        => job.Recipients.All(r => r.Action.IsSuccess()) ? ReportKind.Success
+         : job.Recipients.All(r => r.Action == DsnAction.Delayed) ? ReportKind.Delay
+         : ReportKind.Failure;
+
     /// <summary>The RFC 3464 report: explanation, delivery-status, and the original (or its header).</summary>
-    internal MimeMessage BuildNotification(BounceJob job, byte[] original, DateTimeOffset now, string? recipient = null)
+    internal MimeMessage BuildNotification(ReportJob job, byte[] original, DateTimeOffset now, string? recipient = null)
     {
-        var postmasterCopy = job.Sender.Length == 0;
+        var kind = KindOf(job);
         var host = _options.MyHostname;
+        var giveUp = RetryPolicy.GiveUpTime(job.ArrivalTime, _options);
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + host));
         message.To.Add(MailboxAddress.Parse(recipient ?? job.Sender));
-        var allDelivered = job.Recipients.All(r => r.Action is "delivered" or "relayed");
-        var allDelayed = job.Recipients.All(r => r.Action == "delayed");
-        message.Subject = postmasterCopy ? "Postmaster Copy: Undelivered Mail"
-            : allDelivered ? "Successful Mail Delivery Report"
-            : allDelayed ? "Delayed Mail (still being retried)"
-            : "Undelivered Mail Returned to Sender";
+        message.Subject = job.Sender.Length == 0 ? "Postmaster Copy: Undelivered Mail" : kind switch
+        {
+            ReportKind.Success => "Successful Mail Delivery Report",
+            ReportKind.Delay => "Delayed Mail (still being retried)",
+            _ => "Undelivered Mail Returned to Sender",
+        };
         message.Date = now;
         message.MessageId = MimeUtils.GenerateMessageId(host);
         message.Headers.Add("Auto-Submitted", "auto-replied");
+        message.Body = new MultipartReport("delivery-status")
+        {
+            new TextPart("plain") { Text = Explanation(job, kind, now, giveUp) },
+            DeliveryStatus(job, now, giveUp),
+            // RET=HDRS asks for the header only; success and delay reports return the header only too (RFC 3461 §4.3).
+            original.Length <= BounceSizeLimit && job.Dsn?.Ret != "HDRS" && kind == ReportKind.Failure ? Whole(original) : HeaderOnly(original),
+        };
+        return message;
+    }
 
+    private string Explanation(ReportJob job, ReportKind kind, DateTimeOffset now, DateTimeOffset giveUp)
+    {
         var explanation = new StringBuilder()
-            .AppendLine($"This is the mail system at host {host}.")
+            .AppendLine($"This is the mail system at host {_options.MyHostname}.")
             .AppendLine();
-        var giveUp = RetryPolicy.GiveUpTime(job.ArrivalTime, _options);
-        if (allDelivered)
+        if (kind == ReportKind.Success)
             explanation.AppendLine("Your message was successfully delivered to the destination(s) listed below.");
-        else if (allDelayed)
+        else if (kind == ReportKind.Delay)
             explanation.AppendLine("Your message could not be delivered for more than " + Duration(now - job.ArrivalTime) + ".")
                 .AppendLine("It will be retried until it is " + Duration(giveUp - job.ArrivalTime) + " old.")
                 .AppendLine()
@@ -150,11 +184,16 @@ public sealed class BounceStage(
         explanation.AppendLine();
         foreach (var r in job.Recipients)
             explanation.AppendLine($"<{r.Recipient}>: {r.Reason}");
+        return explanation.ToString();
+    }
 
+    /// <summary>The machine-readable part: one per-message group, then one group per recipient.</summary>
+    private MessageDeliveryStatus DeliveryStatus(ReportJob job, DateTimeOffset now, DateTimeOffset giveUp)
+    {
         var status = new MessageDeliveryStatus();
         var perMessage = new HeaderList
         {
-            { "Reporting-MTA", "dns; " + host },
+            { "Reporting-MTA", "dns; " + _options.MyHostname },
             { "X-Mta-Queue-ID", job.MessageId },
             { "X-Mta-Sender", "rfc822; " + job.Sender },
             { "Arrival-Date", DateUtils.FormatDate(job.ArrivalTime) },
@@ -166,48 +205,39 @@ public sealed class BounceStage(
             var group = new HeaderList { { "Final-Recipient", "rfc822; " + r.Recipient } };
             if (job.Dsn?.Recipients.GetValueOrDefault(r.Recipient)?.OriginalRecipient is { } orcpt)
                 group.Add("Original-Recipient", orcpt);
-            group.Add("Action", r.Action);
+            group.Add("Action", r.Action.Keyword());
             group.Add("Status", StatusCode(r.Reason, r.Action));
             if (r.RemoteMta is not null) group.Add("Remote-MTA", "dns; " + r.RemoteMta);
             group.Add("Diagnostic-Code", "smtp; " + r.Reason);
             group.Add("Last-Attempt-Date", DateUtils.FormatDate(now));
-            if (r.Action == "delayed") group.Add("Will-Retry-Until", DateUtils.FormatDate(giveUp));
+            if (r.Action == DsnAction.Delayed) group.Add("Will-Retry-Until", DateUtils.FormatDate(giveUp));
             status.StatusGroups.Add(group);
         }
+        return status;
+    }
 
-        var report = new MultipartReport("delivery-status")
-        {
-            new TextPart("plain") { Text = explanation.ToString() },
-            status,
-        };
-        // RET=HDRS asks for the header only; success and delay reports return the header only too (RFC 3461 §4.3).
-        if (original.Length <= BounceSizeLimit && job.Dsn?.Ret != "HDRS" && !allDelivered && !allDelayed)
-        {
-            report.Add(new MessagePart { Message = MimeMessage.Load(UntrustedMime.Options, new MemoryStream(original)) });
-        }
-        else
-        {
-            // Too large to return whole: the header only, as text/rfc822-headers (RFC 6522).
-            var headerOnly = new MimeMessage();
-            headerOnly.Headers.Clear();
-            // From at most the first 256 KiB: the header block, however large the message.
-            var window = new MemoryStream(original, 0, Math.Min(original.Length, UntrustedMime.HeaderBlockLimit), writable: false);
-            foreach (var h in HeaderList.Load(UntrustedMime.Options, window)) headerOnly.Headers.Add(h);
-            report.Add(new TextRfc822Headers { Message = headerOnly });
-        }
-        message.Body = report;
-        return message;
+    private static MessagePart Whole(byte[] original)
+        => new() { Message = MimeMessage.Load(UntrustedMime.Options, new MemoryStream(original)) };
+
+    /// <summary>The original's header only, as text/rfc822-headers (RFC 6522), read from at most its first 256 KiB.</summary>
+    private static TextRfc822Headers HeaderOnly(byte[] original)
+    {
+        var headerOnly = new MimeMessage();
+        headerOnly.Headers.Clear();
+        var window = new MemoryStream(original, 0, Math.Min(original.Length, UntrustedMime.HeaderBlockLimit), writable: false);
+        foreach (var h in HeaderList.Load(UntrustedMime.Options, window)) headerOnly.Headers.Add(h);
+        return new TextRfc822Headers { Message = headerOnly };
     }
 
     /// <summary>
     /// The enhanced status code in a reason (<c>550 5.1.1 ...</c> or <c>5.1.2 ...</c>): a failure reported
     /// here is permanent (class 5), a delay temporary (class 4), a success class 2; without a code, x.0.0.
     /// </summary>
-    internal static string StatusCode(string reason, string action = "failed")
+    internal static string StatusCode(string reason, DsnAction action = DsnAction.Failed)
         => EnhancedStatus.For(action switch
         {
-            "delivered" or "relayed" => RecipientStatus.Delivered,
-            "delayed" => RecipientStatus.Deferred,
+            DsnAction.Delivered or DsnAction.Relayed => RecipientStatus.Delivered,
+            DsnAction.Delayed => RecipientStatus.Deferred,
             _ => RecipientStatus.Bounced,
         }, reason);
 

@@ -25,13 +25,12 @@ namespace Mta.Mail.Cleanup;
 /// </summary>
 public sealed class CleanupStage
 {
-    private readonly MessageSpool _spool;
+    private readonly SpoolLifetime _spool;
     private readonly MailQueues _queues;
     private readonly Router _router;
     private readonly AddressRewriter _rewriter;
     private readonly DkimSigning _dkim;
     private readonly Submission.SenderLogins? _senderLogins;
-    private readonly SpoolReferences _references;
     private readonly WaitingMail _waiting;
     private readonly PipelineMetrics? _metrics;
     private readonly TimeProvider _clock;
@@ -40,15 +39,15 @@ public sealed class CleanupStage
     private readonly ContentInspector _inspector;
 
     /// <summary>Creates the stage; the checks files are loaded here (a broken one stops the start).</summary>
-    public CleanupStage(MessageSpool spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
-        SpoolReferences references, WaitingMail waiting, ContentInspector inspector, IOptions<MtaOptions> options, TimeProvider clock,
+    public CleanupStage(SpoolLifetime spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
+        WaitingMail waiting, ContentInspector inspector, IOptions<MtaOptions> options, TimeProvider clock,
         ILogger<CleanupStage> log, PipelineMetrics? metrics = null, Submission.SenderLogins? senderLogins = null)
     {
         _inspector = inspector;
         _senderLogins = senderLogins;
         _metrics = metrics;
-        (_spool, _queues, _router, _rewriter, _dkim, _references, _waiting, _clock, _log, _options)
-            = (spool, queues, router, rewriter, dkim, references, waiting, clock, log, options.Value);
+        (_spool, _queues, _router, _rewriter, _dkim, _waiting, _clock, _log, _options)
+            = (spool, queues, router, rewriter, dkim, waiting, clock, log, options.Value);
     }
 
     /// <summary>
@@ -75,94 +74,150 @@ public sealed class CleanupStage
     private async Task<string?> RunAsync(IncomingEnvelope envelope, bool again, bool refuseInReply, CancellationToken ct, ReadOnlyMemory<byte> head = default)
     {
         Validate(envelope);
-        var inline = envelope.Content;
-        // A spooled message's header is read from the octets the ingress still holds, when it ends within them.
-        if (inline is not null || !HeaderEndsWithin(head)) head = default;
+        if (await ReadHeaderAsync(envelope, again, head, ct) is not { } header) return null;
+        var messageId = header.Fields[HeaderId.MessageId]?.Trim() ?? "";
+        var verdict = await CheckAsync(envelope, header, ct);
+        if (verdict?.Action == CheckAction.Discard)
+        {
+            await DiscardAsync(envelope, messageId, verdict, ct);
+            return null;
+        }
+        var sender = _rewriter.RewriteSender(envelope.Sender);
+        if (RefusalFor(header.Fields, verdict) is { } refusal)
+            return await RefuseAsync(envelope, messageId, sender, refusal, refuseInReply, ct);
+        await QueueAsync(envelope, header, verdict, sender, again, messageId, ct);
+        return null;
+    }
 
-        HeaderList headers;
-        long bodyOffset;
-        bool parsed;
+    /// <summary>An accepted message's header block as parsed, and where its body starts.</summary>
+    /// <param name="Fields">The header fields; empty when the message does not start with a header.</param>
+    /// <param name="BodyOffset">Where the body starts in the message's bytes.</param>
+    /// <param name="Parsed">False for a message that does not start with a header: its bytes are delivered as they came.</param>
+    private sealed record ParsedHeader(HeaderList Fields, long BodyOffset, bool Parsed);
+
+    /// <summary>Why a message is refused (<paramref name="Hops"/> counted when for a mail loop), and its SMTP code.</summary>
+    private sealed record Refusal(string Reason, string Code, int Hops = 0);
+
+    /// <summary>
+    /// Envelope phase: the header block, read from the inline bytes, from the octets the ingress still holds (when the
+    /// header ends within them), or from the spool. Null when an earlier run finished the message and the spool was
+    /// cleaned before this queue message came back.
+    /// </summary>
+    private async Task<ParsedHeader?> ReadHeaderAsync(IncomingEnvelope envelope, bool again, ReadOnlyMemory<byte> head, CancellationToken ct)
+    {
+        var inline = envelope.Content;
+        if (inline is not null || !HeaderEndsWithin(head)) head = default;
         byte[]? rented = null;
         try
         {
             ArraySegment<byte> start;
             var more = false;
-            try
-            {
-                if (inline is not null) start = inline;
-                else if (head.Length > 0) start = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(head, out var segment) ? segment : head.ToArray();
-                else (rented, start, more) = await ReadStartAsync(envelope.BlobName, ct);
-            }
-            catch (Azure.RequestFailedException e) when (e.Status == 404 && again)
-            {
-                // An earlier run queued the jobs, they all finished and the spool was cleaned before this queue message came back.
-                _log.LogInformation("{QueueId}: already processed and delivered; nothing left to do", envelope.Id);
-                return null;
-            }
+            if (inline is not null) start = inline;
+            else if (head.Length > 0) start = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(head, out var segment) ? segment : head.ToArray();
+            else (rented, start, more) = await ReadStartAsync(envelope.BlobName, ct);
             // Only the header block is parsed, from at most the message's first 256 KiB: the body is streamed later.
-            (headers, bodyOffset, parsed) = ParseHeader(envelope, start, more);
+            return ParseHeader(envelope, start, more);
+        }
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && again)
+        {
+            _log.LogInformation("{QueueId}: already processed and delivered; nothing left to do", envelope.Id);
+            return null;
         }
         finally
         {
             if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         }
-        var messageId = headers[HeaderId.MessageId]?.Trim() ?? "";
+    }
+
+    /// <summary>
+    /// Checks phase, in Postfix's order: header fix-up and header checks as the header goes by, then the body checks,
+    /// all within one time budget. Returns the deciding match, if any.
+    /// </summary>
+    private async Task<CheckMatch?> CheckAsync(IncomingEnvelope envelope, ParsedHeader header, CancellationToken ct)
+    {
         var who = $"from [{envelope.ClientAddress}]; from=<{envelope.Sender}> to=<{envelope.Recipients[0]}> proto={envelope.Protocol} helo=<{envelope.Helo}>";
+        var budget = new CheckBudget();
+        var verdict = InspectHeader(envelope, header.Fields, who, budget);
+        if (verdict is null && _inspector.BodyChecks && header.Parsed)
+            verdict = await InspectBodyAsync(envelope, envelope.Content, header.BodyOffset, who, budget, ct);
+        return verdict;
+    }
 
-        // Postfix's order: header fix-up and header checks as the header goes by, then the body checks.
-        var budget = new CheckBudget(); // header and body checks together
-        var verdict = InspectHeader(envelope, headers, who, budget);
-        if (verdict is null && _inspector.BodyChecks && parsed)
-            verdict = await InspectBodyAsync(envelope, inline, bodyOffset, who, budget, ct);
+    private async Task DiscardAsync(IncomingEnvelope envelope, string messageId, CheckMatch verdict, CancellationToken ct)
+    {
+        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=discarded ({Reason})",
+            envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, verdict.Text.Length > 0 ? verdict.Text : "content check");
+        await _spool.DiscardAsync(MessageContent.Of(envelope), ct);
+        _metrics?.Cleaned("discarded");
+    }
 
-        if (verdict?.Action == CheckAction.Discard)
-        {
-            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=discarded ({Reason})",
-                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, verdict.Text.Length > 0 ? verdict.Text : "content check");
-            if (inline is null) await _spool.DeleteAsync(envelope.BlobName, ct);
-            _metrics?.Cleaned("discarded");
-            return null;
-        }
-        var sender = _rewriter.RewriteSender(envelope.Sender);
-        string? refusal = null;
-        var code = "550";
+    /// <summary>
+    /// Whether the message is refused: a content check's REJECT, or a mail loop (RFC 5321 §6.3: a permanent failure;
+    /// Postfix counts its own Received header too).
+    /// </summary>
+    private Refusal? RefusalFor(HeaderList headers, CheckMatch? verdict)
+    {
         if (verdict?.Action == CheckAction.Reject)
-            refusal = "5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "message content rejected");
-        else if (CountReceived(headers) + 1 >= _options.HopCountLimit)
-        {
-            // RFC 5321 §6.3: a loop is a permanent failure. Postfix counts its own Received header too.
-            (refusal, code) = ("5.4.6 Too many hops", "554");
-            _log.LogWarning("{QueueId}: message-id={MessageId}, from=<{Sender}>: too many hops ({Hops} Received headers, hopcount_limit {Limit})",
-                envelope.Id, messageId, envelope.Sender, CountReceived(headers) + 1, _options.HopCountLimit);
-        }
-        if (refusal is not null && refuseInReply)
-        {
-            // The client is still there to hear it: a refusal now, never a bounce to a sender who may be forged.
-            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=rejected ({Reason})",
-                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal);
-            _metrics?.Cleaned("rejected");
-            return $"{code} {refusal}";
-        }
-        if (refusal is not null)
-        {
-            await FinishAsync(envelope, sender, envelope.Recipients.Select(r => (r, refusal)).ToList(), [], null, ct);
-            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=bounced ({Reason})",
-                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal);
-            _metrics?.Cleaned("bounced");
-            return null;
-        }
+            return new Refusal("5.7.1 " + (verdict.Text.Length > 0 ? verdict.Text : "message content rejected"), "550");
+        var hops = CountReceived(headers) + 1;
+        return hops >= _options.HopCountLimit ? new Refusal("5.4.6 Too many hops", "554", hops) : null;
+    }
 
+    /// <summary>
+    /// Refuses the message: in the reply while the client is still there to hear it (never a bounce to a sender who may
+    /// be forged), otherwise as a bounce to every recipient. Returns the reply, or null once the bounce is queued.
+    /// </summary>
+    private async Task<string?> RefuseAsync(IncomingEnvelope envelope, string messageId, string sender, Refusal refusal, bool inReply, CancellationToken ct)
+    {
+        if (refusal.Hops > 0)
+            _log.LogWarning("{QueueId}: message-id={MessageId}, from=<{Sender}>: too many hops ({Hops} Received headers, hopcount_limit {Limit})",
+                envelope.Id, messageId, envelope.Sender, refusal.Hops, _options.HopCountLimit);
+        if (inReply)
+        {
+            _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=rejected ({Reason})",
+                envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal.Reason);
+            _metrics?.Cleaned("rejected");
+            return $"{refusal.Code} {refusal.Reason}";
+        }
+        await FinishAsync(envelope, sender, envelope.Recipients.Select(r => (r, refusal.Reason)).ToList(), [], null, ct);
+        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, nrcpt={Count}, status=bounced ({Reason})",
+            envelope.Id, messageId, envelope.Sender, envelope.Recipients.Count, refusal.Reason);
+        _metrics?.Cleaned("bounced");
+        return null;
+    }
+
+    /// <summary>
+    /// Rewriting, routing and writing: the recipients rewritten, the header built (and DKIM-signed for trusted clients),
+    /// one job per next hop, and the jobs and any report for unroutable recipients queued.
+    /// </summary>
+    private async Task QueueAsync(IncomingEnvelope envelope, ParsedHeader parsed, CheckMatch? verdict, string sender, bool again, string messageId,
+        CancellationToken ct)
+    {
         var rewritten = _rewriter.RewriteRecipients(envelope.Recipients);
         foreach (var (rcpt, why) in rewritten.Failures)
             _log.LogWarning("{QueueId}: to=<{Recipient}>: {Reason}", envelope.Id, rcpt, why);
 
-        var header = BuildHeader(envelope, headers, parsed);
-        if (parsed && envelope.TrustedClient && _dkim.Configured)
-            header = await SignAsync(envelope, headers, header, inline, bodyOffset, ct);
+        var header = BuildHeader(envelope, parsed.Fields, parsed.Parsed);
+        if (parsed.Parsed && envelope.TrustedClient && _dkim.Configured)
+            header = await SignAsync(envelope, parsed.Fields, header, envelope.Content, parsed.BodyOffset, ct);
 
         var queue = verdict?.Action == CheckAction.Hold ? QueueNames.Hold : QueueNames.Delivery;
-        var dsn = CarryDsn(envelope.Dsn, rewritten.Recipients);
-        var jobs = _router.Group(rewritten.Recipients.Select(r => r.Address), _options.DestinationRecipientLimit)
+        var jobs = Jobs(envelope, sender, rewritten.Recipients, again);
+        await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed.Parsed ? parsed.BodyOffset : 0, queue, verdict?.Text), ct);
+
+        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
+            envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");
+        _metrics?.Cleaned(queue == QueueNames.Hold ? "held" : "queued");
+    }
+
+    /// <summary>
+    /// Routing into jobs: one per next hop (and per <c>destination_recipient_limit</c> recipients), numbered in a
+    /// fixed order so a second run for the same message makes the same job ids.
+    /// </summary>
+    private List<DeliveryJob> Jobs(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Address, string Original)> recipients, bool again)
+    {
+        var dsn = CarryDsn(envelope.Dsn, recipients);
+        return _router.Group(recipients.Select(r => r.Address), _options.DestinationRecipientLimit)
             .Select((g, n) => new DeliveryJob
             {
                 MessageId = envelope.Id,
@@ -177,12 +232,6 @@ public sealed class CleanupStage
                 MaybeDuplicate = again,
                 Size = envelope.Size,
             }).ToList();
-        await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed ? bodyOffset : 0, queue, verdict?.Text), ct);
-
-        _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
-            envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");
-        _metrics?.Cleaned(queue == QueueNames.Hold ? "held" : "queued");
-        return null;
     }
 
     /// <summary>True when the blank line that ends the header block lies within <paramref name="head"/>.</summary>
@@ -190,32 +239,20 @@ public sealed class CleanupStage
         => head.Span.IndexOf("\r\n\r\n"u8) >= 0 || head.Span.StartsWith("\r\n"u8);
 
     /// <summary>
-    /// Queues what became of the message: a bounce report for <paramref name="failed"/> recipients and the delivery
-    /// jobs. A spooled message first gets its reference set (every job and the report hold one), so its blob lives
-    /// exactly as long as something still needs it; a spooled message nothing needs is deleted now.
+    /// Queues what became of the message: a report for <paramref name="failed"/> recipients and the delivery jobs. A
+    /// spooled message is handed over to them first (<see cref="SpoolLifetime.HandOverAsync"/>), so its blob lives
+    /// exactly as long as something still needs it.
     /// </summary>
     private async Task FinishAsync(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Recipient, string Reason)> failed,
         IReadOnlyList<DeliveryJob> jobs, (byte[] Header, long BodyOffset, string Queue, string? Why)? content, CancellationToken ct)
     {
-        var reported = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, "failed"))
-            .Select(f => new FailedRecipient(f.Recipient, f.Reason)).ToList();
-        var reportReference = SpoolReferences.Report(envelope.Id, 0, "cleanup");
-        var spooled = envelope.Content is null;
-        if (spooled)
-        {
-            var references = jobs.Select(j => j.JobId).Concat(reported.Count > 0 ? [reportReference] : []).ToList();
-            if (references.Count == 0)
-            {
-                await _spool.DeleteAsync(envelope.BlobName, ct);
-                return;
-            }
-            if (references.Count == 1 && jobs.Count == 1)
-                jobs = [jobs[0] with { SoleHolder = true }];
-            else
-                await _references.OpenAsync(envelope.Id, references, ct);
-        }
+        var reported = failed.Where(f => DsnRequest.Wants(envelope.Dsn, f.Recipient, DsnAction.Failed))
+            .Select(f => new ReportedRecipient(f.Recipient, f.Reason)).ToList();
+        var stored = MessageContent.Of(envelope);
+        var reportReference = stored.IsSpooled && reported.Count > 0 ? SpoolLifetime.ReportReference(envelope.Id, 0, "cleanup") : null;
+        jobs = await _spool.HandOverAsync(envelope.Id, stored, jobs, reportReference, ct);
         if (reported.Count > 0)
-            await _queues.SendAsync(QueueNames.Bounce, new BounceJob
+            await _queues.SendAsync(QueueNames.Bounce, new ReportJob
             {
                 MessageId = envelope.Id,
                 BlobName = envelope.BlobName,
@@ -224,60 +261,73 @@ public sealed class CleanupStage
                 Recipients = reported,
                 Dsn = envelope.Dsn,
                 Content = envelope.Content,
-                Reference = spooled ? reportReference : null,
+                Reference = reportReference,
             }, ct);
         if (content is { } c)
-            await SendJobsAsync(envelope, jobs, c.Header, c.BodyOffset, c.Queue, c.Why, ct);
+            await SendJobsAsync(envelope, jobs, Cleaned(envelope, c.Header, c.BodyOffset), c.Queue, c.Why, ct);
     }
 
-    private async Task SendJobsAsync(IncomingEnvelope envelope, IReadOnlyList<DeliveryJob> jobs, byte[] header, long bodyOffset, string queue, string? why, CancellationToken ct)
+    /// <summary>
+    /// The message as it leaves cleanup: a small one whole (new header and body) in its jobs; a spooled one as the new
+    /// header and where the body starts in its blob, which is never rewritten.
+    /// </summary>
+    private static MessageContent Cleaned(IncomingEnvelope envelope, byte[] header, long bodyOffset)
+        => envelope.Content is { } inline
+            ? MessageContent.InlineBytes(envelope.BlobName, Concat(header, inline.AsSpan((int)bodyOffset)))
+            : MessageContent.Blob(envelope.BlobName, header, bodyOffset);
+
+    private async Task SendJobsAsync(IncomingEnvelope envelope, IReadOnlyList<DeliveryJob> jobs, MessageContent cleaned, string queue, string? why,
+        CancellationToken ct)
     {
-        var inline = envelope.Content;
-        // Small messages travel whole (new header and body) in the job; spooled ones as header + offset into the blob.
-        var content = inline is null ? null : Concat(header, inline.AsSpan((int)bodyOffset));
-        var blob = envelope.BlobName;
-        var stored = false;
+        var copied = false;
         for (var n = 0; n < jobs.Count; n++)
         {
             var job = jobs[n] with { QueuedTime = _clock.GetUtcNow() };
-            if (!stored)
+            if (!copied)
             {
-                var whole = content is not null ? job with { Content = content } : job with { Header = header, BodyOffset = bodyOffset };
-                if (queue == QueueNames.Delivery)
-                {
-                    // Group-committed with other messages' jobs for the same next hop.
-                    if (await _queues.TrySendDeliveryAsync(whole, ct)) continue;
-                }
-                else if (await _queues.TrySendAsync(queue, whole, ct) is { } sent)
-                {
-                    await _waiting.PutAsync(WaitingMail.Held, whole, sent, why, null, ct);
-                    continue;
-                }
-
-                // Too big for a queue message (many recipients with inline bytes, or a huge header): store the finished
-                // message once, under a name of its own, and let this and the later jobs refer to it.
-                if (inline is not null)
-                    await _references.OpenAsync(envelope.Id, jobs.Skip(n).Select(j => j.JobId), ct);
-                blob = inline is null ? envelope.BlobName + ".cleaned" : envelope.BlobName;
-                await using (var finished = inline is null ? await FinishedMessageAsync(envelope.BlobName, header, bodyOffset, ct) : new MemoryStream(content!, writable: false))
-                {
-                    try { await _spool.WriteAsync(blob, finished, ct); }
-                    catch (Azure.RequestFailedException e) when (e.Status == 409) { /* written by an earlier run of this cleanup */ }
-                }
-                stored = true;
+                if (await TrySendAsync(cleaned.ApplyTo(job), queue, why, ct)) continue;
+                cleaned = await SpoolFinishedAsync(envelope, cleaned, jobs.Skip(n), ct);
+                copied = true;
             }
-            var onBlob = job with { BlobName = blob };
+            var onBlob = cleaned.ApplyTo(job);
             if (queue == QueueNames.Delivery && await _queues.TrySendDeliveryAsync(onBlob, ct)) continue;
             var receipt = await _queues.SendAsync(queue, onBlob, ct);
             if (queue == QueueNames.Hold) await _waiting.PutAsync(WaitingMail.Held, onBlob, receipt, why, null, ct);
         }
     }
 
+    /// <summary>Queues a job with its content when that fits in a queue message; false when it does not.</summary>
+    private async Task<bool> TrySendAsync(DeliveryJob job, string queue, string? why, CancellationToken ct)
+    {
+        // Group-committed with other messages' jobs for the same next hop.
+        if (queue == QueueNames.Delivery) return await _queues.TrySendDeliveryAsync(job, ct);
+        if (await _queues.TrySendAsync(queue, job, ct) is not { } sent) return false;
+        await _waiting.PutAsync(WaitingMail.Held, job, sent, why, null, ct);
+        return true;
+    }
+
+    /// <summary>
+    /// Too big for a queue message (many recipients with inline bytes, or a huge header): the finished message stored
+    /// once, under a name of its own, for this and the later jobs to refer to. An inline message takes its blob name
+    /// (its remaining jobs become the holders of a blob it did not have); a spooled one gets a <c>.cleaned</c> copy,
+    /// held by the same holders as its original and deleted with it.
+    /// </summary>
+    private async Task<MessageContent> SpoolFinishedAsync(IncomingEnvelope envelope, MessageContent cleaned, IEnumerable<DeliveryJob> holders,
+        CancellationToken ct)
+    {
+        var name = cleaned.IsSpooled ? envelope.BlobName + ".cleaned" : envelope.BlobName;
+        await using (var finished = cleaned.IsSpooled
+                         ? await FinishedMessageAsync(envelope.BlobName, cleaned.Header!, cleaned.BodyOffset, ct)
+                         : new MemoryStream(cleaned.Inline!, writable: false))
+            await _spool.SpoolAsync(envelope.Id, name, finished, cleaned.IsSpooled ? null : holders.Select(j => j.JobId), ct);
+        return MessageContent.Blob(name);
+    }
+
     private async Task<Stream> FinishedMessageAsync(string blob, byte[] header, long bodyOffset, CancellationToken ct)
     {
         var chained = new ChainedStream();
         chained.Add(new MemoryStream(header, writable: false));
-        chained.Add(await _spool.OpenReadAsync(blob, bodyOffset, null, ct));
+        chained.Add(await _spool.Spool.OpenReadAsync(blob, bodyOffset, null, ct));
         return chained;
     }
 
@@ -320,7 +370,7 @@ public sealed class CleanupStage
     {
         if (inline is not null)
             return _inspector.InspectBody(envelope.Id, inline.AsSpan((int)Math.Min(bodyOffset, inline.Length)), who, budget: budget);
-        await using var part = await _spool.OpenReadAsync(envelope.BlobName, bodyOffset, _inspector.BodyLimit, ct);
+        await using var part = await _spool.Spool.OpenReadAsync(envelope.BlobName, bodyOffset, _inspector.BodyLimit, ct);
         using var copy = new MemoryStream();
         await part.CopyToAsync(copy, ct);
         return _inspector.InspectBody(envelope.Id, copy.ToArray(), who, budget: budget);
@@ -379,7 +429,7 @@ public sealed class CleanupStage
             // The body hash needs the whole body: through a temporary file, so a large message is never held in memory.
             await using var file = new FileStream(Path.GetTempFileName(), FileMode.Create, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
             await file.WriteAsync(header, ct);
-            await using (var body = await _spool.OpenReadAsync(envelope.BlobName, bodyOffset, null, ct))
+            await using (var body = await _spool.Spool.OpenReadAsync(envelope.BlobName, bodyOffset, null, ct))
                 await body.CopyToAsync(file, ct);
             file.Position = 0;
             signature = _dkim.Sign(key, file, ct);
@@ -434,7 +484,7 @@ public sealed class CleanupStage
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(UntrustedMime.HeaderBlockLimit + 1);
         try
         {
-            await using var stream = await _spool.OpenReadAsync(blobName, ct);
+            await using var stream = await _spool.Spool.OpenReadAsync(blobName, ct);
             var length = await stream.ReadAtLeastAsync(buffer.AsMemory(0, UntrustedMime.HeaderBlockLimit + 1), UntrustedMime.HeaderBlockLimit + 1,
                 throwOnEndOfStream: false, ct);
             return (buffer, new ArraySegment<byte>(buffer, 0, length), length > UntrustedMime.HeaderBlockLimit);
@@ -447,17 +497,17 @@ public sealed class CleanupStage
     }
 
     /// <summary>The header block, or none when the message does not start with one; an over-large one is refused.</summary>
-    private static (HeaderList Headers, long BodyOffset, bool Parsed) ParseHeader(IncomingEnvelope envelope, ArraySegment<byte> start, bool more)
+    private static ParsedHeader ParseHeader(IncomingEnvelope envelope, ArraySegment<byte> start, bool more)
     {
         try
         {
             var (headers, offset) = UntrustedMime.ParseHeader(start, more);
-            return (headers, offset, true);
+            return new ParsedHeader(headers, offset, true);
         }
         catch (FormatException)
         {
             // Not a header at all (e.g. an mbox "From " line first): deliver the bytes as they came, Received on top.
-            return (new HeaderList(), 0, false);
+            return new ParsedHeader(new HeaderList(), 0, false);
         }
         catch (HeaderTooLargeException e)
         {

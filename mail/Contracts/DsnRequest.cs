@@ -15,14 +15,14 @@ public sealed record DsnRequest
     /// <summary>Per recipient address: NOTIFY and ORCPT, for the recipients that gave them.</summary>
     public IReadOnlyDictionary<string, RecipientDsn> Recipients { get; init; } = new Dictionary<string, RecipientDsn>();
 
-    /// <summary>Whether a report of <paramref name="action"/> (failed, delivered, delayed) is wanted for a recipient.</summary>
-    public static bool Wants(DsnRequest? dsn, string recipient, string action)
+    /// <summary>Whether a report of <paramref name="action"/> is wanted for a recipient.</summary>
+    public static bool Wants(DsnRequest? dsn, string recipient, DsnAction action)
     {
         var notify = dsn?.Recipients.GetValueOrDefault(recipient)?.Notify;
         // RFC 3461 §4.1: the default is FAILURE or FAILURE,DELAY; like Postfix, delay warnings go out by
         // default when they are switched on (delay_warning_time).
-        if (notify is null) return action is "failed" or "delayed";
-        return notify.Split(',').Contains(action switch { "failed" => "FAILURE", "delivered" => "SUCCESS", _ => "DELAY" });
+        if (notify is null) return action is DsnAction.Failed or DsnAction.Delayed;
+        return notify.Split(',').Contains(action.NotifyKeyword());
     }
 }
 

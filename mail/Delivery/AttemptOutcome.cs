@@ -1,5 +1,5 @@
 using Mta.Mail.Contracts;
-using Mta.Mail.Tracking;
+using Mta.Mail.Spool;
 
 namespace Mta.Mail.Delivery;
 
@@ -14,7 +14,7 @@ namespace Mta.Mail.Delivery;
 /// <param name="Retry">The job for the recipients to try again, or null when every recipient is final.</param>
 /// <param name="RetryDelay">How long <see cref="Retry"/> waits on the deferred queue.</param>
 /// <param name="RetryReason">The first deferred recipient's reply, shown by mtactl.</param>
-public sealed record AttemptOutcome(bool Expired, IReadOnlyList<BounceJob> Reports, DeliveryJob? Retry, TimeSpan RetryDelay, string? RetryReason)
+public sealed record AttemptOutcome(bool Expired, IReadOnlyList<ReportJob> Reports, DeliveryJob? Retry, TimeSpan RetryDelay, string? RetryReason)
 {
     /// <summary>
     /// Decides the attempt. <paramref name="retryDelay"/> is the backoff for a normal retry and
@@ -26,14 +26,14 @@ public sealed record AttemptOutcome(bool Expired, IReadOnlyList<BounceJob> Repor
     {
         var expired = retries.Expired(job.ArrivalTime, now);
         var deferred = results.Where(r => r.Status == RecipientStatus.Deferred).ToList();
-        var reports = new List<BounceJob>();
+        var reports = new List<ReportJob>();
         if (FinalReport(job, results, expired) is { Count: > 0 } final) reports.Add(Report(job, final, "bounce"));
         if (deferred.Count == 0 || expired) return new AttemptOutcome(expired, reports, null, TimeSpan.Zero, null);
 
         // Postfix's delay_warning_time: once, for recipients still waiting that long.
         var warn = !job.DelayWarned && retries.WarnDelay(job.ArrivalTime, now);
-        var delayed = warn ? deferred.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "delayed"))
-            .Select(r => new FailedRecipient(r.Recipient, r.Detail, "delayed", Remote(r.Relay))).ToList() : [];
+        var delayed = warn ? deferred.Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, DsnAction.Delayed))
+            .Select(r => new ReportedRecipient(r.Recipient, r.Detail, DsnAction.Delayed, Remote(r.Relay))).ToList() : [];
         if (delayed.Count > 0) reports.Add(Report(job, delayed, "delay"));
 
         // Only recipients the shaping limits held back: they come back as soon as a job put back whole would.
@@ -54,15 +54,15 @@ public sealed record AttemptOutcome(bool Expired, IReadOnlyList<BounceJob> Repor
     /// successes on NOTIFY=SUCCESS — except where the next hop took NOTIFY and reports success itself; one without DSN
     /// support gets <c>relayed</c> from here (RFC 3461 §6.2.6).
     /// </summary>
-    private static List<FailedRecipient> FinalReport(DeliveryJob job, IReadOnlyList<RecipientResult> results, bool expired)
+    private static List<ReportedRecipient> FinalReport(DeliveryJob job, IReadOnlyList<RecipientResult> results, bool expired)
         => results.Where(r => r.Status == RecipientStatus.Bounced || r.Status == RecipientStatus.Deferred && expired)
-            .Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, "failed"))
-            .Select(r => new FailedRecipient(r.Recipient, r.Detail, "failed", Remote(r.Relay)))
-            .Concat(results.Where(r => r.Status == RecipientStatus.Delivered && !r.NotifyPassedOn && DsnRequest.Wants(job.Dsn, r.Recipient, "delivered"))
-                .Select(r => new FailedRecipient(r.Recipient, r.Detail, r.Relayed ? "relayed" : "delivered", Remote(r.Relay))))
+            .Where(r => DsnRequest.Wants(job.Dsn, r.Recipient, DsnAction.Failed))
+            .Select(r => new ReportedRecipient(r.Recipient, r.Detail, DsnAction.Failed, Remote(r.Relay)))
+            .Concat(results.Where(r => r.Status == RecipientStatus.Delivered && !r.NotifyPassedOn && DsnRequest.Wants(job.Dsn, r.Recipient, DsnAction.Delivered))
+                .Select(r => new ReportedRecipient(r.Recipient, r.Detail, r.Relayed ? DsnAction.Relayed : DsnAction.Delivered, Remote(r.Relay))))
             .ToList();
 
-    private static BounceJob Report(DeliveryJob job, IReadOnlyList<FailedRecipient> recipients, string kind)
+    private static ReportJob Report(DeliveryJob job, IReadOnlyList<ReportedRecipient> recipients, string kind)
         => new()
         {
             MessageId = job.MessageId,
@@ -73,7 +73,7 @@ public sealed record AttemptOutcome(bool Expired, IReadOnlyList<BounceJob> Repor
             Dsn = job.Dsn,
             DoubleBounce = job.DoubleBounce,
             Content = job.Content,
-            Reference = job.Content is null ? SpoolReferences.Report(job.JobId, job.Attempt, kind) : null,
+            Reference = MessageContent.Of(job).IsSpooled ? SpoolLifetime.ReportReference(job.JobId, job.Attempt, kind) : null,
         };
 
     /// <summary>The remote host's name for a report's Remote-MTA, from a relay such as <c>mx.example[192.0.2.1]:25</c>.</summary>

@@ -16,14 +16,13 @@ namespace Mta.Mail.Delivery;
 /// bounced ones go to the bounce queue. Nothing is dropped.
 /// </summary>
 public sealed class DeliveryStage(
-    MessageSpool spool,
+    SpoolLifetime spool,
     MailQueues queues,
     SmtpDelivery smtp,
     MaildirDelivery maildir,
     LmtpDelivery lmtp,
     RetryPolicy retries,
     CompletionLog completions,
-    SpoolReferences references,
     WaitingMail waiting,
     PipelineMetrics metrics,
     IOptions<MtaOptions> options,
@@ -89,66 +88,12 @@ public sealed class DeliveryStage(
     // With records given, the job's completion record is added there for the caller to await instead of awaited here.
     private async Task ProcessAsync(DeliveryJob job, CancellationToken ct, long dequeueCount, string queue, List<Task>? records)
     {
-        if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
-            throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
-        QueueIds.Require("delivery job", job.MessageId, job.BlobName);
-        if (job.JobId.Length > 0) QueueIds.Require("delivery job", job.JobId); // jobs of older releases had none
-
+        Validate(job);
         var suspect = dequeueCount > 1 || job.MaybeDuplicate;
-        if (suspect && await completions.IsRecordedAsync(job, ct))
-        {
-            log.LogInformation("{QueueId}: job {JobId} attempt {Attempt} was finished before (dequeued {Count} times{Twin}): not delivered again",
-                job.MessageId, job.JobId, job.Attempt, dequeueCount, job.MaybeDuplicate ? ", cleanup ran twice" : "");
-            metrics.DuplicateSkipped();
-            return;
-        }
-
-        // Cleanup's header, then the stored bytes from where the original header ended. Read when a connection is ready
-        // for it, so a job put back for a busy destination has cost no read.
-        ReadOnlyMemory<byte>? bytes = null;
-        SpooledBytes? spooled = null;
-        async Task<ReadOnlyMemory<byte>> Load(CancellationToken token)
-        {
-            if (bytes is { } loaded) return loaded;
-            // A spooled message is downloaded from where its body starts straight in behind the new header, into a
-            // pooled buffer given back once the delivery attempt is over.
-            if (job.Content is { } inline)
-                bytes = job.Header is { } header ? Concat(header, inline.AsMemory((int)Math.Min(job.BodyOffset, inline.Length))) : inline;
-            else
-                bytes = (spooled = await spool.ReadAsync(job.BlobName, job.Header, job.Header is null ? 0 : job.BodyOffset, token)).Memory;
-            return bytes.Value;
-        }
+        if (suspect && await FinishedBeforeAsync(job, dequeueCount, ct)) return;
 
         var times = new AttemptTimes();
-        IReadOnlyList<RecipientResult> results;
-        try
-        {
-            if (job.NextHop.Transport == Transport.Local)
-            {
-                times.Connected();
-                results = await maildir.DeliverAsync(job.MessageId, job.Sender, job.Recipients, await Load(ct), ct);
-            }
-            else if (job.NextHop.Transport == Transport.Lmtp)
-            {
-                results = await lmtp.DeliverAsync(job, await Load(ct), times, ct);
-            }
-            else
-            {
-                results = await smtp.DeliverAsync(job, Load, times, ct);
-            }
-        }
-        catch (Azure.RequestFailedException e) when (e.Status == 404 && suspect && bytes is null)
-        {
-            // The spool is only cleaned once every job of the message is final, so this one was finished before.
-            if (await references.OpenReferencesAsync(job.MessageId, ct) is not null) throw;
-            log.LogInformation("{QueueId}: job {JobId} was finished before and its message is gone from the spool: not delivered again", job.MessageId, job.JobId);
-            return;
-        }
-        finally
-        {
-            // Every send has been awaited (or its connection is broken and closed): nothing reads the buffer now.
-            spooled?.Dispose();
-        }
+        if (await AttemptAsync(job, times, suspect, ct) is not { } results) return;
         // Past its lifetime a job is not put back: it goes the way of every expired deferral (a bounce).
         if (results.All(r => r.PostponedFor is not null) && !retries.Expired(job.ArrivalTime, clock.GetUtcNow()))
         {
@@ -158,11 +103,7 @@ public sealed class DeliveryStage(
         times.Done();
 
         var now = clock.GetUtcNow();
-        var expired = retries.Expired(job.ArrivalTime, now);
-        var delays = Delays(job, now, times);
-        foreach (var r in results)
-            LogResult(job, r, now, expired, delays, times.ConnectionUse);
-
+        LogResults(job, results, now, times);
         var outcome = AttemptOutcome.Decide(job, results, now, retries, retries.NextDelay(job.Attempt), wait => PostponeDelay(job, wait));
         await ApplyAsync(job, outcome, now, ct);
         var record = completions.RecordAsync(job, ct);
@@ -170,29 +111,81 @@ public sealed class DeliveryStage(
         else records.Add(record);
     }
 
+    private static void Validate(DeliveryJob job)
+    {
+        if (string.IsNullOrEmpty(job.BlobName) || job.Recipients is not { Count: > 0 } || job.NextHop is null)
+            throw new InvalidQueueMessageException($"{job.MessageId}: delivery job without blob, recipients or next hop");
+        QueueIds.Require("delivery job", job.MessageId, job.BlobName);
+        if (job.JobId.Length > 0) QueueIds.Require("delivery job", job.JobId); // jobs of older releases had none
+    }
+
+    /// <summary>Whether the completion record says a twin of this job (or this job, received before) finished already.</summary>
+    private async Task<bool> FinishedBeforeAsync(DeliveryJob job, long dequeueCount, CancellationToken ct)
+    {
+        if (!await completions.IsRecordedAsync(job, ct)) return false;
+        log.LogInformation("{QueueId}: job {JobId} attempt {Attempt} was finished before (dequeued {Count} times{Twin}): not delivered again",
+            job.MessageId, job.JobId, job.Attempt, dequeueCount, job.MaybeDuplicate ? ", cleanup ran twice" : "");
+        metrics.DuplicateSkipped();
+        return true;
+    }
+
     /// <summary>
-    /// Carries out an attempt's outcome. A spooled message's blob lives while jobs or reports need it: reports take a
-    /// reference before they are queued; this job gives its own up when nothing of it is left to retry, and the last
-    /// holder deletes the blob. Deferred mail is invisible on its queue: the waiting index is how an operator sees it.
+    /// One delivery attempt by the job's transport, with each recipient's result; null when the message is gone from
+    /// the spool because this (possibly duplicate) job was finished before.
+    /// </summary>
+    private async Task<IReadOnlyList<RecipientResult>?> AttemptAsync(DeliveryJob job, AttemptTimes times, bool suspect, CancellationToken ct)
+    {
+        // Every send has been awaited (or its connection is broken and closed) when this goes: nothing reads the buffer then.
+        using var message = new JobBytes(job, spool.Spool);
+        try
+        {
+            switch (job.NextHop.Transport)
+            {
+                case Transport.Local:
+                    times.Connected();
+                    return await maildir.DeliverAsync(job.MessageId, job.Sender, job.Recipients, await message.LoadAsync(ct), ct);
+                case Transport.Lmtp:
+                    return await lmtp.DeliverAsync(job, await message.LoadAsync(ct), times, ct);
+                default:
+                    return await smtp.DeliverAsync(job, message.LoadAsync, times, ct);
+            }
+        }
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && suspect && !message.Loaded)
+        {
+            // The spool is only cleaned once every job of the message is final, so this one was finished before.
+            if (!await spool.JobFinishedBeforeAsync(job.MessageId, ct)) throw;
+            log.LogInformation("{QueueId}: job {JobId} was finished before and its message is gone from the spool: not delivered again", job.MessageId, job.JobId);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The bytes a job sends, read once, when a connection is ready for them: a job put back for a busy destination
+    /// has cost no read. Disposing gives a spooled message's buffer back.
+    /// </summary>
+    private sealed class JobBytes(DeliveryJob job, MessageSpool spool) : IDisposable
+    {
+        private MessageBytes? _bytes;
+
+        /// <summary>Whether the bytes have been read.</summary>
+        public bool Loaded => _bytes is not null;
+
+        /// <summary>The bytes, read on first use.</summary>
+        public async Task<ReadOnlyMemory<byte>> LoadAsync(CancellationToken ct)
+            => (_bytes ??= await MessageContent.Of(job).ReadAsync(spool, ct)).Memory;
+
+        /// <summary>Gives a spooled message's buffer back to the pool.</summary>
+        public void Dispose() => _bytes?.Dispose();
+    }
+
+    /// <summary>
+    /// Carries out an attempt's outcome. A spooled message's holds are settled first (<see cref="SpoolLifetime"/>: the
+    /// reports take theirs before they are queued), and the blob goes last when this job was its last holder. Deferred
+    /// mail is invisible on its queue: the waiting index is how an operator sees it.
     /// </summary>
     private async Task ApplyAsync(DeliveryJob job, AttemptOutcome outcome, DateTimeOffset now, CancellationToken ct)
     {
-        var retry = outcome.Retry;
-        var closed = false;
-        if (job.Content is null && job.SoleHolder)
-        {
-            // Nobody else needs the blob: delete it when done; once a report needs it too, keep a reference set from here on.
-            if (outcome.Reports.Count > 0)
-            {
-                await references.OpenAsync(job.MessageId, outcome.Reports.Select(b => b.Reference!).Concat(retry is null ? [] : [job.JobId]), ct);
-                retry = retry is null ? null : retry with { SoleHolder = false };
-            }
-            else closed = retry is null;
-        }
-        else if (job.Content is null)
-        {
-            closed = await references.UpdateAsync(job.MessageId, outcome.Reports.Select(b => b.Reference!).ToList(), retry is null ? [job.JobId] : [], ct);
-        }
+        var (retry, last) = await spool.SettleAttemptAsync(job, outcome.Reports, outcome.Retry, ct);
         foreach (var report in outcome.Reports)
             await queues.SendAsync(QueueNames.Bounce, report, ct);
         if (retry is not null)
@@ -204,8 +197,8 @@ public sealed class DeliveryStage(
         {
             await waiting.RemoveAsync(WaitingMail.Deferred, job.JobId, ct);
         }
-        if (closed)
-            await DeleteSpooledAsync(spool, job.MessageId, job.BlobName, ct);
+        if (last)
+            await spool.DeleteAsync(job.MessageId, job.BlobName, ct);
     }
 
     /// <summary>
@@ -236,13 +229,6 @@ public sealed class DeliveryStage(
         return TimeSpan.FromSeconds(backoff * (1 + 0.5 * draw));
     }
 
-    /// <summary>Deletes a message's spooled bytes: the original and the copy cleanup made, if it made one.</summary>
-    internal static async Task DeleteSpooledAsync(MessageSpool spool, string messageId, string blobName, CancellationToken ct)
-    {
-        await spool.DeleteAsync(messageId, ct);
-        if (blobName != messageId) await spool.DeleteAsync(blobName, ct);
-    }
-
     /// <summary>
     /// Postfix's <c>delays=a/b/c/d</c>, in seconds: a = arrival until cleanup queued the job; b = waiting in
     /// the queues (retry delays included) and reading the spool; c = connection setup (DNS, connect, greeting,
@@ -262,6 +248,14 @@ public sealed class DeliveryStage(
     /// <summary>Seconds as Postfix prints them: two decimals, trailing zeros dropped (0.01, 0.2, 3).</summary>
     private static string Seconds(double s) => Math.Max(0, s).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
 
+    private void LogResults(DeliveryJob job, IReadOnlyList<RecipientResult> results, DateTimeOffset now, AttemptTimes times)
+    {
+        var expired = retries.Expired(job.ArrivalTime, now);
+        var delays = Delays(job, now, times);
+        foreach (var r in results)
+            LogResult(job, r, now, expired, delays, times.ConnectionUse);
+    }
+
     private void LogResult(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired, string delays, int connectionUse)
     {
         var status = r.Status switch
@@ -277,13 +271,5 @@ public sealed class DeliveryStage(
         var reuse = connectionUse > 1 ? $"conn_use={connectionUse}, " : "";
         log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, {ConnectionUse}delay={Delay}, delays={Delays}, dsn={Dsn}, status={Status} ({Detail})",
             job.MessageId, r.Recipient, r.Relay, reuse, Seconds((now - job.ArrivalTime).TotalSeconds), delays, dsn, status, r.Detail);
-    }
-
-    private static byte[] Concat(byte[] prefix, ReadOnlyMemory<byte> body)
-    {
-        var all = new byte[prefix.Length + body.Length];
-        prefix.CopyTo(all, 0);
-        body.Span.CopyTo(all.AsSpan(prefix.Length));
-        return all;
     }
 }

@@ -6,7 +6,7 @@ namespace Mta.Mail.Delivery;
 
 /// <summary>
 /// Postfix's lmtp client: LMTP (RFC 2033) to a mailbox server, which answers DATA once per accepted
-/// recipient. Speaks through <see cref="SmtpConnection"/>; every outcome is per recipient.
+/// recipient. Speaks through <see cref="OutboundSmtpConnection"/>; every outcome is per recipient.
 /// </summary>
 public sealed class LmtpDelivery(MxResolver resolver, IOptions<MtaOptions> options, TimeProvider clock)
 {
@@ -18,12 +18,12 @@ public sealed class LmtpDelivery(MxResolver resolver, IOptions<MtaOptions> optio
         var hop = job.NextHop;
         var port = hop.Port ?? 24;
         var relay = $"{hop.Host}[{hop.Host}]:{port}";
-        SmtpConnection connection;
+        OutboundSmtpConnection connection;
         try
         {
             // The mailbox server's name resolves through the MTA's own DNS servers, like every other next hop.
             var host = (await resolver.ResolveHostAsync(hop.Host, ct))[0];
-            connection = await SmtpConnection.OpenAsync(host, port, lmtp: true, _options.MyHostname,
+            connection = await OutboundSmtpConnection.OpenAsync(host, port, lmtp: true, _options.MyHostname,
                 TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds), clock.GetUtcNow(), ct);
         }
         catch (Exception e) when (e is SmtpConnectException or DnsLookupException)

@@ -8,7 +8,7 @@ using Mta.Mail.Shaping;
 namespace Mta.Mail.Delivery;
 
 /// <summary>
-/// Postfix's smtp client role: sends one message to one next hop over SMTP (<see cref="SmtpConnection"/>),
+/// Postfix's smtp client role: sends one message to one next hop over SMTP (<see cref="OutboundSmtpConnection"/>),
 /// using the envelope (never the headers) for MAIL FROM and RCPT TO, and the stored bytes unchanged.
 /// Tries each host in turn until one takes the transaction, with the TLS the destination's policy asks
 /// for (the TLS policy file, else its MTA-STS policy, else opportunistic), and reuses connections
@@ -20,7 +20,7 @@ public sealed class SmtpDelivery : IDisposable
     private readonly TlsPolicy _tlsPolicy;
     private readonly MtaStsPolicies _mtaSts;
     private readonly ServerCertificateCheck _certificates;
-    private readonly SmtpConnectionCache _cache;
+    private readonly OutboundConnectionCache _cache;
     private readonly TimeProvider _clock;
     private readonly TrafficShaper _shaper;
     private readonly MtaOptions _options;
@@ -40,7 +40,7 @@ public sealed class SmtpDelivery : IDisposable
         _shaper = shaper;
         _options = options.Value;
         _log = log;
-        _cache = new SmtpConnectionCache(options, clock, c => c.Shaping is not { } s || shaper.MayKeep(s.Site, s.Slot, c.Uses));
+        _cache = new OutboundConnectionCache(options, clock, c => c.Shaping is not { } s || shaper.MayKeep(s.Site, s.Slot, c.Uses));
     }
 
     /// <summary>
@@ -51,15 +51,8 @@ public sealed class SmtpDelivery : IDisposable
     public async Task<IReadOnlyList<RecipientResult>> DeliverAsync(DeliveryJob job, Func<CancellationToken, Task<ReadOnlyMemory<byte>>> message,
         AttemptTimes times, CancellationToken ct)
     {
-        var hop = job.NextHop;
-        var port = hop.Port ?? _options.SmtpPort;
-        // An entry in the TLS policy file is the administrator's word and wins over MTA-STS.
-        var listed = _tlsPolicy.Find(hop);
-        var sts = listed is null && hop.MxLookup ? await _mtaSts.GetAsync(hop.Host, ct) : null;
-        var enforce = sts?.Mode == MtaStsMode.Enforce;
-        var level = listed ?? (enforce ? TlsLevel.Verify : _tlsPolicy.Default);
-        var destination = $"{hop}|{level}";
-
+        var tls = await TlsForAsync(job.NextHop, ct);
+        var destination = $"{job.NextHop}|{tls.Level}";
         // A cached connection holds its slot already.
         if (await TakeCachedAsync(destination, ct) is { } cached)
         {
@@ -68,35 +61,9 @@ public sealed class SmtpDelivery : IDisposable
             return await TransactAsync(destination, cached, job, message, ct);
         }
 
-        IReadOnlyList<MailHost> hosts;
-        try
-        {
-            hosts = hop.MxLookup ? await _resolver.ResolveMxAsync(hop.Host, ct) : await _resolver.ResolveHostAsync(hop.Host, ct);
-        }
-        catch (DnsLookupException e)
-        {
-            var status = e.Permanent ? RecipientStatus.Bounced : RecipientStatus.Deferred;
-            var code = e.Permanent ? (e.Message.Contains("null MX") ? "5.1.10" : "5.1.2") : "4.4.3";
-            return All(job, status, $"{code} {e.Message}", "none");
-        }
-        var resolved = hosts;
-        hosts = _targets.Allowed(hop, hosts);
-        if (hosts.Count == 0)
-        {
-            // An MX record that points into loopback, private or cluster networks: a way in for whoever controls the DNS.
-            _log.LogWarning("{QueueId}: {Host}: mail hosts only at internal addresses ({Addresses}); refused", job.MessageId, hop.Host,
-                string.Join(", ", resolved.Select(h => h.Address)));
-            return All(job, RecipientStatus.Bounced, $"5.4.4 {hop.Host}: its mail hosts are at internal addresses, which are not delivered to", "none");
-        }
-        if (enforce)
-        {
-            // RFC 8461 §4.1: only MX hosts the policy names; none left is a temporary failure.
-            hosts = hosts.Where(h => sts!.Allows(h.Name)).ToList();
-            if (hosts.Count == 0)
-                return All(job, RecipientStatus.Deferred, $"4.7.5 MTA-STS policy of {hop.Host} allows none of its MX hosts", "none");
-        }
-
-        var site = _shaper.SiteFor(hop, hosts);
+        var (hosts, failed) = await HostsAsync(job, tls.Sts, tls.Enforce, ct);
+        if (failed is not null) return failed;
+        var site = _shaper.SiteFor(job.NextHop, hosts);
         var (reused, slot) = await SlotAsync(destination, site, ct);
         if (reused is not null)
         {
@@ -108,25 +75,15 @@ public sealed class SmtpDelivery : IDisposable
             return Postponed(job.Recipients, $"4.4.5 {site.Name}: all {_shaper.Concurrency(site)} connections in use", TimeSpan.Zero);
         try
         {
-            var lastError = "4.4.1 no host could be reached";
-            var lastRelay = "none";
-            foreach (var host in hosts)
+            var (connection, error, relay) = await ConnectAnyAsync(job, hosts, site, tls, ct);
+            if (connection is null)
             {
-                var relay = $"{host.Name}[{host.Address}]:{port}";
-                var (connection, error, code) = await ConnectAsync(job, host, port, relay, level, sts, ct);
-                if (connection is null)
-                {
-                    lastError = error;
-                    lastRelay = relay;
-                    if (code == 421) await _shaper.ThrottledAsync(site, relay, error[(error.IndexOf(": ", StringComparison.Ordinal) + 2)..], ct);
-                    continue;
-                }
-                connection.Shaping = (site, slot);
-                times.Connected();
-                return await TransactAsync(destination, connection, job, message, ct);
+                await slot.DisposeAsync();
+                return All(job, RecipientStatus.Deferred, error, relay);
             }
-            await slot.DisposeAsync();
-            return All(job, RecipientStatus.Deferred, lastError, lastRelay);
+            connection.Shaping = (site, slot);
+            times.Connected();
+            return await TransactAsync(destination, connection, job, message, ct);
         }
         catch (Exception)
         {
@@ -136,8 +93,76 @@ public sealed class SmtpDelivery : IDisposable
         }
     }
 
+    /// <summary>The TLS a next hop gets, and its MTA-STS policy when that decided it.</summary>
+    private sealed record TlsChoice(TlsLevel Level, MtaStsPolicy? Sts)
+    {
+        /// <summary>An MTA-STS policy in enforce mode: only the MX hosts it names, verified.</summary>
+        public bool Enforce => Sts?.Mode == MtaStsMode.Enforce;
+    }
+
+    /// <summary>An entry in the TLS policy file is the administrator's word and wins over MTA-STS; else opportunistic.</summary>
+    private async Task<TlsChoice> TlsForAsync(NextHop hop, CancellationToken ct)
+    {
+        var listed = _tlsPolicy.Find(hop);
+        var sts = listed is null && hop.MxLookup ? await _mtaSts.GetAsync(hop.Host, ct) : null;
+        return new TlsChoice(listed ?? (sts?.Mode == MtaStsMode.Enforce ? TlsLevel.Verify : _tlsPolicy.Default), sts);
+    }
+
+    /// <summary>
+    /// The hosts to try for the job's next hop, in order; or, when there are none to try, every recipient's result: DNS
+    /// failures, hosts only at internal addresses, or none of them allowed by an enforced MTA-STS policy.
+    /// </summary>
+    private async Task<(IReadOnlyList<MailHost> Hosts, List<RecipientResult>? Failed)> HostsAsync(DeliveryJob job, MtaStsPolicy? sts, bool enforce,
+        CancellationToken ct)
+    {
+        var hop = job.NextHop;
+        IReadOnlyList<MailHost> resolved;
+        try
+        {
+            resolved = hop.MxLookup ? await _resolver.ResolveMxAsync(hop.Host, ct) : await _resolver.ResolveHostAsync(hop.Host, ct);
+        }
+        catch (DnsLookupException e)
+        {
+            var status = e.Permanent ? RecipientStatus.Bounced : RecipientStatus.Deferred;
+            var code = e.Permanent ? (e.Message.Contains("null MX") ? "5.1.10" : "5.1.2") : "4.4.3";
+            return ([], All(job, status, $"{code} {e.Message}", "none"));
+        }
+        var hosts = _targets.Allowed(hop, resolved);
+        if (hosts.Count == 0)
+        {
+            // An MX record that points into loopback, private or cluster networks: a way in for whoever controls the DNS.
+            _log.LogWarning("{QueueId}: {Host}: mail hosts only at internal addresses ({Addresses}); refused", job.MessageId, hop.Host,
+                string.Join(", ", resolved.Select(h => h.Address)));
+            return ([], All(job, RecipientStatus.Bounced, $"5.4.4 {hop.Host}: its mail hosts are at internal addresses, which are not delivered to", "none"));
+        }
+        if (!enforce) return (hosts, null);
+        // RFC 8461 §4.1: only MX hosts the policy names; none left is a temporary failure.
+        hosts = hosts.Where(h => sts!.Allows(h.Name)).ToList();
+        return hosts.Count > 0 ? (hosts, null) : ([], All(job, RecipientStatus.Deferred, $"4.7.5 MTA-STS policy of {hop.Host} allows none of its MX hosts", "none"));
+    }
+
+    /// <summary>
+    /// Tries each host in turn until one takes a connection (RFC 5321 §5.1); a host that says 421 slows the site down.
+    /// Without a connection: the last host's error and relay.
+    /// </summary>
+    private async Task<(OutboundSmtpConnection? Connection, string Error, string Relay)> ConnectAnyAsync(DeliveryJob job, IReadOnlyList<MailHost> hosts,
+        ShapingSite site, TlsChoice tls, CancellationToken ct)
+    {
+        var port = job.NextHop.Port ?? _options.SmtpPort;
+        var (lastError, lastRelay) = ("4.4.1 no host could be reached", "none");
+        foreach (var host in hosts)
+        {
+            var relay = $"{host.Name}[{host.Address}]:{port}";
+            var (connection, error, code) = await ConnectAsync(job, host, port, relay, tls.Level, tls.Sts, ct);
+            if (connection is not null) return (connection, "", relay);
+            (lastError, lastRelay) = (error, relay);
+            if (code == 421) await _shaper.ThrottledAsync(site, relay, error[(error.IndexOf(": ", StringComparison.Ordinal) + 2)..], ct);
+        }
+        return (null, lastError, lastRelay);
+    }
+
     /// <summary>An idle connection to <paramref name="destination"/> that still answers, or null.</summary>
-    private async Task<SmtpConnection?> TakeCachedAsync(string destination, CancellationToken ct)
+    private async Task<OutboundSmtpConnection?> TakeCachedAsync(string destination, CancellationToken ct)
     {
         while (_cache.Take(destination) is { } cached)
         {
@@ -153,7 +178,7 @@ public sealed class SmtpDelivery : IDisposable
     /// <see cref="TrafficShaper.LocalWait"/> (the queue ahead is moving); otherwise the destination is busy. Bounded by the
     /// worker's own batch: a slow destination stops the waiting, a fast one serves the jobs waiting here.
     /// </summary>
-    private async Task<(SmtpConnection? Reused, SlotLease? Slot)> SlotAsync(string destination, ShapingSite site, CancellationToken ct)
+    private async Task<(OutboundSmtpConnection? Reused, SlotLease? Slot)> SlotAsync(string destination, ShapingSite site, CancellationToken ct)
     {
         while (true)
         {
@@ -172,7 +197,7 @@ public sealed class SmtpDelivery : IDisposable
     /// (after any connection setup, so setup time does not bunch transactions up). What the connection's limits or the
     /// rate did not let through is postponed, never failed; an unused new connection waits in the cache for the next job.
     /// </summary>
-    private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, SmtpConnection connection, DeliveryJob job,
+    private async Task<IReadOnlyList<RecipientResult>> TransactAsync(string destination, OutboundSmtpConnection connection, DeliveryJob job,
         Func<CancellationToken, Task<ReadOnlyMemory<byte>>> load, CancellationToken ct)
     {
         // Every connection gets its site and slot when it is opened (DeliverAsync), before its first transaction.
@@ -235,14 +260,14 @@ public sealed class SmtpDelivery : IDisposable
         => recipients.Select(r => new RecipientResult(r, RecipientStatus.Deferred, reason, "none") { PostponedFor = wait }).ToList();
 
     /// <summary>Connects, reads the greeting, says EHLO and starts TLS as <paramref name="level"/> demands; null and a reason on failure.</summary>
-    private async Task<(SmtpConnection? Connection, string Error, int Code)> ConnectAsync(
+    private async Task<(OutboundSmtpConnection? Connection, string Error, int Code)> ConnectAsync(
         DeliveryJob job, MailHost host, int port, string relay, TlsLevel level, MtaStsPolicy? sts, CancellationToken ct)
     {
         var timeout = TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds);
-        SmtpConnection connection;
+        OutboundSmtpConnection connection;
         try
         {
-            connection = await SmtpConnection.OpenAsync(host, port, lmtp: false, _options.MyHostname, timeout, _clock.GetUtcNow(), ct);
+            connection = await OutboundSmtpConnection.OpenAsync(host, port, lmtp: false, _options.MyHostname, timeout, _clock.GetUtcNow(), ct);
         }
         catch (SmtpConnectException e)
         {
@@ -251,53 +276,66 @@ public sealed class SmtpDelivery : IDisposable
             return (null, $"4.4.1 connect to {relay}: {e.Message}", e.Code);
         }
 
-        var certificateProblem = "";
-        var verified = false;
-        if (level != TlsLevel.None && connection.Offers("STARTTLS"))
-        {
-            try
-            {
-                // The MX host name (not the address) goes to TLS: SNI and the certificate check use it.
-                await connection.StartTlsAsync(host.Name, (_, cert, chain, errors) =>
-                {
-                    verified = _certificates.IsTrusted(cert, chain, errors, host.Name, out certificateProblem);
-                    // Below verify, any certificate encrypts (Postfix may/encrypt); the check is still logged.
-                    return verified || level < TlsLevel.Verify;
-                }, ct);
-            }
-            catch (Exception e) when (e is SmtpConnectException or System.Security.Authentication.AuthenticationException or IOException
-                                          or OperationCanceledException && !ct.IsCancellationRequested)
-            {
-                await connection.DisposeAsync();
-                if (level == TlsLevel.May)
-                {
-                    // Opportunistic TLS that fails its handshake falls back to plain text, as Postfix does.
-                    _log.LogInformation("{QueueId}: TLS handshake with {Relay} failed ({Error}); trying again in plain text", job.MessageId, relay, e.Message);
-                    return await ConnectAsync(job, host, port, relay, TlsLevel.None, sts, ct);
-                }
-                var error = level == TlsLevel.Verify && certificateProblem.Length > 0
-                    ? $"4.7.5 Server certificate not verified: {relay}: {certificateProblem}"
-                    : $"4.7.5 TLS handshake with {relay} failed: {e.Message}";
-                _log.LogInformation("{QueueId}: {Error}", job.MessageId, error);
-                return (null, error, 0);
-            }
-            _log.LogInformation("{Trust} TLS connection established to {Relay}: {Tls}", verified ? "Verified" : "Untrusted", relay, connection.Tls);
-        }
-        else if (level >= TlsLevel.Encrypt)
-        {
-            await connection.QuitAsync();
-            var error = $"4.7.4 TLS is required, but was not offered by host {relay}";
-            _log.LogInformation("{QueueId}: {Error}", job.MessageId, error);
-            return (null, error, 0);
-        }
-
-        if (sts?.Mode == MtaStsMode.Testing && !(connection.Tls is not null && verified && sts.Allows(host.Name)))
+        var tls = await SecureAsync(job, connection, host, relay, level, ct);
+        if (tls.PlainAgain) return await ConnectAsync(job, host, port, relay, TlsLevel.None, sts, ct);
+        if (tls.Error is not null) return (null, tls.Error, 0);
+        if (sts?.Mode == MtaStsMode.Testing && !(connection.Tls is not null && tls.Verified && sts.Allows(host.Name)))
         {
             // RFC 8461 §5: in testing mode a failure is reported, and delivery goes on.
             _log.LogWarning("MTA-STS (testing) for {Domain}: {Relay} would fail the policy: {Reason}", job.NextHop.Host, relay,
-                !sts.Allows(host.Name) ? "MX host not in the policy" : connection.Tls is null ? "no TLS" : certificateProblem);
+                !sts.Allows(host.Name) ? "MX host not in the policy" : connection.Tls is null ? "no TLS" : tls.CertificateProblem);
         }
         return (connection, "", 0);
+    }
+
+    /// <summary>What came of TLS on a new connection.</summary>
+    /// <param name="Verified">The server's certificate passed the check.</param>
+    /// <param name="CertificateProblem">Why it did not, if it did not.</param>
+    /// <param name="Error">Why the connection cannot be used (it is closed then); null when it can.</param>
+    /// <param name="PlainAgain">Opportunistic TLS failed its handshake: connect again in plain text, as Postfix does.</param>
+    private sealed record TlsOutcome(bool Verified, string CertificateProblem, string? Error = null, bool PlainAgain = false);
+
+    /// <summary>STARTTLS as <paramref name="level"/> demands, checking the certificate against the MX host name.</summary>
+    private async Task<TlsOutcome> SecureAsync(DeliveryJob job, OutboundSmtpConnection connection, MailHost host, string relay, TlsLevel level,
+        CancellationToken ct)
+    {
+        if (level == TlsLevel.None || !connection.Offers("STARTTLS"))
+        {
+            if (level < TlsLevel.Encrypt) return new TlsOutcome(false, "");
+            await connection.QuitAsync();
+            var required = $"4.7.4 TLS is required, but was not offered by host {relay}";
+            _log.LogInformation("{QueueId}: {Error}", job.MessageId, required);
+            return new TlsOutcome(false, "", required);
+        }
+        var certificateProblem = "";
+        var verified = false;
+        try
+        {
+            // The MX host name (not the address) goes to TLS: SNI and the certificate check use it.
+            await connection.StartTlsAsync(host.Name, (_, cert, chain, errors) =>
+            {
+                verified = _certificates.IsTrusted(cert, chain, errors, host.Name, out certificateProblem);
+                // Below verify, any certificate encrypts (Postfix may/encrypt); the check is still logged.
+                return verified || level < TlsLevel.Verify;
+            }, ct);
+        }
+        catch (Exception e) when (e is SmtpConnectException or System.Security.Authentication.AuthenticationException or IOException
+                                      or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            await connection.DisposeAsync();
+            if (level == TlsLevel.May)
+            {
+                _log.LogInformation("{QueueId}: TLS handshake with {Relay} failed ({Error}); trying again in plain text", job.MessageId, relay, e.Message);
+                return new TlsOutcome(false, certificateProblem, PlainAgain: true);
+            }
+            var error = level == TlsLevel.Verify && certificateProblem.Length > 0
+                ? $"4.7.5 Server certificate not verified: {relay}: {certificateProblem}"
+                : $"4.7.5 TLS handshake with {relay} failed: {e.Message}";
+            _log.LogInformation("{QueueId}: {Error}", job.MessageId, error);
+            return new TlsOutcome(false, certificateProblem, error);
+        }
+        _log.LogInformation("{Trust} TLS connection established to {Relay}: {Tls}", verified ? "Verified" : "Untrusted", relay, connection.Tls);
+        return new TlsOutcome(verified, certificateProblem);
     }
 
     private static List<RecipientResult> All(DeliveryJob job, RecipientStatus status, string detail, string relay)

@@ -70,7 +70,18 @@ public sealed class TransportMap
             if (lmtp) throw new FormatException($"{where}: lmtp needs a host, e.g. lmtp:[127.0.0.1]:24");
             return new NextHop { Transport = Transport.Smtp, Host = domain, MxLookup = true };
         }
+        var (host, port, mx) = ParseDestination(rest, value, where);
+        if (lmtp) // Postfix's lmtp client does no MX lookups; port 24 is lmtp_tcp_port
+            return new NextHop { Transport = Transport.Lmtp, Host = host, Port = port ?? 24 };
+        return new NextHop { Transport = Transport.Smtp, Host = host, Port = port, MxLookup = mx };
+    }
 
+    /// <summary>
+    /// A next hop's destination: <c>[host]:port</c> (that host, no MX lookup) or <c>domain:port</c> (MX lookup), the
+    /// port optional.
+    /// </summary>
+    private static (string Host, int? Port, bool Mx) ParseDestination(string rest, string value, string where)
+    {
         string host;
         bool mx;
         string portText = "";
@@ -96,16 +107,10 @@ public sealed class TransportMap
         }
 
         if (host.Length == 0) throw new FormatException($"{where}: empty host in '{value}'");
-        int? port = null;
-        if (portText.Length > 0)
-        {
-            if (!int.TryParse(portText, out var p) || p is < 1 or > 65535)
-                throw new FormatException($"{where}: bad port '{portText}' in '{value}'");
-            port = p;
-        }
-        if (lmtp) // Postfix's lmtp client does no MX lookups; port 24 is lmtp_tcp_port
-            return new NextHop { Transport = Transport.Lmtp, Host = host, Port = port ?? 24 };
-        return new NextHop { Transport = Transport.Smtp, Host = host, Port = port, MxLookup = mx };
+        if (portText.Length == 0) return (host, null, mx);
+        if (!int.TryParse(portText, out var port) || port is < 1 or > 65535)
+            throw new FormatException($"{where}: bad port '{portText}' in '{value}'");
+        return (host, port, mx);
     }
 
     /// <summary>The entry for a domain, if any.</summary>

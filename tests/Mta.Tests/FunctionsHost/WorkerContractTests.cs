@@ -102,10 +102,10 @@ public sealed class WorkerContractTests
             await PutAsync(azurite.ConnectionString, QueueNames.Delivery, DeliveryBatch.Join([QueueJson.Serialize(Job(NewId('D'), "delivery@localhost", local))]));
             await PutAsync(azurite.ConnectionString, QueueNames.Deferred, QueueJson.Serialize(Job(NewId('R'), "retry@localhost", local)));
             var bounce = NewId('B');
-            await PutAsync(azurite.ConnectionString, QueueNames.Bounce, QueueJson.Serialize(new BounceJob
+            await PutAsync(azurite.ConnectionString, QueueNames.Bounce, QueueJson.Serialize(new ReportJob
             {
                 MessageId = bounce, BlobName = bounce, Sender = "bounce@localhost", ArrivalTime = DateTimeOffset.UtcNow,
-                Recipients = [new FailedRecipient("gone@remote.test", "550 5.1.1 no such user")], Content = Encoding.ASCII.GetBytes($"Subject: {bounce}\r\n\r\nbody\r\n"),
+                Recipients = [new ReportedRecipient("gone@remote.test", "550 5.1.1 no such user")], Content = Encoding.ASCII.GetBytes($"Subject: {bounce}\r\n\r\nbody\r\n"),
             }));
 
             foreach (var user in new[] { "cleanup", "delivery", "retry", "bounce" })

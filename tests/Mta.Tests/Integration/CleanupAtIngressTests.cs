@@ -56,7 +56,7 @@ public sealed class CleanupAtIngressTests
         var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => TestMail.SendAsync(mta.SmtpPort, loop));
         Assert.Equal((554, "5.4.6 Too many hops"), ((int)refused.StatusCode, refused.Message));
         Assert.Equal(2, (await Queued<DeliveryJob>(azurite.ConnectionString, QueueNames.Delivery)).Count);
-        Assert.Empty(await Queued<BounceJob>(azurite.ConnectionString, QueueNames.Bounce));
+        Assert.Empty(await Queued<ReportJob>(azurite.ConnectionString, QueueNames.Bounce));
     }
 
     [SkippableFact]

@@ -52,9 +52,9 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         configure?.Invoke(o);
         var options = Options.Create(o);
         var logs = new LoggerFactory([_log]);
-        return new CleanupStage(new MessageSpool(Storage), new MailQueues(Storage), new Router(options, TransportMap.Empty),
-            new AddressRewriter(options, logs.CreateLogger<AddressRewriter>()), new DkimSigning(options, logs.CreateLogger<DkimSigning>()),
-            new SpoolReferences(Storage), new WaitingMail(Storage), new ContentInspector(options, logs.CreateLogger<ContentInspector>()), options, TimeProvider.System, logs.CreateLogger<CleanupStage>(),
+        return new CleanupStage(new SpoolLifetime(new MessageSpool(Storage), new SpoolReferences(Storage)), new MailQueues(Storage),
+            new Router(options, TransportMap.Empty), new AddressRewriter(options, logs.CreateLogger<AddressRewriter>()),
+            new DkimSigning(options, logs.CreateLogger<DkimSigning>()), new WaitingMail(Storage), new ContentInspector(options, logs.CreateLogger<ContentInspector>()), options, TimeProvider.System, logs.CreateLogger<CleanupStage>(),
             senderLogins: new Mta.Mail.Submission.SenderLogins(options, logs.CreateLogger<Mta.Mail.Submission.SenderLogins>()));
     }
 
@@ -166,7 +166,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
     {
         var hops = string.Concat(Enumerable.Range(0, received).Select(i => $"Received: from hop{i}.test by hop{i + 1}.test; Sat, 28 Nov 2026 11:00:00 +0000\r\n"));
         await Stage().ProcessAsync(Envelope(hops + Plain));
-        var bounces = await Queued<BounceJob>(QueueNames.Bounce);
+        var bounces = await Queued<ReportJob>(QueueNames.Bounce);
         var jobs = await Queued<DeliveryJob>(QueueNames.Delivery);
         if (!bounced)
         {
@@ -181,7 +181,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         // Before the reply (in the ingress) the loop is refused to the client instead: no bounce, no job.
         await new QueueClient(storage.Azurite.ConnectionString, QueueNames.Bounce).ClearMessagesAsync();
         Assert.Equal("554 5.4.6 Too many hops", await Stage().ProcessBeforeReplyAsync(Envelope(hops + Plain)));
-        Assert.Empty(await Queued<BounceJob>(QueueNames.Bounce));
+        Assert.Empty(await Queued<ReportJob>(QueueNames.Bounce));
         Assert.Empty(await Queued<DeliveryJob>(QueueNames.Delivery));
     }
 
@@ -199,7 +199,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         var stage = Stage(o => o.HeaderChecksFile = checks);
 
         await stage.ProcessAsync(Envelope("Subject: cheap VIAGRA\r\n\r\nx\r\n"));
-        var reject = Assert.Single(Assert.Single(await Queued<BounceJob>(QueueNames.Bounce)).Recipients);
+        var reject = Assert.Single(Assert.Single(await Queued<ReportJob>(QueueNames.Bounce)).Recipients);
         Assert.Equal("5.7.1 no pills here", reject.Reason);
         Assert.Empty(await Queued<DeliveryJob>(QueueNames.Delivery));
         Assert.Single(_log.Matching(": reject: header Subject: cheap VIAGRA from [192.0.2.7]; from=<a@sender.test> to=<u@remote.test>", "no pills here", "header_checks:2"));
@@ -219,7 +219,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         Assert.Contains("X-Mailer: old thing\r\n", sent);
         Assert.DoesNotContain("X-Internal", sent);
         Assert.Single(_log.Matching(": warning: header X-Mailer: old thing", "old mailer"));
-        Assert.Single(await Queued<BounceJob>(QueueNames.Bounce)); // still only the first message's
+        Assert.Single(await Queued<ReportJob>(QueueNames.Bounce)); // still only the first message's
     }
 
     [Fact]
@@ -229,7 +229,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         var stage = Stage(o => { o.BodyChecksFile = checks; o.BodyChecksSizeLimit = 1000; });
 
         await stage.ProcessAsync(Envelope("Subject: a\r\n\r\nhello\r\nClick here to WIN\r\n"));
-        Assert.Equal("5.7.1 spam", Assert.Single(Assert.Single(await Queued<BounceJob>(QueueNames.Bounce)).Recipients).Reason);
+        Assert.Equal("5.7.1 spam", Assert.Single(Assert.Single(await Queued<ReportJob>(QueueNames.Bounce)).Recipients).Reason);
 
         // Past body_checks_size_limit the body is not looked at (Postfix's bound on the work per message).
         await stage.ProcessAsync(Envelope("Subject: b\r\n\r\n" + new string('.', 2000) + "\r\nclick here to win\r\n"));
@@ -262,7 +262,7 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
         var stage = Stage(o => { o.VirtualAliasMapsFile = virtuals; o.VirtualAliasExpansionLimit = 10; });
         await stage.ProcessAsync(Envelope(Plain, "big@example.org", "ok@remote.test"));
         Assert.Equal(["ok@remote.test"], Assert.Single(await Queued<DeliveryJob>(QueueNames.Delivery)).Recipients);
-        var failed = Assert.Single(Assert.Single(await Queued<BounceJob>(QueueNames.Bounce)).Recipients);
+        var failed = Assert.Single(Assert.Single(await Queued<ReportJob>(QueueNames.Bounce)).Recipients);
         Assert.Equal("big@example.org", failed.Recipient);
         Assert.StartsWith("5.4.6 unreasonable virtual_alias_maps map expansion size", failed.Reason);
     }

@@ -227,7 +227,7 @@ public sealed class CliTests
             References = new(_connection);
         }
 
-        public Mta.Mail.Tracking.SpoolReferences References { get; }
+        public Mta.Mail.Spool.SpoolReferences References { get; }
 
         public async Task<bool> ExistsAsync(string container, string name)
             => (await _blobs.GetBlobContainerClient(container).GetBlobClient(name).ExistsAsync()).Value;
@@ -276,10 +276,10 @@ public sealed class CliTests
             // bounce: a report's hold on a message whose delivery job still holds it: the blob stays.
             await BlobAsync("BO00000000000001");
             await References.OpenAsync("BO00000000000001", ["cleanup:BO00000000000001.0", "BO00000000000001.0"]);
-            await PoisonAsync(QueueNames.Bounce, QueueJson.Serialize(new BounceJob
+            await PoisonAsync(QueueNames.Bounce, QueueJson.Serialize(new ReportJob
             {
                 MessageId = "BO00000000000001", BlobName = "BO00000000000001", Sender = "a@sender.test", ArrivalTime = DateTimeOffset.UtcNow,
-                Recipients = [new FailedRecipient("u@example.test", "5.1.1 no")], Reference = "cleanup:BO00000000000001.0",
+                Recipients = [new ReportedRecipient("u@example.test", "5.1.1 no")], Reference = "cleanup:BO00000000000001.0",
             }));
             // Crafted: a sole holder whose blob name climbs into another container.
             var other = _blobs.GetBlobContainerClient("mtaother");

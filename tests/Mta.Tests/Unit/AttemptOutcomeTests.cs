@@ -38,7 +38,7 @@ public sealed class AttemptOutcomeTests
     {
         var outcome = Decide(Job(), TimeSpan.FromMinutes(1), 0, Result("a@x.test", RecipientStatus.Bounced), Result("b@x.test", RecipientStatus.Deferred));
         var report = Assert.Single(outcome.Reports);
-        Assert.Equal(("a@x.test", "failed", "mx.x.test"), (report.Recipients[0].Recipient, report.Recipients[0].Action, report.Recipients[0].RemoteMta));
+        Assert.Equal(("a@x.test", "failed", "mx.x.test"), (report.Recipients[0].Recipient, report.Recipients[0].Action.Keyword(), report.Recipients[0].RemoteMta));
         Assert.Equal("bounce:M0000000000000001.0.0", report.Reference); // the report's hold on the spooled message
         Assert.Equal(["b@x.test"], outcome.Retry!.Recipients);
         Assert.Equal((1, Backoff, "451 4.3.0 later"), (outcome.Retry.Attempt, outcome.RetryDelay, outcome.RetryReason));
@@ -59,7 +59,7 @@ public sealed class AttemptOutcomeTests
     public void Success_is_reported_only_where_this_mta_is_the_last_to_know(bool relayed, bool passedOn, string? action)
     {
         var outcome = Decide(Job(Notify("a@x.test", "SUCCESS")), TimeSpan.Zero, 0, Result("a@x.test", RecipientStatus.Delivered, relayed, passedOn));
-        Assert.Equal(action, outcome.Reports.SingleOrDefault()?.Recipients.Single().Action);
+        Assert.Equal(action, outcome.Reports.SingleOrDefault()?.Recipients.Single().Action.Keyword());
         Assert.Null(outcome.Retry);
         // Without NOTIFY=SUCCESS, nothing.
         Assert.Empty(Decide(Job(), TimeSpan.Zero, 0, Result("a@x.test", RecipientStatus.Delivered, relayed, passedOn)).Reports);
@@ -71,7 +71,7 @@ public sealed class AttemptOutcomeTests
         var outcome = Decide(Job(attempt: 7), TimeSpan.FromDays(5), 0, Result("b@x.test", RecipientStatus.Deferred));
         Assert.True(outcome.Expired);
         Assert.Null(outcome.Retry);
-        Assert.Equal("failed", Assert.Single(outcome.Reports).Recipients.Single().Action);
+        Assert.Equal("failed", Assert.Single(outcome.Reports).Recipients.Single().Action.Keyword());
     }
 
     [Fact]
@@ -81,7 +81,7 @@ public sealed class AttemptOutcomeTests
         Assert.Empty(Decide(Job(), TimeSpan.FromHours(5), 0, deferred).Reports); // delay_warning_time 0: never
         var warned = Decide(Job(), TimeSpan.FromHours(5), 4 * 3600, deferred);
         var report = Assert.Single(warned.Reports);
-        Assert.Equal("delayed", report.Recipients.Single().Action);
+        Assert.Equal("delayed", report.Recipients.Single().Action.Keyword());
         Assert.Equal("delay:M0000000000000001.0.0", report.Reference);
         Assert.True(warned.Retry!.DelayWarned);
         Assert.Empty(Decide(Job(warned: true), TimeSpan.FromHours(6), 4 * 3600, deferred).Reports);

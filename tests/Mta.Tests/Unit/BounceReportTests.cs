@@ -19,11 +19,11 @@ public sealed class BounceReportTests
     {
         var storage = TestEnvironment.Storage(); // never contacted
         var options = Options.Create(new MtaOptions { MyHostname = "mx.example.org", LocalDomains = ["localhost"] });
-        return new BounceStage(new MessageSpool(storage), new MailQueues(storage), new Router(options, TransportMap.Empty),
-            new Mta.Mail.Tracking.SpoolReferences(storage), options, TimeProvider.System, NullLogger<BounceStage>.Instance);
+        return new BounceStage(new SpoolLifetime(new MessageSpool(storage), new SpoolReferences(storage)), new MailQueues(storage),
+            new Router(options, TransportMap.Empty), options, TimeProvider.System, NullLogger<BounceStage>.Instance);
     }
 
-    private static BounceJob Job(params FailedRecipient[] r) => new()
+    private static ReportJob Job(params ReportedRecipient[] r) => new()
     {
         MessageId = "ID1", BlobName = "ID1", Sender = "author@example.org", ArrivalTime = DateTimeOffset.Parse("2026-11-28T10:00:00Z"), Recipients = r,
     };
@@ -39,11 +39,11 @@ public sealed class BounceReportTests
     public void Small_originals_are_returned_whole_large_ones_as_header_only()
     {
         var small = Encoding.ASCII.GetBytes("Subject: small\r\nFrom: a@example.org\r\n\r\nbody\r\n");
-        var report = Assert.IsType<MultipartReport>(Stage().BuildNotification(Job(new FailedRecipient("x@example.net", "550 5.1.1 no such user")), small, DateTimeOffset.UtcNow).Body);
+        var report = Assert.IsType<MultipartReport>(Stage().BuildNotification(Job(new ReportedRecipient("x@example.net", "550 5.1.1 no such user")), small, DateTimeOffset.UtcNow).Body);
         Assert.Equal("small", Assert.IsType<MessagePart>(report[2]).Message!.Subject);
 
         var large = Encoding.ASCII.GetBytes("Subject: large\r\n\r\n" + new string('x', BounceStage.BounceSizeLimit + 1));
-        report = Assert.IsType<MultipartReport>(Stage().BuildNotification(Job(new FailedRecipient("x@example.net", "550 5.1.1 no such user")), large, DateTimeOffset.UtcNow).Body);
+        report = Assert.IsType<MultipartReport>(Stage().BuildNotification(Job(new ReportedRecipient("x@example.net", "550 5.1.1 no such user")), large, DateTimeOffset.UtcNow).Body);
         var headers = Assert.IsType<TextRfc822Headers>(report[2]);
         Assert.Equal("large", headers.Message!.Subject);
         using var written = new MemoryStream();
@@ -55,7 +55,7 @@ public sealed class BounceReportTests
     [Fact]
     public void One_status_group_per_failed_recipient()
     {
-        var msg = Stage().BuildNotification(Job(new FailedRecipient("a@example.net", "550 5.1.1 unknown"), new FailedRecipient("b@example.net", "552 5.2.2 mailbox full")),
+        var msg = Stage().BuildNotification(Job(new ReportedRecipient("a@example.net", "550 5.1.1 unknown"), new ReportedRecipient("b@example.net", "552 5.2.2 mailbox full")),
             Encoding.ASCII.GetBytes("Subject: s\r\n\r\nb\r\n"), DateTimeOffset.UtcNow);
         Assert.Equal("MAILER-DAEMON@mx.example.org", msg.From.Mailboxes.Single().Address);
         Assert.Equal("author@example.org", msg.To.Mailboxes.Single().Address);

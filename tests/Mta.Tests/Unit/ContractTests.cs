@@ -70,6 +70,25 @@ public sealed class ContractTests
         Assert.Contains("\"transport\":\"smtp\"", json);
     }
 
+    [Fact]
+    public void Report_actions_travel_as_their_rfc3464_keywords_and_default_to_failed()
+    {
+        // A report queued by an earlier release, where the action was a string.
+        const string queued = """
+            {"messageId":"M1","blobName":"M1","sender":"s@x.test","arrivalTime":"2026-11-28T12:00:00+00:00",
+             "recipients":[{"recipient":"a@x.test","reason":"451 4.3.0 later","action":"delayed"},
+                           {"recipient":"b@x.test","reason":"550 5.1.1 no"}]}
+            """;
+        var report = QueueJson.Deserialize<ReportJob>(queued);
+        Assert.Equal(DsnAction.Delayed, report.Recipients[0].Action);
+        Assert.Equal(DsnAction.Failed, report.Recipients[1].Action); // no action: a bounce
+        var json = QueueJson.Serialize(report);
+        Assert.Contains("\"action\":\"delayed\"", json);
+        Assert.Contains("\"action\":\"failed\"", json);
+        Assert.Equal(report.Recipients, QueueJson.Deserialize<ReportJob>(json).Recipients);
+        Assert.Equal(["failed", "delayed", "delivered", "relayed"], Enum.GetValues<DsnAction>().Select(a => a.Keyword()));
+    }
+
     [Theory]
     [InlineData("not json")]
     [InlineData("null")]

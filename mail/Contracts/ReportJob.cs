@@ -1,10 +1,11 @@
 namespace Mta.Mail.Contracts;
 
 /// <summary>
-/// Recipients of one message that failed permanently, put on the <c>bounce</c> queue for the
-/// bounce stage to report to the sender (a null sender is never reported to, RFC 5321 §4.5.5).
+/// Recipients of one message to report on to its sender, put on the <c>bounce</c> queue for the bounce stage: failures
+/// (a bounce), and the delay warnings and success notices the sender asked for. A null sender is never reported to
+/// (RFC 5321 §4.5.5). The queue keeps Postfix's name; the JSON shape is that of the older <c>BounceJob</c>.
 /// </summary>
-public sealed record BounceJob
+public sealed record ReportJob
 {
     /// <summary>Queue id of the message.</summary>
     public required string MessageId { get; init; }
@@ -19,7 +20,7 @@ public sealed record BounceJob
     public required DateTimeOffset ArrivalTime { get; init; }
 
     /// <summary>The recipients to report on, and why.</summary>
-    public required IReadOnlyList<FailedRecipient> Recipients { get; init; }
+    public required IReadOnlyList<ReportedRecipient> Recipients { get; init; }
 
     /// <summary>DSN parameters (RFC 3461) of the message, if any.</summary>
     public DsnRequest? Dsn { get; init; }
@@ -42,9 +43,9 @@ public sealed record BounceJob
     public byte[]? Content { get; init; }
 }
 
-/// <summary>One recipient to report on.</summary>
+/// <summary>One recipient to report on, and what became of it.</summary>
 /// <param name="Recipient">The envelope recipient.</param>
 /// <param name="Reason">The remote reply or local reason, with its enhanced status code.</param>
-/// <param name="Action">RFC 3464 action: <c>failed</c> (the default), <c>delayed</c>, <c>delivered</c> or <c>relayed</c> (NOTIFY=SUCCESS).</param>
+/// <param name="Action">RFC 3464 action: failed (the default), delayed, delivered or relayed (NOTIFY=SUCCESS).</param>
 /// <param name="RemoteMta">The host that answered, when one did.</param>
-public sealed record FailedRecipient(string Recipient, string Reason, string Action = "failed", string? RemoteMta = null);
+public sealed record ReportedRecipient(string Recipient, string Reason, DsnAction Action = DsnAction.Failed, string? RemoteMta = null);

@@ -3,14 +3,15 @@ using Azure.Data.Tables;
 using Mta.Mail.Configuration;
 using Mta.Mail.Storage;
 
-namespace Mta.Mail.Tracking;
+namespace Mta.Mail.Spool;
 
 /// <summary>
-/// Who still needs a spooled message's blob: its open delivery jobs and the bounce reports waiting to quote it.
-/// One Azure Table entity per spooled message (partition = queue id) holding the set of open references, changed
-/// with ETag-checked writes so replicas never lose each other's updates. Adding and removing are set operations,
-/// so repeating one after a crash changes nothing. When the set becomes empty the entity is deleted and the caller
-/// deletes the blob: every recipient has reached a final state. Small messages travel inline and need none of this.
+/// Who still needs a spooled message's blob: its open delivery jobs and the reports waiting to quote it (the store
+/// behind <see cref="SpoolLifetime"/>, which says when a reference is added and removed). One Azure Table entity per
+/// spooled message (partition = queue id) holding the set of open references, changed with ETag-checked writes so
+/// replicas never lose each other's updates. Adding and removing are set operations, so repeating one after a crash
+/// changes nothing. When the set becomes empty the entity is deleted and the blob may go. Only the lifetime owner
+/// changes a set (its methods for that are internal); anyone may look.
 /// </summary>
 public sealed class SpoolReferences(StorageConnection storage)
 {
@@ -20,14 +21,11 @@ public sealed class SpoolReferences(StorageConnection storage)
     private const string Row = "refs";
     private readonly TableClient _table = storage.TableService().GetTableClient(TableName);
 
-    /// <summary>A reference for a bounce report made from one attempt of a job.</summary>
-    public static string Report(string jobId, int attempt, string kind) => $"{kind}:{jobId}.{attempt}";
-
     /// <summary>
     /// Opens the set for a message with its first references, before any job that holds one is queued. If the set
     /// exists already (cleanup running again for the same message) it is left as it is: its jobs are the same.
     /// </summary>
-    public async Task OpenAsync(string messageId, IEnumerable<string> references, CancellationToken ct = default)
+    internal async Task OpenAsync(string messageId, IEnumerable<string> references, CancellationToken ct = default)
     {
         var entity = new TableEntity(messageId, Row) { ["Open"] = string.Join(' ', references) };
         try
@@ -47,7 +45,7 @@ public sealed class SpoolReferences(StorageConnection storage)
     /// Adds and removes references. True when the set is now empty (and gone): the message's blob may be deleted.
     /// False when references remain, or when the message has no set (inline, or closed before).
     /// </summary>
-    public async Task<bool> UpdateAsync(string messageId, IReadOnlyCollection<string> add, IReadOnlyCollection<string> remove, CancellationToken ct = default)
+    internal async Task<bool> UpdateAsync(string messageId, IReadOnlyCollection<string> add, IReadOnlyCollection<string> remove, CancellationToken ct = default)
     {
         if (add.Count == 0 && remove.Count == 0) return false;
         for (var attempt = 0; ; attempt++)

@@ -9,18 +9,18 @@ namespace Mta.Mail.Delivery;
 /// job to the same destination, so bulk mail does not pay a new TCP and TLS handshake per message.
 /// Bounded per destination, and never reused past <see cref="MtaOptions.SmtpConnectionReuseTimeLimitSeconds"/>.
 /// </summary>
-internal sealed class SmtpConnectionCache : IDisposable
+internal sealed class OutboundConnectionCache : IDisposable
 {
-    private sealed record Idle(SmtpConnection Client, DateTimeOffset Since);
+    private sealed record Idle(OutboundSmtpConnection Client, DateTimeOffset Since);
 
     private readonly Dictionary<string, Stack<Idle>> _idle = new(StringComparer.OrdinalIgnoreCase);
     private readonly MtaOptions _options;
     private readonly TimeProvider _clock;
     private readonly ITimer _sweep;
-    private readonly Func<SmtpConnection, bool> _mayKeep;
+    private readonly Func<OutboundSmtpConnection, bool> _mayKeep;
 
     /// <summary>A cache; <paramref name="mayKeep"/> has the last word on keeping a connection (traffic shaping's limits).</summary>
-    public SmtpConnectionCache(IOptions<MtaOptions> options, TimeProvider clock, Func<SmtpConnection, bool> mayKeep)
+    public OutboundConnectionCache(IOptions<MtaOptions> options, TimeProvider clock, Func<OutboundSmtpConnection, bool> mayKeep)
     {
         _options = options.Value;
         _clock = clock;
@@ -31,7 +31,7 @@ internal sealed class SmtpConnectionCache : IDisposable
     private bool Enabled => _options.SmtpConnectionCacheTimeLimitSeconds > 0;
 
     /// <summary>An idle connection to <paramref name="destination"/>, newest first; null when there is none.</summary>
-    public SmtpConnection? Take(string destination)
+    public OutboundSmtpConnection? Take(string destination)
     {
         if (!Enabled) return null;
         lock (_idle)
@@ -45,7 +45,7 @@ internal sealed class SmtpConnectionCache : IDisposable
     }
 
     /// <summary>Keeps a connection for the next job to <paramref name="destination"/>, or closes it when it may not be kept.</summary>
-    public void Return(string destination, SmtpConnection client)
+    public void Return(string destination, OutboundSmtpConnection client)
     {
         var now = _clock.GetUtcNow();
         var keep = Enabled && !client.Broken
@@ -72,7 +72,7 @@ internal sealed class SmtpConnectionCache : IDisposable
 
     private void Sweep()
     {
-        var stale = new List<SmtpConnection>();
+        var stale = new List<OutboundSmtpConnection>();
         lock (_idle)
         {
             foreach (var (destination, stack) in _idle.ToList())
@@ -89,7 +89,7 @@ internal sealed class SmtpConnectionCache : IDisposable
     }
 
     /// <summary>QUIT and close, in the background: nobody waits for a goodbye.</summary>
-    private static void Close(SmtpConnection client) => _ = Task.Run(client.QuitAsync);
+    private static void Close(OutboundSmtpConnection client) => _ = Task.Run(client.QuitAsync);
 
     public void Dispose()
     {

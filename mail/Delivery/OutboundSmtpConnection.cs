@@ -21,12 +21,13 @@ public readonly record struct SmtpReply(int Code, string Text)
 }
 
 /// <summary>
-/// A small SMTP/LMTP client connection that sends stored message bytes exactly and the whole RFC 3461 envelope
+/// The outbound side: a connection of ours to a next hop (the inbound side, clients talking to us, is the ingress's
+/// <c>SmtpConnectionHandler</c>). A small SMTP/LMTP client that sends stored message bytes exactly and the whole RFC 3461 envelope
 /// (why not MailKit's client: docs/adr/0003). Dot-stuffing is MailKit's <see cref="SmtpDataFilter"/>; TLS is .NET's
 /// <see cref="SslStream"/>. One connection, one transaction at a time; reusable after a transaction (Postfix's
 /// connection cache).
 /// </summary>
-public sealed class SmtpConnection : IAsyncDisposable
+public sealed class OutboundSmtpConnection : IAsyncDisposable
 {
     private const int MaxReplyLine = 4096;
     private readonly Socket _socket;
@@ -37,7 +38,7 @@ public sealed class SmtpConnection : IAsyncDisposable
     private readonly string _heloName;
     private readonly TimeSpan _timeout;
 
-    private SmtpConnection(Socket socket, bool lmtp, string heloName, TimeSpan timeout, string relay, DateTimeOffset now)
+    private OutboundSmtpConnection(Socket socket, bool lmtp, string heloName, TimeSpan timeout, string relay, DateTimeOffset now)
     {
         _socket = socket;
         _stream = Stream.Null; // until connected
@@ -73,11 +74,11 @@ public sealed class SmtpConnection : IAsyncDisposable
     /// Connects to <paramref name="host"/>, reads the greeting and says EHLO (LHLO for LMTP; HELO when EHLO is refused).
     /// Throws <see cref="SmtpConnectException"/> with the reason when the server cannot be used.
     /// </summary>
-    public static async Task<SmtpConnection> OpenAsync(MailHost host, int port, bool lmtp, string heloName, TimeSpan timeout, DateTimeOffset now, CancellationToken ct)
+    public static async Task<OutboundSmtpConnection> OpenAsync(MailHost host, int port, bool lmtp, string heloName, TimeSpan timeout, DateTimeOffset now, CancellationToken ct)
     {
         var relay = $"{host.Name}[{host.Address}]:{port}";
         var socket = new Socket(host.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        var connection = new SmtpConnection(socket, lmtp, heloName, timeout, relay, now);
+        var connection = new OutboundSmtpConnection(socket, lmtp, heloName, timeout, relay, now);
         try
         {
             using (var limit = Limit(ct, timeout))
@@ -160,74 +161,33 @@ public sealed class SmtpConnection : IAsyncDisposable
     {
         Uses++;
         var results = new Dictionary<string, RecipientResult>(StringComparer.Ordinal);
-        var passedOn = Offers("DSN");
-        RecipientResult Result(string r, SmtpReply reply) => new(r, reply.Status, reply.Text, Relay, Relayed: !_lmtp, NotifyPassedOn: passedOn && !_lmtp);
         try
         {
-            var commands = new List<string> { MailCommand(job, message, smtpUtf8) };
-            commands.AddRange(job.Recipients.Select(r => RcptCommand(job, r)));
-            var accepted = new List<string>();
-            SmtpReply mail;
-            if (Offers("PIPELINING"))
-            {
-                // RFC 2920: MAIL and the RCPTs in one write; DATA waits, so nothing is sent for a refused envelope.
-                await WriteAsync(string.Concat(commands.Select(c => c + "\r\n")), ct);
-                mail = await ReadReplyAsync(ct);
-                foreach (var r in job.Recipients)
-                {
-                    var rcpt = await ReadReplyAsync(ct);
-                    if (mail.Positive && rcpt.Positive) accepted.Add(r);
-                    else if (mail.Positive) results[r] = Result(r, rcpt);
-                }
-            }
-            else
-            {
-                mail = await CommandAsync(commands[0], ct);
-                if (mail.Positive)
-                    foreach (var (r, command) in job.Recipients.Zip(commands.Skip(1)))
-                    {
-                        var rcpt = await CommandAsync(command, ct);
-                        if (rcpt.Positive) accepted.Add(r);
-                        else results[r] = Result(r, rcpt);
-                    }
-            }
+            var (mail, accepted) = await EnvelopeAsync(job, message, smtpUtf8, results, ct);
             if (!mail.Positive)
-            {
-                foreach (var r in job.Recipients) results[r] = Result(r, mail);
-                await ResetAsync(ct);
-                return job.Recipients.Select(r => results[r]).ToList();
-            }
-            if (accepted.Count == 0)
+                foreach (var r in job.Recipients) results[r] = Result(job, r, mail);
+            if (!mail.Positive || accepted.Count == 0)
             {
                 await ResetAsync(ct);
                 return job.Recipients.Select(r => results[r]).ToList();
             }
-
             var data = await CommandAsync("DATA", ct);
             if (data.Code != 354)
             {
-                foreach (var r in accepted) results[r] = Result(r, data.Positive ? data with { Code = 451 } : data);
+                foreach (var r in accepted) results[r] = Result(job, r, data.Positive ? data with { Code = 451 } : data);
                 await ResetAsync(ct);
                 return job.Recipients.Select(r => results[r]).ToList();
             }
-            // Only CRLF goes out, whatever the queue holds (LineEndings); a message that needs the fix is copied, others are not.
-            var wire = LineEndings.OnlyCrlf(message.Span) ? message : LineEndings.ToCrlf(message.Span);
-            using (var limit = Limit(ct, _timeout + TimeSpan.FromSeconds(wire.Length / 1024.0))) // ~1 KiB/s at least
-            {
-                await WriteDotStuffedAsync(wire, limit.Token);
-                var end = wire.Length > 0 && wire.Span[^1] == (byte)'\n' ? ".\r\n"u8.ToArray() : "\r\n.\r\n"u8.ToArray();
-                await _stream.WriteAsync(end, limit.Token);
-                await _stream.FlushAsync(limit.Token);
-            }
+            await WriteMessageAsync(message, ct);
             // SMTP: one reply for the message. LMTP (RFC 2033 §4.2): one per accepted recipient, in RCPT order.
             if (_lmtp)
             {
-                foreach (var r in accepted) results[r] = Result(r, await ReadReplyAsync(ct));
+                foreach (var r in accepted) results[r] = Result(job, r, await ReadReplyAsync(ct));
             }
             else
             {
                 var done = await ReadReplyAsync(ct);
-                foreach (var r in accepted) results[r] = Result(r, done);
+                foreach (var r in accepted) results[r] = Result(job, r, done);
             }
         }
         catch (Exception e) when (e is IOException or SocketException or SmtpConnectException or OperationCanceledException && !ct.IsCancellationRequested)
@@ -239,6 +199,56 @@ public sealed class SmtpConnection : IAsyncDisposable
                 results[r] = new RecipientResult(r, RecipientStatus.Deferred, $"4.4.2 lost connection with {Relay}: {why}", Relay);
         }
         return job.Recipients.Select(r => results[r]).ToList();
+    }
+
+    /// <summary>A recipient's result from a reply; a success over SMTP is a relay, which reports on if it took NOTIFY.</summary>
+    private RecipientResult Result(DeliveryJob job, string recipient, SmtpReply reply)
+        => new(recipient, reply.Status, reply.Text, Relay, Relayed: !_lmtp, NotifyPassedOn: Offers("DSN") && !_lmtp);
+
+    /// <summary>
+    /// MAIL and every RCPT: MAIL's reply and the recipients accepted; refused recipients get their result in
+    /// <paramref name="results"/> (when MAIL was accepted).
+    /// </summary>
+    private async Task<(SmtpReply Mail, List<string> Accepted)> EnvelopeAsync(DeliveryJob job, ReadOnlyMemory<byte> message, bool smtpUtf8,
+        Dictionary<string, RecipientResult> results, CancellationToken ct)
+    {
+        var commands = new List<string> { MailCommand(job, message, smtpUtf8) };
+        commands.AddRange(job.Recipients.Select(r => RcptCommand(job, r)));
+        var accepted = new List<string>();
+        if (Offers("PIPELINING"))
+        {
+            // RFC 2920: MAIL and the RCPTs in one write; DATA waits, so nothing is sent for a refused envelope.
+            await WriteAsync(string.Concat(commands.Select(c => c + "\r\n")), ct);
+            var mail = await ReadReplyAsync(ct);
+            foreach (var r in job.Recipients)
+            {
+                var rcpt = await ReadReplyAsync(ct);
+                if (mail.Positive && rcpt.Positive) accepted.Add(r);
+                else if (mail.Positive) results[r] = Result(job, r, rcpt);
+            }
+            return (mail, accepted);
+        }
+        var unpipelined = await CommandAsync(commands[0], ct);
+        if (unpipelined.Positive)
+            foreach (var (r, command) in job.Recipients.Zip(commands.Skip(1)))
+            {
+                var rcpt = await CommandAsync(command, ct);
+                if (rcpt.Positive) accepted.Add(r);
+                else results[r] = Result(job, r, rcpt);
+            }
+        return (unpipelined, accepted);
+    }
+
+    /// <summary>The message after DATA's 354, and the final dot.</summary>
+    private async Task WriteMessageAsync(ReadOnlyMemory<byte> message, CancellationToken ct)
+    {
+        // Only CRLF goes out, whatever the queue holds (LineEndings); a message that needs the fix is copied, others are not.
+        var wire = LineEndings.OnlyCrlf(message.Span) ? message : LineEndings.ToCrlf(message.Span);
+        using var limit = Limit(ct, _timeout + TimeSpan.FromSeconds(wire.Length / 1024.0)); // ~1 KiB/s at least
+        await WriteDotStuffedAsync(wire, limit.Token);
+        var end = wire.Length > 0 && wire.Span[^1] == (byte)'\n' ? ".\r\n"u8.ToArray() : "\r\n.\r\n"u8.ToArray();
+        await _stream.WriteAsync(end, limit.Token);
+        await _stream.FlushAsync(limit.Token);
     }
 
     // Pieces of at most 32 KiB: the filter's output buffer stays below the large-object heap's 85,000 bytes.
