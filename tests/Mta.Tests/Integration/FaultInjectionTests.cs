@@ -18,7 +18,7 @@ namespace Mta.Tests.Integration;
 /// Azurite persisting to disk, dnsmasq for the MX record, smtp-sink receiving — while the parts are killed and taken
 /// away. Every message a client got a 250 for must reach the sink; what arrives twice is counted and explained.
 /// </summary>
-[Collection(RunsAlone.Name)] // kills and restarts processes against a deadline
+[Collection(RunsAlone.Name)] // 2,000 messages through every part against a deadline: beside other tests it slows them all
 public sealed class FaultInjectionTests(ITestOutputHelper output)
 {
     private const string Domain = "example.test";
