@@ -9,6 +9,12 @@ public sealed class IngressOptions
     /// <summary>Configuration section name.</summary>
     public const string Section = "Ingress";
 
+    /// <summary>
+    /// How much of a message's start the session keeps for the checks and cleanup (the header and the body checks'
+    /// share): the most <see cref="HeaderBlockSizeLimit"/> can be.
+    /// </summary>
+    public const int HeadSize = 256 * 1024;
+
     /// <summary>Address the SMTP listener binds to.</summary>
     public string ListenAddress { get; set; } = "127.0.0.1";
 

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Configuration;
-using Mta.Ingress.Acceptance;
 using Mta.Mail.Configuration;
 
 namespace Mta.Ingress;
@@ -10,7 +9,8 @@ namespace Mta.Ingress;
 public sealed record IngressConfiguration(IngressOptions Options, IReadOnlyList<ConfigFinding> Findings);
 
 /// <summary>
-/// The check of the <c>Ingress</c> settings the ingress runs at start, beside <see cref="MtaOptionsValidator"/>: values no
+/// The check of the <c>Ingress</c> settings the ingress runs at start and <c>mtactl config check</c> runs (it compiles
+/// this file and <see cref="IngressOptions"/> in), beside <see cref="MtaOptionsValidator"/>: values no
 /// listener can work with are errors; settings that accept mail the system will have to bounce are warnings, as
 /// Postfix warns when it starts without its recipient tables.
 /// </summary>
@@ -37,8 +37,8 @@ public static class IngressOptionsValidator
             yield return ConfigFinding.Error("Ingress:UnverifiedRecipientRejectCode", "unverified_recipient_reject_code",
                 $"{o.UnverifiedRecipientRejectCode} is neither 450 nor 550");
         // The session keeps only the message's first HeadSize octets; a larger header block could not be parsed.
-        if (o.HeaderBlockSizeLimit is <= 0 or > SpoolWriter.HeadSize)
-            yield return ConfigFinding.Error("Ingress:HeaderBlockSizeLimit", null, $"{o.HeaderBlockSizeLimit} is not between 1 and {SpoolWriter.HeadSize}");
+        if (o.HeaderBlockSizeLimit is <= 0 or > IngressOptions.HeadSize)
+            yield return ConfigFinding.Error("Ingress:HeaderBlockSizeLimit", null, $"{o.HeaderBlockSizeLimit} is not between 1 and {IngressOptions.HeadSize}");
         if (o.HeaderFieldLimit <= 0)
             yield return ConfigFinding.Error("Ingress:HeaderFieldLimit", null, $"{o.HeaderFieldLimit} is not a positive number");
         if (o.BareLineEndings is not ("reject" or "normalize"))

@@ -15,7 +15,7 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
     public const int BlockSize = 1024 * 1024;
 
     /// <summary>How much of a message's start is kept for the content checks: the header and the body checks' share.</summary>
-    public const int HeadSize = 256 * 1024;
+    public const int HeadSize = IngressOptions.HeadSize;
 
     // Pooled: a fresh MemoryStream per message grew by doubling into the large-object heap from 85 KB on, and
     // the background collections it caused were about 5 % of the ingress's CPU with 100 KB mail. Free pooled

@@ -4,8 +4,8 @@ using Spectre.Console.Cli;
 namespace Mta.Cli.Commands;
 
 /// <summary>
-/// <c>config check</c>: Postfix's <c>postconf -n</c> plus the checks Postfix makes when it starts. Runs the check the
-/// MTA runs at its own start (<see cref="MtaOptionsValidator"/>), prints the settings that differ from their defaults,
+/// <c>config check</c>: Postfix's <c>postconf -n</c> plus the checks Postfix makes when it starts. Runs the checks the
+/// MTA runs at its own start (<see cref="MtaOptionsValidator"/>, and the ingress's <c>IngressOptionsValidator</c>), prints the settings that differ from their defaults,
 /// and reports each finding with its setting, Postfix's name for it, and file and line. Exit code 2 on any error.
 /// </summary>
 public sealed class ConfigCheckCommand : AsyncCommand<CommonSettings>
@@ -13,11 +13,16 @@ public sealed class ConfigCheckCommand : AsyncCommand<CommonSettings>
     /// <inheritdoc />
     public override Task<int> ExecuteAsync(CommandContext context, CommonSettings settings, CancellationToken ct)
     {
-        var checkedConfiguration = MtaOptionsValidator.Check(Services.Configuration(settings));
-        var changed = NonDefault(checkedConfiguration.Options);
-        if (settings.Json) WriteJson(checkedConfiguration.Findings, changed);
-        else WriteText(checkedConfiguration.Findings, changed);
-        return Task.FromResult(ErrorCount(checkedConfiguration.Findings) == 0 ? ExitCodes.Ok : ExitCodes.Configuration);
+        var configuration = Services.Configuration(settings);
+        var mta = MtaOptionsValidator.Check(configuration);
+        var ingress = Mta.Ingress.IngressOptionsValidator.Check(configuration, mta.Options);
+        IReadOnlyList<ConfigFinding> findings = [.. mta.Findings, .. ingress.Findings];
+        var changed = NonDefault(mta.Options, MtaOptions.Section, () => { var d = new MtaOptions(); d.ApplyDefaults(); return d; })
+            .Concat(NonDefault(ingress.Options, Mta.Ingress.IngressOptions.Section, () => { var d = new Mta.Ingress.IngressOptions(); d.ApplyDefaults(); return d; }))
+            .ToDictionary();
+        if (settings.Json) WriteJson(findings, changed);
+        else WriteText(findings, changed);
+        return Task.FromResult(ErrorCount(findings) == 0 ? ExitCodes.Ok : ExitCodes.Configuration);
     }
 
     private static int ErrorCount(IReadOnlyList<ConfigFinding> findings) => findings.Count(f => f.Severity == FindingSeverity.Error);
@@ -43,15 +48,14 @@ public sealed class ConfigCheckCommand : AsyncCommand<CommonSettings>
     private static string Severity(ConfigFinding f) => f.Severity == FindingSeverity.Error ? "error" : "warning";
 
     // postconf -n: only what differs from the defaults.
-    private static Dictionary<string, string> NonDefault(MtaOptions options)
+    private static Dictionary<string, string> NonDefault<T>(T options, string section, Func<T> defaults)
     {
-        var defaults = new MtaOptions();
-        defaults.ApplyDefaults();
+        var standard = defaults();
         var result = new Dictionary<string, string>();
-        foreach (var p in typeof(MtaOptions).GetProperties().Where(p => p.CanWrite))
+        foreach (var p in typeof(T).GetProperties().Where(p => p.CanWrite))
         {
             var value = Show(p.GetValue(options));
-            if (value != Show(p.GetValue(defaults))) result[$"{MtaOptions.Section}:{p.Name}"] = value;
+            if (value != Show(p.GetValue(standard))) result[$"{section}:{p.Name}"] = value;
         }
         return result;
 

@@ -366,22 +366,28 @@ public sealed class CliTests
         Assert.Contains("5 error(s)", bad.Out);
         Assert.DoesNotContain("   at ", bad.Err);
     }
-    [Fact]
-    public async Task Config_check_and_the_start_report_a_bad_setting_in_the_same_words()
+    [Theory]
+    [InlineData("Mta", "HopCountLimit", "0", "Mta:HopCountLimit (hopcount_limit): must be a positive number, not 0")]
+    [InlineData("Ingress", "BareLineEndings", "sometimes", "Ingress:BareLineEndings (smtpd_forbid_bare_newline): 'sometimes' is not reject or normalize")]
+    public async Task Config_check_and_the_start_report_a_bad_setting_in_the_same_words(string section, string key, string value, string expected)
     {
         var folder = TestEnvironment.TempFolder("config");
         var settings = Path.Combine(folder, "appsettings.json");
-        await File.WriteAllTextAsync(settings, """{ "AzureWebJobsStorage": "UseDevelopmentStorage=true", "Mta": { "HopCountLimit": 0 } }""");
-        var finding = Assert.Single(MtaOptionsValidator.Check(new ConfigurationBuilder().AddJsonFile(settings).Build()).Findings);
-        Assert.Equal("Mta:HopCountLimit (hopcount_limit): must be a positive number, not 0", finding.Message);
+        await File.WriteAllTextAsync(settings, $$"""{ "AzureWebJobsStorage": "UseDevelopmentStorage=true", "{{section}}": { "{{key}}": "{{value}}" } }""");
+        var configuration = new ConfigurationBuilder().AddJsonFile(settings).Build();
+        var mta = MtaOptionsValidator.Check(configuration);
+        var finding = Assert.Single([.. mta.Findings, .. IngressOptionsValidator.Check(configuration, mta.Options).Findings],
+            f => f.Severity == FindingSeverity.Error);
+        Assert.Equal(expected, finding.Message);
 
         var check = await MtactlAsync(null, "config", "check", "--settings", settings);
         Assert.Equal(2, check.Exit);
-        Assert.Equal($"mtactl: error: {finding.Message}", check.Err.Trim());
+        Assert.Equal([$"mtactl: error: {finding.Message}"], check.Err.Split('\n').Where(l => l.StartsWith("mtactl: error:")).Select(l => l.TrimEnd()));
+        Assert.Contains("mtactl: warning: no Mta:LocalRecipientsFile", check.Err); // the ingress's warnings are the check's too
 
         var start = Assert.Throws<InvalidOperationException>(() => IngressHost.Build([], new Dictionary<string, string?>
         {
-            ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true", ["Mta:HopCountLimit"] = "0", ["Ingress:Port"] = "0",
+            ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true", [$"{section}:{key}"] = value, ["Ingress:Port"] = "0",
         }));
         Assert.Equal(finding.Message, start.Message);
     }
