@@ -41,6 +41,8 @@ public static class IngressOptionsValidator
             yield return ConfigFinding.Error("Ingress:HeaderBlockSizeLimit", null, $"{o.HeaderBlockSizeLimit} is not between 1 and {IngressOptions.HeadSize}");
         if (o.HeaderFieldLimit <= 0)
             yield return ConfigFinding.Error("Ingress:HeaderFieldLimit", null, $"{o.HeaderFieldLimit} is not a positive number");
+        foreach (var network in o.TrustedNetworks.Where(n => !System.Net.IPNetwork.TryParse(n, out _)))
+            yield return ConfigFinding.Error("Ingress:TrustedNetworks", "mynetworks", $"'{network}' is not CIDR notation");
         if (o.BareLineEndings is not ("reject" or "normalize"))
             yield return ConfigFinding.Error("Ingress:BareLineEndings", "smtpd_forbid_bare_newline", $"'{o.BareLineEndings}' is not reject or normalize");
         // TLS before AUTH, AUTH before mail: a submission port without either would be a relay for anyone.

@@ -81,6 +81,10 @@ public static class MtaOptionsValidator
         if (options.ShapingSlotLeaseSeconds is < 15 or > 60)
             yield return ConfigFinding.Error("Mta:ShapingSlotLeaseSeconds", null,
                 $"must be 15 to 60 (Azure's lease range), not {options.ShapingSlotLeaseSeconds}");
+        foreach (var network in options.InternalNetworks.Where(n => !System.Net.IPNetwork.TryParse(n, out _)))
+            yield return ConfigFinding.Error("Mta:InternalNetworks", null, $"'{network}' is not CIDR notation");
+        foreach (var server in options.DnsServers.Where(s => !System.Net.IPEndPoint.TryParse(s, out _)))
+            yield return ConfigFinding.Error("Mta:DnsServers", null, $"'{server}' is not an address[:port]");
     }
 
     private static IEnumerable<ConfigFinding?> FileChecks(MtaOptions options)

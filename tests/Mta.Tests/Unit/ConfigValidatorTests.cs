@@ -33,6 +33,19 @@ public sealed class ConfigValidatorTests
         Assert.Equal("Mta:HopCountLimit (hopcount_limit): must be a positive number, not 0", finding.Message);
     }
 
+    [Theory]
+    [InlineData("Mta:InternalNetworks:0", "10.0.0.0/33", "Mta:InternalNetworks: '10.0.0.0/33' is not CIDR notation")]
+    [InlineData("Mta:DnsServers:0", "dns.example:53", "Mta:DnsServers: 'dns.example:53' is not an address[:port]")]
+    [InlineData("Ingress:TrustedNetworks:0", "192.0.2.0/24 ", "Ingress:TrustedNetworks (mynetworks): '192.0.2.0/24 ' is not CIDR notation")]
+    public void An_address_list_that_does_not_parse_is_an_error_before_any_service_reads_it(string key, string value, string expected)
+    {
+        var mta = Check((key, value));
+        var ingress = IngressOptionsValidator.Check(new ConfigurationBuilder().AddInMemoryCollection(
+            new Dictionary<string, string?> { [key] = value }).Build(), mta.Options);
+        var finding = Assert.Single([.. mta.Findings, .. ingress.Findings], f => f.Severity == FindingSeverity.Error);
+        Assert.Equal(expected, finding.Message);
+    }
+
     [Fact]
     public void A_broken_map_is_an_error_with_its_file_and_line()
     {
