@@ -17,7 +17,7 @@ namespace Mta.Tests.Integration;
 /// The queues deliver at least once and a worker can die anywhere: what comes twice is recognised by the completion
 /// records and not delivered twice, and a spooled message's blob goes once every recipient has reached a final state.
 /// </summary>
-[RunsLong]
+[RunsLong(50)]
 public sealed class AtLeastOnceTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);

@@ -7,7 +7,7 @@ using Xunit;
 namespace Mta.Tests.Integration;
 
 /// <summary>A message accepted with 250 that cannot be delivered comes back to its sender as an RFC 3464 report.</summary>
-[RunsLong]
+[RunsLong(36)]
 public sealed class BounceTests
 {
     private static Task SendAsync(int port, string from, string to, string subject)

@@ -16,7 +16,7 @@ namespace Mta.Tests.Integration;
 /// mtactl, the operator's tool, run as a process against Azurite with a populated queue: deferred, held and poison
 /// mail; every command's output checked; configuration checks with broken files.
 /// </summary>
-[RunsLong]
+[RunsLong(90)]
 public sealed class CliTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);

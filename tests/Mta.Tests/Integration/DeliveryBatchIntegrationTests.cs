@@ -14,7 +14,7 @@ namespace Mta.Tests.Integration;
 /// queue messages than messages, every message delivered once), and a bad job in a batch is split off on its own to
 /// the poison queue while its neighbours are delivered.
 /// </summary>
-[RunsLong]
+[RunsLong(21)]
 public sealed class DeliveryBatchIntegrationTests
 {
     private static QueueClient Queue(string storage, string name) => new(storage, name, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });

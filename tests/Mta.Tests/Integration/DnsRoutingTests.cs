@@ -9,7 +9,7 @@ using Xunit;
 namespace Mta.Tests.Integration;
 
 /// <summary>MX resolution against a real DNS server (dnsmasq on loopback), per RFC 5321 §5.1 and RFC 7505.</summary>
-[RunsLong]
+[RunsLong(45)]
 public sealed class DnsRoutingTests : IAsyncLifetime
 {
     private Dnsmasq _dns = null!;

@@ -12,7 +12,7 @@ namespace Mta.Tests.Integration;
 /// MTA-STS (RFC 8461) end to end: the TXT record from dnsmasq, the policy from an HTTPS server on loopback
 /// whose certificate the MTA verifies, and delivery to a Postfix MX that must present a valid certificate.
 /// </summary>
-[RunsLong]
+[RunsLong(25)]
 public sealed class MtaStsTests
 {
     /// <summary>An HTTPS server on a free loopback port with the certificate in <paramref name="folder"/> (web.pem, web.key), serving the policy path.</summary>

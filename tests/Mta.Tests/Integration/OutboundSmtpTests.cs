@@ -12,7 +12,7 @@ namespace Mta.Tests.Integration;
 /// The delivery stage's SMTP client against real Postfix servers on loopback: per-recipient outcomes,
 /// TLS levels and certificate checks, SMTPUTF8 negotiation and connection reuse.
 /// </summary>
-[RunsLong]
+[RunsLong(110)]
 public sealed class OutboundSmtpTests
 {
     private static async Task<string> TransportMapAsync(params string[] lines)

@@ -9,7 +9,7 @@ namespace Mta.Tests.Integration;
 /// Deferred mail, with the retry schedule scaled down by configuration (seconds instead of minutes):
 /// it is tried again when due and delivered once the server takes it, or bounced when its lifetime ends.
 /// </summary>
-[RunsLong]
+[RunsLong(30)]
 public sealed class RetryTests
 {
     private static Task SendAsync(int port, string subject)

@@ -11,7 +11,7 @@ using Xunit;
 namespace Mta.Tests.Integration;
 
 /// <summary>Nothing is half-accepted, and nothing malformed takes a stage down.</summary>
-[RunsLong]
+[RunsLong(67)]
 public sealed class StorageFailureTests
 {
     private static MimeMessage Message(string to, string token) => TestMail.Message("sender@example.org", to, token);

@@ -9,7 +9,7 @@ namespace Mta.Tests.Integration;
 /// Storage requests per delivered message, counted from Azurite's own request log (one <c>Operation=</c> line per
 /// request), for a small message (cleaned up in the ingress, travelling inline) and for one that is spooled. Printed for the docs.
 /// </summary>
-[RunsLong]
+[RunsLong(66)]
 public sealed class StorageOperationsTests(ITestOutputHelper output)
 {
     // Requests that do not scale with messages: polling an empty queue, and creating what exists once.

@@ -12,7 +12,7 @@ namespace Mta.Tests.Integration;
 /// The submission services (587 with STARTTLS, 465 with implicit TLS): TLS before AUTH, AUTH before
 /// mail, certificates and users read from files and re-read when they change.
 /// </summary>
-[RunsLong]
+[RunsLong(19)]
 public sealed class SubmissionTests : IAsyncLifetime
 {
     private AzuriteAccount _azurite = null!;

@@ -12,7 +12,7 @@ namespace Mta.Tests.Integration;
 /// together, throughput reaches them, and a server that answers 421 under load is backed off from and recovered towards,
 /// with nothing lost or bounced.
 /// </summary>
-[RunsLong]
+[RunsLong(77)]
 public sealed class TrafficShapingTests(ITestOutputHelper output)
 {
     private const int Workers = 3;
