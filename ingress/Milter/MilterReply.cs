@@ -1,0 +1,101 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Mta.Ingress.Milter;
+
+/// <summary>One answer from a milter, parsed and checked (<see cref="Parse"/>); anything malformed is a protocol error.</summary>
+public abstract record MilterReply
+{
+    /// <summary>A verdict or step without data: accept, continue, discard, reject, tempfail, skip, progress, shutdown.</summary>
+    public sealed record Simple(MilterReplyCode Code) : MilterReply;
+
+    /// <summary>SMFIR_REPLYCODE: a whole 4xx or 5xx SMTP reply, lines joined by CRLF.</summary>
+    public sealed record Reply(string Text) : MilterReply
+    {
+        /// <summary>True for a 4xx reply.</summary>
+        public bool Temporary => Text[0] == '4';
+    }
+
+    /// <summary>SMFIR_QUARANTINE: hold the message, with the reason.</summary>
+    public sealed record Quarantine(string Reason) : MilterReply;
+
+    /// <summary>SMFIR_ADDHEADER, SMFIR_INSHEADER (at <paramref name="Index"/>), SMFIR_CHGHEADER (the n-th field of that name; an empty value deletes it).</summary>
+    public sealed record HeaderChange(MilterReplyCode Code, int Index, string Name, string Value) : MilterReply;
+
+    /// <summary>SMFIR_ADDRCPT, SMFIR_ADDRCPT_PAR, SMFIR_DELRCPT, SMFIR_CHGFROM: an envelope address, with ESMTP parameters when given.</summary>
+    public sealed record EnvelopeChange(MilterReplyCode Code, string Address, string? Parameters) : MilterReply;
+
+    /// <summary>SMFIR_REPLBODY: a part of the new body.</summary>
+    public sealed record BodyPart(byte[] Octets) : MilterReply;
+
+    /// <summary>SMFIR_SETSYMLIST: the macros the milter wants at the event <paramref name="Stage"/>.</summary>
+    public sealed record SymbolList(int Stage, string Macros) : MilterReply;
+
+    /// <summary>The answer to SMFIC_OPTNEG.</summary>
+    public sealed record Negotiated(uint Version, MilterActions Actions, MilterSteps Steps) : MilterReply;
+
+    private static readonly Regex SmtpReply = new(@"^[45][0-9][0-9]([ -].*)?$", RegexOptions.Singleline | RegexOptions.CultureInvariant);
+
+    /// <summary>Parses one packet from a milter.</summary>
+    public static MilterReply Parse(byte code, byte[] data)
+    {
+        var reply = (MilterReplyCode)code;
+        return reply switch
+        {
+            MilterReplyCode.Accept or MilterReplyCode.Continue or MilterReplyCode.Discard or MilterReplyCode.Reject
+                or MilterReplyCode.Tempfail or MilterReplyCode.Skip or MilterReplyCode.Progress or MilterReplyCode.Shutdown
+                or MilterReplyCode.ConnectionFailure => new Simple(reply),
+            MilterReplyCode.ReplyCode => ReplyCode(data),
+            MilterReplyCode.Quarantine => new Quarantine(Strings(data, 1, 1)[0]),
+            MilterReplyCode.AddHeader => Header(reply, -1, Strings(data, 2, 2)),
+            MilterReplyCode.InsertHeader or MilterReplyCode.ChangeHeader => Header(reply, Number(data), Strings(data[4..], 2, 2)),
+            MilterReplyCode.AddRecipient or MilterReplyCode.DeleteRecipient => Envelope(reply, Strings(data, 1, 1)),
+            MilterReplyCode.AddRecipientWithParameters or MilterReplyCode.ChangeFrom => Envelope(reply, Strings(data, 1, 2)),
+            MilterReplyCode.ReplaceBody => new BodyPart(data),
+            MilterReplyCode.SetSymbolList => new SymbolList(Number(data), Strings(data[4..], 1, 1)[0]),
+            MilterReplyCode.OptionNegotiation => Negotiation(data),
+            _ => throw new MilterProtocolException($"unknown reply code '{(char)code}' (0x{code:x2})"),
+        };
+    }
+
+    private static Reply ReplyCode(byte[] data)
+    {
+        var text = Strings(data, 1, 1)[0];
+        return SmtpReply.IsMatch(text) ? new Reply(text) : throw new MilterProtocolException($"malformed reply code: {Printable(text)}");
+    }
+
+    private static HeaderChange Header(MilterReplyCode code, int index, string[] fields)
+        => fields[0].Length > 0 && fields[0].All(c => c is > ' ' and < (char)127 and not ':')
+            ? new HeaderChange(code, index, fields[0], fields[1])
+            : throw new MilterProtocolException($"malformed header name: {Printable(fields[0])}");
+
+    private static EnvelopeChange Envelope(MilterReplyCode code, string[] fields)
+        => fields[0].Length > 0 && !fields[0].Any(char.IsControl)
+            ? new EnvelopeChange(code, fields[0], fields.Length > 1 && fields[1].Length > 0 ? fields[1] : null)
+            : throw new MilterProtocolException($"malformed address: {Printable(fields[0])}");
+
+    private static Negotiated Negotiation(byte[] data)
+    {
+        if (data.Length < 12) throw new MilterProtocolException($"option negotiation of {data.Length} octets, 12 expected");
+        var version = BinaryPrimitives.ReadUInt32BigEndian(data);
+        if (version is < 2 or > MilterProtocol.Version) throw new MilterProtocolException($"protocol version {version} not supported");
+        return new Negotiated(version, (MilterActions)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(4)),
+            (MilterSteps)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(8)));
+    }
+
+    private static int Number(byte[] data)
+        => data.Length >= 4 ? (int)Math.Min(BinaryPrimitives.ReadUInt32BigEndian(data), int.MaxValue)
+            : throw new MilterProtocolException("a reply without its 4-octet number");
+
+    /// <summary>NUL-terminated UTF-8 strings: at least <paramref name="min"/>, at most <paramref name="max"/>, each ended.</summary>
+    private static string[] Strings(byte[] data, int min, int max)
+    {
+        if (data.Length == 0 || data[^1] != 0) throw new MilterProtocolException("a string without its terminating NUL");
+        var parts = Encoding.UTF8.GetString(data, 0, data.Length - 1).Split('\0');
+        return parts.Length >= min && parts.Length <= max ? parts
+            : throw new MilterProtocolException($"{parts.Length} strings where {min} to {max} belong");
+    }
+
+    private static string Printable(string s) => new([.. s.Take(100).Select(c => c is >= ' ' and < (char)127 ? c : '?')]);
+}
