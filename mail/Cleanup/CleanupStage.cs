@@ -362,18 +362,18 @@ public sealed class CleanupStage
             h.SetRawValue(Cut(h.RawValue, _options.HeaderSizeLimit));
             _log.LogWarning("{QueueId}: header {Field} longer than header_size_limit {Limit}: excess discarded", envelope.Id, h.Field, _options.HeaderSizeLimit);
         }
-        return _inspector.InspectHeader(envelope.Id, headers, who, apply: true, budget: budget);
+        return _inspector.InspectHeader(envelope.Id, headers, who, budget);
     }
 
     internal async Task<CheckMatch?> InspectBodyAsync(IncomingEnvelope envelope, byte[]? inline, long bodyOffset, string who, CheckBudget budget,
         CancellationToken ct)
     {
         if (inline is not null)
-            return _inspector.InspectBody(envelope.Id, inline.AsSpan((int)Math.Min(bodyOffset, inline.Length)), who, budget: budget);
+            return _inspector.InspectBody(envelope.Id, inline.AsSpan((int)Math.Min(bodyOffset, inline.Length)), who, budget);
         await using var part = await _spool.Spool.OpenReadAsync(envelope.BlobName, bodyOffset, _inspector.BodyLimit, ct);
         using var copy = new MemoryStream();
         await part.CopyToAsync(copy, ct);
-        return _inspector.InspectBody(envelope.Id, copy.ToArray(), who, budget: budget);
+        return _inspector.InspectBody(envelope.Id, copy.ToArray(), who, budget);
     }
 
     private static int CountReceived(HeaderList headers) => headers.Count(h => h.Id == HeaderId.Received);

@@ -38,10 +38,9 @@ public sealed class ContentInspector
 
     /// <summary>
     /// Header checks on each logical header line (<c>Name: value</c>, unfolded). Returns the deciding match: the first
-    /// REJECT or DISCARD, else the first HOLD. IGNORE removes the line when <paramref name="apply"/>; matches are
-    /// logged only for the actions in <paramref name="logged"/> (all when null), so two passes do not log twice.
+    /// REJECT or DISCARD, else the first HOLD. IGNORE removes the line; every match is logged (checks run once, in cleanup).
     /// </summary>
-    public CheckMatch? InspectHeader(string id, HeaderList headers, string who, bool apply, CheckAction[]? logged = null, CheckBudget? budget = null)
+    public CheckMatch? InspectHeader(string id, HeaderList headers, string who, CheckBudget? budget = null)
     {
         if (!_headerChecks.Any) return null;
         budget ??= new CheckBudget();
@@ -51,10 +50,10 @@ public sealed class ContentInspector
             var text = h.Field + ": " + Header.Unfold(Encoding.UTF8.GetString(h.RawValue)).Trim();
             var match = _headerChecks.Match(text, budget);
             if (match is null || match.Action == CheckAction.Dunno) continue;
-            if (logged is null || logged.Contains(match.Action)) Log(id, match, "header " + text, who);
+            Log(id, match, "header " + text, who);
             switch (match.Action)
             {
-                case CheckAction.Ignore when apply: headers.Remove(h); break;
+                case CheckAction.Ignore: headers.Remove(h); break;
                 case CheckAction.Hold: hold ??= match; break;
                 case CheckAction.Reject or CheckAction.Discard: return match;
             }
@@ -63,7 +62,7 @@ public sealed class ContentInspector
     }
 
     /// <summary>Body checks on each line of the body's first <see cref="BodyLimit"/> bytes; the deciding match as for the header.</summary>
-    public CheckMatch? InspectBody(string id, ReadOnlySpan<byte> body, string who, CheckAction[]? logged = null, CheckBudget? budget = null)
+    public CheckMatch? InspectBody(string id, ReadOnlySpan<byte> body, string who, CheckBudget? budget = null)
     {
         if (!_bodyChecks.Any) return null;
         budget ??= new CheckBudget();
@@ -72,7 +71,7 @@ public sealed class ContentInspector
         {
             var match = _bodyChecks.Match(line, budget);
             if (match is null || match.Action == CheckAction.Dunno) continue;
-            if (logged is null || logged.Contains(match.Action)) Log(id, match, "body " + line, who);
+            Log(id, match, "body " + line, who);
             if (match.Action is CheckAction.Reject or CheckAction.Discard) return match;
             if (match.Action == CheckAction.Hold) hold ??= match;
         }
