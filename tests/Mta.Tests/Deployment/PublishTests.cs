@@ -55,7 +55,7 @@ public sealed class PublishTests
     public async Task Mtactl_packs_as_a_dotnet_tool()
     {
         var output = TestEnvironment.TempFolder("pack");
-        var (exit, log) = await Integration.EndToEndTests.RunAsync("dotnet", "pack", Path.Combine(TestEnvironment.RepoRoot, "cli", "Mta.Cli", "Mta.Cli.csproj"),
+        var (exit, log) = await Integration.EndToEndTests.RunAsync(TimeSpan.FromMinutes(5), "dotnet", "pack", Path.Combine(TestEnvironment.RepoRoot, "cli", "Mta.Cli", "Mta.Cli.csproj"),
             "-c", "Release", "-o", output, "--nologo", "-v", "quiet");
         Assert.True(exit == 0, log);
         var package = Assert.Single(Directory.GetFiles(output, "Mta.Cli.*.nupkg"));

@@ -194,14 +194,25 @@ public sealed class EndToEndTests
         Assert.DoesNotContain(sink.Dumps(), d => d.Contains("try again later"));
     }
 
-    internal static async Task<(int Exit, string Output)> RunAsync(string file, params string[] args)
+    internal static Task<(int Exit, string Output)> RunAsync(string file, params string[] args) => RunAsync(TimeSpan.FromSeconds(120), file, args);
+
+    /// <summary>Runs a program to its end within <paramref name="limit"/>; past it the program is killed and the test fails.</summary>
+    internal static async Task<(int Exit, string Output)> RunAsync(TimeSpan limit, string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+        try
+        {
+            await p.WaitForExitAsync().WaitAsync(limit);
+        }
+        catch (TimeoutException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{Path.GetFileName(file)} {string.Join(' ', args.Take(2))} still running after {limit.TotalSeconds:0} s");
+        }
         return (p.ExitCode, await stdout + await stderr);
     }
 }

@@ -29,7 +29,8 @@ public static class PublishedApps
         {
             Assert.Matches(@"(?m)^COPY --from=build " + Regex.Escape(run.Groups[3].Value) + " ", text); // the runtime stage takes that output
             var output = TestEnvironment.TempFolder("publish");
-            var (exit, log) = await Integration.EndToEndTests.RunAsync("dotnet", "publish", Path.Combine(TestEnvironment.RepoRoot, run.Groups[1].Value),
+            // On a fresh machine the first publish also restores the linux-x64 runtime and ReadyToRun compiler packs.
+            var (exit, log) = await Integration.EndToEndTests.RunAsync(TimeSpan.FromMinutes(10), "dotnet", "publish", Path.Combine(TestEnvironment.RepoRoot, run.Groups[1].Value),
                 "-c", run.Groups[2].Value, "-o", output, "--nologo", "-v", "quiet");
             Assert.True(exit == 0, log);
             outputs[run.Groups[3].Value] = output;
