@@ -183,6 +183,37 @@ public sealed class IngressOptions
         if (TrustedNetworks.Count == 0) TrustedNetworks.AddRange(["127.0.0.0/8", "::1/128"]);
     }
 
+    /// <summary>
+    /// The milters every SMTP session talks to, in order (Postfix <c>smtpd_milters</c>): <c>inet:host:port</c> or
+    /// <c>unix:/path</c>, separated by commas or spaces, each optionally in braces with its own settings:
+    /// <c>{ inet:rspamd:11332, default_action = accept, command_timeout = 10s }</c>. Empty (the default): none.
+    /// </summary>
+    public string? Milters { get; set; }
+
+    /// <summary>What a milter that is down, slow or broken gets: <c>tempfail</c> (default), <c>accept</c>, <c>reject</c>, <c>quarantine</c> (Postfix <c>milter_default_action</c>).</summary>
+    public string MilterDefaultAction { get; set; } = "tempfail";
+
+    /// <summary>Postfix <c>milter_connect_timeout</c>, in seconds.</summary>
+    public int MilterConnectTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Postfix <c>milter_command_timeout</c>: the wait for the reply to a connect, HELO, MAIL, RCPT, DATA or unknown-command event.</summary>
+    public int MilterCommandTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Postfix <c>milter_content_timeout</c>: the wait for the reply to a header, body chunk or end of message.</summary>
+    public int MilterContentTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>Postfix <c>milter_protocol</c>: the version offered (6, or 2, 3, 4 for old filters).</summary>
+    public int MilterProtocol { get; set; } = 6;
+
+    /// <summary>Postfix <c>milter_macro_daemon_name</c>; empty: <c>Mta:MyHostname</c>.</summary>
+    public string? MilterMacroDaemonName { get; set; }
+
+    /// <summary>
+    /// Macro names per event, replacing Postfix's defaults (<c>milter_connect_macros</c> and the rest): keys
+    /// <c>Connect</c>, <c>Helo</c>, <c>Mail</c>, <c>Rcpt</c>, <c>Data</c>, <c>EndOfHeader</c>, <c>EndOfData</c>, <c>Unknown</c>.
+    /// </summary>
+    public Dictionary<string, string> MilterMacros { get; set; } = [];
+
     /// <summary>Domains this system relays for from anyone, besides its local domains (Postfix <c>relay_domains</c>).</summary>
     public List<string> RelayDomains { get; set; } = [];
 

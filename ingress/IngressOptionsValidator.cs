@@ -45,11 +45,31 @@ public static class IngressOptionsValidator
             yield return ConfigFinding.Error("Ingress:TrustedNetworks", "mynetworks", $"'{network}' is not CIDR notation");
         if (o.BareLineEndings is not ("reject" or "normalize"))
             yield return ConfigFinding.Error("Ingress:BareLineEndings", "smtpd_forbid_bare_newline", $"'{o.BareLineEndings}' is not reject or normalize");
+        if (MilterProblem(o) is { } milters)
+            yield return ConfigFinding.Error("Ingress:Milters", "smtpd_milters", milters);
         // TLS before AUTH, AUTH before mail: a submission port without either would be a relay for anyone.
         if ((o.SubmissionPort > 0 || o.SubmissionsPort > 0)
             && (string.IsNullOrEmpty(o.TlsCertificateFile) || string.IsNullOrEmpty(o.TlsKeyFile) || string.IsNullOrEmpty(o.UsersFile)))
             yield return new ConfigFinding(FindingSeverity.Error, "Ingress:SubmissionPort", null,
                 "Ingress: the submission listeners need Ingress:TlsCertificateFile, Ingress:TlsKeyFile and Ingress:UsersFile (TLS before AUTH, AUTH before mail)");
+    }
+
+    /// <summary>What is wrong with the milter settings (the list, the default action, a timeout, the protocol), or null.</summary>
+    private static string? MilterProblem(IngressOptions o)
+    {
+        if (o.MilterProtocol is not (2 or 3 or 4 or 6)) return $"Ingress:MilterProtocol {o.MilterProtocol} is not 2, 3, 4 or 6";
+        if (Math.Min(o.MilterConnectTimeoutSeconds, Math.Min(o.MilterCommandTimeoutSeconds, o.MilterContentTimeoutSeconds)) <= 0)
+            return "the milter timeouts must be more than 0 seconds";
+        try
+        {
+            Milter.MilterEndpoint.ParseList(o.Milters, Milter.MilterEndpoint.Defaults(Milter.MilterEndpoint.ParseAction(o.MilterDefaultAction),
+                TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), 6));
+            return null;
+        }
+        catch (FormatException e)
+        {
+            return e.Message;
+        }
     }
 
     // A class of recipients without a table: every address is accepted at RCPT, and the unknown ones bounce later to

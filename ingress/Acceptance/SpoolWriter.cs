@@ -34,7 +34,39 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
     private byte[]? _head;
 
     /// <summary>The message's first octets (up to <see cref="HeadSize"/>), kept when the first block went to storage.</summary>
-    public ReadOnlySpan<byte> Head => _head ?? _pending.GetBuffer().AsSpan(0, (int)Math.Min(_pending.Length, HeadSize));
+    public ReadOnlySpan<byte> Head => HeadMemory.Span;
+
+    /// <summary><see cref="Head"/>, for code that awaits while it reads.</summary>
+    public ReadOnlyMemory<byte> HeadMemory => _head ?? _pending.GetBuffer().AsMemory(0, (int)Math.Min(_pending.Length, HeadSize));
+
+    /// <summary>Octets written so far.</summary>
+    public long Written { get; private set; }
+
+    /// <summary>True once part of the message has gone to storage (or all of it, committed).</summary>
+    public bool Stored => _staged > 0 || _committed;
+
+    private bool _committed;
+
+    /// <summary>
+    /// Reads the message back from <paramref name="offset"/> on (for the milters): from memory while it is all there,
+    /// else from the spool, committing it first (once: <see cref="CommitAsync"/> does nothing after).
+    /// </summary>
+    public async Task<Stream> OpenReadAsync(long offset, CancellationToken ct)
+    {
+        if (!Stored && Failure is null)
+            return new MemoryStream(_pending.GetBuffer(), (int)Math.Min(offset, _pending.Length), (int)Math.Max(0, _pending.Length - offset), writable: false);
+        await CommitAsync(ct);
+        return await spool.OpenReadAsync(Name, offset, null, ct);
+    }
+
+    /// <summary>A new writer under the same name, for a message rewritten before any of it was stored.</summary>
+    public SpoolWriter Successor() => !Stored ? new SpoolWriter(spool, Name) : throw new InvalidOperationException("the message is already in storage");
+
+    /// <summary>Deletes the message from the spool if it was committed (a refused or rewritten message read back from there).</summary>
+    public async Task DeleteStoredAsync(CancellationToken ct)
+    {
+        if (_committed) await spool.DeleteAsync(Name, ct);
+    }
 
     /// <summary>The header block's size and fields as written so far; nothing past <see cref="HeadSize"/> is looked at.</summary>
     public HeaderMeter Header { get; } = new(HeadSize);
@@ -81,11 +113,13 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
     /// <summary>Makes the message durable: one upload when it never left memory, else the last block and the commit.</summary>
     public async Task CommitAsync(CancellationToken ct)
     {
+        if (_committed) return;
         if (Failure is not null) throw new IOException("spool write failed mid-message: " + Failure);
         if (_staged == 0 && _pending.Length <= BlockSize)
         {
             _pending.Position = 0;
             await spool.WriteAsync(Name, _pending, ct);
+            _committed = true;
             return;
         }
         await StageAsync(ct); // whole blocks first, so every block but the last is BlockSize
@@ -96,12 +130,14 @@ public sealed class SpoolWriter(MessageSpool spool, string name) : Stream
             _staged++;
         }
         await spool.CommitBlocksAsync(Name, _staged, ct);
+        _committed = true;
     }
 
     /// <inheritdoc/>
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         if (!Header.Complete) Header.Observe(buffer);
+        Written += buffer.Length;
         if (Failure is null) _pending.Write(buffer);
     }
 

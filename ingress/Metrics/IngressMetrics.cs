@@ -19,6 +19,9 @@ public sealed class IngressMetrics : IDisposable
     private readonly Counter<long> _bytes;
     private readonly Counter<long> _rejections;
     private readonly Histogram<double> _store;
+    private readonly Counter<long> _milterReplies;
+    private readonly Histogram<double> _milterLatency;
+    private readonly Counter<long> _milterFailures;
 
     /// <summary>Creates the instruments.</summary>
     public IngressMetrics()
@@ -32,7 +35,21 @@ public sealed class IngressMetrics : IDisposable
         _store = _meter.CreateHistogram<double>("mta_ingress_store_duration", unit: "s",
             description: "Time to write a message to the spool and queue, before its 250",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+        _milterReplies = _meter.CreateCounter<long>("mta_ingress_milter_replies", description: "Milter events sent, by milter, event and reply (Postfix: milter-reject and friends)");
+        _milterLatency = _meter.CreateHistogram<double>("mta_ingress_milter_duration", unit: "s", description: "Time from a milter event to its reply",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+        _milterFailures = _meter.CreateCounter<long>("mta_ingress_milter_failures", description: "Milters that failed (connect, timeout, protocol) and had their default action applied");
     }
+
+    /// <summary>A milter was sent an event and answered (<paramref name="reply"/> is <c>none</c> for a step without a reply).</summary>
+    public void MilterReplied(string milter, string @event, string reply, TimeSpan latency)
+    {
+        _milterReplies.Add(1, new("milter", milter), new("event", @event), new("reply", reply));
+        _milterLatency.Record(latency.TotalSeconds, new KeyValuePair<string, object?>("milter", milter), new("event", @event));
+    }
+
+    /// <summary>A milter failed (<c>connect</c>, <c>timeout</c>, <c>protocol</c>): its default action was applied.</summary>
+    public void MilterFailed(string milter, string reason) => _milterFailures.Add(1, new("milter", milter), new("reason", reason));
 
     /// <summary>A session began.</summary>
     public void SessionStarted()

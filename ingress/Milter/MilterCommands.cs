@@ -8,11 +8,11 @@ namespace Mta.Ingress.Milter;
 /// <summary>The packets the MTA sends a milter, each at its SMTP moment (Postfix's milter8.c event by event).</summary>
 public static class MilterCommands
 {
-    /// <summary>SMFIC_OPTNEG: version 6, the actions allowed and the protocol steps offered.</summary>
-    public static byte[] OptionNegotiation(MilterActions actions, MilterSteps steps)
+    /// <summary>SMFIC_OPTNEG: the version (6 unless configured lower), the actions allowed and the protocol steps offered.</summary>
+    public static byte[] OptionNegotiation(MilterActions actions, MilterSteps steps, uint version = MilterProtocol.Version)
     {
         var data = new byte[12];
-        BinaryPrimitives.WriteUInt32BigEndian(data, MilterProtocol.Version);
+        BinaryPrimitives.WriteUInt32BigEndian(data, version);
         BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan(4), (uint)actions);
         BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan(8), (uint)steps);
         return Packet(MilterCommand.OptionNegotiation, data);

@@ -32,8 +32,12 @@ public abstract record MilterReply
     /// <summary>SMFIR_SETSYMLIST: the macros the milter wants at the event <paramref name="Stage"/>.</summary>
     public sealed record SymbolList(int Stage, string Macros) : MilterReply;
 
-    /// <summary>The answer to SMFIC_OPTNEG.</summary>
-    public sealed record Negotiated(uint Version, MilterActions Actions, MilterSteps Steps) : MilterReply;
+    /// <summary>The answer to SMFIC_OPTNEG, with the macros the milter asks for per stage (SMFIM_* numbers) when it sends any.</summary>
+    public sealed record Negotiated(uint Version, MilterActions Actions, MilterSteps Steps) : MilterReply
+    {
+        /// <summary>Macro names by stage number, as the milter listed them after the three numbers.</summary>
+        public IReadOnlyDictionary<int, string> Macros { get; init; } = new Dictionary<int, string>();
+    }
 
     private static readonly Regex SmtpReply = new(@"^[45][0-9][0-9]([ -].*)?$", RegexOptions.Singleline | RegexOptions.CultureInvariant);
 
@@ -81,7 +85,24 @@ public abstract record MilterReply
         var version = BinaryPrimitives.ReadUInt32BigEndian(data);
         if (version is < 2 or > MilterProtocol.Version) throw new MilterProtocolException($"protocol version {version} not supported");
         return new Negotiated(version, (MilterActions)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(4)),
-            (MilterSteps)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(8)));
+            (MilterSteps)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(8))) { Macros = SymbolLists(data[12..]) };
+    }
+
+    /// <summary>What follows the numbers in a negotiation reply: stage number and NUL-ended macro list, repeated.</summary>
+    private static Dictionary<int, string> SymbolLists(byte[] data)
+    {
+        var lists = new Dictionary<int, string>();
+        var rest = data.AsSpan();
+        while (rest.Length > 0)
+        {
+            if (rest.Length < 5) throw new MilterProtocolException("a macro list without its stage or its names");
+            var stage = (int)Math.Min(BinaryPrimitives.ReadUInt32BigEndian(rest), int.MaxValue);
+            var end = rest[4..].IndexOf((byte)0);
+            if (end < 0) throw new MilterProtocolException("a macro list without its terminating NUL");
+            lists[stage] = Encoding.UTF8.GetString(rest.Slice(4, end));
+            rest = rest[(4 + end + 1)..];
+        }
+        return lists;
     }
 
     private static int Number(byte[] data)

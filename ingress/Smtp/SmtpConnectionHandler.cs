@@ -32,7 +32,7 @@ public sealed class SmtpConnectionHandler(
     private readonly ILogger _log = loggers.CreateLogger("smtpd");
 
     private readonly SmtpSessionServices _services = new(options.Value, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients,
-        acceptor, certificates, users, clock, loggers.CreateLogger("smtpd"), metrics, verifier);
+        acceptor, certificates, users, clock, loggers.CreateLogger("smtpd"), metrics, verifier, Milter.MilterSettings.From(options.Value, mta.Value.MyHostname));
 
     /// <inheritdoc />
     public override async Task OnConnectedAsync(ConnectionContext connection)
@@ -52,7 +52,8 @@ public sealed class SmtpConnectionHandler(
             : port == o.SubmissionsPort && o.SubmissionsPort > 0 ? Listener.Submissions
             : Listener.Mx;
         var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener, _services,
-            connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? TlsDescription.Of(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null);
+            connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? TlsDescription.Of(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null,
+            (connection.RemoteEndPoint as IPEndPoint, connection.LocalEndPoint as IPEndPoint));
         await session.RunAsync(connection.ConnectionClosed, lifetime.ApplicationStopping);
     }
 }

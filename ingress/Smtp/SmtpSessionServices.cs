@@ -24,6 +24,7 @@ namespace Mta.Ingress.Smtp;
 /// <param name="Log">smtpd's log.</param>
 /// <param name="Metrics">The ingress's metrics, if any.</param>
 /// <param name="Verifier">Recipient verification against the next hop, if any.</param>
+/// <param name="Milters">The milters every session talks to; null for none.</param>
 public sealed record SmtpSessionServices(
     IngressOptions Options,
     string Hostname,
@@ -36,4 +37,5 @@ public sealed record SmtpSessionServices(
     TimeProvider Clock,
     ILogger Log,
     Metrics.IngressMetrics? Metrics = null,
-    Verification.AddressVerifier? Verifier = null);
+    Verification.AddressVerifier? Verifier = null,
+    Milter.MilterSettings? Milters = null);

@@ -201,9 +201,12 @@ public sealed class CleanupStage
         if (parsed.Parsed && envelope.TrustedClient && _dkim.Configured)
             header = await SignAsync(envelope, parsed.Fields, header, envelope.Content, parsed.BodyOffset, ct);
 
-        var queue = verdict?.Action == CheckAction.Hold ? QueueNames.Hold : QueueNames.Delivery;
+        // A content check's HOLD, or a milter's quarantine in the ingress (the envelope says why).
+        var held = verdict?.Action == CheckAction.Hold || envelope.Hold is not null;
+        var queue = held ? QueueNames.Hold : QueueNames.Delivery;
+        var heldFor = verdict?.Action == CheckAction.Hold ? verdict.Text : envelope.Hold ?? verdict?.Text;
         var jobs = Jobs(envelope, sender, rewritten.Recipients, again);
-        await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed.Parsed ? parsed.BodyOffset : 0, queue, verdict?.Text), ct);
+        await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed.Parsed ? parsed.BodyOffset : 0, queue, heldFor), ct);
 
         _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
             envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");

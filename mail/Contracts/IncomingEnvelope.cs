@@ -68,4 +68,11 @@ public sealed record IncomingEnvelope
     /// </summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
     public bool MaybeQueued { get; init; }
+
+    /// <summary>
+    /// Why the message is held, when a milter quarantined it before the 250 (Postfix's hold queue): cleanup puts its
+    /// jobs on the <c>hold</c> queue with this reason instead of delivering them. Null: delivered as usual.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Hold { get; init; }
 }

@@ -43,6 +43,7 @@ public sealed partial class SmtpSession
         {
             case AuthOutcome.Success:
                 _user = name;
+                if (_milters is not null) (_milters.Facts.Login, _milters.Facts.AuthMechanism) = (name, mechanism);
                 log.LogInformation("[{Client}]: sasl_method={Mechanism}, sasl_username={User}", client, mechanism, name);
                 Reply("235 2.7.0 Authentication successful");
                 break;

@@ -14,6 +14,9 @@ public sealed partial class SmtpSession
 
     private string? _chunkError;
 
+    /// <summary>The chunk just announced starts the message: the milters get the DATA event first.</summary>
+    private bool _chunkFirst;
+
     /// <summary>
     /// <c>BDAT size [LAST]</c>. The chunk's octets follow whatever the reply, so a refused chunk is
     /// still read (and dropped); a size that cannot be parsed leaves no way to find the next command,
@@ -36,6 +39,7 @@ public sealed partial class SmtpSession
             : null;
         if (_chunkError is null && _mail!.Chunks is null)
         {
+            _chunkFirst = _milters is not null;
             var writer = acceptor.NewMessage(clock.GetUtcNow());
             _mail.StartChunks(writer, new ChunkReader(writer, options.MessageSizeLimit, options.BareLineEndings == "normalize", options.TextLineLimit));
         }

@@ -13,8 +13,7 @@ public sealed partial class SmtpSession
         if (_mail is null) return Refuse("503 5.5.1 Error: need MAIL command");
         if (_mail.Recipients.Count == 0) return Refuse("554 5.5.1 Error: no valid recipients");
         if (_mail.Chunks is not null) return Refuse("503 5.5.1 Error: DATA after BDAT");
-        Reply("354 End data with <CR><LF>.<CR><LF>");
-        return Next.Data;
+        return Next.Data; // 354 once the milters had the DATA event
     }
 
     /// <summary>The end of a DATA message: answered, stored or refused, and the transaction over.</summary>
@@ -55,10 +54,29 @@ public sealed partial class SmtpSession
     private async Task FinishDataAsync(SpoolWriter content, long size, bool tooBig, CancellationToken ct, string? refusal = null)
     {
         var mail = _mail!;
+        var (hold, discard) = (_milterHold, _milterDiscard);
         ResetTransaction();
-        if (tooBig) { Error("552 5.3.4 Error: message file too big"); return; }
-        if (refusal is not null) { Error(refusal); return; }
-        await StoreAsync(Envelope(mail, content.Name, size), content, ct);
+        _milterAbortOwed = false; // the message reached its end: the milters hear of it, or an abort now
+        (_milterHold, _milterDiscard) = (hold, discard);
+        if (tooBig) refusal = "552 5.3.4 Error: message file too big";
+        if (refusal is not null || content.Failure is not null || _milters is null)
+        {
+            if (refusal is not null) Error(refusal);
+            if (_milters is not null) await _milters.AbortAsync(ct);
+            if (refusal is null) await StoreAsync(Envelope(mail, content.Name, size), content, ct);
+            return;
+        }
+        var milters = await MilterMessageAsync(Envelope(mail, content.Name, size), content, ct);
+        (_milterHold, _milterDiscard) = (null, false);
+        if (milters is not { } changed) return;
+        try
+        {
+            await StoreAsync(changed.Envelope, changed.Content, ct);
+        }
+        finally
+        {
+            if (changed.Content != content) changed.Content.Dispose();
+        }
     }
 
     /// <summary>The envelope the stages get: who sent what to whom, how (RFC 3848 protocol keywords) and when.</summary>
@@ -106,8 +124,10 @@ public sealed partial class SmtpSession
         }
         metrics?.Accepted(envelope.Size, System.Diagnostics.Stopwatch.GetElapsedTime(storing), _tls);
         // One line per transaction, in Postfix's key=value manner (smtpd's client= and qmgr's from=/size=/nrcpt=).
-        log.LogInformation("{QueueId}: client=[{Client}], helo=<{Helo}>, from=<{Sender}>, size={Size}, nrcpt={Count}, proto={Proto}, tls={Tls}, status=queued",
-            envelope.Id, client, _helo, envelope.Sender, envelope.Size, envelope.Recipients.Count, envelope.Protocol, envelope.Tls ?? "none");
+        log.LogInformation("{QueueId}: client=[{Client}], helo=<{Helo}>, from=<{Sender}>, size={Size}, nrcpt={Count}, proto={Proto}, tls={Tls}, status={Status}{Milters}",
+            envelope.Id, client, _helo, envelope.Sender, envelope.Size, envelope.Recipients.Count, envelope.Protocol, envelope.Tls ?? "none",
+            envelope.Hold is null ? "queued" : "held", _milterNotes is null ? "" : $", milters=({_milterNotes})");
+        _milterNotes = null;
         Reply($"250 2.0.0 Ok: queued as {envelope.Id}");
     }
 }

@@ -18,6 +18,19 @@ public sealed partial class SmtpSession
         _esmtp = verb == "EHLO";
         _pipelining = _esmtp;
         ResetTransaction();
+        if (_milters is null) return Greeted();
+        // Postfix's rule: a milter's refusal of HELO is answered 250 and stands for every MAIL after it; a 421 ends the session.
+        _milterStep = async ct =>
+        {
+            if (MilterRefusal(await _milters.HeloAsync(_helo, ct), verb) is { } refused && _quit) Reply(refused);
+            else Greeted();
+        };
+        return Next.Command;
+    }
+
+    /// <summary>The answer to a HELO or EHLO that passed: the name, and for EHLO the extensions on offer.</summary>
+    private Next Greeted()
+    {
         if (!_esmtp) return Answer($"250 {hostname}");
         var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "SMTPUTF8", "CHUNKING" };
         if (!_tls && certificates.Configured) lines.Add("STARTTLS");

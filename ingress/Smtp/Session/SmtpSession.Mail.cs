@@ -46,6 +46,27 @@ public sealed partial class SmtpSession
             Error($"553 5.7.1 <{address}>: Sender address rejected: not owned by user {_user}");
             return;
         }
+        if (_milters is null)
+        {
+            _mail = new MailTransaction(address, given);
+            Reply("250 2.1.0 Ok");
+            return;
+        }
+        _milterStep = ct => MilterMailAsync(address, given, [.. parameters.Select(p => p.Value.Length > 0 ? $"{p.Key}={p.Value}" : p.Key)], ct);
+    }
+
+    /// <summary>MAIL once the milters had it: the transaction starts, or their refusal is the answer.</summary>
+    private async Task MilterMailAsync(string address, MailParameters given, IReadOnlyList<string> parameters, CancellationToken ct)
+    {
+        (_milterHold, _milterDiscard) = (null, false);
+        _milters!.Facts.Sender = address;
+        _milters.Facts.QueueId = null;
+        if (MilterRefusal(await _milters.MailAsync(address, parameters, ct), "MAIL") is { } refused)
+        {
+            Error(refused);
+            _milterAbortOwed = true; // Postfix undoes the MAIL event's state change with an abort
+            return;
+        }
         _mail = new MailTransaction(address, given);
         Reply("250 2.1.0 Ok");
     }

@@ -6,7 +6,8 @@ namespace Mta.Ingress.Smtp;
 // RCPT TO: the recipient restrictions (Postfix's smtpd_check.c) and recipient verification.
 public sealed partial class SmtpSession
 {
-    private sealed record PendingRecipient(string Address, RcptParameters Dsn);
+    /// <summary>A RCPT that passed the restrictions and waits for verification (<paramref name="Verify"/>) or the milters.</summary>
+    private sealed record PendingRecipient(string Address, RcptParameters Dsn, bool Verify, IReadOnlyList<string> Parameters);
 
     /// <summary>A RCPT waiting for its next hop's answer (<see cref="VerifyRecipientAsync"/>).</summary>
     private PendingRecipient? _probe;
@@ -37,9 +38,10 @@ public sealed partial class SmtpSession
             address = "postmaster@" + localDomain; // Postfix: the bare name is a local address
         if (RecipientRefusal(address) is { } refused) { Error(refused); return; }
         // Postfix's order: permit_mynetworks and permit_sasl_authenticated come before reject_unverified_recipient.
-        if (options.VerifyRecipients && verifier is not null && _user is null && !relay.IsTrusted(client) && verifier.CanProbe(address))
+        var verify = options.VerifyRecipients && verifier is not null && _user is null && !relay.IsTrusted(client) && verifier.CanProbe(address);
+        if (verify || _milters is not null)
         {
-            _probe = new PendingRecipient(address, given);
+            _probe = new PendingRecipient(address, given, verify, [.. parameters.Select(p => p.Value.Length > 0 ? $"{p.Key}={p.Value}" : p.Key)]);
             return;
         }
         AcceptRecipient(address, given);
@@ -67,20 +69,30 @@ public sealed partial class SmtpSession
         Reply("250 2.1.5 Ok");
     }
 
-    /// <summary>Answers the pending RCPT from its next hop's answer (remembered, or asked now within the wait).</summary>
+    /// <summary>
+    /// Answers the pending RCPT: from its next hop's answer (remembered, or asked now within the wait) when it is to be
+    /// verified, then from the milters (a milter's refusal refuses this recipient only).
+    /// </summary>
     private async Task VerifyRecipientAsync(CancellationToken ct)
     {
-        var (address, dsn) = _probe!;
+        var (address, dsn, verify, parameters) = _probe!;
         _probe = null;
-        var result = await verifier!.VerifyAsync(address, ct);
-        if (result.Verdict == Verification.Verdict.Deliverable)
+        var result = verify ? await verifier!.VerifyAsync(address, ct) : null;
+        if (result is not null && result.Verdict != Verification.Verdict.Deliverable)
         {
-            AcceptRecipient(address, dsn);
+            var reply = UnverifiedReply(address, result, options.UnverifiedRecipientRejectCode);
+            log.LogInformation("reject: RCPT from [{Client}]: {Reply}; from=<{Sender}>", client, reply, _mail!.Sender);
+            Error(reply);
             return;
         }
-        var reply = UnverifiedReply(address, result, options.UnverifiedRecipientRejectCode);
-        log.LogInformation("reject: RCPT from [{Client}]: {Reply}; from=<{Sender}>", client, reply, _mail!.Sender);
-        Error(reply);
+        if (_milters is not null && !_milterDiscard)
+        {
+            _milters.Facts.Recipient = address;
+            var refused = MilterRefusal(await _milters.RcptAsync(address, parameters, ct), "RCPT");
+            _milters.Facts.Recipient = null;
+            if (refused is not null) { Error(refused); return; }
+        }
+        AcceptRecipient(address, dsn);
     }
 
     /// <summary>

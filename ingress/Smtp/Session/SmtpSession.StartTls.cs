@@ -43,6 +43,7 @@ public sealed partial class SmtpSession
         _output = PipeWriter.Create(ssl);
         _tls = true;
         _tlsInfo = TlsDescription.Of(ssl.SslProtocol, ssl.NegotiatedCipherSuite);
+        UpdateTlsFacts();
         _helo = null;
         _pipelining = false;
         _esmtp = false;

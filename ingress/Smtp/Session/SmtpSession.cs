@@ -21,7 +21,7 @@ namespace Mta.Ingress.Smtp;
 /// </summary>
 /// <remarks>Why the protocol layer is ours rather than the SmtpServer package: docs/adr/0002.</remarks>
 public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPAddress client, Listener listener, SmtpSessionServices services,
-    string? implicitTls = null)
+    string? implicitTls = null, (IPEndPoint? Remote, IPEndPoint? Local) endpoints = default)
 {
     // The shared services under the short names the session's code has always used.
     private IngressOptions options => services.Options;
@@ -92,7 +92,7 @@ public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPA
         try
         {
             if (await TalkedFirstAsync(stopping)) return; // the finally below logs the disconnect
-            Reply($"220 {hostname} ESMTP");
+            Reply(await GreetingAsync(stopping));
             while (!_quit)
             {
                 await FlushAsync(stopping);
@@ -113,6 +113,7 @@ public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPA
         }
         finally
         {
+            if (_milters is not null) await _milters.DisposeAsync();
             _content?.Dispose();
             log.LogInformation("disconnect from [{Client}]", client);
             metrics?.SessionEnded();
@@ -212,14 +213,28 @@ public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPA
     /// <summary>What a command leads to: a message, a chunk, a login or probe to finish, or TLS (true).</summary>
     private async Task<bool> AfterCommandAsync(Next next, ReadOnlySequence<byte> pending, CancellationToken stopping)
     {
+        await RunMilterStepAsync(stopping);
         switch (next)
         {
             case Next.Data:
+                if (await MilterDataAsync(stopping) is { } refused)
+                {
+                    Error(refused);
+                    if (Unsynchronized(pending, "DATA")) _quit = true;
+                    return false;
+                }
+                Reply("354 End data with <CR><LF>.<CR><LF>");
                 _content = acceptor.NewMessage(clock.GetUtcNow());
                 _data = new DataReader(_content, options.MessageSizeLimit, options.BareLineEndings == "normalize", options.TextLineLimit);
                 if (Unsynchronized(pending, "DATA")) _quit = true;
                 return false;
             case Next.Chunk:
+                if (_chunkFirst && await MilterDataAsync(stopping) is { } refusedChunks)
+                {
+                    _chunkError = refusedChunks;
+                    ResetTransaction();
+                }
+                _chunkFirst = false;
                 _inChunk = true;
                 return false;
             case Next.Login:
@@ -255,11 +270,7 @@ public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPA
         var verb = Verb(line);
         _verb = verb.Length <= 10 && verb.All(char.IsAsciiLetter) ? verb : "UNKNOWN"; // bounded label values
         var arg = line.Length > verb.Length ? line[(verb.Length + 1)..].Trim() : "";
-        if (!Commands.TryGetValue(verb, out var command))
-        {
-            Error("502 5.5.2 Error: command not recognized");
-            return Next.Command;
-        }
+        if (!Commands.TryGetValue(verb, out var command)) return UnknownCommand(line);
         if (command.Junk) Junk();
         return command.Run(this, verb, arg);
     }
@@ -314,8 +325,10 @@ public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPA
 
     private void ResetTransaction()
     {
+        if (_mail is not null && _milters is not null) _milterAbortOwed = true;
         _mail?.Dispose();
         _mail = null;
+        (_milterHold, _milterDiscard) = (null, false);
     }
 
     /// <summary>Postfix's smtpd_junk_command_limit: past it, every NOOP, VRFY, RSET or HELP counts as an error.</summary>

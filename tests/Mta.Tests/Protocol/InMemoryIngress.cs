@@ -55,7 +55,8 @@ public sealed class InMemoryIngress : IAsyncDisposable
         _session = new SmtpSessionServices(_services.GetRequiredService<IOptions<IngressOptions>>().Value, mta.MyHostname,
             mta.LocalDomains[0], _services.GetRequiredService<RelayPolicy>(), _services.GetRequiredService<LocalRecipients>(), Accepted,
             _services.GetRequiredService<TlsCertificates>(), _services.GetRequiredService<SaslUsers>(), TimeProvider.System,
-            _services.GetRequiredService<ILoggerFactory>().CreateLogger("smtpd"));
+            _services.GetRequiredService<ILoggerFactory>().CreateLogger("smtpd"),
+            Milters: Mta.Ingress.Milter.MilterSettings.From(_services.GetRequiredService<IOptions<IngressOptions>>().Value, mta.MyHostname));
     }
 
     /// <summary>An ingress with <paramref name="settings"/> (configuration keys over the tests' defaults).</summary>
