@@ -223,6 +223,16 @@ public sealed class CleanupStageTests(AzuriteFixture storage) : IClassFixture<Az
     }
 
     [Fact]
+    public async Task A_message_a_milter_quarantined_goes_to_the_hold_queue_with_the_reason()
+    {
+        var envelope = Envelope(Plain) with { Hold = "scripted quarantine" };
+        await Stage().ProcessAsync(envelope);
+        Assert.Empty(await Queued<DeliveryJob>(QueueNames.Delivery));
+        Assert.Equal("u@remote.test", Assert.Single(Assert.Single(await Queued<DeliveryJob>(QueueNames.Hold)).Recipients));
+        Assert.Single(_log.Matching($"{envelope.Id}: message-id=", "status=held"));
+    }
+
+    [Fact]
     public async Task Body_checks_look_at_body_lines_within_their_size_limit()
     {
         var checks = File("body_checks", "/^click here to win/ REJECT spam\n!/./ DUNNO\n");
