@@ -1,0 +1,81 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using MimeKit;
+using MimeKit.Cryptography;
+using Mta.Mail.Configuration;
+using Mta.Mail.Dkim;
+using Mta.Tests.Peers;
+using Mta.Tests.Protocol;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>
+/// The ingress with the filters people run, as Debian packages them, speaking milter on loopback: OpenDKIM signing
+/// (its signature checked against its own key) and verifying a message the project's own DKIM signer signed.
+/// </summary>
+public sealed class MilterFilterTests
+{
+    private static async Task<byte[]> SendThroughAsync(string milter, string message, string from = "a@sender.test")
+    {
+        await using var mta = await InMemoryIngress.StartAsync(new Dictionary<string, string?> { ["Ingress:Milters"] = milter });
+        var (smtp, _) = await mta.ConnectAsync();
+        await using var __ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        Assert.StartsWith("250", await smtp.CommandAsync($"MAIL FROM:<{from}>"));
+        Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<u@rcpt.test>"));
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        await smtp.WriteAsync(message + ".\r\n");
+        Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
+        return Assert.Single(await mta.QueuedAsync()).Content!;
+    }
+
+    private const string Plain = "From: A <a@sender.test>\r\nTo: u@rcpt.test\r\nSubject: signed by the filter\r\nDate: Wed, 02 Dec 2026 12:00:00 +0000\r\n"
+        + "Message-ID: <one@sender.test>\r\n\r\nA body line.\r\n  with  spaces  \r\n\r\n";
+
+    [SkippableFact]
+    public async Task OpenDkim_signs_what_is_queued_and_the_signature_verifies()
+    {
+        await using var dkim = await OpenDkim.SignerAsync("sender.test", "sel");
+        var queued = await SendThroughAsync(dkim.Address, Plain);
+        var message = MimeMessage.Load(new MemoryStream(queued));
+        var index = message.Headers.IndexOf(HeaderId.DkimSignature);
+        Assert.Equal(0, index); // OpenDKIM inserts its signature at the top
+        Assert.Contains("d=sender.test", message.Headers[index].Value);
+        var verifier = new DkimVerifier(new OneKey(dkim.PublicKey!));
+        Assert.True(verifier.Verify(message, message.Headers[index]), "OpenDKIM's signature does not verify on what was queued");
+    }
+
+    [SkippableFact]
+    public async Task OpenDkim_verifies_a_message_signed_by_our_own_signer_and_says_so_in_authentication_results()
+    {
+        var folder = TestEnvironment.TempFolder("dkim");
+        using var rsa = RSA.Create(2048);
+        await File.WriteAllTextAsync(Path.Combine(folder, "key.pem"), rsa.ExportPkcs8PrivateKeyPem());
+        await File.WriteAllTextAsync(Path.Combine(folder, "table"), "sender.test ours key.pem\n");
+        var signing = new DkimSigning(Options.Create(new MtaOptions { DkimSigningTable = Path.Combine(folder, "table") }), NullLogger<DkimSigning>.Instance);
+        var signature = signing.Sign(signing.KeyFor("sender.test")!, new MemoryStream(Encoding.ASCII.GetBytes(Plain)));
+        var signed = (signature.Field + ":" + Encoding.ASCII.GetString(signature.RawValue)).ReplaceLineEndings("\r\n") + Plain;
+
+        var publicKey = Convert.ToBase64String(rsa.ExportSubjectPublicKeyInfo());
+        await using var dkim = await OpenDkim.VerifierAsync(new Dictionary<string, string> { ["ours._domainkey.sender.test"] = $"v=DKIM1; k=rsa; p={publicKey}" });
+        var queued = Encoding.ASCII.GetString(await SendThroughAsync(dkim.Address, signed));
+        Assert.Matches(@"Authentication-Results: mta\.test;\s+dkim=pass", queued);
+
+        var tampered = signed.Replace("A body line.", "A changed line.");
+        queued = Encoding.ASCII.GetString(await SendThroughAsync(dkim.Address, tampered));
+        Assert.Matches(@"Authentication-Results: mta\.test;\s+dkim=fail", queued);
+    }
+
+    /// <summary>The one public key a test knows, in place of DNS.</summary>
+    private sealed class OneKey(string publicKey) : DkimPublicKeyLocatorBase
+    {
+        public override Org.BouncyCastle.Crypto.AsymmetricKeyParameter LocatePublicKey(string methods, string domain, string selector, CancellationToken ct = default)
+            => GetPublicKey($"v=DKIM1; k=rsa; p={publicKey}");
+
+        public override Task<Org.BouncyCastle.Crypto.AsymmetricKeyParameter> LocatePublicKeyAsync(string methods, string domain, string selector, CancellationToken ct = default)
+            => Task.FromResult(LocatePublicKey(methods, domain, selector, ct));
+    }
+}
