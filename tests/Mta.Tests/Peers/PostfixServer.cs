@@ -27,11 +27,11 @@ public sealed class PostfixServer : PeerProcess
     /// <summary>
     /// Starts Postfix. <paramref name="recipientReplies"/> maps an address to the reply smtpd gives at RCPT
     /// (e.g. <c>450 4.2.0 Mailbox busy</c>); others are accepted. With <paramref name="tlsCertFile"/>
-    /// and <paramref name="tlsKeyFile"/>, STARTTLS is offered.
+    /// and <paramref name="tlsKeyFile"/>, STARTTLS is offered; with <paramref name="milters"/>, smtpd calls them (<c>smtpd_milters</c>).
     /// </summary>
     public static async Task<PostfixServer> StartAsync(
         IReadOnlyDictionary<string, string>? recipientReplies = null, string? tlsCertFile = null, string? tlsKeyFile = null, string hostname = "postfix.test",
-        string? relayHost = null)
+        string? relayHost = null, string? milters = null)
     {
         var postfix = TestEnvironment.RequireTool("postfix");
         var root = TestEnvironment.TempFolder("postfix");
@@ -74,6 +74,7 @@ public sealed class PostfixServer : PeerProcess
                 .AppendLine("smtp_tls_loglevel = 1")
                 .AppendLine("smtp_dns_support_level = disabled");
         }
+        if (milters is not null) main.AppendLine($"smtpd_milters = {milters}").AppendLine("milter_default_action = tempfail");
         if (tlsCertFile is not null && tlsKeyFile is not null)
         {
             main.AppendLine($"smtpd_tls_cert_file = {tlsCertFile}")
