@@ -14,8 +14,10 @@ namespace Mta.Tests.Integration;
 
 /// <summary>
 /// The ingress with the filters people run, as Debian packages them, speaking milter on loopback: OpenDKIM signing
-/// (its signature checked against its own key) and verifying a message the project's own DKIM signer signed.
+/// (its signature checked against its own key) and verifying a message the project's own DKIM signer signed; rspamd
+/// refusing GTUBE and adding its headers to a clean message.
 /// </summary>
+[RunsLong(15)] // rspamd takes about ten seconds to start
 public sealed class MilterFilterTests
 {
     private static async Task<byte[]> SendThroughAsync(string milter, string message, string from = "a@sender.test")
@@ -67,6 +69,33 @@ public sealed class MilterFilterTests
         var tampered = signed.Replace("A body line.", "A changed line.");
         queued = Encoding.ASCII.GetString(await SendThroughAsync(dkim.Address, tampered));
         Assert.Matches(@"Authentication-Results: mta\.test;\s+dkim=fail", queued);
+    }
+
+    [SkippableFact]
+    public async Task Rspamd_rejects_gtube_and_adds_its_headers_to_a_clean_message()
+    {
+        await using var rspamd = await Rspamd.StartAsync();
+        await using var mta = await InMemoryIngress.StartAsync(new Dictionary<string, string?> { ["Ingress:Milters"] = rspamd.Address });
+        var (smtp, _) = await mta.ConnectAsync();
+        await using var __ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        await smtp.CommandAsync("RCPT TO:<u@rcpt.test>");
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        await smtp.WriteAsync(Plain.Replace("A body line.", "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X") + ".\r\n");
+        var refused = await smtp.ReplyAsync();
+        Assert.StartsWith("554 5.7.1", refused);
+        Assert.Contains("Gtube pattern", refused); // rspamd names the GTUBE rule in its reply
+        Assert.Empty(await mta.QueuedAsync());
+
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        await smtp.CommandAsync("RCPT TO:<u@rcpt.test>");
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        await smtp.WriteAsync(Plain + ".\r\n");
+        Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
+        var queued = System.Text.Encoding.ASCII.GetString(Assert.Single(await mta.QueuedAsync()).Content!);
+        Assert.Contains("X-Spamd-Result: default: False", queued);
+        Assert.Contains("X-Spam-Status: No", queued);
     }
 
     /// <summary>The one public key a test knows, in place of DNS.</summary>
