@@ -140,6 +140,25 @@ public sealed class ManifestTests
         Assert.Equal(functions.Keys.Order(), scaled.Order()); // every queue-triggered function has its own scaled Deployment
     }
 
+    [SkippableFact]
+    public async Task The_rspamd_component_points_the_ingress_at_its_service_and_lets_it_through()
+    {
+        var m = await Manifests.RenderAsync("dev");
+        var setting = m.Find("ConfigMap", "mta-config")!["data"]["Ingress__Milters"].Text;
+        var milter = Assert.Single(Mta.Ingress.Milter.MilterEndpoint.ParseList(setting, Mta.Ingress.Milter.MilterEndpoint.Defaults(
+            Mta.Ingress.Milter.MilterDefaultAction.Tempfail, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(300), 6)));
+        var service = m.Find("Service", milter.Host!);
+        Assert.True(service is not null, $"Ingress__Milters names {milter.Host}, which is no Service");
+        Assert.Contains(service!["spec"]["ports"].Items, p => p["port"].Text == milter.Port.ToString());
+        var selector = service["spec"]["selector"]["app.kubernetes.io/name"].Text;
+        Assert.Equal("rspamd", m.Find("Deployment", selector!)?["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"].Text);
+        // Default deny: the ingress needs an egress rule to the milter port, and rspamd an ingress rule from the ingress.
+        Assert.Contains(m.OfKind("NetworkPolicy"), p => p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"].Text == "mta-ingress"
+            && p["spec"]["egress"].Items.Any(e => e["ports"].Items.Any(port => port["port"].Text == milter.Port.ToString())));
+        Assert.Contains(m.OfKind("NetworkPolicy"), p => p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"].Text == "rspamd"
+            && p["spec"]["ingress"].Items.Any(i => i["from"].Items.Any(f => f["podSelector"]["matchLabels"]["app.kubernetes.io/name"].Text == "mta-ingress")));
+    }
+
     [SkippableTheory]
     [MemberData(nameof(Overlays))]
     public async Task Ingress_ports_probes_and_drain_match_its_configuration(string overlay)
