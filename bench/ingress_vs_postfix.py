@@ -6,13 +6,18 @@ Drives both with Postfix's smtp-source and prints, per case, messages/second acc
 their helpers), Azurite's CPU on its own line, peak RSS, and the storage operations each accepted
 message cost. Then opens idle sessions against the ingress and reports its RSS.
 
+The milter case puts the same milter in front of both (tests/Mta.Tests/Peers/scripted_milter.py, a pymilter over
+Sendmail's libmilter that adds, inserts, changes and deletes header fields on every message; a copy per side): the
+milter's own CPU is not counted, and the events it was sent per message (each a round trip: that milter answers
+every one) are counted from its event log on both sides.
+
 Both sides queue durably and deliver nothing: Postfix puts every message on hold (its queue file is
 fsynced before the 250, as always); the ingress answers 250 after the blob and the queue message are
 stored (Azurite persists to disk). Run from the repository root after `make test` or `npm ci`:
 
-    python3 bench/ingress_vs_postfix.py [--quick] [--idle 10000]
+    python3 bench/ingress_vs_postfix.py [--quick] [--idle 10000] [--milter-only]
 
-Needs: dotnet, node_modules (Azurite), Debian's postfix (smtp-source), root for Postfix.
+Needs: dotnet, node_modules (Azurite), Debian's postfix (smtp-source) and python3-milter, root for Postfix.
 """
 import argparse
 import json
@@ -80,8 +85,28 @@ class Azurite:
                            f"TableEndpoint=http://127.0.0.1:{self.table}/devstoreaccount1;")
 
 
+class Milter:
+    """The scripted milter (pymilter), writing each event it gets to a log, one line per event."""
+    SCRIPT = os.path.join(ROOT, "tests", "Mta.Tests", "Peers", "scripted_milter.py")
+
+    def __init__(self, folder):
+        self.port = free_port()
+        self.events = os.path.join(folder, "milter-events.jsonl")
+        self.proc = subprocess.Popen(["/usr/bin/python3", self.SCRIPT, f"inet:{self.port}@127.0.0.1", self.events, "bench"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_tcp(self.port, self.proc)
+        self.address = f"inet:127.0.0.1:{self.port}"
+
+    def count(self):
+        """Events sent so far (connect and close included)."""
+        if not os.path.exists(self.events):
+            return 0
+        with open(self.events) as f:
+            return sum(1 for _ in f)
+
+
 class Ingress:
-    def __init__(self, storage, max_connections=1000):
+    def __init__(self, storage, max_connections=1000, milter=None):
         self.port, self.health = free_port(), free_port()
         env = dict(os.environ)
         env.update({
@@ -92,6 +117,8 @@ class Ingress:
             "Mta__MyHostname": "mta.bench",
             "Logging__LogLevel__Default": "Warning",
         })
+        if milter:
+            env["Ingress__Milters"] = milter
         dll = os.path.join(ROOT, "ingress", "bin", "Release", "net10.0", "Mta.Ingress.dll")
         self.proc = subprocess.Popen(["dotnet", dll], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_tcp(self.port, self.proc)
@@ -106,7 +133,7 @@ class Postfix:
     # The same master.cf as the tests' Postfix peer.
     MASTER_CF = os.path.join(ROOT, "tests", "postfix-peer", "master.cf")
 
-    def __init__(self, folder):
+    def __init__(self, folder, milter=None):
         self.port = free_port()
         self.config = os.path.join(folder, "conf")
         os.makedirs(self.config)
@@ -123,7 +150,9 @@ class Postfix:
                 # Queue durably, deliver nothing: the 250 comes after cleanup's fsync, as always; the message then waits on hold.
                 "smtpd_end_of_data_restrictions = check_client_access static:HOLD",
                 "smtpd_client_connection_count_limit = 0", "default_process_limit = 200",
-                "maillog_file = /dev/stdout", ""]))  # only /var and /dev/stdout are allowed (maillog_file_prefixes)
+                "maillog_file = /dev/stdout"]
+                + ([f"smtpd_milters = {milter}", "milter_default_action = tempfail"] if milter else []) + [""]))
+            # only /var and /dev/stdout are allowed as maillog_file (maillog_file_prefixes)
         with open(os.path.join(self.config, "master.cf"), "w") as f:
             with open(self.MASTER_CF) as template:
                 f.write(template.read().replace("@LISTEN@", f"127.0.0.1:{self.port}"))
@@ -162,13 +191,14 @@ class Postfix:
             self.proc.kill()
 
 
-def run_case(name, sessions, messages, size, warmup, work):
+def run_case(name, sessions, messages, size, warmup, work, with_milter=False):
     print(f"\n== {name}: smtp-source -s {sessions} -m {messages} -l {size}, after {warmup} to warm up", flush=True)
     results = {}
 
     folder = tempfile.mkdtemp(prefix="bench-ours-", dir=work)
     azurite = Azurite(os.path.join(folder, "azurite"))
-    ingress = Ingress(azurite.connection)
+    milter = Milter(folder) if with_milter else None
+    ingress = Ingress(azurite.connection, milter=milter.address if milter else None)
     # The first messages pay for the JIT: tier-0 code, then the background recompilation of the hot methods
     # (measured at 2-3 s of CPU in the first few thousand). Reported on its own line; the steady state is
     # what a long-running pod costs per message.
@@ -178,18 +208,24 @@ def run_case(name, sessions, messages, size, warmup, work):
     warm = ingress.metric("mta_ingress_messages_accepted_total")
     ingress_cpu0, azurite_cpu0 = cpu_of(ingress.proc.pid), cpu_of(azurite.proc.pid)
     peak = rss_of(ingress.proc.pid)
+    events0 = milter.count() if milter else 0
     elapsed = smtp_source(ingress.port, sessions, messages, size)
     accepted = ingress.metric("mta_ingress_messages_accepted_total") - warm
+    time.sleep(0.5)  # the last sessions' close events
+    events = milter.count() - events0 if milter else 0
     ingress_cpu = cpu_of(ingress.proc.pid) - ingress_cpu0
     azurite_cpu = cpu_of(azurite.proc.pid) - azurite_cpu0
     _, ingress_peak = stop(ingress.proc)
     stop(azurite.proc)
+    if milter:
+        stop(milter.proc)
     results["ours"] = dict(rate=accepted / elapsed, accepted=accepted, cpu=ingress_cpu, azurite=azurite_cpu, rss=max(peak, ingress_peak),
-                           warmup_cpu=cold_cpu, warmup=warm)
+                           warmup_cpu=cold_cpu, warmup=warm, milter_events=events)
 
     folder = tempfile.mkdtemp(prefix="bench-postfix-", dir=work)
     os.chmod(folder, 0o755)  # Postfix's daemons run as the postfix user
-    postfix = Postfix(folder)
+    milter = Milter(folder) if with_milter else None
+    postfix = Postfix(folder, milter=milter.address if milter else None)
     hold = os.path.join(folder, "queue", "hold")
     smtp_source(postfix.port, sessions, warmup, size)  # the same warm-up: smtpd and cleanup processes started, caches filled
     # Then empty the hold queue: it is one flat directory, and thousands of files in it slowed Postfix's
@@ -197,12 +233,17 @@ def run_case(name, sessions, messages, size, warmup, work):
     subprocess.run(["postsuper", "-c", postfix.config, "-d", "ALL", "hold"], capture_output=True, check=True)
     warm = sum(len(files) for _, _, files in os.walk(hold))
     cpu0 = postfix.cpu()
+    events0 = milter.count() if milter else 0
     elapsed = smtp_source(postfix.port, sessions, messages, size)
     rss = postfix.rss()
     cpu = postfix.cpu() - cpu0
     held = sum(len(files) for _, _, files in os.walk(hold)) - warm
+    time.sleep(0.5)
+    events = milter.count() - events0 if milter else 0
     postfix.stop()
-    results["postfix"] = dict(rate=held / elapsed, accepted=held, cpu=cpu, rss=rss)
+    if milter:
+        stop(milter.proc)
+    results["postfix"] = dict(rate=held / elapsed, accepted=held, cpu=cpu, rss=rss, milter_events=events)
 
     ours, pf = results["ours"], results["postfix"]
     print(f"  ours     {ours['rate']:8.0f} msg/s accepted ({ours['accepted']:.0f}), ingress CPU {1000 * ours['cpu'] / max(1, ours['accepted']):.2f} s/1000 msg, peak RSS {ours['rss']:.0f} MiB")
@@ -210,6 +251,9 @@ def run_case(name, sessions, messages, size, warmup, work):
     print(f"  azurite  CPU {1000 * ours['azurite'] / max(1, ours['accepted']):.2f} s/1000 msg (stands in for Azure Storage)")
     print(f"  postfix  {pf['rate']:8.0f} msg/s accepted ({pf['accepted']}), smtpd+cleanup+helpers CPU {1000 * pf['cpu'] / max(1, pf['accepted']):.2f} s/1000 msg, RSS at end {pf['rss']:.0f} MiB")
     print(f"  ratio    rate {ours['rate'] / pf['rate']:.2f}x Postfix; CPU per message {(ours['cpu'] / max(1, ours['accepted'])) / (pf['cpu'] / max(1, pf['accepted'])):.2f}x Postfix")
+    if with_milter:
+        print(f"  milter   events (round trips) per message: ours {ours['milter_events'] / max(1, ours['accepted']):.2f}, "
+              f"Postfix {pf['milter_events'] / max(1, pf['accepted']):.2f} (the milter's CPU not counted)")
     # Not counted by this script: read off MessageAcceptor's code path (see docs/benchmarks.md).
     print(f"  storage  {1 if size <= 48 * 1024 else 2} request(s) per accepted message by the code path "
           f"({'queue put, bytes inline' if size <= 48 * 1024 else 'blob put + queue put'})")
@@ -252,6 +296,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the script)")
     parser.add_argument("--idle", type=int, default=10000, help="idle sessions to open (0: skip)")
+    parser.add_argument("--milter-only", action="store_true", help="only the case with a milter in front of both")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: Postfix's master needs it")
@@ -261,10 +306,13 @@ def main():
     os.chmod(work, 0o755)
     scale = 10 if args.quick else 1
     try:
-        cases = [("2 KiB, 20 sessions", 20, 20000 // scale, 2048, 10000 // scale),
-                 ("100 KB, 100 sessions", 100, 4000 // scale, 100000, 4000 // scale)]
-        summary = {name: run_case(name, s, m, l, w, work) for name, s, m, l, w in cases}
-        if args.idle:
+        cases = [("2 KiB, 20 sessions", 20, 20000 // scale, 2048, 10000 // scale, False),
+                 ("100 KB, 100 sessions", 100, 4000 // scale, 100000, 4000 // scale, False),
+                 ("2 KiB, 20 sessions, a milter in front", 20, 5000 // scale, 2048, 2000 // scale, True)]
+        if args.milter_only:
+            cases = [c for c in cases if c[5]]
+        summary = {name: run_case(name, s, m, l, w, work, milt) for name, s, m, l, w, milt in cases}
+        if args.idle and not args.milter_only:
             idle_sessions(args.idle // scale, work)
         print("\n" + json.dumps(summary, indent=1))
     finally:
