@@ -19,8 +19,14 @@ public sealed class MilterIntegrationTests
     {
         await using var azurite = await Azurite.LeaseAsync();
         await using var milter = await ScriptedMilter.StartAsync();
-        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString,
-            new Dictionary<string, string?> { ["Ingress:Milters"] = milter.Address }, functions: false);
+        // A first milter that is down and may be passed over (default_action = accept): the chain goes on to the second.
+        var down = $"inet:127.0.0.1:{TestEnvironment.FreeTcpPort()}";
+        var health = TestEnvironment.FreeTcpPort();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Ingress:Milters"] = $"{{ {down}, default_action = accept, connect_timeout = 2s }}, {milter.Address}",
+            ["Ingress:HealthPort"] = health.ToString(),
+        }, functions: false);
         var body = string.Concat(Enumerable.Repeat(new string('z', 900) + "\n", 2500)); // 2.25 MB: staged to the spool block by block
         var message = TestMail.Message("a@sender.test", "u@remote.test", "large", body);
         message.Headers.Add("X-Remove-Me", "yes");
@@ -43,6 +49,15 @@ public sealed class MilterIntegrationTests
         var original = events.Single(e => e.Name == "eom").Macros["i"];
         Assert.NotEqual(id, original);
         Assert.False(await new Azure.Storage.Blobs.BlobContainerClient(azurite.ConnectionString, MessageSpool.ContainerName).GetBlobClient(original).ExistsAsync());
+
+        // Per-milter metrics: its replies by event and kind, its latency, and the failure of the one that is down.
+        using var http = new HttpClient();
+        var text = await http.GetStringAsync($"http://127.0.0.1:{health}/metrics");
+        string Series(string name, params string[] labels) => $@"(?m)^{name}\{{" + string.Concat(labels.Select(l => $"(?=[^}}]*{l})")) + @"[^}]*\} ";
+        Assert.Matches(Series("mta_ingress_milter_replies_total", $@"milter=""{milter.Address}""", @"event=""EndOfMessage""", @"reply=""continue""") + "1$", text);
+        Assert.Matches(Series("mta_ingress_milter_replies_total", $@"milter=""{milter.Address}""", @"event=""Body""", @"reply=""continue""") + "[3-9][0-9]$", text);
+        Assert.Matches(Series("mta_ingress_milter_duration_seconds_count", $@"milter=""{milter.Address}""", @"event=""Connect""") + "1$", text);
+        Assert.Matches(Series("mta_ingress_milter_failures_total", $@"milter=""{down}""", @"reason=""connect""") + "1$", text);
     }
 
     [SkippableFact]
