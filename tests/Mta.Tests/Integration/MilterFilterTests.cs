@@ -15,7 +15,8 @@ namespace Mta.Tests.Integration;
 /// <summary>
 /// The ingress with the filters people run, as Debian packages them, speaking milter on loopback: OpenDKIM signing
 /// (its signature checked against its own key) and verifying a message the project's own DKIM signer signed; rspamd
-/// refusing GTUBE and adding its headers to a clean message.
+/// refusing GTUBE and adding its headers to a clean message; clamav-milter refusing the EICAR test file; OpenDMARC
+/// applying policies that dnsmasq serves.
 /// </summary>
 [RunsLong(15)] // rspamd takes about ten seconds to start
 public sealed class MilterFilterTests
@@ -96,6 +97,62 @@ public sealed class MilterFilterTests
         var queued = System.Text.Encoding.ASCII.GetString(Assert.Single(await mta.QueuedAsync()).Content!);
         Assert.Contains("X-Spamd-Result: default: False", queued);
         Assert.Contains("X-Spam-Status: No", queued);
+    }
+
+    [SkippableFact]
+    public async Task ClamAv_refuses_the_eicar_test_file_and_marks_clean_mail_as_scanned()
+    {
+        await using var clamav = await ClamAvMilter.StartAsync();
+        await using var mta = await InMemoryIngress.StartAsync(new Dictionary<string, string?> { ["Ingress:Milters"] = clamav.Address });
+        var (smtp, _) = await mta.ConnectAsync();
+        await using var __ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        await smtp.CommandAsync("RCPT TO:<u@rcpt.test>");
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        var eicar = Convert.ToBase64String(@"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"u8);
+        await smtp.WriteAsync("From: a@sender.test\r\nSubject: an attachment\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            + "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\n"
+            + "Content-Disposition: attachment; filename=eicar.com\r\nContent-Transfer-Encoding: base64\r\n\r\n" + eicar + "\r\n--b--\r\n.\r\n");
+        var refused = await smtp.ReplyAsync();
+        Assert.Matches(@"^550 5\.7\.1 Virus found: Eicar-Test-Signature\.UNOFFICIAL\r\n$", refused); // clamav-milter's RejectMsg, as its own reply code
+        Assert.Empty(await mta.QueuedAsync());
+
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        await smtp.CommandAsync("RCPT TO:<u@rcpt.test>");
+        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+        await smtp.WriteAsync(Plain + ".\r\n");
+        Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
+        var queued = System.Text.Encoding.ASCII.GetString(Assert.Single(await mta.QueuedAsync()).Content!);
+        Assert.Contains("X-Virus-Status: Clean", queued);
+    }
+
+    [SkippableFact]
+    public async Task OpenDmarc_applies_a_reject_policy_served_by_dnsmasq_and_reports_a_none_policy()
+    {
+        // A kernel capability, not a tool: where a mount namespace cannot be made (a restricted container), say so and skip.
+        var (namespaces, why) = await EndToEndTests.RunAsync("unshare", "-m", "true");
+        Skip.If(namespaces != 0, "needs root with a mount namespace (unshare -m) and port 53: " + why.Trim());
+        var address = $"127.53.{Random.Shared.Next(1, 255)}.{Random.Shared.Next(1, 255)}";
+        await using var dns = await Dnsmasq.StartAtAsync(address, 53, "--txt-record=_dmarc.strict.test,v=DMARC1; p=reject",
+            "--txt-record=_dmarc.lax.test,v=DMARC1; p=none");
+        await using var dmarc = await OpenDmarc.StartAsync(address);
+        await using var mta = await InMemoryIngress.StartAsync(new Dictionary<string, string?> { ["Ingress:Milters"] = dmarc.Address });
+        var (smtp, _) = await mta.ConnectAsync();
+        await using var __ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        foreach (var domain in new[] { "strict.test", "lax.test" })
+        {
+            Assert.StartsWith("250", await smtp.CommandAsync($"MAIL FROM:<a@{domain}>"));
+            Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<u@rcpt.test>"));
+            Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
+            await smtp.WriteAsync(Plain.Replace("sender.test", domain) + ".\r\n");
+            var reply = await smtp.ReplyAsync();
+            if (domain == "strict.test") Assert.Equal("550 5.7.1 rejected by DMARC policy for strict.test\r\n", reply);
+            else Assert.StartsWith("250 2.0.0", reply);
+        }
+        var queued = System.Text.Encoding.ASCII.GetString(Assert.Single(await mta.QueuedAsync()).Content!);
+        Assert.Matches(@"Authentication-Results: mta\.test;\s+dmarc=fail \(p=none dis=none\) header\.from=lax\.test", queued);
     }
 
     /// <summary>The one public key a test knows, in place of DNS.</summary>

@@ -9,8 +9,8 @@ public sealed class Dnsmasq : PeerProcess
     /// <summary>UDP/TCP port it answers on.</summary>
     public int Port { get; }
 
-    private Dnsmasq(string bin, int port, IEnumerable<string> records)
-        : base(bin, new[] { "--no-daemon", "--port", port.ToString(), "--listen-address", "127.0.0.1", "--bind-interfaces",
+    private Dnsmasq(string bin, string address, int port, IEnumerable<string> records)
+        : base(bin, new[] { "--no-daemon", "--port", port.ToString(), "--listen-address", address, "--bind-interfaces",
             "--no-resolv", "--no-hosts", "--pid-file", "--local=/test/", "--log-queries=extra", "--log-facility=-" }.Concat(records))
         => Port = port;
 
@@ -30,13 +30,16 @@ public sealed class Dnsmasq : PeerProcess
     }
 
     /// <summary>Starts dnsmasq on a given port (to bring DNS back where it was).</summary>
-    public static async Task<Dnsmasq> StartOnAsync(int port, params string[] records)
+    public static Task<Dnsmasq> StartOnAsync(int port, params string[] records) => StartAtAsync("127.0.0.1", port, records);
+
+    /// <summary>Starts dnsmasq on a given loopback address and port (port 53 on an address of its own, for programs that use the system resolver).</summary>
+    public static async Task<Dnsmasq> StartAtAsync(string address, int port, params string[] records)
     {
         var bin = TestEnvironment.RequireTool("dnsmasq");
-        var dns = new Dnsmasq(bin, port, records);
+        var dns = new Dnsmasq(bin, address, port, records);
         try
         {
-            await TestEnvironment.WaitForTcpAsync(dns.Port, TimeSpan.FromSeconds(10), dns.Process);
+            await TestEnvironment.WaitForTcpAsync(dns.Port, TimeSpan.FromSeconds(10), dns.Process, System.Net.IPAddress.Parse(address));
             return dns;
         }
         catch (InvalidOperationException e)
