@@ -3,61 +3,6 @@ using Mta.Ingress.Metrics;
 
 namespace Mta.Ingress.Milter;
 
-/// <summary>The configured milters, parsed once: where each is, its settings, and the macros per event.</summary>
-/// <param name="Endpoints">The milters, in the order they are called.</param>
-/// <param name="MacroNames">Macro names per event (Postfix's <c>milter_*_macros</c>).</param>
-/// <param name="DaemonName">The <c>{daemon_name}</c> macro (Postfix's <c>milter_macro_daemon_name</c>).</param>
-public sealed record MilterSettings(IReadOnlyList<MilterEndpoint> Endpoints, IReadOnlyDictionary<MilterCommand, string[]> MacroNames, string DaemonName)
-{
-    /// <summary>The milter settings of <paramref name="options"/>; null when no milter is configured. Throws <see cref="FormatException"/> on a bad list.</summary>
-    public static MilterSettings? From(IngressOptions options, string hostname)
-    {
-        var defaults = MilterEndpoint.Defaults(MilterEndpoint.ParseAction(options.MilterDefaultAction),
-            TimeSpan.FromSeconds(options.MilterConnectTimeoutSeconds), TimeSpan.FromSeconds(options.MilterCommandTimeoutSeconds),
-            TimeSpan.FromSeconds(options.MilterContentTimeoutSeconds), (uint)options.MilterProtocol);
-        var endpoints = MilterEndpoint.ParseList(options.Milters, defaults);
-        return endpoints.Count == 0 ? null
-            : new MilterSettings(endpoints, MilterMacros.Names(options.MilterMacros), string.IsNullOrEmpty(options.MilterMacroDaemonName) ? hostname : options.MilterMacroDaemonName);
-    }
-}
-
-/// <summary>What the milters made of a message: a verdict, or the changes to apply (each milter saw the ones before it).</summary>
-public sealed class MilterMessageResult : IDisposable
-{
-    /// <summary>A refusal, discard or shutdown; null when the message goes on.</summary>
-    public MilterVerdict? Verdict { get; set; }
-
-    /// <summary>The header as the milters left it; null when the message's octets stay as they are.</summary>
-    public MilterHeader? Header { get; set; }
-
-    /// <summary>The replacement body's file, rewound; null when the body stays.</summary>
-    public FileStream? Body { get; set; }
-
-    /// <summary>Where the original body starts in the message.</summary>
-    public long BodyOffset { get; set; }
-
-    /// <summary>The hold queue's reason, when a milter quarantined the message.</summary>
-    public string? Hold { get; set; }
-
-    /// <summary>A new envelope sender.</summary>
-    public string? Sender { get; set; }
-
-    /// <summary>Recipients added, in order.</summary>
-    public List<string> AddedRecipients { get; } = [];
-
-    /// <summary>Recipients removed.</summary>
-    public List<string> DeletedRecipients { get; } = [];
-
-    /// <summary>What each milter did, for the transaction's log line.</summary>
-    public List<string> Notes { get; } = [];
-
-    /// <summary>True when the message's octets change.</summary>
-    public bool ChangesContent => Header is not null;
-
-    /// <inheritdoc />
-    public void Dispose() => Body?.Dispose();
-}
-
 /// <summary>
 /// A session's milters, called in order for each event (Postfix's milter.c): the first that refuses decides, and the
 /// rest are not asked. At the end of a message each milter gets the message as the ones before it left it.
@@ -107,9 +52,10 @@ public sealed class MilterChain(MilterSettings settings, MilterFacts facts, ILog
     /// <param name="head">The message's first octets, holding its whole header block.</param>
     /// <param name="size">The message's size.</param>
     /// <param name="openFrom">Opens the original message from an offset.</param>
+    /// <param name="maxBody">The most octets a milter's replacement body may have.</param>
     /// <param name="ct">Cancellation.</param>
     public async Task<MilterMessageResult> MessageAsync(ReadOnlyMemory<byte> head, long size, Func<long, CancellationToken, Task<Stream>> openFrom,
-        CancellationToken ct)
+        long maxBody, CancellationToken ct)
     {
         var (headerLength, bodyOffset) = MilterHeader.Split(head.Span, size);
         var header = MilterHeader.Parse(head.Span[..headerLength]);
@@ -120,7 +66,7 @@ public sealed class MilterChain(MilterSettings settings, MilterFacts facts, ILog
         {
             var body = result.Body is { } file ? (Func<CancellationToken, Task<Stream>>)(_ => Task.FromResult(Reread(file)))
                 : c => openFrom(result.BodyOffset, c);
-            var (verdict, edits) = await client.MessageAsync(header, body, ct);
+            var (verdict, edits) = await client.MessageAsync(header, body, maxBody, ct);
             using (edits)
             {
                 if (verdict is { Decision: MilterDecision.Hold }) result.Hold ??= verdict.Reply;

@@ -8,9 +8,9 @@ public sealed partial class MilterClient
     /// and takes the end-of-message answer: the verdict (null: the message goes on) and the milter's modifications.
     /// </summary>
     public async Task<(MilterVerdict? Verdict, MilterEdits Edits)> MessageAsync(MilterHeader header, Func<CancellationToken, Task<Stream>> openBody,
-        CancellationToken ct)
+        long maxBody, CancellationToken ct)
     {
-        var edits = new MilterEdits();
+        var edits = new MilterEdits(maxBody);
         try
         {
             var verdict = await HeaderAsync(header, ct) ?? await BodyAsync(openBody, ct);
@@ -102,11 +102,11 @@ public sealed partial class MilterClient
         if ((_actions & needs) == 0) throw new MilterProtocolException($"{ReplyLabel(reply)} without having negotiated {needs}");
         switch (reply)
         {
-            case MilterReply.HeaderChange header: edits.Headers.Add(header); break;
+            case MilterReply.HeaderChange header: edits.AddHeader(header); break;
             case MilterReply.BodyPart part: await edits.AppendBodyAsync(part.Octets, ct); break;
             case MilterReply.EnvelopeChange { Code: MilterReplyCode.ChangeFrom } from: edits.Sender = from; break;
             case MilterReply.EnvelopeChange { Code: MilterReplyCode.DeleteRecipient } gone: edits.DeletedRecipients.Add(gone.Address); break;
-            case MilterReply.EnvelopeChange added: edits.AddedRecipients.Add(added); break;
+            case MilterReply.EnvelopeChange added: edits.AddRecipient(added); break;
             case MilterReply.Quarantine hold: edits.Quarantine = hold.Reason.Length > 0 ? hold.Reason : "milter triggers HOLD action"; break;
         }
         return true;

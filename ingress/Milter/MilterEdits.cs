@@ -4,8 +4,17 @@ namespace Mta.Ingress.Milter;
 /// What one milter asked for at the end of a message: header changes in order, a new body (written to a temporary
 /// file as its parts arrive, so a large one is never held in memory), envelope changes, and a quarantine reason.
 /// </summary>
-public sealed class MilterEdits : IDisposable
+/// <param name="maxBody">The most octets a replacement body may have (the message size limit).</param>
+public sealed class MilterEdits(long maxBody) : IDisposable
 {
+    /// <summary>The most header changes, and octets in them, one milter may ask for per message (a bound on memory).</summary>
+    public const int MaxHeaderChanges = 1000, MaxHeaderOctets = IngressOptions.HeadSize;
+
+    /// <summary>The most recipients one milter may add per message.</summary>
+    public const int MaxAddedRecipients = 1000;
+
+    private long _headerOctets;
+
     /// <summary>Header additions, insertions, changes and deletions, in the order asked.</summary>
     public List<MilterReply.HeaderChange> Headers { get; } = [];
 
@@ -39,9 +48,26 @@ public sealed class MilterEdits : IDisposable
         return string.Join(", ", parts);
     }
 
-    /// <summary>Appends a part of the new body.</summary>
+    /// <summary>Takes a header change, within <see cref="MaxHeaderChanges"/> and <see cref="MaxHeaderOctets"/>.</summary>
+    public void AddHeader(MilterReply.HeaderChange change)
+    {
+        _headerOctets += change.Name.Length + change.Value.Length;
+        if (Headers.Count >= MaxHeaderChanges || _headerOctets > MaxHeaderOctets)
+            throw new MilterProtocolException($"more than {MaxHeaderChanges} header changes or {MaxHeaderOctets} octets of them");
+        Headers.Add(change);
+    }
+
+    /// <summary>Takes a recipient to add, within <see cref="MaxAddedRecipients"/>.</summary>
+    public void AddRecipient(MilterReply.EnvelopeChange recipient)
+    {
+        if (AddedRecipients.Count >= MaxAddedRecipients) throw new MilterProtocolException($"more than {MaxAddedRecipients} recipients added");
+        AddedRecipients.Add(recipient);
+    }
+
+    /// <summary>Appends a part of the new body, which may not grow past the message size limit.</summary>
     public async Task AppendBodyAsync(byte[] part, CancellationToken ct)
     {
+        if ((Body?.Length ?? 0) + part.Length > maxBody) throw new MilterProtocolException($"a replacement body over {maxBody} octets");
         Body ??= new FileStream(Path.Combine(Path.GetTempPath(), "milter-body-" + Guid.NewGuid().ToString("N")), FileMode.CreateNew,
             FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 64 * 1024, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
         await Body.WriteAsync(part, ct);

@@ -39,7 +39,11 @@ public abstract record MilterReply
         public IReadOnlyDictionary<int, string> Macros { get; init; } = new Dictionary<int, string>();
     }
 
-    private static readonly Regex SmtpReply = new(@"^[45][0-9][0-9]([ -].*)?$", RegexOptions.Singleline | RegexOptions.CultureInvariant);
+    /// <summary>One reply line: a 4xx or 5xx code, then nothing or a space or hyphen and printable text.</summary>
+    private static readonly Regex SmtpReplyLine = new(@"^[45][0-9][0-9]([ -][\x20-\x7e\u0080-\uffff]*)?$", RegexOptions.CultureInvariant);
+
+    /// <summary>The most lines and octets per line a milter's reply may have (RFC 5321 §4.5.3.1.5: 512 octets a line).</summary>
+    public const int MaxReplyLines = 20, MaxReplyLineLength = 512;
 
     /// <summary>Parses one packet from a milter.</summary>
     public static MilterReply Parse(byte code, byte[] data)
@@ -63,10 +67,19 @@ public abstract record MilterReply
         };
     }
 
+    /// <summary>
+    /// SMFIR_REPLYCODE: lines joined by CRLF, each a 4xx or 5xx reply line with the same code, none too long, nothing
+    /// between them but CRLF (a bare CR or LF, or a line of another code, could smuggle a reply of its own to the
+    /// client). The lines are sent as multi-line SMTP: every line but the last with a hyphen.
+    /// </summary>
     private static Reply ReplyCode(byte[] data)
     {
         var text = Strings(data, 1, 1)[0];
-        return SmtpReply.IsMatch(text) ? new Reply(text) : throw new MilterProtocolException($"malformed reply code: {Printable(text)}");
+        var lines = text.Split("\r\n");
+        if (lines.Length > MaxReplyLines || lines.Any(l => l.Length > MaxReplyLineLength || !SmtpReplyLine.IsMatch(l) || l[..3] != lines[0][..3]))
+            throw new MilterProtocolException($"malformed reply code: {Printable(text)}");
+        return new Reply(string.Join("\r\n", lines.Select((l, i) => l.Length == 3 ? l + (i < lines.Length - 1 ? "-" : " ")
+            : l[..3] + (i < lines.Length - 1 ? '-' : ' ') + l[4..])));
     }
 
     private static HeaderChange Header(MilterReplyCode code, int index, string[] fields)

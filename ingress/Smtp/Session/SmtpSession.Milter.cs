@@ -119,7 +119,7 @@ public sealed partial class SmtpSession
     {
         if (_milterDiscard) return await DiscardAsync(envelope, content, "milter triggers DISCARD action", ct);
         _milters!.Facts.QueueId = envelope.Id;
-        using var result = await _milters.MessageAsync(content.HeadMemory, envelope.Size, content.OpenReadAsync, ct);
+        using var result = await _milters.MessageAsync(content.HeadMemory, envelope.Size, content.OpenReadAsync, options.MessageSizeLimit, ct);
         _milterNotes = result.Notes.Count > 0 ? string.Join("; ", result.Notes) : null;
         if (result.Verdict is { Decision: MilterDecision.Discard } discard) return await DiscardAsync(envelope, content, discard.Reply, ct);
         if (result.Verdict is { } verdict)
@@ -135,13 +135,28 @@ public sealed partial class SmtpSession
         return (changed with { Id = rewritten.Name, BlobName = rewritten.Name, Size = rewritten.Written }, rewritten);
     }
 
-    /// <summary>The envelope as the milters left it: sender, recipients, and the hold queue's reason.</summary>
+    /// <summary>
+    /// The envelope as the milters left it: sender, recipients, and the hold queue's reason. An address a milter gives
+    /// that a client could not have given (bad syntax, a domain that is not one) is logged and left out.
+    /// </summary>
     private IncomingEnvelope Changed(IncomingEnvelope envelope, MilterMessageResult result)
     {
         var recipients = envelope.Recipients.Where(r => !result.DeletedRecipients.Contains(r, StringComparer.OrdinalIgnoreCase)).ToList();
         foreach (var added in result.AddedRecipients)
-            if (!recipients.Contains(added, StringComparer.OrdinalIgnoreCase)) recipients.Add(added);
-        return envelope with { Sender = result.Sender ?? envelope.Sender, Recipients = recipients, Hold = _milterHold ?? result.Hold };
+            if (Usable(envelope.Id, added, "recipient") is { Length: > 0 } rcpt && !recipients.Contains(rcpt, StringComparer.OrdinalIgnoreCase))
+                recipients.Add(rcpt);
+        var sender = result.Sender is null ? envelope.Sender : Usable(envelope.Id, result.Sender, "sender") ?? envelope.Sender;
+        return envelope with { Sender = sender, Recipients = recipients, Hold = _milterHold ?? result.Hold };
+    }
+
+    /// <summary>A milter's address in the form the stages take (parsed as MAIL and RCPT parse theirs), or null when it is none.</summary>
+    private string? Usable(string queueId, string address, string what)
+    {
+        if (Paths.TryParse("<" + address + ">", out var parsed, out _, out _) && Mta.Mail.Routing.Address.WithAsciiDomain(parsed) is { } normal
+            && (parsed.Length > 0 || what == "sender"))
+            return normal;
+        log.LogWarning("{QueueId}: warning: milter {What} <{Address}> ignored: not an address", queueId, what, Sanitize(address));
+        return null;
     }
 
     /// <summary>Accepts and drops the message, as a milter's DISCARD asks (the client hears 250, as from Postfix).</summary>

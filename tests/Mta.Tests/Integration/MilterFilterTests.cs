@@ -21,18 +21,24 @@ namespace Mta.Tests.Integration;
 [RunsLong(15)] // rspamd takes about ten seconds to start
 public sealed class MilterFilterTests
 {
-    private static async Task<byte[]> SendThroughAsync(string milter, string message, string from = "a@sender.test")
+    private static async Task<byte[]> SendThroughAsync(string milter, string message)
     {
         await using var mta = await InMemoryIngress.StartAsync(new Dictionary<string, string?> { ["Ingress:Milters"] = milter });
         var (smtp, _) = await mta.ConnectAsync();
         await using var __ = smtp;
         await smtp.CommandAsync("EHLO client.test");
+        Assert.StartsWith("250 2.0.0", await TransactAsync(smtp, message));
+        return Assert.Single(await mta.QueuedAsync()).Content!;
+    }
+
+    /// <summary>MAIL, RCPT and DATA accepted, then the message: the reply to it.</summary>
+    private static async Task<string> TransactAsync(RawSmtpClient smtp, string message, string from = "a@sender.test")
+    {
         Assert.StartsWith("250", await smtp.CommandAsync($"MAIL FROM:<{from}>"));
         Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<u@rcpt.test>"));
         Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
         await smtp.WriteAsync(message + ".\r\n");
-        Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
-        return Assert.Single(await mta.QueuedAsync()).Content!;
+        return await smtp.ReplyAsync();
     }
 
     private const string Plain = "From: A <a@sender.test>\r\nTo: u@rcpt.test\r\nSubject: signed by the filter\r\nDate: Wed, 02 Dec 2026 12:00:00 +0000\r\n"
@@ -80,20 +86,12 @@ public sealed class MilterFilterTests
         var (smtp, _) = await mta.ConnectAsync();
         await using var __ = smtp;
         await smtp.CommandAsync("EHLO client.test");
-        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
-        await smtp.CommandAsync("RCPT TO:<u@rcpt.test>");
-        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
-        await smtp.WriteAsync(Plain.Replace("A body line.", "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X") + ".\r\n");
-        var refused = await smtp.ReplyAsync();
+        var refused = await TransactAsync(smtp, Plain.Replace("A body line.", "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"));
         Assert.StartsWith("554 5.7.1", refused);
         Assert.Contains("Gtube pattern", refused); // rspamd names the GTUBE rule in its reply
         Assert.Empty(await mta.QueuedAsync());
 
-        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
-        await smtp.CommandAsync("RCPT TO:<u@rcpt.test>");
-        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
-        await smtp.WriteAsync(Plain + ".\r\n");
-        Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
+        Assert.StartsWith("250 2.0.0", await TransactAsync(smtp, Plain));
         var queued = System.Text.Encoding.ASCII.GetString(Assert.Single(await mta.QueuedAsync()).Content!);
         Assert.Contains("X-Spamd-Result: default: False", queued);
         Assert.Contains("X-Spam-Status: No", queued);
@@ -107,22 +105,14 @@ public sealed class MilterFilterTests
         var (smtp, _) = await mta.ConnectAsync();
         await using var __ = smtp;
         await smtp.CommandAsync("EHLO client.test");
-        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
-        await smtp.CommandAsync("RCPT TO:<u@rcpt.test>");
-        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
         var eicar = Convert.ToBase64String(@"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"u8);
-        await smtp.WriteAsync("From: a@sender.test\r\nSubject: an attachment\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        var refused = await TransactAsync(smtp, "From: a@sender.test\r\nSubject: an attachment\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
             + "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\n"
-            + "Content-Disposition: attachment; filename=eicar.com\r\nContent-Transfer-Encoding: base64\r\n\r\n" + eicar + "\r\n--b--\r\n.\r\n");
-        var refused = await smtp.ReplyAsync();
+            + "Content-Disposition: attachment; filename=eicar.com\r\nContent-Transfer-Encoding: base64\r\n\r\n" + eicar + "\r\n--b--\r\n");
         Assert.Matches(@"^550 5\.7\.1 Virus found: Eicar-Test-Signature\.UNOFFICIAL\r\n$", refused); // clamav-milter's RejectMsg, as its own reply code
         Assert.Empty(await mta.QueuedAsync());
 
-        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
-        await smtp.CommandAsync("RCPT TO:<u@rcpt.test>");
-        Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
-        await smtp.WriteAsync(Plain + ".\r\n");
-        Assert.StartsWith("250 2.0.0", await smtp.ReplyAsync());
+        Assert.StartsWith("250 2.0.0", await TransactAsync(smtp, Plain));
         var queued = System.Text.Encoding.ASCII.GetString(Assert.Single(await mta.QueuedAsync()).Content!);
         Assert.Contains("X-Virus-Status: Clean", queued);
     }
@@ -143,11 +133,7 @@ public sealed class MilterFilterTests
         await smtp.CommandAsync("EHLO client.test");
         foreach (var domain in new[] { "strict.test", "lax.test" })
         {
-            Assert.StartsWith("250", await smtp.CommandAsync($"MAIL FROM:<a@{domain}>"));
-            Assert.StartsWith("250", await smtp.CommandAsync("RCPT TO:<u@rcpt.test>"));
-            Assert.StartsWith("354", await smtp.CommandAsync("DATA"));
-            await smtp.WriteAsync(Plain.Replace("sender.test", domain) + ".\r\n");
-            var reply = await smtp.ReplyAsync();
+            var reply = await TransactAsync(smtp, Plain.Replace("sender.test", domain), $"a@{domain}");
             if (domain == "strict.test") Assert.Equal("550 5.7.1 rejected by DMARC policy for strict.test\r\n", reply);
             else Assert.StartsWith("250 2.0.0", reply);
         }

@@ -5,6 +5,7 @@ usage: scripted_milter.py SOCKET EVENTS_FILE NAME [noreply]
 
 Every event is written to EVENTS_FILE as one JSON line (event, arguments, the macros it came with). What it does:
   MAIL FROM <reject-mail@...>      reject the MAIL
+  MAIL FROM <accept-mail@...>      accept the message: no more events for it
   RCPT TO <reject-rcpt@...>        550 5.7.1 for that recipient only (a custom reply)
   RCPT TO <tempfail-rcpt@...>      tempfail that recipient
   Subject: reject                  a two-line 554 at the end of the message
@@ -13,11 +14,12 @@ Every event is written to EVENTS_FILE as one JSON line (event, arguments, the ma
   Subject: quarantine              hold it ("scripted quarantine")
   Subject: slow                    answer the end of the message after 5 s
   Subject: skip                    SMFIR_SKIP after the first body chunk
+  Subject: progress                take 2.4 s at the end of the message, sending SMFIR_PROGRESS every 0.6 s
   otherwise, at the end of every message:
     add "X-Milter-NAME: seen", insert "X-First-NAME: top" at index 0, delete the first "X-Remove-Me",
     change the first "X-Change-Me" to "changed"; and by Subject word:
     rewrite-body (new body), change-from (<changed@sender.test>), add-rcpt (<added@rcpt.test>),
-    del-rcpt (delete <gone@rcpt.test>)
+    del-rcpt (delete <gone@rcpt.test>), bad-rcpt (add <not an address>)
 With 'noreply', the milter asks for no replies to header events (SMFIP_NR_HDR) and for no body events.
 """
 import json
@@ -54,6 +56,8 @@ class Scripted(Milter.Base):
     def envfrom(self, sender, *params):
         record("mail", self, sender, *params)
         self.subject, self.chunks = "", 0
+        if "accept-mail@" in sender:
+            return Milter.ACCEPT
         return Milter.REJECT if "reject-mail@" in sender else Milter.CONTINUE
 
     def envrcpt(self, to, *params):
@@ -107,6 +111,10 @@ class Scripted(Milter.Base):
             return Milter.DISCARD
         if s == "slow":
             time.sleep(5)
+        if s == "progress":
+            for _ in range(4):
+                time.sleep(0.6)
+                self.progress()
         if s == "quarantine":
             self.quarantine("scripted quarantine")
             return Milter.CONTINUE
@@ -122,6 +130,8 @@ class Scripted(Milter.Base):
             self.addrcpt("<added@rcpt.test>")
         if "del-rcpt" in s:
             self.delrcpt("<gone@rcpt.test>")
+        if "bad-rcpt" in s:
+            self.addrcpt("<not an address>")
         return Milter.CONTINUE
 
 

@@ -234,6 +234,46 @@ public sealed class MilterSessionTests
     }
 
     [Fact]
+    public async Task Accept_at_mail_ends_the_milters_part_in_that_message_and_progress_keeps_a_slow_one_within_its_timeout()
+    {
+        await using var milter = await ScriptedMilter.StartAsync();
+        await using var mta = await IngressAsync($"{{ {milter.Address}, content_timeout = 1s }}");
+        var (smtp, _) = await mta.ConnectAsync();
+        await using var __ = smtp;
+        Assert.StartsWith("354", await StartAsync(smtp, "accept-mail@sender.test", "one@rcpt.test"));
+        Assert.StartsWith("250 2.0.0", await SendAsync(smtp, "Subject: accepted early\r\n\r\nx\r\n"));
+        Assert.Equal("Subject: accepted early\r\n\r\nx\r\n", Encoding.ASCII.GetString(Assert.Single(await mta.QueuedAsync()).Content!));
+        Assert.DoesNotContain(milter.Events(), e => e.Name is "rcpt" or "header" or "eom");
+
+        // 2.4 s at the end of the message, over the 1 s timeout, but with SMFIR_PROGRESS every 0.6 s.
+        Assert.StartsWith("354", await StartAsync(smtp, "a@sender.test", "one@rcpt.test"));
+        Assert.StartsWith("250 2.0.0", await SendAsync(smtp, "Subject: progress\r\n\r\nx\r\n"));
+        Assert.Contains("X-Milter-a: seen", Encoding.ASCII.GetString((await mta.QueuedAsync())[1].Content!));
+    }
+
+    [Fact]
+    public async Task Bdat_gets_the_data_event_at_its_first_chunk_and_the_changes_at_its_last_and_a_bad_address_from_a_milter_is_left_out()
+    {
+        await using var milter = await ScriptedMilter.StartAsync();
+        await using var mta = await IngressAsync(milter.Address);
+        var (smtp, _) = await mta.ConnectAsync();
+        await using var __ = smtp;
+        await smtp.CommandAsync("EHLO client.test");
+        await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
+        await smtp.CommandAsync("RCPT TO:<one@rcpt.test>");
+        const string first = "Subject: bad-rcpt add-rcpt\r\n", second = "\r\nchunked body\r\n";
+        await smtp.WriteAsync($"BDAT {first.Length}\r\n{first}");
+        Assert.StartsWith("250", await smtp.ReplyAsync());
+        Assert.Equal("data", milter.Events().Last().Name);
+        await smtp.WriteAsync($"BDAT {second.Length} LAST\r\n{second}");
+        Assert.StartsWith("250 2.0.0 Ok: queued as", await smtp.ReplyAsync());
+        var envelope = Assert.Single(await mta.QueuedAsync());
+        Assert.Equal(["one@rcpt.test", "added@rcpt.test"], envelope.Recipients);
+        Assert.StartsWith("X-First-a: top\r\nSubject: bad-rcpt add-rcpt\r\n", Encoding.ASCII.GetString(envelope.Content!));
+        Assert.Contains(mta.Log.Lines, l => l.Contains("warning: milter recipient <not?an?address> ignored") /* made printable as a HELO name is */);
+    }
+
+    [Fact]
     public async Task A_slow_end_of_message_gets_the_default_action_after_the_content_timeout()
     {
         await using var milter = await ScriptedMilter.StartAsync();

@@ -87,12 +87,27 @@ public sealed class MilterCodecTests
     [Theory]
     [InlineData('y', "250 2.0.0 fine\0", "malformed reply code")]       // only 4xx and 5xx may replace the MTA's reply
     [InlineData('y', "550 no end", "terminating NUL")]
+    [InlineData('y', "550 5.7.1 one\r\n250 2.0.0 smuggled\0", "malformed reply code")] // a line of another code
+    [InlineData('y', "550 5.7.1 one\n250 2.0.0 smuggled\0", "malformed reply code")]    // a bare LF
+    [InlineData('y', "550 5.7.1 one\r250 ok\0", "malformed reply code")]               // a bare CR
+    [InlineData('y', "550 5.7.1 \u0007bell\0", "malformed reply code")]
     [InlineData('h', "Bad:Name\0v\0", "malformed header name")]
     [InlineData('h', "X-Only\0", "strings where")]
     [InlineData('+', "<a@b>\r\nRCPT TO:<c@d>\0", "malformed address")]
     [InlineData('Z', "", "unknown reply code")]
     public void A_malformed_reply_is_a_protocol_error(char code, string data, string why)
         => Assert.Contains(why, Assert.Throws<MilterProtocolException>(() => MilterReply.Parse((byte)code, Bytes(data))).Message);
+
+    [Fact]
+    public void A_multi_line_reply_is_sent_with_hyphens_on_every_line_but_the_last_and_its_length_is_bounded()
+    {
+        var reply = Assert.IsType<MilterReply.Reply>(MilterReply.Parse((byte)'y', Bytes("554 5.7.1 one\r\n554-5.7.1 two\r\n554\0")));
+        Assert.Equal("554-5.7.1 one\r\n554-5.7.1 two\r\n554 ", reply.Text);
+        var tooLong = "550 " + new string('x', MilterReply.MaxReplyLineLength) + "\0";
+        Assert.Throws<MilterProtocolException>(() => MilterReply.Parse((byte)'y', Bytes(tooLong)));
+        var tooMany = string.Join("\r\n", Enumerable.Repeat("550-x", MilterReply.MaxReplyLines + 1)) + "\0";
+        Assert.Throws<MilterProtocolException>(() => MilterReply.Parse((byte)'y', Bytes(tooMany)));
+    }
 
     [Fact]
     public void A_negotiation_for_a_version_we_do_not_speak_is_refused()
