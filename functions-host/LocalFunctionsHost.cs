@@ -38,6 +38,7 @@ public static class LocalFunctionsHost
             .ConfigureWebJobs(webJobs => webJobs.AddAzureStorageQueues())
             .ConfigureServices(services =>
             {
+                services.AddSingleton<Microsoft.Azure.WebJobs.Host.Timers.IWebJobsExceptionHandler, Worker.WorkerStartExceptionHandler>();
                 services.AddSingleton<ShutdownGrace>();
                 services.AddHostedService(sp => sp.GetRequiredService<ShutdownGrace>());
             });
