@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mta.Mail.Bounce;
 using Mta.Mail.Cleanup;
@@ -51,6 +52,9 @@ public static class PipelineServices
         services.AddSingleton<TrafficShaper>();
         services.AddSingleton<DeliveryTargets>();
         services.AddSingleton<Submission.SenderLogins>();
+        services.AddSingleton(sp => Delivery.Sasl.SaslPasswordMap.Load(sp.GetRequiredService<IOptions<MtaOptions>>().Value,
+            e => sp.GetRequiredService<ILoggerFactory>().CreateLogger("smtp").LogWarning(
+                "warning: SASL password map changed but could not be read, the previous version stays in use: {Error}", e)));
         services.AddSingleton<SmtpDelivery>();
         services.AddSingleton<MaildirDelivery>();
         services.AddSingleton<LmtpDelivery>();

@@ -220,7 +220,7 @@ public sealed class CleanupStage
     private List<DeliveryJob> Jobs(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Address, string Original)> recipients, bool again)
     {
         var dsn = CarryDsn(envelope.Dsn, recipients);
-        return _router.Group(recipients.Select(r => r.Address), _options.DestinationRecipientLimit)
+        return _router.Group(recipients.Select(r => r.Address), _options.DestinationRecipientLimit, sender)
             .Select((g, n) => new DeliveryJob
             {
                 MessageId = envelope.Id,

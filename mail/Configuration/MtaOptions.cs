@@ -193,6 +193,45 @@ public sealed class MtaOptions
     public string? DkimSigningTable { get; set; }
 
     /// <summary>
+    /// Logins for next hops that want one (Postfix <c>smtp_sasl_password_maps</c>): <c>[host]:port user:password</c>,
+    /// <c>[host] user:password</c> or <c>domain user:password</c> lines, in a file mounted from a Secret and read again
+    /// when it changes. Empty (the default): no login anywhere.
+    /// </summary>
+    public string? SmtpSaslPasswordMapsFile { get; set; }
+
+    /// <summary>
+    /// Relay hosts by sender (Postfix <c>sender_dependent_relayhost_maps</c>): <c>user@domain relay</c> or
+    /// <c>@domain relay</c> lines, the relay written as <see cref="RelayHost"/> is. A transport map entry for the
+    /// recipient's domain still wins; this wins over <see cref="RelayHost"/>. Read again when it changes.
+    /// </summary>
+    public string? SenderDependentRelayHostMapsFile { get; set; }
+
+    /// <summary>
+    /// Look logins up by sender first, <c>user@domain</c> then <c>@domain</c>, before the next hop (Postfix
+    /// <c>smtp_sender_dependent_authentication</c>, default off).
+    /// </summary>
+    public bool SmtpSenderDependentAuthentication { get; set; }
+
+    /// <summary>
+    /// The mechanisms a login may use, of PLAIN, LOGIN and XOAUTH2 (Postfix <c>smtp_sasl_mechanism_filter</c>). Empty
+    /// (the default): PLAIN or LOGIN, whichever the server offers; XOAUTH2 only when listed (the password is then a token).
+    /// </summary>
+    public List<string> SmtpSaslMechanismFilter { get; set; } = [];
+
+    /// <summary>
+    /// Next hops (as the password map keys them, e.g. <c>[relay.internal]:25</c>) that may be sent a login without TLS.
+    /// Empty (the default): a login is only ever sent inside TLS, and a next hop without it is deferred (the spirit of
+    /// Postfix's <c>smtp_sasl_tls_security_options</c> and <c>smtp_tls_security_level = encrypt</c> for SASL).
+    /// </summary>
+    public List<string> SmtpSaslPlaintextNextHops { get; set; } = [];
+
+    /// <summary>
+    /// A login refused with 535 defers the mail instead of bouncing it (Postfix <c>smtp_sasl_auth_soft_bounce</c>, default
+    /// on): a password being rotated should not bounce a queue. Off: the recipients bounce with the server's reply.
+    /// </summary>
+    public bool SmtpSaslAuthSoftBounce { get; set; } = true;
+
+    /// <summary>
     /// Fills in list defaults after binding. Lists start empty because the configuration binder
     /// appends to a list rather than replacing it: a configured list must replace the default.
     /// </summary>

@@ -51,6 +51,8 @@ public static class MtaOptionsValidator
         ["Mta:BodyChecksFile"] = "body_checks", ["Mta:DkimSigningTable"] = null, ["Mta:TlsSecurityLevel"] = "smtp_tls_security_level",
         ["Mta:TlsPolicyFile"] = "smtp_tls_policy_maps", ["Mta:TlsCaFile"] = "smtp_tls_CAfile", ["Mta:ShapingFile"] = null,
         ["Mta:ShapingThrottlePattern"] = null, ["Mta:ShapingSlotLeaseSeconds"] = null,
+        ["Mta:SmtpSaslPasswordMapsFile"] = "smtp_sasl_password_maps", ["Mta:SmtpSaslMechanismFilter"] = "smtp_sasl_mechanism_filter",
+        ["Mta:SmtpSaslPlaintextNextHops"] = null, ["Mta:SenderDependentRelayHostMapsFile"] = "sender_dependent_relayhost_maps",
     }.Concat(Positive.Select(p => KeyValuePair.Create($"{MtaOptions.Section}:{p.Name}", p.Postfix))).ToDictionary();
 
     /// <summary>
@@ -85,13 +87,19 @@ public static class MtaOptionsValidator
             yield return ConfigFinding.Error("Mta:InternalNetworks", null, $"'{network}' is not CIDR notation");
         foreach (var server in options.DnsServers.Where(s => !System.Net.IPEndPoint.TryParse(s, out _)))
             yield return ConfigFinding.Error("Mta:DnsServers", null, $"'{server}' is not an address[:port]");
+        // A password that may cross the network in the clear: allowed, but said out loud.
+        foreach (var hop in options.SmtpSaslPlaintextNextHops)
+            yield return new ConfigFinding(FindingSeverity.Warning, "Mta:SmtpSaslPlaintextNextHops", null,
+                $"warning: Mta:SmtpSaslPlaintextNextHops: logins to {hop} may be sent without TLS");
     }
 
     private static IEnumerable<ConfigFinding?> FileChecks(MtaOptions options)
     {
         var wrapped = Options.Create(options);
         yield return Load("Mta:TransportMapFile", options.TransportMapFile, f => TransportMap.Load(f));
-        yield return Load("Mta:RelayHost", options.RelayHost, v => TransportMap.ParseNextHop("smtp:" + v.Trim(), "", "Mta:RelayHost"));
+        yield return Load("Mta:RelayHost", options.RelayHost, v => Router.ParseRelayHost(v, "Mta:RelayHost"));
+        yield return Load("Mta:SenderDependentRelayHostMapsFile", options.SenderDependentRelayHostMapsFile, f =>
+            LookupTable.Parse(File.ReadAllLines(f), f).Select(e => Router.ParseRelayHost(e.Value, $"{f}: {e.Key}")).ToList());
         yield return Load("Mta:LocalTransport", options.LocalTransport, v => TransportMap.ParseNextHop(v, "", "Mta:LocalTransport"));
         yield return Load("Mta:LocalRecipientsFile", options.LocalRecipientsFile, f => File.ReadAllLines(f));
         yield return Load("Mta:CanonicalMapsFile", options.CanonicalMapsFile, f => LookupTable.Load(f));
@@ -106,6 +114,11 @@ public static class MtaOptionsValidator
         yield return Load("Mta:TlsCaFile", options.TlsCaFile, LoadCertificates);
         yield return Load("Mta:ShapingFile", options.ShapingFile, f => ShapingRules.Parse(File.ReadAllLines(f), f));
         yield return Load("Mta:ShapingThrottlePattern", options.ShapingThrottlePattern, v => new Regex(v));
+        yield return Load("Mta:SmtpSaslPasswordMapsFile", options.SmtpSaslPasswordMapsFile,
+            f => Delivery.Sasl.SaslPasswordMap.Parse(File.ReadAllLines(f), f));
+        var unknown = options.SmtpSaslMechanismFilter.Where(m => !Delivery.OutboundSmtpConnection.Mechanisms.Contains(m, StringComparer.OrdinalIgnoreCase));
+        yield return Load("Mta:SmtpSaslMechanismFilter", string.Join(",", unknown),
+            v => throw new FormatException($"unknown mechanism {v}: PLAIN, LOGIN or XOAUTH2"));
     }
 
     private static IEnumerable<ConfigFinding> Files(MtaOptions options) => FileChecks(options).OfType<ConfigFinding>();

@@ -31,11 +31,18 @@ public sealed record NextHop
     /// <summary>Whether <see cref="Host"/> is a domain whose MX records are looked up (Postfix: unbracketed).</summary>
     public bool MxLookup { get; init; }
 
+    /// <summary>
+    /// TLS from the first octet, before the greeting (RFC 8314 "implicit TLS", port 465; Postfix
+    /// <c>smtp_tls_wrappermode = yes</c>), written <c>smtps:</c>.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool ImplicitTls { get; init; }
+
     /// <summary>The next hop in transport(5) syntax, for logs and grouping.</summary>
     public override string ToString() => Transport switch
     {
         Transport.Local => "local:",
         Transport.Lmtp => "lmtp:[" + Host + "]" + (Port is int p ? ":" + p : ""),
-        _ => "smtp:" + (MxLookup ? Host : "[" + Host + "]") + (Port is int q ? ":" + q : ""),
+        _ => (ImplicitTls ? "smtps:" : "smtp:") + (MxLookup ? Host : "[" + Host + "]") + (Port is int q ? ":" + q : ""),
     };
 }

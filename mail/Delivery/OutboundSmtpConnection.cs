@@ -27,7 +27,7 @@ public readonly record struct SmtpReply(int Code, string Text)
 /// <see cref="SslStream"/>. One connection, one transaction at a time; reusable after a transaction (Postfix's
 /// connection cache).
 /// </summary>
-public sealed class OutboundSmtpConnection : IAsyncDisposable
+public sealed partial class OutboundSmtpConnection : IAsyncDisposable
 {
     private const int MaxReplyLine = 4096;
     private readonly Socket _socket;
@@ -74,7 +74,17 @@ public sealed class OutboundSmtpConnection : IAsyncDisposable
     /// Connects to <paramref name="host"/>, reads the greeting and says EHLO (LHLO for LMTP; HELO when EHLO is refused).
     /// Throws <see cref="SmtpConnectException"/> with the reason when the server cannot be used.
     /// </summary>
-    public static async Task<OutboundSmtpConnection> OpenAsync(MailHost host, int port, bool lmtp, string heloName, TimeSpan timeout, DateTimeOffset now, CancellationToken ct)
+    /// <param name="host">The host: its name (for logs) and address.</param>
+    /// <param name="port">The TCP port.</param>
+    /// <param name="lmtp">LMTP (LHLO, a reply per recipient) rather than SMTP.</param>
+    /// <param name="heloName">Our name in EHLO.</param>
+    /// <param name="timeout">The limit for the connect and for each reply.</param>
+    /// <param name="now">When the connection is made (for the cache's age limit).</param>
+    /// <param name="ct">Cancellation.</param>
+    /// <param name="implicitTls">For implicit TLS (port 465, RFC 8314): the name to check the certificate against and
+    /// the check; the handshake comes before the greeting. Null: plain text (STARTTLS may follow).</param>
+    public static async Task<OutboundSmtpConnection> OpenAsync(MailHost host, int port, bool lmtp, string heloName, TimeSpan timeout, DateTimeOffset now,
+        CancellationToken ct, (string HostName, RemoteCertificateValidationCallback Validate)? implicitTls = null)
     {
         var relay = $"{host.Name}[{host.Address}]:{port}";
         var socket = new Socket(host.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -84,15 +94,17 @@ public sealed class OutboundSmtpConnection : IAsyncDisposable
             using (var limit = Limit(ct, timeout))
                 await socket.ConnectAsync(host.Address, port, limit.Token);
             connection._stream = new NetworkStream(socket, ownsSocket: false);
+            if (implicitTls is { } tls) await connection.HandshakeAsync(tls.HostName, tls.Validate, ct);
             var greeting = await connection.ReadReplyAsync(ct);
             if (greeting.Code != 220) throw new SmtpConnectException(greeting.Text, greeting.Code);
             await connection.HelloAsync(ct);
             return connection;
         }
-        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is SocketException or IOException or AuthenticationException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             await connection.DisposeAsync();
-            throw new SmtpConnectException(e is OperationCanceledException ? "conversation timed out" : e.Message, 0);
+            throw new SmtpConnectException(e is OperationCanceledException ? "conversation timed out"
+                : e is AuthenticationException ? "TLS handshake failed: " + e.Message : e.Message, 0);
         }
         catch
         {
@@ -129,6 +141,13 @@ public sealed class OutboundSmtpConnection : IAsyncDisposable
     {
         var reply = await CommandAsync("STARTTLS", ct);
         if (reply.Code != 220) throw new SmtpConnectException(reply.Text, reply.Code);
+        await HandshakeAsync(hostName, validate, ct);
+        await HelloAsync(ct);
+    }
+
+    /// <summary>The TLS handshake on the connection as it stands (after STARTTLS, or first thing for implicit TLS).</summary>
+    private async Task HandshakeAsync(string hostName, RemoteCertificateValidationCallback validate, CancellationToken ct)
+    {
         var tls = new SslStream(_stream, leaveInnerStreamOpen: false, validate);
         using (var limit = Limit(ct, _timeout))
         {
@@ -142,7 +161,6 @@ public sealed class OutboundSmtpConnection : IAsyncDisposable
         _stream = tls;
         _start = _end = 0; // RFC 3207 §4.2: nothing read before the handshake counts
         Tls = $"{Protocol(tls.SslProtocol)} with cipher {tls.NegotiatedCipherSuite}";
-        await HelloAsync(ct);
     }
 
     private static string Protocol(SslProtocols p) => p switch

@@ -1,3 +1,4 @@
+using System.Net.Security;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Mta.Mail.Configuration;
@@ -14,7 +15,7 @@ namespace Mta.Mail.Delivery;
 /// for (the TLS policy file, else its MTA-STS policy, else opportunistic), and reuses connections
 /// within the worker for the next job to the same destination.
 /// </summary>
-public sealed class SmtpDelivery : IDisposable
+public sealed partial class SmtpDelivery : IDisposable
 {
     private readonly MxResolver _resolver;
     private readonly TlsPolicy _tlsPolicy;
@@ -26,11 +27,14 @@ public sealed class SmtpDelivery : IDisposable
     private readonly MtaOptions _options;
     private readonly DeliveryTargets _targets;
     private readonly ILogger<SmtpDelivery> _log;
+    private readonly Sasl.SaslPasswordMap _passwords;
 
     /// <summary>Builds the client role from its collaborators.</summary>
     public SmtpDelivery(MxResolver resolver, TlsPolicy tlsPolicy, MtaStsPolicies mtaSts, ServerCertificateCheck certificates,
-        TrafficShaper shaper, DeliveryTargets targets, TimeProvider clock, IOptions<MtaOptions> options, ILogger<SmtpDelivery> log)
+        TrafficShaper shaper, DeliveryTargets targets, TimeProvider clock, IOptions<MtaOptions> options, ILogger<SmtpDelivery> log,
+        Sasl.SaslPasswordMap passwords)
     {
+        _passwords = passwords;
         _targets = targets;
         _resolver = resolver;
         _tlsPolicy = tlsPolicy;
@@ -52,7 +56,9 @@ public sealed class SmtpDelivery : IDisposable
         AttemptTimes times, CancellationToken ct)
     {
         var tls = await TlsForAsync(job.NextHop, ct);
-        var destination = $"{job.NextHop}|{tls.Level}";
+        var account = _passwords.Find(job.NextHop, job.Sender);
+        // Two accounts at one provider are two destinations: connections are reused only by the account that logged in.
+        var destination = $"{job.NextHop}|{tls.Level}" + (account is null ? "" : "|" + account.User);
         // A cached connection holds its slot already.
         if (await TakeCachedAsync(destination, ct) is { } cached)
         {
@@ -75,11 +81,11 @@ public sealed class SmtpDelivery : IDisposable
             return Postponed(job.Recipients, $"4.4.5 {site.Name}: all {_shaper.Concurrency(site)} connections in use", TimeSpan.Zero);
         try
         {
-            var (connection, error, relay) = await ConnectAnyAsync(job, hosts, site, tls, ct);
+            var (connection, error, relay, permanent) = await ConnectAnyAsync(job, hosts, site, tls, account, ct);
             if (connection is null)
             {
                 await slot.DisposeAsync();
-                return All(job, RecipientStatus.Deferred, error, relay);
+                return All(job, permanent ? RecipientStatus.Bounced : RecipientStatus.Deferred, error, relay);
             }
             connection.Shaping = (site, slot);
             times.Connected();
@@ -145,8 +151,8 @@ public sealed class SmtpDelivery : IDisposable
     /// Tries each host in turn until one takes a connection (RFC 5321 §5.1); a host that says 421 slows the site down.
     /// Without a connection: the last host's error and relay.
     /// </summary>
-    private async Task<(OutboundSmtpConnection? Connection, string Error, string Relay)> ConnectAnyAsync(DeliveryJob job, IReadOnlyList<MailHost> hosts,
-        ShapingSite site, TlsChoice tls, CancellationToken ct)
+    private async Task<(OutboundSmtpConnection? Connection, string Error, string Relay, bool Permanent)> ConnectAnyAsync(DeliveryJob job,
+        IReadOnlyList<MailHost> hosts, ShapingSite site, TlsChoice tls, Sasl.SaslAccount? account, CancellationToken ct)
     {
         var port = job.NextHop.Port ?? _options.SmtpPort;
         var (lastError, lastRelay) = ("4.4.1 no host could be reached", "none");
@@ -154,11 +160,15 @@ public sealed class SmtpDelivery : IDisposable
         {
             var relay = $"{host.Name}[{host.Address}]:{port}";
             var (connection, error, code) = await ConnectAsync(job, host, port, relay, tls.Level, tls.Sts, ct);
-            if (connection is not null) return (connection, "", relay);
+            if (connection is { } opened && account is not null)
+                (connection, error, code) = await LoginAsync(job, opened, account, relay, ct);
+            if (connection is not null) return (connection, "", relay, false);
             (lastError, lastRelay) = (error, relay);
+            // A refused login is the account's, not the host's: the other hosts would refuse it too.
+            if (code == LoginRefused) return (null, error, relay, true);
             if (code == 421) await _shaper.ThrottledAsync(site, relay, error[(error.IndexOf(": ", StringComparison.Ordinal) + 2)..], ct);
         }
-        return (null, lastError, lastRelay);
+        return (null, lastError, lastRelay, false);
     }
 
     /// <summary>An idle connection to <paramref name="destination"/> that still answers, or null.</summary>
@@ -265,9 +275,16 @@ public sealed class SmtpDelivery : IDisposable
     {
         var timeout = TimeSpan.FromSeconds(_options.SmtpTimeoutSeconds);
         OutboundSmtpConnection connection;
+        var (verified, problem) = (false, "");
+        RemoteCertificateValidationCallback check = (_, cert, chain, errors) =>
+        {
+            verified = _certificates.IsTrusted(cert, chain, errors, host.Name, out problem);
+            return verified || level < TlsLevel.Verify; // below verify any certificate encrypts; the check is still logged
+        };
         try
         {
-            connection = await OutboundSmtpConnection.OpenAsync(host, port, lmtp: false, _options.MyHostname, timeout, _clock.GetUtcNow(), ct);
+            connection = await OutboundSmtpConnection.OpenAsync(host, port, lmtp: false, _options.MyHostname, timeout, _clock.GetUtcNow(), ct,
+                job.NextHop.ImplicitTls ? (host.Name, check) : null);
         }
         catch (SmtpConnectException e)
         {
@@ -276,7 +293,9 @@ public sealed class SmtpDelivery : IDisposable
             return (null, $"4.4.1 connect to {relay}: {e.Message}", e.Code);
         }
 
-        var tls = await SecureAsync(job, connection, host, relay, level, ct);
+        if (job.NextHop.ImplicitTls)
+            _log.LogInformation("{Trust} TLS connection established to {Relay}: {Tls}", verified ? "Verified" : "Untrusted", relay, connection.Tls);
+        var tls = job.NextHop.ImplicitTls ? new TlsOutcome(verified, problem) : await SecureAsync(job, connection, host, relay, level, ct);
         if (tls.PlainAgain) return await ConnectAsync(job, host, port, relay, TlsLevel.None, sts, ct);
         if (tls.Error is not null) return (null, tls.Error, 0);
         if (sts?.Mode == MtaStsMode.Testing && !(connection.Tls is not null && tls.Verified && sts.Allows(host.Name)))

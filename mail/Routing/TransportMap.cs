@@ -57,11 +57,12 @@ public sealed class TransportMap
             case "local":
                 return new NextHop { Transport = Transport.Local };
             case "smtp":
+            case "smtps": // smtp with TLS from the first octet (Postfix: a transport with smtp_tls_wrappermode = yes), port 465
             case "relay": // Postfix's relay transport is its smtp client under another name
             case "lmtp":
                 break;
             default:
-                throw new FormatException($"{where}: unknown transport '{transport}' (known: smtp, relay, lmtp, local)");
+                throw new FormatException($"{where}: unknown transport '{transport}' (known: smtp, smtps, relay, lmtp, local)");
         }
 
         var lmtp = transport == "lmtp";
@@ -73,6 +74,7 @@ public sealed class TransportMap
         var (host, port, mx) = ParseDestination(rest, value, where);
         if (lmtp) // Postfix's lmtp client does no MX lookups; port 24 is lmtp_tcp_port
             return new NextHop { Transport = Transport.Lmtp, Host = host, Port = port ?? 24 };
+        if (transport == "smtps") return new NextHop { Transport = Transport.Smtp, Host = host, Port = port ?? 465, MxLookup = mx, ImplicitTls = true };
         return new NextHop { Transport = Transport.Smtp, Host = host, Port = port, MxLookup = mx };
     }
 

@@ -96,4 +96,33 @@ public sealed class ConfigValidatorTests
         Assert.Equal(["Mta:LocalRecipientsFile", "Ingress:RelayRecipientsFile"],
             findings.Where(f => f.Severity == FindingSeverity.Warning).Select(f => f.Setting));
     }
+
+    [Fact]
+    public void The_sasl_password_map_is_checked_with_line_numbers_and_never_echoes_a_password()
+    {
+        var file = Path.Combine(TestEnvironment.TempFolder("sasl"), "sasl_passwd");
+        File.WriteAllLines(file, ["# comment", "[smtp.example]:587 alice:fine", "[other.example] no-colon-s3cret"]);
+        var finding = Assert.Single(Check(("Mta:SmtpSaslPasswordMapsFile", file)).Findings);
+        Assert.Equal("smtp_sasl_password_maps", finding.Postfix);
+        Assert.Contains($"{file}:3:", finding.Message);
+        Assert.DoesNotContain("s3cret", finding.Message);
+        var mechanism = Assert.Single(Check(("Mta:SmtpSaslMechanismFilter:0", "CRAM-MD5")).Findings);
+        Assert.Contains("unknown mechanism CRAM-MD5", mechanism.Message);
+        var plaintext = Assert.Single(Check(("Mta:SmtpSaslPlaintextNextHops:0", "[relay.internal]:25")).Findings);
+        Assert.Equal(FindingSeverity.Warning, plaintext.Severity);
+    }
+
+    [Fact]
+    public void Logins_are_looked_up_by_sender_then_next_hop_in_postfix_order()
+    {
+        var hop = new Mta.Mail.Contracts.NextHop { Transport = Mta.Mail.Contracts.Transport.Smtp, Host = "smtp.example", Port = 587 };
+        Assert.Equal(["app@a.test", "@a.test", "[smtp.example]:587", "[smtp.example]"], Mta.Mail.Delivery.Sasl.SaslPasswordMap.Keys(hop, "app@a.test", true));
+        Assert.Equal(["[smtp.example]:587", "[smtp.example]"], Mta.Mail.Delivery.Sasl.SaslPasswordMap.Keys(hop, "app@a.test", false));
+        var mx = new Mta.Mail.Contracts.NextHop { Transport = Mta.Mail.Contracts.Transport.Smtp, Host = "example.org", MxLookup = true };
+        Assert.Equal(["example.org"], Mta.Mail.Delivery.Sasl.SaslPasswordMap.Keys(mx, "", true));
+        Assert.Equal("alice", new Mta.Mail.Delivery.Sasl.SaslAccount("alice", "s3cret").ToString());
+        Assert.Equal("PLAIN", Mta.Mail.Delivery.OutboundSmtpConnection.ChooseMechanism("LOGIN PLAIN XOAUTH2", []));
+        Assert.Equal("XOAUTH2", Mta.Mail.Delivery.OutboundSmtpConnection.ChooseMechanism("LOGIN PLAIN XOAUTH2", ["xoauth2"]));
+        Assert.Null(Mta.Mail.Delivery.OutboundSmtpConnection.ChooseMechanism("CRAM-MD5", []));
+    }
 }

@@ -48,6 +48,26 @@ public sealed class RoutingTests
     }
 
     [Fact]
+    public void A_sender_dependent_relay_host_wins_over_the_relay_host_and_loses_to_the_transport_map()
+    {
+        var file = Path.Combine(Mta.Tests.Peers.TestEnvironment.TempFolder("relays"), "sender_relay");
+        File.WriteAllLines(file, ["@shop.test [smtp.provider.test]:587", "vip@shop.test smtps:[vip.provider.test]", "@news.test news-relay.test"]);
+        var map = TransportMap.Parse(["mapped.test smtp:[10.0.0.9]:2525"], "transport");
+        var router = new Router(Options.Create(new MtaOptions
+        {
+            LocalDomains = ["localhost"], RelayHost = "[smarthost.test]:25", SenderDependentRelayHostMapsFile = file,
+        }), map);
+        Assert.Equal("smtp:[smtp.provider.test]:587", router.Resolve("u@far.test", "app@shop.test").ToString());
+        Assert.Equal("smtps:[vip.provider.test]:465", router.Resolve("u@far.test", "vip@shop.test").ToString()); // the address before its domain
+        Assert.Equal("smtp:news-relay.test", router.Resolve("u@far.test", "a@news.test").ToString());
+        Assert.Equal("smtp:[smarthost.test]:25", router.Resolve("u@far.test", "a@other.test").ToString());
+        Assert.Equal("smtp:[10.0.0.9]:2525", router.Resolve("u@mapped.test", "app@shop.test").ToString());
+        Assert.Equal("local:", router.Resolve("u@localhost", "app@shop.test").ToString());
+        Assert.True(router.IsConfigured(router.Resolve("u@far.test", "vip@shop.test")));
+        Assert.True(Mta.Mail.Routing.Router.ParseRelayHost("smtps:[smtp.test]", "x").ImplicitTls);
+    }
+
+    [Fact]
     public void The_relay_host_takes_what_is_neither_local_nor_mapped()
     {
         var map = TransportMap.Parse(["mapped.test smtp:[10.0.0.9]:2525"], "transport");
