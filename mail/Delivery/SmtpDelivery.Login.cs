@@ -8,6 +8,17 @@ namespace Mta.Mail.Delivery;
 // and a refusal that is the delivery's outcome, never the credentials in a log line.
 public sealed partial class SmtpDelivery
 {
+    /// <summary>
+    /// Two accounts at one provider are two destinations for traffic shaping (each with the site's limits): the
+    /// provider counts and throttles them apart. The storage key gets a digest of the user name, never the name itself.
+    /// </summary>
+    private static Shaping.ShapingSite ForAccount(Shaping.ShapingSite site, SaslAccount? account)
+    {
+        if (account is null) return site;
+        var digest = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(account.User)))[..16];
+        return site with { Key = site.Key + "|" + digest, Name = site.Name + " as " + account.User };
+    }
+
     /// <summary>The code <see cref="LoginAsync"/> gives a refused login that is final (535 with soft bounce off).</summary>
     private const int LoginRefused = -535;
 

@@ -69,7 +69,7 @@ public sealed partial class SmtpDelivery : IDisposable
 
         var (hosts, failed) = await HostsAsync(job, tls.Sts, tls.Enforce, ct);
         if (failed is not null) return failed;
-        var site = _shaper.SiteFor(job.NextHop, hosts);
+        var site = ForAccount(_shaper.SiteFor(job.NextHop, hosts), account);
         var (reused, slot) = await SlotAsync(destination, site, ct);
         if (reused is not null)
         {

@@ -15,8 +15,14 @@ public sealed class SaslPasswordMap
 {
     private readonly WatchedFile<Dictionary<string, SaslAccount>>? _file;
     private readonly bool _bySender;
+    private readonly Action<string>? _failed;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, WatchedFile<string>> _tokens = new();
 
-    private SaslPasswordMap(WatchedFile<Dictionary<string, SaslAccount>>? file, bool bySender) => (_file, _bySender) = (file, bySender);
+    /// <summary>A password written so is a file to read it from (an OAuth bearer token a sidecar renews): <c>user:file:/path</c>.</summary>
+    public const string FilePrefix = "file:";
+
+    private SaslPasswordMap(WatchedFile<Dictionary<string, SaslAccount>>? file, bool bySender, Action<string>? failed = null)
+        => (_file, _bySender, _failed) = (file, bySender, failed);
 
     /// <summary>A map without entries: no next hop gets a login.</summary>
     public static SaslPasswordMap Empty { get; } = new(null, false);
@@ -25,7 +31,7 @@ public sealed class SaslPasswordMap
     public static SaslPasswordMap Load(MtaOptions options, Action<string>? reloadFailed = null)
         => string.IsNullOrEmpty(options.SmtpSaslPasswordMapsFile) ? Empty
             : new(new WatchedFile<Dictionary<string, SaslAccount>>(options.SmtpSaslPasswordMapsFile, Parse, reloadFailed),
-                options.SmtpSenderDependentAuthentication);
+                options.SmtpSenderDependentAuthentication, reloadFailed);
 
     /// <summary>True when a map is configured.</summary>
     public bool Configured => _file is not null;
@@ -38,8 +44,27 @@ public sealed class SaslPasswordMap
     {
         if (_file?.Value is not { } map) return null;
         foreach (var key in Keys(hop, sender, _bySender))
-            if (map.TryGetValue(key, out var account)) return account with { Key = key };
+            if (map.TryGetValue(key, out var account)) return account with { Key = key, Password = Secret(account.Password) };
         return null;
+    }
+
+    /// <summary>
+    /// The password, or for <c>file:/path</c> the file's content (trimmed), read again when the file changes. An
+    /// unreadable file gives an empty password (the login then fails and the mail waits), and a warning.
+    /// </summary>
+    private string Secret(string password)
+    {
+        if (!password.StartsWith(FilePrefix, StringComparison.Ordinal)) return password;
+        var path = password[FilePrefix.Length..];
+        try
+        {
+            return _tokens.GetOrAdd(path, p => new WatchedFile<string>(p, (lines, _) => string.Concat(lines).Trim(), _failed)).Value;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _failed?.Invoke($"cannot read the token file {path}: {e.Message}");
+            return "";
+        }
     }
 
     /// <summary>The lookup keys, most specific first.</summary>

@@ -163,4 +163,92 @@ public sealed class RelayLoginTests
         Assert.Contains(commands, c => c.StartsWith("EHLO"));
         Assert.DoesNotContain(commands, c => c.StartsWith("AUTH") || c.StartsWith("MAIL"));
     }
+
+    /// <summary>
+    /// A scripted next hop that offers AUTH XOAUTH2 (in plain text: the test names it in Mta:SmtpSaslPlaintextNextHops),
+    /// checks the initial response's format (RFC-less but Google's and Microsoft's: <c>user=U^Aauth=Bearer T^A^A</c>,
+    /// base64) against the token it expects now, and notes every token it was given.
+    /// </summary>
+    private sealed class OAuthServer : IDisposable
+    {
+        private readonly System.Net.Sockets.TcpListener _listener = new(System.Net.IPAddress.Loopback, 0);
+        public int Port { get; }
+        public string Expected { get; set; } = "";
+        public System.Collections.Concurrent.ConcurrentQueue<string> Tokens { get; } = new();
+        public System.Collections.Concurrent.ConcurrentQueue<string> Accepted { get; } = new();
+
+        public OAuthServer()
+        {
+            _listener.Start();
+            Port = ((System.Net.IPEndPoint)_listener.LocalEndpoint).Port;
+            _ = Task.Run(async () => { while (true) await ServeAsync(await _listener.AcceptTcpClientAsync()); });
+        }
+
+        private async Task ServeAsync(System.Net.Sockets.TcpClient client)
+        {
+            using var _ = client;
+            using var reader = new StreamReader(client.GetStream());
+            await using var writer = new StreamWriter(client.GetStream()) { NewLine = "\r\n", AutoFlush = true };
+            await writer.WriteLineAsync("220 oauth.test ESMTP");
+            var authenticated = false;
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("EHLO")) { await writer.WriteLineAsync("250-oauth.test\r\n250 AUTH XOAUTH2"); continue; }
+                if (line.StartsWith("AUTH XOAUTH2 "))
+                {
+                    var decoded = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(line[13..]));
+                    var m = System.Text.RegularExpressions.Regex.Match(decoded, "^user=alice\u0001auth=Bearer ([^\u0001]+)\u0001\u0001$");
+                    Tokens.Enqueue(m.Success ? m.Groups[1].Value : "malformed");
+                    authenticated = m.Success && m.Groups[1].Value == Expected;
+                    if (authenticated) { await writer.WriteLineAsync("235 2.7.0 Accepted"); continue; }
+                    await writer.WriteLineAsync("334 eyJzdGF0dXMiOiI0MDEifQ=="); // {"status":"401"}: the client answers with an empty line
+                    await reader.ReadLineAsync();
+                    await writer.WriteLineAsync("535 5.7.8 Username and Password not accepted");
+                    continue;
+                }
+                if (line.StartsWith("MAIL") && !authenticated) { await writer.WriteLineAsync("530 5.7.0 Authentication required"); continue; }
+                if (line == "DATA")
+                {
+                    await writer.WriteLineAsync("354 go on");
+                    while (await reader.ReadLineAsync() is { } data && data != ".") { }
+                    Accepted.Enqueue(Expected);
+                    await writer.WriteLineAsync("250 2.0.0 Ok: queued");
+                    return; // one message per connection: the next one logs in again, with the token of that moment
+
+                }
+                await writer.WriteLineAsync(line == "QUIT" ? "221 bye" : line == "RSET" || line == "NOOP" ? "250 ok" : "250 ok");
+                if (line == "QUIT") return;
+            }
+        }
+
+        public void Dispose() => _listener.Stop();
+    }
+
+    [SkippableFact]
+    public async Task Xoauth2_sends_the_token_from_its_file_and_takes_a_new_one_when_the_file_is_replaced()
+    {
+        using var server = new OAuthServer { Expected = "token-one" };
+        var token = Path.Combine(TestEnvironment.TempFolder("oauth"), "token");
+        await File.WriteAllTextAsync(token, "token-one\n");
+        var next = $"[127.0.0.1]:{server.Port}";
+        await using var senderStorage = await Azurite.LeaseAsync();
+        await using var sender = await SenderAsync(senderStorage.ConnectionString, server.Port, await PasswordsAsync($"{next} alice:file:{token}"),
+            ("Mta:SmtpSaslMechanismFilter:0", "XOAUTH2"), ("Mta:SmtpSaslPlaintextNextHops:0", next));
+
+        await TestMail.SendAsync(sender.SmtpPort, TestMail.Message("app@a.test", "u@far.test", "first"));
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(server.Accepted.Count == 1), TimeSpan.FromSeconds(60)),
+            string.Join("\n", sender.Log.Lines));
+
+        // The token is renewed (a sidecar writes the file): the next login uses the new one, no restart.
+        server.Expected = "token-two";
+        await File.WriteAllTextAsync(token, "token-two\n");
+        File.SetLastWriteTimeUtc(token, DateTime.UtcNow.AddSeconds(5));
+        await Task.Delay(TimeSpan.FromSeconds(1.2)); // the file's time stamp is looked at once a second
+        await TestMail.SendAsync(sender.SmtpPort, TestMail.Message("app@a.test", "u@far.test", "second"));
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(server.Accepted.Count == 2), TimeSpan.FromSeconds(60)),
+            string.Join("\n", sender.Log.Lines) + string.Join(",", server.Tokens));
+        Assert.Contains("token-one", server.Tokens);
+        Assert.Contains("token-two", server.Tokens);
+        Assert.DoesNotContain(sender.Log.Lines, l => l.Contains("token-one") || l.Contains("token-two"));
+    }
 }
