@@ -14,6 +14,9 @@ public sealed class PostfixServer : PeerProcess
     /// <summary>The smtpd port.</summary>
     public int Port { get; }
 
+    /// <summary>With a SASL service: a second smtpd with TLS from the first octet (<c>smtpd_tls_wrappermode</c>, "465").</summary>
+    public int WrapperPort { get; private init; }
+
     private readonly string _config;
     private readonly string _postfix;
 
@@ -31,7 +34,7 @@ public sealed class PostfixServer : PeerProcess
     /// </summary>
     public static async Task<PostfixServer> StartAsync(
         IReadOnlyDictionary<string, string>? recipientReplies = null, string? tlsCertFile = null, string? tlsKeyFile = null, string hostname = "postfix.test",
-        string? relayHost = null, string? milters = null)
+        string? relayHost = null, string? milters = null, string? saslPath = null)
     {
         var postfix = TestEnvironment.RequireTool("postfix");
         var root = TestEnvironment.TempFolder("postfix");
@@ -59,11 +62,11 @@ public sealed class PostfixServer : PeerProcess
             .AppendLine("mydestination =")
             .AppendLine("alias_maps =")
             .AppendLine("alias_database =")
-            .AppendLine("mynetworks = 127.0.0.0/8")
+            .AppendLine(saslPath is null ? "mynetworks = 127.0.0.0/8" : "mynetworks = 192.0.2.0/24") // with SASL, loopback must log in
             .AppendLine("relay_domains = static:all")
             .AppendLine(relayHost is null ? "default_transport = discard:" : "default_transport = smtp")
             .AppendLine(relayHost is null ? "relay_transport = discard:" : "relay_transport = smtp")
-            .AppendLine($"smtpd_recipient_restrictions = {access}permit_mynetworks, reject")
+            .AppendLine($"smtpd_recipient_restrictions = {access}permit_mynetworks, {(saslPath is null ? "" : "permit_sasl_authenticated, ")}reject")
             .AppendLine("smtputf8_enable = yes")
             .AppendLine("maillog_file = /dev/stdout");
         if (relayHost is not null)
@@ -73,6 +76,12 @@ public sealed class PostfixServer : PeerProcess
                 .AppendLine("smtp_tls_security_level = may")
                 .AppendLine("smtp_tls_loglevel = 1")
                 .AppendLine("smtp_dns_support_level = disabled");
+        }
+        if (saslPath is not null)
+        {
+            // A provider's submission service: Dovecot's SASL, and AUTH only inside TLS (smtpd_tls_auth_only).
+            main.AppendLine("smtpd_sasl_auth_enable = yes").AppendLine("smtpd_sasl_type = dovecot").AppendLine($"smtpd_sasl_path = {saslPath}")
+                .AppendLine("smtpd_tls_auth_only = yes");
         }
         if (milters is not null) main.AppendLine($"smtpd_milters = {milters}").AppendLine("milter_default_action = tempfail");
         if (tlsCertFile is not null && tlsKeyFile is not null)
@@ -84,9 +93,12 @@ public sealed class PostfixServer : PeerProcess
         }
         await File.WriteAllTextAsync(Path.Combine(config, "main.cf"), main.ToString());
         var master = await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "tests", "postfix-peer", "master.cf"));
+        var wrapperPort = saslPath is null ? 0 : TestEnvironment.FreeTcpPort();
+        if (wrapperPort > 0) master += $"127.0.0.1:{wrapperPort} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes\n";
         await File.WriteAllTextAsync(Path.Combine(config, "master.cf"), master.Replace("@LISTEN@", $"127.0.0.1:{port}"));
-        var server = new PostfixServer(postfix, config, port);
+        var server = new PostfixServer(postfix, config, port) { WrapperPort = wrapperPort };
         await TestEnvironment.WaitForTcpAsync(port, TimeSpan.FromSeconds(30), server.Process);
+        if (wrapperPort > 0) await TestEnvironment.WaitForTcpAsync(wrapperPort, TimeSpan.FromSeconds(30), server.Process);
         return server;
     }
 
