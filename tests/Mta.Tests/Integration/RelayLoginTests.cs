@@ -42,7 +42,7 @@ public sealed class RelayLoginTests
         return ((await MtaSystem.StartAsync(storage, settings, functions: false), submission), submissions);
     }
 
-    private static async Task<string> PasswordsAsync(params string[] lines)
+    internal static async Task<string> PasswordsAsync(params string[] lines)
     {
         var file = Path.Combine(TestEnvironment.TempFolder("sasl"), "sasl_passwd");
         await File.WriteAllLinesAsync(file, lines);
@@ -52,7 +52,8 @@ public sealed class RelayLoginTests
     private static Task<MtaSystem> SenderAsync(string storage, int submission, string passwords, params (string Key, string? Value)[] more)
         => SenderAsync(storage, $"[127.0.0.1]:{submission}", passwords, more);
 
-    private static Task<MtaSystem> SenderAsync(string storage, string relayHost, string passwords, params (string Key, string? Value)[] more)
+    /// <summary>A whole MTA that relays to <paramref name="relayHost"/>, logging in with the accounts in <paramref name="passwords"/>.</summary>
+    internal static Task<MtaSystem> SenderAsync(string storage, string relayHost, string passwords, params (string Key, string? Value)[] more)
     {
         var settings = new Dictionary<string, string?>
         {

@@ -11,22 +11,10 @@ namespace Mta.Tests.Integration;
 [RunsLong(30)]
 public sealed class RelayThroughPostfixTests
 {
-    private static async Task<string> PasswordsAsync(params string[] lines)
-    {
-        var file = Path.Combine(TestEnvironment.TempFolder("sasl"), "sasl_passwd");
-        await File.WriteAllLinesAsync(file, lines);
-        return file;
-    }
+    private static Task<string> PasswordsAsync(params string[] lines) => RelayLoginTests.PasswordsAsync(lines);
 
     private static Task<MtaSystem> SenderAsync(string storage, string relayHost, string passwords, params (string Key, string? Value)[] more)
-    {
-        var settings = new Dictionary<string, string?>
-        {
-            ["Mta:RelayHost"] = relayHost, ["Mta:SmtpSaslPasswordMapsFile"] = passwords, ["Mta:DeliverToInternalNetworks"] = "true",
-        };
-        foreach (var (k, v) in more) settings[k] = v;
-        return MtaSystem.StartAsync(storage, settings);
-    }
+        => RelayLoginTests.SenderAsync(storage, relayHost, passwords, more);
 
     [SkippableFact]
     public async Task Postfix_with_dovecot_sasl_takes_plain_after_starttls_and_login_over_implicit_tls_and_a_wrong_password_waits()
