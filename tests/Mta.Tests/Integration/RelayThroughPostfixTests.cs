@@ -25,6 +25,13 @@ public sealed class RelayThroughPostfixTests
         await using var sink = await SmtpSink.StartAsync();
         await using var postfix = await PostfixServer.StartAsync(tlsCertFile: Path.Combine(folder, "cert.pem"), tlsKeyFile: Path.Combine(folder, "key.pem"),
             relayHost: $"[127.0.0.1]:{sink.Port}", saslPath: auth.Socket);
+        // The provider as providers are: no AUTH before TLS (smtpd_tls_auth_only), so a login can only go inside it.
+        var (raw, _) = await RawSmtpClient.ConnectAsync(postfix.Port);
+        await using (raw)
+        {
+            Assert.DoesNotContain("AUTH", await raw.CommandAsync("EHLO client.test"));
+            Assert.StartsWith("5", await raw.CommandAsync("AUTH PLAIN " + Convert.ToBase64String("\0alice\0alice pass"u8)));
+        }
         await using var storage1 = await Azurite.LeaseAsync();
         await using var storage2 = await Azurite.LeaseAsync();
 
