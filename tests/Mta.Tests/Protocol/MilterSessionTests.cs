@@ -20,6 +20,26 @@ public sealed class MilterSessionTests
         return InMemoryIngress.StartAsync(settings);
     }
 
+    /// <summary>A scripted milter, an ingress in front of it, and a client connected (with its greeting); all go on dispose.</summary>
+    private sealed record Session(ScriptedMilter Milter, InMemoryIngress Mta, RawSmtpClient Smtp, string Greeting) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Smtp.DisposeAsync();
+            await Mta.DisposeAsync();
+            await Milter.DisposeAsync();
+        }
+    }
+
+    /// <summary>Starts a <see cref="Session"/>; <paramref name="milters"/> makes the milter list from the milter's address.</summary>
+    private static async Task<Session> SessionAsync(Func<string, string>? milters = null, bool noReply = false)
+    {
+        var milter = await ScriptedMilter.StartAsync(noReply: noReply);
+        var mta = await IngressAsync(milters?.Invoke(milter.Address) ?? milter.Address);
+        var (smtp, greeting) = await mta.ConnectAsync();
+        return new Session(milter, mta, smtp, greeting);
+    }
+
     /// <summary>EHLO, MAIL, each RCPT and DATA; the reply to DATA.</summary>
     private static async Task<string> StartAsync(RawSmtpClient smtp, string from, params string[] to)
     {
@@ -38,10 +58,8 @@ public sealed class MilterSessionTests
     [Fact]
     public async Task Every_event_reaches_the_milter_at_its_smtp_moment_with_postfix_macros()
     {
-        await using var milter = await ScriptedMilter.StartAsync();
-        await using var mta = await IngressAsync(milter.Address);
-        var (smtp, greeting) = await mta.ConnectAsync();
-        await using var _ = smtp;
+        await using var session = await SessionAsync();
+        var (milter, mta, smtp, greeting) = session;
         Assert.StartsWith("220 mta.test ESMTP", greeting);
         Assert.StartsWith("354", await StartAsync(smtp, "a@sender.test", "one@localhost", "two@far.test"));
         var queued = await SendAsync(smtp, "Subject: events\r\nX-Folded: first\r\n second\r\n\r\nbody\r\n");
@@ -65,10 +83,8 @@ public sealed class MilterSessionTests
     [Fact]
     public async Task End_of_message_modifications_change_what_is_queued()
     {
-        await using var milter = await ScriptedMilter.StartAsync();
-        await using var mta = await IngressAsync(milter.Address);
-        var (smtp, _) = await mta.ConnectAsync();
-        await using var __ = smtp;
+        await using var session = await SessionAsync();
+        var (milter, mta, smtp, _) = session;
         Assert.StartsWith("354", await StartAsync(smtp, "a@sender.test", "keep@rcpt.test", "gone@rcpt.test"));
         var queued = await SendAsync(smtp, "X-Remove-Me: yes\r\nSubject: change-from add-rcpt del-rcpt rewrite-body\r\nX-Change-Me: before\r\n\r\nold body\r\n");
         Assert.StartsWith("250 2.0.0 Ok: queued as ", queued);
@@ -85,10 +101,8 @@ public sealed class MilterSessionTests
     [Fact]
     public async Task Refusals_answer_the_command_they_are_about_and_a_recipients_refusal_refuses_only_it()
     {
-        await using var milter = await ScriptedMilter.StartAsync();
-        await using var mta = await IngressAsync(milter.Address);
-        var (smtp, _) = await mta.ConnectAsync();
-        await using var __ = smtp;
+        await using var session = await SessionAsync();
+        var (milter, mta, smtp, _) = session;
         await smtp.CommandAsync("EHLO client.test");
         Assert.Equal("550 5.7.1 Command rejected\r\n", await smtp.CommandAsync("MAIL FROM:<reject-mail@sender.test>"));
         Assert.StartsWith("250", await smtp.CommandAsync("MAIL FROM:<a@sender.test>"));
@@ -107,10 +121,8 @@ public sealed class MilterSessionTests
     [Fact]
     public async Task Discard_answers_250_and_drops_while_quarantine_queues_for_the_hold_queue()
     {
-        await using var milter = await ScriptedMilter.StartAsync();
-        await using var mta = await IngressAsync(milter.Address);
-        var (smtp, _) = await mta.ConnectAsync();
-        await using var __ = smtp;
+        await using var session = await SessionAsync();
+        var (milter, mta, smtp, _) = session;
         Assert.StartsWith("354", await StartAsync(smtp, "a@sender.test", "one@rcpt.test"));
         Assert.StartsWith("250 2.0.0 Ok: queued as", await SendAsync(smtp, "Subject: discard\r\n\r\nx\r\n"));
         Assert.Empty(await mta.QueuedAsync());
@@ -123,10 +135,8 @@ public sealed class MilterSessionTests
     [Fact]
     public async Task Rset_aborts_the_transaction_at_the_milter_and_skip_ends_the_body()
     {
-        await using var milter = await ScriptedMilter.StartAsync();
-        await using var mta = await IngressAsync(milter.Address);
-        var (smtp, _) = await mta.ConnectAsync();
-        await using var __ = smtp;
+        await using var session = await SessionAsync();
+        var (milter, mta, smtp, _) = session;
         await smtp.CommandAsync("EHLO client.test");
         await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
         Assert.StartsWith("250", await smtp.CommandAsync("RSET"));
@@ -142,10 +152,8 @@ public sealed class MilterSessionTests
     [Fact]
     public async Task No_reply_and_no_body_steps_are_honoured()
     {
-        await using var milter = await ScriptedMilter.StartAsync(noReply: true);
-        await using var mta = await IngressAsync(milter.Address);
-        var (smtp, _) = await mta.ConnectAsync();
-        await using var __ = smtp;
+        await using var session = await SessionAsync(noReply: true);
+        var (milter, mta, smtp, _) = session;
         Assert.StartsWith("354", await StartAsync(smtp, "a@sender.test", "one@rcpt.test"));
         Assert.StartsWith("250 2.0.0", await SendAsync(smtp, "Subject: one\r\nX-Two: 2\r\n\r\nbody\r\n"));
         var events = await milter.EventsAfterAsync("eom");
@@ -236,10 +244,8 @@ public sealed class MilterSessionTests
     [Fact]
     public async Task Accept_at_mail_ends_the_milters_part_in_that_message_and_progress_keeps_a_slow_one_within_its_timeout()
     {
-        await using var milter = await ScriptedMilter.StartAsync();
-        await using var mta = await IngressAsync($"{{ {milter.Address}, content_timeout = 1s }}");
-        var (smtp, _) = await mta.ConnectAsync();
-        await using var __ = smtp;
+        await using var session = await SessionAsync(milters: address => $"{{ {address}, content_timeout = 1s }}");
+        var (milter, mta, smtp, _) = session;
         Assert.StartsWith("354", await StartAsync(smtp, "accept-mail@sender.test", "one@rcpt.test"));
         Assert.StartsWith("250 2.0.0", await SendAsync(smtp, "Subject: accepted early\r\n\r\nx\r\n"));
         Assert.Equal("Subject: accepted early\r\n\r\nx\r\n", Encoding.ASCII.GetString(Assert.Single(await mta.QueuedAsync()).Content!));
@@ -254,10 +260,8 @@ public sealed class MilterSessionTests
     [Fact]
     public async Task Bdat_gets_the_data_event_at_its_first_chunk_and_the_changes_at_its_last_and_a_bad_address_from_a_milter_is_left_out()
     {
-        await using var milter = await ScriptedMilter.StartAsync();
-        await using var mta = await IngressAsync(milter.Address);
-        var (smtp, _) = await mta.ConnectAsync();
-        await using var __ = smtp;
+        await using var session = await SessionAsync();
+        var (milter, mta, smtp, _) = session;
         await smtp.CommandAsync("EHLO client.test");
         await smtp.CommandAsync("MAIL FROM:<a@sender.test>");
         await smtp.CommandAsync("RCPT TO:<one@rcpt.test>");
@@ -276,10 +280,8 @@ public sealed class MilterSessionTests
     [Fact]
     public async Task A_slow_end_of_message_gets_the_default_action_after_the_content_timeout()
     {
-        await using var milter = await ScriptedMilter.StartAsync();
-        await using var mta = await IngressAsync($"{{ {milter.Address}, content_timeout = 1s }}");
-        var (smtp, _) = await mta.ConnectAsync();
-        await using var __ = smtp;
+        await using var session = await SessionAsync(milters: address => $"{{ {address}, content_timeout = 1s }}");
+        var (milter, mta, smtp, _) = session;
         Assert.StartsWith("354", await StartAsync(smtp, "a@sender.test", "one@rcpt.test"));
         Assert.Equal("451 4.7.1 Service unavailable - try again later\r\n", await SendAsync(smtp, "Subject: slow\r\n\r\nx\r\n"));
         Assert.StartsWith("250", await smtp.CommandAsync("NOOP"));
