@@ -66,8 +66,24 @@ public sealed partial class SmtpSession
             if (refusal is null) await StoreAsync(Envelope(mail, content.Name, size), content, ct);
             return;
         }
-        var milters = await MilterMessageAsync(Envelope(mail, content.Name, size), content, ct);
-        (_milterHold, _milterDiscard) = (null, false);
+        (IncomingEnvelope Envelope, SpoolWriter Content)? milters;
+        try
+        {
+            milters = await MilterMessageAsync(Envelope(mail, content.Name, size), content, ct);
+        }
+        catch (Exception e) when (e is Azure.RequestFailedException or IOException)
+        {
+            // The spool could not give the message back to the milters: not acknowledged, so the client sends it again.
+            // The milters were left mid-message, so the session ends rather than talk to them out of step.
+            log.LogWarning("{QueueId}: not accepted from [{Client}]: reading it back for the milters failed: {Error}", content.Name, client, e.Message);
+            Reply("421 4.3.0 " + hostname + " Error: queue file read error, closing transmission channel");
+            _quit = true;
+            return;
+        }
+        finally
+        {
+            (_milterHold, _milterDiscard) = (null, false);
+        }
         if (milters is not { } changed) return;
         try
         {
