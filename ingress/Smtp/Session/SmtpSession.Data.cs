@@ -54,10 +54,8 @@ public sealed partial class SmtpSession
     private async Task FinishDataAsync(SpoolWriter content, long size, bool tooBig, CancellationToken ct, string? refusal = null)
     {
         var mail = _mail!;
-        var (hold, discard) = (_milterHold, _milterDiscard);
         ResetTransaction();
         _milterAbortOwed = false; // the message reached its end: the milters hear of it, or an abort now
-        (_milterHold, _milterDiscard) = (hold, discard);
         if (tooBig) refusal = "552 5.3.4 Error: message file too big";
         if (refusal is not null || content.Failure is not null || _milters is null)
         {

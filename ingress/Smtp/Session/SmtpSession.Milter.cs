@@ -18,7 +18,10 @@ public sealed partial class SmtpSession
     /// <summary>A transaction the milters heard of ended without its message: they get SMFIC_ABORT before the next event.</summary>
     private bool _milterAbortOwed;
 
-    /// <summary>A milter asked, during the transaction, for the message to be held (the reason) or discarded.</summary>
+    /// <summary>
+    /// A milter asked, during the transaction, for the message to be held (the reason) or discarded; cleared when a
+    /// MAIL starts the next transaction and once the message phase is over.
+    /// </summary>
     private string? _milterHold;
     private bool _milterDiscard;
 

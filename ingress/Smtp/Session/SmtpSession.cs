@@ -328,7 +328,6 @@ public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPA
         if (_mail is not null && _milters is not null) _milterAbortOwed = true;
         _mail?.Dispose();
         _mail = null;
-        (_milterHold, _milterDiscard) = (null, false);
     }
 
     /// <summary>Postfix's smtpd_junk_command_limit: past it, every NOOP, VRFY, RSET or HELP counts as an error.</summary>
