@@ -14,6 +14,8 @@ using OpenTelemetry.Metrics;
 using Mta.Ingress.Tls;
 using Mta.Ingress.Policy;
 using Mta.Ingress.Smtp;
+using Mta.Ingress.UpstreamProxy;
+using Microsoft.Extensions.Options;
 using Mta.Mail;
 using Mta.Mail.Configuration;
 using Mta.Mail.Queues;
@@ -89,6 +91,10 @@ public static class IngressHost
         services.AddSingleton<RelayPolicy>();
         services.AddSingleton<Verification.AddressVerifier>();
         services.AddSingleton<ClientLimits>();
+        services.AddSingleton(sp => UpstreamProxySettings.From(sp.GetRequiredService<IOptions<IngressOptions>>().Value));
+        services.AddSingleton(sp => new UpstreamProxyGate(sp.GetRequiredService<UpstreamProxySettings>(),
+            sp.GetRequiredService<IOptions<MtaOptions>>().Value.MyHostname, sp.GetRequiredService<IngressMetrics>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("smtpd")));
         services.AddSingleton<MessageAcceptor>();
         services.AddSingleton<TlsCertificates>();
         services.AddSingleton<SaslUsers>();
@@ -102,22 +108,47 @@ public static class IngressHost
 
     private static void Listen(KestrelServerOptions kestrel, IngressOptions ingress)
     {
-        var address = IPAddress.Parse(ingress.ListenAddress);
-        kestrel.Listen(address, ingress.Port, listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
-        if (ingress.SubmissionPort > 0)
-            kestrel.Listen(address, ingress.SubmissionPort, listen => listen.UseConnectionHandler<SmtpConnectionHandler>());
-        if (ingress.SubmissionsPort > 0)
-        {
-            var certificates = kestrel.ApplicationServices.GetRequiredService<TlsCertificates>();
-            kestrel.Listen(address, ingress.SubmissionsPort, listen =>
-            {
-                // Implicit TLS (RFC 8314), with the certificate picked per handshake so a renewal applies at once.
-                listen.UseHttps(https => https.ServerCertificateSelector = (_, _) => certificates.Current);
-                listen.UseConnectionHandler<SmtpConnectionHandler>();
-            });
-        }
+        var address = ListenAddress(ingress.ListenAddress);
+        Smtp(kestrel, address, ingress.Port, Listener.Mx);
+        if (ingress.SubmissionPort > 0) Smtp(kestrel, address, ingress.SubmissionPort, Listener.Submission);
+        if (ingress.SubmissionsPort > 0) Smtp(kestrel, address, ingress.SubmissionsPort, Listener.Submissions);
         if (ingress.HealthPort > 0)
             kestrel.Listen(address, ingress.HealthPort);
+    }
+
+    /// <summary>
+    /// The address to bind: <c>::</c> is dual-stack (IPv4 clients arrive IPv4-mapped), and falls back to <c>0.0.0.0</c>
+    /// where the kernel has no IPv6, so one setting serves IPv4-only and dual-stack clusters.
+    /// </summary>
+    internal static IPAddress ListenAddress(string configured)
+    {
+        var address = IPAddress.Parse(configured);
+        return address.Equals(IPAddress.IPv6Any) && !System.Net.Sockets.Socket.OSSupportsIPv6 ? IPAddress.Any : address;
+    }
+
+    // One SMTP listener: its role marked on each connection, then the PROXY header if it expects one (before TLS: the
+    // balancer sends it first), then implicit TLS on the submissions port, then the session.
+    private static void Smtp(KestrelServerOptions kestrel, IPAddress address, int port, Listener role)
+    {
+        var services = kestrel.ApplicationServices;
+        kestrel.Listen(address, port, listen =>
+        {
+            var feature = new ListenerFeature(role);
+            listen.Use(next => connection =>
+            {
+                connection.Features.Set(feature);
+                return next(connection);
+            });
+            if (services.GetRequiredService<UpstreamProxySettings>().Expects(ListenerFeature.NameOf(role)))
+                listen.Use(services.GetRequiredService<UpstreamProxyGate>().Middleware(implicitTls: role == Listener.Submissions));
+            if (role == Listener.Submissions)
+            {
+                // Implicit TLS (RFC 8314), with the certificate picked per handshake so a renewal applies at once.
+                var certificates = services.GetRequiredService<TlsCertificates>();
+                listen.UseHttps(https => https.ServerCertificateSelector = (_, _) => certificates.Current);
+            }
+            listen.UseConnectionHandler<SmtpConnectionHandler>();
+        });
     }
 
     // Fail at start, with the file named, rather than at the first TLS, AUTH or RCPT client: these read their files

@@ -30,6 +30,28 @@ public sealed class IngressOptions
     /// <summary>Port of the submissions listener (implicit TLS, published as 465; RFC 8314). 0 turns it off.</summary>
     public int SubmissionsPort { get; set; }
 
+    /// <summary>
+    /// The header a load balancer sends before SMTP to give the real client (Postfix <c>smtpd_upstream_proxy_protocol</c>):
+    /// empty (the default) for none, <c>haproxy</c> for the PROXY protocol, versions 1 and 2 both. A listener that expects it
+    /// refuses connections without it, and connections from outside <see cref="UpstreamProxyNetworks"/>.
+    /// </summary>
+    public string UpstreamProxyProtocol { get; set; } = "";
+
+    /// <summary>Seconds to wait for the PROXY header (Postfix <c>smtpd_upstream_proxy_timeout</c>).</summary>
+    public int UpstreamProxyTimeoutSeconds { get; set; } = 5;
+
+    /// <summary>
+    /// The load balancers' addresses (CIDR): only connections from these may name a client with a PROXY header. Required
+    /// when <see cref="UpstreamProxyProtocol"/> is set; Postfix leaves this to the firewall.
+    /// </summary>
+    public List<string> UpstreamProxyNetworks { get; set; } = [];
+
+    /// <summary>
+    /// Which listeners expect the PROXY header: <c>mx</c>, <c>submission</c>, <c>submissions</c>. Empty (the default): all
+    /// of them, when <see cref="UpstreamProxyProtocol"/> is set.
+    /// </summary>
+    public List<string> UpstreamProxyListeners { get; set; } = [];
+
     /// <summary>PEM certificate (chain) file for TLS; read again when it changes (Postfix <c>smtpd_tls_cert_file</c>).</summary>
     public string? TlsCertificateFile { get; set; }
 
@@ -112,6 +134,18 @@ public sealed class IngressOptions
     /// <summary>Sessions at once from one client address (Postfix <c>smtpd_client_connection_count_limit</c>).</summary>
     public int MaxConnectionsPerClient { get; set; } = 50;
 
+    /// <summary>
+    /// Bits of an IPv4 client address that name one client for the per-client limits (Postfix
+    /// <c>smtpd_client_ipv4_prefix_length</c>): 32, each address counted apart.
+    /// </summary>
+    public int ClientIPv4PrefixLength { get; set; } = 32;
+
+    /// <summary>
+    /// Bits of an IPv6 client address that name one client for the per-client limits (Postfix
+    /// <c>smtpd_client_ipv6_prefix_length</c>, 84 there): 64, what one subscriber usually holds.
+    /// </summary>
+    public int ClientIPv6PrefixLength { get; set; } = 64;
+
     /// <summary>New connections per client address per minute (Postfix <c>smtpd_client_connection_rate_limit</c>); 0 is no limit.</summary>
     public int ConnectionRatePerClient { get; set; }
 
@@ -181,6 +215,7 @@ public sealed class IngressOptions
     public void ApplyDefaults()
     {
         if (TrustedNetworks.Count == 0) TrustedNetworks.AddRange(["127.0.0.0/8", "::1/128"]);
+        if (UpstreamProxyListeners.Count == 0) UpstreamProxyListeners.AddRange(["mx", "submission", "submissions"]);
     }
 
     /// <summary>

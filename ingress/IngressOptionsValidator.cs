@@ -43,6 +43,12 @@ public static class IngressOptionsValidator
             yield return ConfigFinding.Error("Ingress:HeaderFieldLimit", null, $"{o.HeaderFieldLimit} is not a positive number");
         foreach (var network in o.TrustedNetworks.Where(n => !System.Net.IPNetwork.TryParse(n, out _)))
             yield return ConfigFinding.Error("Ingress:TrustedNetworks", "mynetworks", $"'{network}' is not CIDR notation");
+        if (o.ClientIPv4PrefixLength is < 1 or > 32)
+            yield return ConfigFinding.Error("Ingress:ClientIPv4PrefixLength", "smtpd_client_ipv4_prefix_length", $"{o.ClientIPv4PrefixLength} is not between 1 and 32");
+        if (o.ClientIPv6PrefixLength is < 1 or > 128)
+            yield return ConfigFinding.Error("Ingress:ClientIPv6PrefixLength", "smtpd_client_ipv6_prefix_length", $"{o.ClientIPv6PrefixLength} is not between 1 and 128");
+        foreach (var finding in UpstreamProxy.UpstreamProxySettings.Problems(o))
+            yield return finding;
         if (o.BareLineEndings is not ("reject" or "normalize"))
             yield return ConfigFinding.Error("Ingress:BareLineEndings", "smtpd_forbid_bare_newline", $"'{o.BareLineEndings}' is not reject or normalize");
         if (MilterProblem(o) is { } milters)

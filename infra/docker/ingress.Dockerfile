@@ -10,7 +10,7 @@ WORKDIR /app
 COPY --from=build /out .
 # Unprivileged ports only (2525 is published as 25 by the Service); no secrets in the image:
 # the storage connection and all settings come from the environment at run time.
-ENV Ingress__ListenAddress=0.0.0.0 \
+ENV Ingress__ListenAddress=:: \
     Ingress__Port=2525 \
     Ingress__HealthPort=8080
 EXPOSE 2525 8080

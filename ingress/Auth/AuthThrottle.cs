@@ -8,19 +8,20 @@ namespace Mta.Ingress.Auth;
 /// Failed logins counted over a sliding window, per client and per user name (anvil's spirit; Postfix itself leaves
 /// this to fail2ban): past a client's limit its sessions are closed at the next AUTH, past a name's limit that name
 /// gets a temporary failure without its password being hashed at all, so guessing costs the attacker time and the
-/// ingress nothing. Clients are keyed by address, IPv6 by its /64 (what one subscriber usually holds), IPv4-mapped
-/// IPv6 as IPv4. Counted per ingress replica.
+/// ingress nothing. Clients are keyed by their <see cref="Policy.ClientGroup"/> (IPv6 by its /64 by default). Counted
+/// per ingress replica.
 /// </summary>
-public sealed class AuthThrottle(int clientLimit, int userLimit, TimeSpan window, TimeProvider clock)
+public sealed class AuthThrottle(int clientLimit, int userLimit, TimeSpan window, TimeProvider clock, Policy.ClientGroup? groups = null)
 {
     /// <summary>Most names and clients tracked at once; past it, new ones are not counted (the limits of the known ones hold).</summary>
     internal const int MaxTracked = 50_000;
 
+    private readonly Policy.ClientGroup _groups = groups ?? Policy.ClientGroup.Default;
     private readonly ConcurrentDictionary<string, Queue<long>> _clients = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Queue<long>> _users = new(StringComparer.Ordinal);
 
     /// <summary>True when <paramref name="client"/> has had its limit of failures within the window.</summary>
-    public bool ClientBlocked(IPAddress client) => clientLimit > 0 && Recent(_clients, Policy.ClientGroup.Of(client)) >= clientLimit;
+    public bool ClientBlocked(IPAddress client) => clientLimit > 0 && Recent(_clients, _groups.Of(client)) >= clientLimit;
 
     /// <summary>True when <paramref name="name"/> has had its limit of failures within the window, from anywhere.</summary>
     public bool UserBlocked(string name) => userLimit > 0 && Recent(_users, name) >= userLimit;
@@ -28,7 +29,7 @@ public sealed class AuthThrottle(int clientLimit, int userLimit, TimeSpan window
     /// <summary>Counts one failed login.</summary>
     public void Failed(IPAddress client, string name)
     {
-        Count(_clients, Policy.ClientGroup.Of(client));
+        Count(_clients, _groups.Of(client));
         Count(_users, name);
     }
 

@@ -37,7 +37,7 @@ public sealed class SaslUsers
         _file = options.Value.UsersFile;
         _log = log;
         _throttle = new AuthThrottle(options.Value.AuthFailureLimit, options.Value.AuthUserFailureLimit,
-            TimeSpan.FromSeconds(options.Value.AuthFailureWindowSeconds), clock ?? TimeProvider.System);
+            TimeSpan.FromSeconds(options.Value.AuthFailureWindowSeconds), clock ?? TimeProvider.System, Policy.ClientGroup.From(options.Value));
         if (Configured)
             _users = new(_file!, Parse,
                 error => _log.LogWarning("SASL users file {File} not reloaded, keeping the previous one: {Error}", _file, error),

@@ -8,12 +8,13 @@ namespace Mta.Ingress.Policy;
 /// <see cref="IngressOptions.MaxConnectionsPerClient"/> from one address at once, and
 /// <see cref="IngressOptions.ConnectionRatePerClient"/> new connections per address per minute.
 /// Trusted networks are exempt (Postfix <c>smtpd_client_event_limit_exceptions = $mynetworks</c>).
-/// Counts are per ingress replica: the Service spreads clients over replicas. A client is its <see cref="ClientGroup"/>:
-/// IPv6 counted by /64.
+/// Counts are per ingress replica: the Service spreads clients over replicas. A client is its <see cref="ClientGroup"/>
+/// (IPv6 counted by /64 by default).
 /// </summary>
 public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy relay, TimeProvider clock)
 {
     private readonly IngressOptions _o = options.Value;
+    private readonly ClientGroup _groups = ClientGroup.From(options.Value);
     private readonly Dictionary<string, int> _open = new();
     private readonly Dictionary<string, Queue<DateTimeOffset>> _recent = new();
     private readonly Lock _lock = new();
@@ -41,7 +42,7 @@ public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy r
         refusal = "";
         if (client.IsIPv4MappedToIPv6) client = client.MapToIPv4();
         var exempt = relay.IsTrusted(client);
-        var key = ClientGroup.Of(client);
+        var key = _groups.Of(client);
         lock (_lock)
         {
             if (_o.MaxConnections > 0 && _total >= _o.MaxConnections)

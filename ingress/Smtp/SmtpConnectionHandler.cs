@@ -37,7 +37,9 @@ public sealed class SmtpConnectionHandler(
     /// <inheritdoc />
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
+        // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: every decision and log line takes them as IPv4.
         var client = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        if (client.IsIPv4MappedToIPv6) client = client.MapToIPv4();
         using var slot = limits.TryEnter(client, out var refusal);
         if (slot is null)
         {
@@ -46,11 +48,7 @@ public sealed class SmtpConnectionHandler(
             await connection.Transport.Output.CompleteAsync();
             return;
         }
-        var port = (connection.LocalEndPoint as IPEndPoint)?.Port;
-        var o = options.Value;
-        var listener = port == o.SubmissionPort && o.SubmissionPort > 0 ? Listener.Submission
-            : port == o.SubmissionsPort && o.SubmissionsPort > 0 ? Listener.Submissions
-            : Listener.Mx;
+        var listener = connection.Features.Get<ListenerFeature>()?.Role ?? Listener.Mx;
         var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener, _services,
             connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? TlsDescription.Of(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null,
             (connection.RemoteEndPoint as IPEndPoint, connection.LocalEndPoint as IPEndPoint));

@@ -447,7 +447,9 @@ public sealed class CleanupStage
         var forClause = e.Recipients.Count == 1 ? $"\r\n\tfor <{e.Recipients[0]}>" : "";
         var by = e.ReceivedBy ?? _options.MyHostname;
         var tls = e.Tls is null ? "" : $"\r\n\t(using {e.Tls})";
-        return $"from {e.Helo} ([{e.ClientAddress}]){tls}\r\n\tby {by} (Mta) with {e.Protocol} id {e.Id}{forClause};\r\n\t"
+        // RFC 5321's address literal: an IPv6 address carries its tag (Postfix writes [IPv6:2001:db8::1] too).
+        var literal = e.ClientAddress.Contains(':') ? "IPv6:" + e.ClientAddress : e.ClientAddress;
+        return $"from {e.Helo} ([{literal}]){tls}\r\n\tby {by} (Mta) with {e.Protocol} id {e.Id}{forClause};\r\n\t"
             + DateUtils.FormatDate(e.ArrivalTime);
     }
 

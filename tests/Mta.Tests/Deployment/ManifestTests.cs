@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using System.Text.Json;
 using Mta.Tests.Peers;
 using Xunit;
@@ -170,7 +171,7 @@ public sealed class ManifestTests
         var ports = pod["containers"][0]["ports"].Items.ToDictionary(p => p["name"].Text!, p => p["containerPort"].Text);
         Assert.Equal(config["Ingress__Port"].Text, ports["smtp"]);
         Assert.Equal(config["Ingress__HealthPort"].Text, ports["health"]);
-        Assert.Equal("0.0.0.0", config["Ingress__ListenAddress"].Text);
+        Assert.Equal("::", config["Ingress__ListenAddress"].Text);
         Assert.Equal("health", pod["containers"][0]["readinessProbe"]["httpGet"]["port"].Text);
         Assert.True(int.Parse(pod["terminationGracePeriodSeconds"].Text!) > int.Parse(config["Ingress__DrainSeconds"].Text!));
 
@@ -247,5 +248,27 @@ public sealed class ManifestTests
         var https = m.Find("NetworkPolicy", "allow-storage")!["spec"]["egress"][0]["to"].Items
             .SelectMany(t => t["ipBlock"]["except"].Items.Select(e => e.Text)).ToList();
         Assert.Contains("169.254.0.0/16", https);
+    }
+    [SkippableFact]
+    public async Task The_proxy_protocol_component_gives_the_ingress_settings_it_starts_with_and_a_cluster_traffic_policy()
+    {
+        var m = await Manifests.RenderWithComponentAsync("proxy-protocol");
+        var (exit, output) = await ValidateAsync(m.Yaml);
+        Assert.True(exit == 0, output);
+        var data = m.Find("ConfigMap", "mta-config")!["data"].Entries
+            .ToDictionary(kv => kv.Key.Replace("__", ":"), kv => kv.Value.Text);
+        Assert.Equal("haproxy", data["Ingress:UpstreamProxyProtocol"]);
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(data).Build();
+        var findings = Mta.Ingress.IngressHost.CheckConfiguration(configuration).Findings;
+        Assert.DoesNotContain(findings, f => f.Setting.StartsWith("Ingress:UpstreamProxy") || f.Setting == "Ingress:ListenAddress");
+        var service = m.Find("Service", "mta-ingress")!;
+        Assert.Equal("Cluster", service["spec"]["externalTrafficPolicy"].Text);
+        Assert.Equal("*", service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"].Text);
+
+        // The same configuration without the balancers' addresses would not start.
+        data.Remove("Ingress:UpstreamProxyNetworks:0");
+        var without = new ConfigurationBuilder().AddInMemoryCollection(data).Build();
+        Assert.Contains(Mta.Ingress.IngressHost.CheckConfiguration(without).Findings,
+            f => f.Setting == "Ingress:UpstreamProxyNetworks" && f.Severity == Mta.Mail.Configuration.FindingSeverity.Error);
     }
 }

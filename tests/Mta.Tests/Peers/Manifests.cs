@@ -22,9 +22,29 @@ public sealed class Manifests
 
     /// <summary>Renders an overlay under infra/k8s/overlays with kubectl's built-in kustomize.</summary>
     public static async Task<Manifests> RenderAsync(string overlay)
+        => await RenderDirectoryAsync(Path.Combine(TestEnvironment.RepoRoot, "infra", "k8s", "overlays", overlay));
+
+    /// <summary>
+    /// Renders the base with one component under infra/k8s/components added, as an overlay that lists it would.
+    /// </summary>
+    public static async Task<Manifests> RenderWithComponentAsync(string component)
+    {
+        var dir = TestEnvironment.TempFolder("kustomize");
+        var k8s = Path.Combine(TestEnvironment.RepoRoot, "infra", "k8s");
+        await File.WriteAllTextAsync(Path.Combine(dir, "kustomization.yaml"), $"""
+            apiVersion: kustomize.config.k8s.io/v1beta1
+            kind: Kustomization
+            resources: ["{Path.GetRelativePath(dir, Path.Combine(k8s, "base"))}"]
+            components: ["{Path.GetRelativePath(dir, Path.Combine(k8s, "components", component))}"]
+
+            """);
+        return await RenderDirectoryAsync(dir);
+    }
+
+    private static async Task<Manifests> RenderDirectoryAsync(string dir)
     {
         var kubectl = TestEnvironment.RequireTool("kubectl");
-        var dir = Path.Combine(TestEnvironment.RepoRoot, "infra", "k8s", "overlays", overlay);
+        var overlay = Path.GetFileName(dir);
         var (exit, output) = await Integration.EndToEndTests.RunAsync(kubectl, "kustomize", dir);
         if (exit != 0) throw new InvalidOperationException($"kubectl kustomize {overlay} failed:\n{output}");
         return new Manifests(output);

@@ -25,6 +25,21 @@ public sealed class RawSmtpClient : IAsyncDisposable
         return (c, await c.ReplyAsync());
     }
 
+    /// <summary>
+    /// Connects from the loopback address <paramref name="from"/> (127.0.0.0/8 is all ours), writes
+    /// <paramref name="preamble"/> before anything is read (a PROXY header, say), and returns the first reply.
+    /// </summary>
+    public static async Task<(RawSmtpClient Client, string Greeting)> ConnectAsync(System.Net.IPAddress host, int port, System.Net.IPAddress from,
+        string? preamble = null)
+    {
+        var socket = new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new System.Net.IPEndPoint(from, 0));
+        await socket.ConnectAsync(host, port);
+        var c = new RawSmtpClient(new NetworkStream(socket, ownsSocket: true), socket);
+        if (preamble is not null) await c.WriteAsync(preamble);
+        return (c, await c.ReplyAsync());
+    }
+
     /// <summary>Talks over <paramref name="stream"/> (an in-memory pipe pair, say) and returns the greeting.</summary>
     public static async Task<(RawSmtpClient Client, string Greeting)> ConnectAsync(Stream stream)
     {

@@ -49,7 +49,21 @@ public sealed class AuthThrottleTests
     [InlineData("2001:db8:1:2::1", "2001:db8:1:3::1", false)]
     [InlineData("::ffff:192.0.2.7", "192.0.2.7", true)]                   // IPv4-mapped is IPv4
     public void Ipv6_clients_are_counted_by_their_64(string a, string b, bool same) =>
-        Assert.Equal(same, Mta.Ingress.Policy.ClientGroup.Of(IPAddress.Parse(a)) == Mta.Ingress.Policy.ClientGroup.Of(IPAddress.Parse(b)));
+        Assert.Equal(same, Mta.Ingress.Policy.ClientGroup.Default.Of(IPAddress.Parse(a)) == Mta.Ingress.Policy.ClientGroup.Default.Of(IPAddress.Parse(b)));
+
+    [Theory]
+    [InlineData(24, 48, "192.0.2.7", "192.0.2.200", true)]
+    [InlineData(24, 48, "192.0.2.7", "192.0.3.7", false)]
+    [InlineData(24, 48, "2001:db8:1:2::1", "2001:db8:1:ffff::1", true)]
+    [InlineData(24, 48, "2001:db8:1::1", "2001:db8:2::1", false)]
+    [InlineData(32, 128, "2001:db8::1", "2001:db8::2", false)]
+    [InlineData(32, 61, "2001:db8:0:7::1", "2001:db8:0:0::1", true)]  // a prefix that cuts inside an octet
+    [InlineData(32, 61, "2001:db8:0:8::1", "2001:db8:0:0::1", false)]
+    public void Prefix_lengths_set_what_one_client_is(int v4, int v6, string a, string b, bool same)
+    {
+        var groups = new Mta.Ingress.Policy.ClientGroup(v4, v6);
+        Assert.Equal(same, groups.Of(IPAddress.Parse(a)) == groups.Of(IPAddress.Parse(b)));
+    }
 
     [Fact]
     public void A_limit_of_zero_means_no_limit()

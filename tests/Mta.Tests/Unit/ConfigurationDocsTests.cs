@@ -15,7 +15,7 @@ public sealed class ConfigurationDocsTests
     // | `Mta:HopCountLimit` | `50` | `hopcount_limit` | meaning |  (\| is a | inside a cell; the storage table has no Postfix column)
     private static readonly Dictionary<string, (string Default, string Postfix)> Rows = File
         .ReadAllLines(Path.Combine(TestEnvironment.RepoRoot, "docs", "configuration.md"))
-        .Select(line => Regex.Match(line, @"^\| `([A-Za-z]+(?::[A-Za-z]+)?)` \| ((?:[^|\\]|\\\|)*) \| ((?:[^|\\]|\\\|)*) \|"))
+        .Select(line => Regex.Match(line, @"^\| `([A-Za-z0-9]+(?::[A-Za-z0-9]+)?)` \| ((?:[^|\\]|\\\|)*) \| ((?:[^|\\]|\\\|)*) \|"))
         .Where(m => m.Success)
         .ToDictionary(m => m.Groups[1].Value, m => (m.Groups[2].Value.Trim(), m.Groups[3].Value.Trim()));
 
@@ -40,6 +40,8 @@ public sealed class ConfigurationDocsTests
         {
             BareLineEndings = "lf", UnverifiedRecipientRejectCode = 554, HeaderBlockSizeLimit = 0, HeaderFieldLimit = 0,
             SubmissionPort = 587, UsersFile = "users", RelayDomains = ["relay.test"],
+            ClientIPv4PrefixLength = 0, ClientIPv6PrefixLength = 129, UpstreamProxyProtocol = "haproxy", UpstreamProxyTimeoutSeconds = 0,
+            UpstreamProxyListeners = ["smtp"],
         };
         var ingressSettings = IngressOptionsValidator.Validate(ingress, new MtaOptions())
             .Where(f => f.Setting != "Ingress:SubmissionPort" || f.Postfix is null) // the finding names all three files
