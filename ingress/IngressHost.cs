@@ -91,6 +91,18 @@ public static class IngressHost
         services.AddSingleton<RelayPolicy>();
         services.AddSingleton<Verification.AddressVerifier>();
         services.AddSingleton<ClientLimits>();
+        services.AddSingleton(sp => Screening.PostscreenSettings.From(sp.GetRequiredService<IOptions<IngressOptions>>().Value));
+        services.AddSingleton(sp => new Screening.PassCache(
+            sp.GetRequiredService<Screening.PostscreenSettings>().Enabled
+                ? sp.GetRequiredService<StorageConnection>().TableService().GetTableClient(Screening.PassCache.TableName) : null,
+            TimeProvider.System));
+        services.AddSingleton(sp =>
+        {
+            var settings = sp.GetRequiredService<Screening.PostscreenSettings>();
+            var dnsbl = settings.Dnsbl ? new Screening.DnsblLookup(sp.GetRequiredService<Mta.Mail.Delivery.MxResolver>().Client, settings) : null;
+            return new Screening.Postscreen(settings, dnsbl, sp.GetRequiredService<Screening.PassCache>(), TimeProvider.System,
+                sp.GetRequiredService<IngressMetrics>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("postscreen"));
+        });
         services.AddSingleton(sp => UpstreamProxySettings.From(sp.GetRequiredService<IOptions<IngressOptions>>().Value));
         services.AddSingleton(sp => new UpstreamProxyGate(sp.GetRequiredService<UpstreamProxySettings>(),
             sp.GetRequiredService<IOptions<MtaOptions>>().Value.MyHostname, sp.GetRequiredService<IngressMetrics>(),

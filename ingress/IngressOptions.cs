@@ -52,6 +52,46 @@ public sealed class IngressOptions
     /// </summary>
     public List<string> UpstreamProxyListeners { get; set; } = [];
 
+    /// <summary>
+    /// Postfix's postscreen in front of the MX listener (master.cf <c>smtp inet … postscreen</c>): the greeting pause and
+    /// the DNS lists for clients outside <see cref="TrustedNetworks"/>, with a shared cache of those that passed. Off by
+    /// default, as in Postfix.
+    /// </summary>
+    public bool Postscreen { get; set; }
+
+    /// <summary>The pause before the greeting's last line, in seconds (Postfix <c>postscreen_greet_wait</c>).</summary>
+    public int PostscreenGreetWaitSeconds { get; set; } = 6;
+
+    /// <summary>What talking before the greeting gets: <c>ignore</c>, <c>enforce</c> or <c>drop</c> (Postfix <c>postscreen_greet_action</c>).</summary>
+    public string PostscreenGreetAction { get; set; } = "ignore";
+
+    /// <summary>How long passing the greeting test is remembered, in seconds (Postfix <c>postscreen_greet_ttl</c>: 1 day).</summary>
+    public int PostscreenGreetTtlSeconds { get; set; } = 86400;
+
+    /// <summary>DNS lists with filters and weights, <c>zen.example=127.0.0.[2..11]*3, allow.example*-2</c> (Postfix <c>postscreen_dnsbl_sites</c>).</summary>
+    public string PostscreenDnsblSites { get; set; } = "";
+
+    /// <summary>The combined score that fails the DNSBL test (Postfix <c>postscreen_dnsbl_threshold</c>).</summary>
+    public int PostscreenDnsblThreshold { get; set; } = 1;
+
+    /// <summary>
+    /// A combined score at or below this lets the client skip the pause; 0 (the default) turns it off, a negative value
+    /// turns it on (Postfix <c>postscreen_dnsbl_allowlist_threshold</c>).
+    /// </summary>
+    public int PostscreenDnsblAllowlistThreshold { get; set; }
+
+    /// <summary>What a listed client gets: <c>ignore</c>, <c>enforce</c> or <c>drop</c> (Postfix <c>postscreen_dnsbl_action</c>).</summary>
+    public string PostscreenDnsblAction { get; set; } = "ignore";
+
+    /// <summary>The wait for a list's answer, in seconds (Postfix <c>postscreen_dnsbl_timeout</c>).</summary>
+    public int PostscreenDnsblTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>The shortest a DNSBL answer is remembered, in seconds (Postfix <c>postscreen_dnsbl_min_ttl</c>).</summary>
+    public int PostscreenDnsblMinTtlSeconds { get; set; } = 60;
+
+    /// <summary>The longest a DNSBL answer is remembered, in seconds (Postfix <c>postscreen_dnsbl_max_ttl</c>).</summary>
+    public int PostscreenDnsblMaxTtlSeconds { get; set; } = 3600;
+
     /// <summary>PEM certificate (chain) file for TLS; read again when it changes (Postfix <c>smtpd_tls_cert_file</c>).</summary>
     public string? TlsCertificateFile { get; set; }
 

@@ -47,6 +47,8 @@ public static class IngressOptionsValidator
             yield return ConfigFinding.Error("Ingress:ClientIPv4PrefixLength", "smtpd_client_ipv4_prefix_length", $"{o.ClientIPv4PrefixLength} is not between 1 and 32");
         if (o.ClientIPv6PrefixLength is < 1 or > 128)
             yield return ConfigFinding.Error("Ingress:ClientIPv6PrefixLength", "smtpd_client_ipv6_prefix_length", $"{o.ClientIPv6PrefixLength} is not between 1 and 128");
+        foreach (var finding in Screening.PostscreenSettings.Problems(o))
+            yield return finding;
         foreach (var finding in UpstreamProxy.UpstreamProxySettings.Problems(o))
             yield return finding;
         if (o.BareLineEndings is not ("reject" or "normalize"))

@@ -22,6 +22,7 @@ public sealed class IngressMetrics : IDisposable
     private readonly Counter<long> _milterReplies;
     private readonly Histogram<double> _milterLatency;
     private readonly Counter<long> _milterFailures;
+    private readonly Counter<long> _screened;
 
     /// <summary>Creates the instruments.</summary>
     public IngressMetrics()
@@ -38,6 +39,7 @@ public sealed class IngressMetrics : IDisposable
         _milterReplies = _meter.CreateCounter<long>("mta_ingress_milter_replies", description: "Milter events sent, by milter, event and reply (Postfix: milter-reject and friends)");
         _milterLatency = _meter.CreateHistogram<double>("mta_ingress_milter_duration", unit: "s", description: "Time from a milter event to its reply",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+        _screened = _meter.CreateCounter<long>("mta_ingress_postscreen", description: "postscreen verdicts: pass_old, pass_new, ignore (failed, let through), enforce, drop");
         _milterFailures = _meter.CreateCounter<long>("mta_ingress_milter_failures", description: "Milters that failed (connect, timeout, protocol) and had their default action applied");
     }
 
@@ -57,6 +59,9 @@ public sealed class IngressMetrics : IDisposable
         _connections.Add(1);
         _active.Add(1);
     }
+
+    /// <summary>postscreen let a client through, or refused or dropped it.</summary>
+    public void Screened(string result) => _screened.Add(1, new KeyValuePair<string, object?>("result", result));
 
     /// <summary>A session ended.</summary>
     public void SessionEnded() => _active.Add(-1);

@@ -27,6 +27,7 @@ public sealed class SmtpConnectionHandler(
     IHostApplicationLifetime lifetime,
     Metrics.IngressMetrics metrics,
     Verification.AddressVerifier verifier,
+    Screening.Postscreen postscreen,
     ILoggerFactory loggers) : ConnectionHandler
 {
     private readonly ILogger _log = loggers.CreateLogger("smtpd");
@@ -49,9 +50,30 @@ public sealed class SmtpConnectionHandler(
             return;
         }
         var listener = connection.Features.Get<ListenerFeature>()?.Role ?? Listener.Mx;
+        var screened = await ScreenAsync(connection, client, listener);
+        if (screened?.Action == Screening.ScreenAction.Drop) return;
         var session = new SmtpSession(connection.Transport.Input, connection.Transport.Output, client, listener, _services,
             connection.Features.Get<ITlsHandshakeFeature>() is { } tls ? TlsDescription.Of(tls.Protocol, tls.NegotiatedCipherSuite ?? default) : null,
-            (connection.RemoteEndPoint as IPEndPoint, connection.LocalEndPoint as IPEndPoint));
+            (connection.RemoteEndPoint as IPEndPoint, connection.LocalEndPoint as IPEndPoint))
+        {
+            ScreenRefusal = screened?.Action == Screening.ScreenAction.Enforce ? screened.Reply : null,
+        };
         await session.RunAsync(connection.ConnectionClosed, lifetime.ApplicationStopping);
+    }
+
+    /// <summary>postscreen's tests, for MX clients outside the trusted networks (Postfix <c>postscreen_access_list = permit_mynetworks</c>); null when not screened.</summary>
+    private async Task<Screening.ScreenVerdict?> ScreenAsync(ConnectionContext connection, IPAddress client, Listener listener)
+    {
+        if (!postscreen.Enabled || listener != Listener.Mx || relay.IsTrusted(client)) return null;
+        var remote = connection.RemoteEndPoint as IPEndPoint ?? new IPEndPoint(client, 0);
+        try
+        {
+            return await postscreen.ScreenAsync(connection.Transport.Input, connection.Transport.Output, new IPEndPoint(client, remote.Port),
+                _services.Hostname, connection.ConnectionClosed);
+        }
+        catch (Exception e) when (e is IOException or ConnectionResetException or OperationCanceledException)
+        {
+            return Screening.Postscreen.HungUp;
+        }
     }
 }

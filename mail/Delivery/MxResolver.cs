@@ -40,6 +40,9 @@ public sealed class MxResolver
         _dns = new LookupClient(lookup);
     }
 
+    /// <summary>The DNS client itself (<c>Mta:DnsServers</c>, answers cached by their TTL), for other lookups: the ingress's DNS lists.</summary>
+    public ILookupClient Client => _dns;
+
     private static NameServer ParseServer(string text)
     {
         if (IPEndPoint.TryParse(text, out var ep))

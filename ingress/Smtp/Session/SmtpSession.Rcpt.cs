@@ -54,7 +54,7 @@ public sealed partial class SmtpSession
     private string? RecipientRefusal(string address)
     {
         string? table = null;
-        var reply = _user is null && !relay.MayRelay(client, address) ? $"554 5.7.1 <{address}>: Relay access denied" : null;
+        var reply = ScreenRefusal ?? (_user is null && !relay.MayRelay(client, address) ? $"554 5.7.1 <{address}>: Relay access denied" : null);
         if (reply is null && relay.IsLocal(address) && !localRecipients.Exists(address)) table = "local";
         else if (reply is null && !relay.IsKnownRelayRecipient(address)) table = "relay";
         if (table is not null) reply = $"550 5.1.1 <{address}>: Recipient address rejected: User unknown in {table} recipient table";

@@ -37,6 +37,9 @@ public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPA
     private Metrics.IngressMetrics? metrics => services.Metrics;
     private Verification.AddressVerifier? verifier => services.Verifier;
 
+    /// <summary>postscreen's enforce verdict: the reply every RCPT gets (its dummy SMTP engine's), or null.</summary>
+    public string? ScreenRefusal { get; init; }
+
     private string _verb = "CONNECT";
 
     private PipeReader _input = input;

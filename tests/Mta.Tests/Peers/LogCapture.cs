@@ -24,7 +24,7 @@ public sealed class LogCapture : ILoggerProvider
 
         // The MTA's own lines from Information up, and anyone's errors (a function that throws).
         public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Error
-            || logLevel >= LogLevel.Information && (category.StartsWith("Mta.", StringComparison.Ordinal) || category == "smtpd");
+            || logLevel >= LogLevel.Information && (category.StartsWith("Mta.", StringComparison.Ordinal) || category is "smtpd" or "postscreen");
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {

@@ -41,7 +41,9 @@ public sealed class ConfigurationDocsTests
             BareLineEndings = "lf", UnverifiedRecipientRejectCode = 554, HeaderBlockSizeLimit = 0, HeaderFieldLimit = 0,
             SubmissionPort = 587, UsersFile = "users", RelayDomains = ["relay.test"],
             ClientIPv4PrefixLength = 0, ClientIPv6PrefixLength = 129, UpstreamProxyProtocol = "haproxy", UpstreamProxyTimeoutSeconds = 0,
-            UpstreamProxyListeners = ["smtp"],
+            UpstreamProxyListeners = ["smtp"], PostscreenGreetAction = "reject", PostscreenDnsblAction = "reject", PostscreenDnsblSites = "x*y",
+            PostscreenGreetWaitSeconds = 0, PostscreenGreetTtlSeconds = 0, PostscreenDnsblTimeoutSeconds = 0, PostscreenDnsblMinTtlSeconds = 0,
+            PostscreenDnsblMaxTtlSeconds = -1,
         };
         var ingressSettings = IngressOptionsValidator.Validate(ingress, new MtaOptions())
             .Where(f => f.Setting != "Ingress:SubmissionPort" || f.Postfix is null) // the finding names all three files
