@@ -91,6 +91,13 @@ public static class IngressHost
         services.AddSingleton<RelayPolicy>();
         services.AddSingleton<Verification.AddressVerifier>();
         services.AddSingleton<ClientLimits>();
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<IngressOptions>>().Value;
+            var counted = o.ConnectionRatePerClient > 0 || o.MessageRatePerClient > 0 || o.RecipientRatePerClient > 0 || o.AuthRatePerClient > 0;
+            var table = counted ? new SharedRateTable(sp.GetRequiredService<StorageConnection>().TableService().GetTableClient(SharedRateTable.TableName)) : null;
+            return new ClientRates(o, sp.GetRequiredService<RelayPolicy>(), table, TimeProvider.System, sp.GetRequiredService<ILoggerFactory>().CreateLogger("smtpd"));
+        });
         services.AddSingleton(sp => Screening.PostscreenSettings.From(sp.GetRequiredService<IOptions<IngressOptions>>().Value));
         services.AddSingleton(sp => new Screening.PassCache(
             sp.GetRequiredService<Screening.PostscreenSettings>().Enabled

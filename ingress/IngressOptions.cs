@@ -186,8 +186,23 @@ public sealed class IngressOptions
     /// </summary>
     public int ClientIPv6PrefixLength { get; set; } = 64;
 
-    /// <summary>New connections per client address per minute (Postfix <c>smtpd_client_connection_rate_limit</c>); 0 is no limit.</summary>
+    /// <summary>
+    /// New connections per client per time unit, counted for the whole cluster (Postfix
+    /// <c>smtpd_client_connection_rate_limit</c>); 0 is no limit.
+    /// </summary>
     public int ConnectionRatePerClient { get; set; }
+
+    /// <summary>MAIL commands per client per time unit, for the whole cluster (Postfix <c>smtpd_client_message_rate_limit</c>); 0 is no limit.</summary>
+    public int MessageRatePerClient { get; set; }
+
+    /// <summary>RCPT commands per client per time unit, for the whole cluster (Postfix <c>smtpd_client_recipient_rate_limit</c>); 0 is no limit.</summary>
+    public int RecipientRatePerClient { get; set; }
+
+    /// <summary>AUTH commands per client per time unit, for the whole cluster (Postfix <c>smtpd_client_auth_rate_limit</c>); 0 is no limit.</summary>
+    public int AuthRatePerClient { get; set; }
+
+    /// <summary>The time unit of the per-client rates, in seconds (Postfix <c>anvil_rate_time_unit</c>).</summary>
+    public int ClientRateWindowSeconds { get; set; } = 60;
 
     /// <summary>Errors after which the session is closed (Postfix <c>smtpd_hard_error_limit</c>).</summary>
     public int HardErrorLimit { get; set; } = 20;

@@ -47,6 +47,16 @@ public static class IngressOptionsValidator
             yield return ConfigFinding.Error("Ingress:ClientIPv4PrefixLength", "smtpd_client_ipv4_prefix_length", $"{o.ClientIPv4PrefixLength} is not between 1 and 32");
         if (o.ClientIPv6PrefixLength is < 1 or > 128)
             yield return ConfigFinding.Error("Ingress:ClientIPv6PrefixLength", "smtpd_client_ipv6_prefix_length", $"{o.ClientIPv6PrefixLength} is not between 1 and 128");
+        if (o.ClientRateWindowSeconds <= 0)
+            yield return ConfigFinding.Error("Ingress:ClientRateWindowSeconds", "anvil_rate_time_unit", $"{o.ClientRateWindowSeconds} is not a positive number of seconds");
+        foreach (var (name, postfix, value) in new[]
+                 {
+                     ("ConnectionRatePerClient", "smtpd_client_connection_rate_limit", o.ConnectionRatePerClient),
+                     ("MessageRatePerClient", "smtpd_client_message_rate_limit", o.MessageRatePerClient),
+                     ("RecipientRatePerClient", "smtpd_client_recipient_rate_limit", o.RecipientRatePerClient),
+                     ("AuthRatePerClient", "smtpd_client_auth_rate_limit", o.AuthRatePerClient),
+                 }.Where(r => r.Item3 < 0))
+            yield return ConfigFinding.Error($"Ingress:{name}", postfix, $"{value} is negative (0 is no limit)");
         foreach (var finding in Screening.PostscreenSettings.Problems(o))
             yield return finding;
         foreach (var finding in UpstreamProxy.UpstreamProxySettings.Problems(o))

@@ -4,19 +4,19 @@ using Microsoft.Extensions.Options;
 namespace Mta.Ingress.Policy;
 
 /// <summary>
-/// Postfix's anvil for the ingress: at most <see cref="IngressOptions.MaxConnections"/> sessions in all,
-/// <see cref="IngressOptions.MaxConnectionsPerClient"/> from one address at once, and
-/// <see cref="IngressOptions.ConnectionRatePerClient"/> new connections per address per minute.
-/// Trusted networks are exempt (Postfix <c>smtpd_client_event_limit_exceptions = $mynetworks</c>).
-/// Counts are per ingress replica: the Service spreads clients over replicas. A client is its <see cref="ClientGroup"/>
+/// Postfix's anvil for the ingress's concurrent sessions: at most <see cref="IngressOptions.MaxConnections"/> sessions in
+/// all, <see cref="IngressOptions.MaxConnectionsPerClient"/> from one client at once. Trusted networks are exempt (Postfix
+/// <c>smtpd_client_event_limit_exceptions = $mynetworks</c>). Counted per replica, unlike the rates
+/// (<see cref="ClientRates"/>): a session lives on one replica, so its count is exact there and needs no storage, and a
+/// cluster-wide count would have to be given back by a replica that dies mid-session — a lease per session, for a limit
+/// whose point (one client must not take every session slot of a replica) is per replica anyway. A client is its <see cref="ClientGroup"/>
 /// (IPv6 counted by /64 by default).
 /// </summary>
-public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy relay, TimeProvider clock)
+public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy relay)
 {
     private readonly IngressOptions _o = options.Value;
     private readonly ClientGroup _groups = ClientGroup.From(options.Value);
     private readonly Dictionary<string, int> _open = new();
-    private readonly Dictionary<string, Queue<DateTimeOffset>> _recent = new();
     private readonly Lock _lock = new();
     private int _total;
 
@@ -27,13 +27,6 @@ public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy r
 
         /// <inheritdoc />
         public void Dispose() => Interlocked.Exchange(ref _release, null)?.Invoke();
-    }
-
-    private void Prune(DateTimeOffset now)
-    {
-        foreach (var (address, times) in _recent.ToList())
-            if (times.Count == 0 || now - times.Last() >= TimeSpan.FromMinutes(1))
-                _recent.Remove(address);
     }
 
     /// <summary>Takes a slot for a new connection, or says (as an SMTP reply text) why not.</summary>
@@ -49,20 +42,6 @@ public sealed class ClientLimits(IOptions<IngressOptions> options, RelayPolicy r
             {
                 refusal = "421 4.3.2 Service not available, too many connections";
                 return null;
-            }
-            if (!exempt && _o.ConnectionRatePerClient > 0)
-            {
-                // Every attempt counts, refused ones too (as anvil counts connects).
-                var now = clock.GetUtcNow();
-                if (_recent.Count > 4096) Prune(now); // bounded memory when many addresses connect
-                var recent = _recent.TryGetValue(key, out var q) ? q : _recent[key] = new Queue<DateTimeOffset>();
-                while (recent.Count > 0 && now - recent.Peek() >= TimeSpan.FromMinutes(1)) recent.Dequeue();
-                recent.Enqueue(now);
-                if (recent.Count > _o.ConnectionRatePerClient)
-                {
-                    refusal = $"421 4.7.0 Error: too many connections from {client}";
-                    return null;
-                }
             }
             var open = _open.GetValueOrDefault(key);
             if (!exempt && _o.MaxConnectionsPerClient > 0 && open >= _o.MaxConnectionsPerClient)

@@ -19,6 +19,7 @@ public sealed class SmtpConnectionHandler(
     IOptions<MtaOptions> mta,
     RelayPolicy relay,
     ClientLimits limits,
+    ClientRates rates,
     LocalRecipients localRecipients,
     MessageAcceptor acceptor,
     TlsCertificates certificates,
@@ -33,7 +34,7 @@ public sealed class SmtpConnectionHandler(
     private readonly ILogger _log = loggers.CreateLogger("smtpd");
 
     private readonly SmtpSessionServices _services = new(options.Value, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients,
-        acceptor, certificates, users, clock, loggers.CreateLogger("smtpd"), metrics, verifier, Milter.MilterSettings.From(options.Value, mta.Value.MyHostname));
+        acceptor, certificates, users, clock, loggers.CreateLogger("smtpd"), metrics, verifier, Milter.MilterSettings.From(options.Value, mta.Value.MyHostname), rates);
 
     /// <inheritdoc />
     public override async Task OnConnectedAsync(ConnectionContext connection)
@@ -41,7 +42,9 @@ public sealed class SmtpConnectionHandler(
         // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: every decision and log line takes them as IPv4.
         var client = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
         if (client.IsIPv4MappedToIPv6) client = client.MapToIPv4();
-        using var slot = limits.TryEnter(client, out var refusal);
+        // Every attempt counts against the rate, refused ones too, as anvil counts connects.
+        var refusal = await rates.TakeAsync(ClientEvent.Connection, client, connection.ConnectionClosed);
+        using var slot = refusal is null ? limits.TryEnter(client, out refusal) : null;
         if (slot is null)
         {
             _log.LogWarning("warning: {Refusal} [{Client}]", refusal, client);

@@ -25,6 +25,7 @@ namespace Mta.Ingress.Smtp;
 /// <param name="Metrics">The ingress's metrics, if any.</param>
 /// <param name="Verifier">Recipient verification against the next hop, if any.</param>
 /// <param name="Milters">The milters every session talks to; null for none.</param>
+/// <param name="Rates">anvil's per-client rates for the whole cluster; null for none.</param>
 public sealed record SmtpSessionServices(
     IngressOptions Options,
     string Hostname,
@@ -38,4 +39,5 @@ public sealed record SmtpSessionServices(
     ILogger Log,
     Metrics.IngressMetrics? Metrics = null,
     Verification.AddressVerifier? Verifier = null,
-    Milter.MilterSettings? Milters = null);
+    Milter.MilterSettings? Milters = null,
+    ClientRates? Rates = null);

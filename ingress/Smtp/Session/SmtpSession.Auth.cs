@@ -39,6 +39,7 @@ public sealed partial class SmtpSession
     {
         var (name, password, mechanism) = _login!;
         _login = null;
+        if (await RateRefusalAsync(Policy.ClientEvent.Auth, ct)) return;
         switch (await users.LoginAsync(client, name, password, ct))
         {
             case AuthOutcome.Success:

@@ -46,13 +46,24 @@ public sealed partial class SmtpSession
             Error($"553 5.7.1 <{address}>: Sender address rejected: not owned by user {_user}");
             return;
         }
-        if (_milters is null)
+        if (_milters is null && services.Rates?.Counts(Policy.ClientEvent.Message, client) != true)
         {
-            _mail = new MailTransaction(address, given);
-            Reply("250 2.1.0 Ok");
+            StartTransaction(address, given);
             return;
         }
-        _milterStep = ct => MilterMailAsync(address, given, [.. parameters.Select(p => p.Value.Length > 0 ? $"{p.Key}={p.Value}" : p.Key)], ct);
+        IReadOnlyList<string> texts = [.. parameters.Select(p => p.Value.Length > 0 ? $"{p.Key}={p.Value}" : p.Key)];
+        _milterStep = async ct =>
+        {
+            if (await RateRefusalAsync(Policy.ClientEvent.Message, ct)) return;
+            if (_milters is null) StartTransaction(address, given);
+            else await MilterMailAsync(address, given, texts, ct);
+        };
+    }
+
+    private void StartTransaction(string address, MailParameters given)
+    {
+        _mail = new MailTransaction(address, given);
+        Reply("250 2.1.0 Ok");
     }
 
     /// <summary>MAIL once the milters had it: the transaction starts, or their refusal is the answer.</summary>
@@ -67,8 +78,7 @@ public sealed partial class SmtpSession
             _milterAbortOwed = true; // Postfix undoes the MAIL event's state change with an abort
             return;
         }
-        _mail = new MailTransaction(address, given);
-        Reply("250 2.1.0 Ok");
+        StartTransaction(address, given);
     }
 
     private static bool IsAscii(string s) => s.All(char.IsAscii);

@@ -39,7 +39,7 @@ public sealed partial class SmtpSession
         if (RecipientRefusal(address) is { } refused) { Error(refused); return; }
         // Postfix's order: permit_mynetworks and permit_sasl_authenticated come before reject_unverified_recipient.
         var verify = options.VerifyRecipients && verifier is not null && _user is null && !relay.IsTrusted(client) && verifier.CanProbe(address);
-        if (verify || _milters is not null)
+        if (verify || _milters is not null || services.Rates?.Counts(Policy.ClientEvent.Recipient, client) == true)
         {
             _probe = new PendingRecipient(address, given, verify, [.. parameters.Select(p => p.Value.Length > 0 ? $"{p.Key}={p.Value}" : p.Key)]);
             return;
@@ -77,6 +77,7 @@ public sealed partial class SmtpSession
     {
         var (address, dsn, verify, parameters) = _probe!;
         _probe = null;
+        if (await RateRefusalAsync(Policy.ClientEvent.Recipient, ct)) return;
         var result = verify ? await verifier!.VerifyAsync(address, ct) : null;
         if (result is not null && result.Verdict != Verification.Verdict.Deliverable)
         {

@@ -1,5 +1,6 @@
 using Mta.Ingress.Smtp;
 using Mta.Ingress.Verification;
+using Mta.Tests.Peers;
 using Xunit;
 
 namespace Mta.Tests.Unit;
@@ -7,12 +8,6 @@ namespace Mta.Tests.Unit;
 /// <summary>The verify cache's lifetimes and bound, and the replies reject_unverified_recipient gives.</summary>
 public sealed class AddressVerificationTests
 {
-    private sealed class ManualClock : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = new(2026, 12, 2, 0, 0, 0, TimeSpan.Zero);
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
     [Fact]
     public void Answers_are_remembered_for_their_own_lifetime_and_unknown_ones_not_at_all()
     {

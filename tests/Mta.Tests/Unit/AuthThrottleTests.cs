@@ -1,20 +1,12 @@
 using System.Net;
 using Mta.Ingress.Auth;
+using Mta.Tests.Peers;
 using Xunit;
 
 namespace Mta.Tests.Unit;
 
 public sealed class AuthThrottleTests
 {
-    /// <summary>A clock the test moves.</summary>
-    private sealed class ManualClock : TimeProvider
-    {
-        public long Ticks;
-        public override long GetTimestamp() => Ticks;
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-        public void Advance(TimeSpan by) => Ticks += by.Ticks;
-    }
-
     [Fact]
     public void A_client_is_blocked_at_its_limit_of_failures_within_the_window_and_free_again_after_it()
     {
