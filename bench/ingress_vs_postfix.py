@@ -11,13 +11,20 @@ Sendmail's libmilter that adds, inserts, changes and deletes header fields on ev
 milter's own CPU is not counted, and the events it was sent per message (each a round trip: that milter answers
 every one) are counted from its event log on both sides.
 
+The postscreen case turns on postscreen's greeting pause (2 s) and a DNS list (served by dnsmasq on 127.0.0.53:53;
+Postfix's dnsblog asks it through /etc/resolv.conf, bound over in Postfix's own mount namespace) on both sides, and
+anvil's connection, message and recipient rates on both (limits far above the load: counted, never reached). smtp-source
+connects from one address, so after the first sessions every one is a remembered pass (Postfix's PASS OLD, handed to
+smtpd; ours, a lookup in memory): the steady state of clients that come back. It reports the storage requests per
+session that the shared pass cache and rates cost the ingress.
+
 Both sides queue durably and deliver nothing: Postfix puts every message on hold (its queue file is
 fsynced before the 250, as always); the ingress answers 250 after the blob and the queue message are
 stored (Azurite persists to disk). Run from the repository root after `make test` or `npm ci`:
 
-    python3 bench/ingress_vs_postfix.py [--quick] [--idle 10000] [--milter-only]
+    python3 bench/ingress_vs_postfix.py [--quick] [--idle 10000] [--milter-only] [--postscreen-only]
 
-Needs: dotnet, node_modules (Azurite), Debian's postfix (smtp-source) and python3-milter, root for Postfix.
+Needs: dotnet, node_modules (Azurite), Debian's postfix (smtp-source), python3-milter and dnsmasq, root for Postfix.
 """
 import argparse
 import json
@@ -105,8 +112,39 @@ class Milter:
             return sum(1 for _ in f)
 
 
+class Screen:
+    """dnsmasq serving a DNS list on 127.0.0.53:53, and postscreen's settings for both sides (the same pause and list)."""
+    SITES = "bl.test=127.0.0.[2..11]*3, wl.test*-2"
+    GREET_WAIT = 2
+    RATE = 1000000  # per minute: counted, never reached
+
+    def __init__(self, folder):
+        self.resolv = os.path.join(folder, "resolv.conf")
+        with open(self.resolv, "w") as f:
+            f.write("nameserver 127.0.0.53\n")
+        self.proc = subprocess.Popen(["dnsmasq", "--no-daemon", "--port", "53", "--listen-address", "127.0.0.53", "--bind-interfaces",
+                                      "--no-resolv", "--no-hosts", "--local=/test/", "--host-record=8.0.0.127.bl.test,127.0.0.4"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+
+    def ingress_settings(self):
+        return {"Ingress__Postscreen": "true", "Ingress__PostscreenGreetWaitSeconds": str(self.GREET_WAIT),
+                "Ingress__PostscreenGreetAction": "enforce", "Ingress__PostscreenDnsblSites": self.SITES,
+                "Ingress__PostscreenDnsblAction": "enforce", "Ingress__TrustedNetworks__0": "10.0.0.0/8",
+                "Mta__DnsServers__0": "127.0.0.53:53",
+                "Ingress__ConnectionRatePerClient": str(self.RATE), "Ingress__MessageRatePerClient": str(self.RATE),
+                "Ingress__RecipientRatePerClient": str(self.RATE)}
+
+    def postfix_settings(self):
+        return [f"postscreen_greet_wait = {self.GREET_WAIT}s", "postscreen_greet_action = enforce",
+                f"postscreen_dnsbl_sites = {self.SITES}", "postscreen_dnsbl_action = enforce",
+                "postscreen_cache_map = btree:$data_directory/postscreen_cache", "mynetworks = 10.0.0.0/8",
+                "smtpd_relay_restrictions = permit", f"smtpd_client_connection_rate_limit = {self.RATE}",
+                f"smtpd_client_message_rate_limit = {self.RATE}", f"smtpd_client_recipient_rate_limit = {self.RATE}"]
+
+
 class Ingress:
-    def __init__(self, storage, max_connections=1000, milter=None):
+    def __init__(self, storage, max_connections=1000, milter=None, settings=None):
         self.port, self.health = free_port(), free_port()
         env = dict(os.environ)
         env.update({
@@ -119,6 +157,7 @@ class Ingress:
         })
         if milter:
             env["Ingress__Milters"] = milter
+        env.update(settings or {})
         dll = os.path.join(ROOT, "ingress", "bin", "Release", "net10.0", "Mta.Ingress.dll")
         self.proc = subprocess.Popen(["dotnet", dll], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_tcp(self.port, self.proc)
@@ -133,7 +172,7 @@ class Postfix:
     # The same master.cf as the tests' Postfix peer.
     MASTER_CF = os.path.join(ROOT, "tests", "postfix-peer", "master.cf")
 
-    def __init__(self, folder, milter=None):
+    def __init__(self, folder, milter=None, screen=None):
         self.port = free_port()
         self.config = os.path.join(folder, "conf")
         os.makedirs(self.config)
@@ -151,13 +190,22 @@ class Postfix:
                 "smtpd_end_of_data_restrictions = check_client_access static:HOLD",
                 "smtpd_client_connection_count_limit = 0", "default_process_limit = 200",
                 "maillog_file = /dev/stdout"]
-                + ([f"smtpd_milters = {milter}", "milter_default_action = tempfail"] if milter else []) + [""]))
+                + ([f"smtpd_milters = {milter}", "milter_default_action = tempfail"] if milter else [])
+                + (screen.postfix_settings() if screen else []) + [""]))
             # only /var and /dev/stdout are allowed as maillog_file (maillog_file_prefixes)
         with open(os.path.join(self.config, "master.cf"), "w") as f:
             with open(self.MASTER_CF) as template:
-                f.write(template.read().replace("@LISTEN@", f"127.0.0.1:{self.port}"))
+                master = template.read().replace("@LISTEN@", f"127.0.0.1:{self.port}")
+                if screen:
+                    master = master.replace(f"127.0.0.1:{self.port} inet n - n - - smtpd", f"127.0.0.1:{self.port} inet n - n - 1 postscreen\n"
+                                            "smtpd pass - - n - - smtpd\ndnsblog unix - - n - 0 dnsblog\ntlsproxy unix - - n - 0 tlsproxy")
+                f.write(master)
         self.log = open(os.path.join(folder, "maillog"), "w")
-        self.proc = subprocess.Popen(["postfix", "-c", self.config, "start-fg"], stdout=self.log, stderr=subprocess.STDOUT)
+        command = ["postfix", "-c", self.config, "start-fg"]
+        if screen:
+            # dnsblog asks the system's resolver: give this Postfix a resolv.conf of its own that names the test's dnsmasq.
+            command = ["unshare", "-m", "sh", "-c", f"mount --bind {screen.resolv} /etc/resolv.conf && exec postfix -c {self.config} start-fg"]
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         wait_tcp(self.port, self.proc)
 
     def processes(self):
@@ -191,14 +239,15 @@ class Postfix:
             self.proc.kill()
 
 
-def run_case(name, sessions, messages, size, warmup, work, with_milter=False):
+def run_case(name, sessions, messages, size, warmup, work, with_milter=False, with_screen=False):
     print(f"\n== {name}: smtp-source -s {sessions} -m {messages} -l {size}, after {warmup} to warm up", flush=True)
     results = {}
 
     folder = tempfile.mkdtemp(prefix="bench-ours-", dir=work)
     azurite = Azurite(os.path.join(folder, "azurite"))
     milter = Milter(folder) if with_milter else None
-    ingress = Ingress(azurite.connection, milter=milter.address if milter else None)
+    screen = Screen(folder) if with_screen else None
+    ingress = Ingress(azurite.connection, milter=milter.address if milter else None, settings=screen.ingress_settings() if screen else None)
     # The first messages pay for the JIT: tier-0 code, then the background recompilation of the hot methods
     # (measured at 2-3 s of CPU in the first few thousand). Reported on its own line; the steady state is
     # what a long-running pod costs per message.
@@ -209,8 +258,10 @@ def run_case(name, sessions, messages, size, warmup, work, with_milter=False):
     ingress_cpu0, azurite_cpu0 = cpu_of(ingress.proc.pid), cpu_of(azurite.proc.pid)
     peak = rss_of(ingress.proc.pid)
     events0 = milter.count() if milter else 0
+    shared0 = ingress.metric("mta_ingress_shared_state_requests_total")
     elapsed = smtp_source(ingress.port, sessions, messages, size)
     accepted = ingress.metric("mta_ingress_messages_accepted_total") - warm
+    shared = ingress.metric("mta_ingress_shared_state_requests_total") - shared0
     time.sleep(0.5)  # the last sessions' close events
     events = milter.count() - events0 if milter else 0
     ingress_cpu = cpu_of(ingress.proc.pid) - ingress_cpu0
@@ -219,13 +270,16 @@ def run_case(name, sessions, messages, size, warmup, work, with_milter=False):
     stop(azurite.proc)
     if milter:
         stop(milter.proc)
+    if screen:
+        stop(screen.proc)
     results["ours"] = dict(rate=accepted / elapsed, accepted=accepted, cpu=ingress_cpu, azurite=azurite_cpu, rss=max(peak, ingress_peak),
-                           warmup_cpu=cold_cpu, warmup=warm, milter_events=events)
+                           warmup_cpu=cold_cpu, warmup=warm, milter_events=events, shared_requests=shared)
 
     folder = tempfile.mkdtemp(prefix="bench-postfix-", dir=work)
     os.chmod(folder, 0o755)  # Postfix's daemons run as the postfix user
     milter = Milter(folder) if with_milter else None
-    postfix = Postfix(folder, milter=milter.address if milter else None)
+    screen = Screen(folder) if with_screen else None
+    postfix = Postfix(folder, milter=milter.address if milter else None, screen=screen)
     hold = os.path.join(folder, "queue", "hold")
     smtp_source(postfix.port, sessions, warmup, size)  # the same warm-up: smtpd and cleanup processes started, caches filled
     # Then empty the hold queue: it is one flat directory, and thousands of files in it slowed Postfix's
@@ -243,6 +297,8 @@ def run_case(name, sessions, messages, size, warmup, work, with_milter=False):
     postfix.stop()
     if milter:
         stop(milter.proc)
+    if screen:
+        stop(screen.proc)
     results["postfix"] = dict(rate=held / elapsed, accepted=held, cpu=cpu, rss=rss, milter_events=events)
 
     ours, pf = results["ours"], results["postfix"]
@@ -254,6 +310,9 @@ def run_case(name, sessions, messages, size, warmup, work, with_milter=False):
     if with_milter:
         print(f"  milter   events (round trips) per message: ours {ours['milter_events'] / max(1, ours['accepted']):.2f}, "
               f"Postfix {pf['milter_events'] / max(1, pf['accepted']):.2f} (the milter's CPU not counted)")
+    if with_screen:
+        print(f"  shared   pass cache and client rates: {ours['shared_requests']:.0f} storage requests for {ours['accepted']:.0f} sessions "
+              f"({ours['shared_requests'] / max(1, ours['accepted']):.4f} per session)")
     # Not counted by this script: read off MessageAcceptor's code path (see docs/benchmarks.md).
     print(f"  storage  {1 if size <= 48 * 1024 else 2} request(s) per accepted message by the code path "
           f"({'queue put, bytes inline' if size <= 48 * 1024 else 'blob put + queue put'})")
@@ -297,6 +356,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test of the script)")
     parser.add_argument("--idle", type=int, default=10000, help="idle sessions to open (0: skip)")
     parser.add_argument("--milter-only", action="store_true", help="only the case with a milter in front of both")
+    parser.add_argument("--postscreen-only", action="store_true", help="only the case with postscreen and anvil's rates on both")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: Postfix's master needs it")
@@ -306,13 +366,16 @@ def main():
     os.chmod(work, 0o755)
     scale = 10 if args.quick else 1
     try:
-        cases = [("2 KiB, 20 sessions", 20, 20000 // scale, 2048, 10000 // scale, False),
-                 ("100 KB, 100 sessions", 100, 4000 // scale, 100000, 4000 // scale, False),
-                 ("2 KiB, 20 sessions, a milter in front", 20, 5000 // scale, 2048, 2000 // scale, True)]
+        cases = [("2 KiB, 20 sessions", 20, 20000 // scale, 2048, 10000 // scale, False, False),
+                 ("100 KB, 100 sessions", 100, 4000 // scale, 100000, 4000 // scale, False, False),
+                 ("2 KiB, 20 sessions, a milter in front", 20, 5000 // scale, 2048, 2000 // scale, True, False),
+                 ("2 KiB, 20 sessions, postscreen (2 s pause, a DNS list) and anvil's rates", 20, 10000 // scale, 2048, 2000 // scale, False, True)]
         if args.milter_only:
             cases = [c for c in cases if c[5]]
-        summary = {name: run_case(name, s, m, l, w, work, milt) for name, s, m, l, w, milt in cases}
-        if args.idle and not args.milter_only:
+        if args.postscreen_only:
+            cases = [c for c in cases if c[6]]
+        summary = {name: run_case(name, s, m, l, w, work, milt, scr) for name, s, m, l, w, milt, scr in cases}
+        if args.idle and not (args.milter_only or args.postscreen_only):
             idle_sessions(args.idle // scale, work)
         print("\n" + json.dumps(summary, indent=1))
     finally:

@@ -43,6 +43,9 @@ public static class IngressHost
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Ingress");
         ConfigFindings.LogWarnings(findings, log);
         LoadFilesNow(app.Services);
+        var metrics = app.Services.GetRequiredService<IngressMetrics>();
+        metrics.WatchSharedState(Screening.PassCache.TableName, () => app.Services.GetRequiredService<Screening.PassCache>().Requests);
+        metrics.WatchSharedState(SharedRateTable.TableName, () => app.Services.GetRequiredService<ClientRates>().Requests);
         var tls = app.Services.GetRequiredService<TlsCertificates>().Configured;
         app.Lifetime.ApplicationStarted.Register(() =>
         {
@@ -94,7 +97,8 @@ public static class IngressHost
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<IngressOptions>>().Value;
-            var counted = o.ConnectionRatePerClient > 0 || o.MessageRatePerClient > 0 || o.RecipientRatePerClient > 0 || o.AuthRatePerClient > 0;
+            var counted = o.ConnectionRatePerClient > 0 || o.MessageRatePerClient > 0 || o.RecipientRatePerClient > 0 || o.AuthRatePerClient > 0
+                || o.AuthFailureLimit > 0 && sp.GetRequiredService<SaslUsers>().Configured;
             var table = counted ? new SharedRateTable(sp.GetRequiredService<StorageConnection>().TableService().GetTableClient(SharedRateTable.TableName)) : null;
             return new ClientRates(o, sp.GetRequiredService<RelayPolicy>(), table, TimeProvider.System, sp.GetRequiredService<ILoggerFactory>().CreateLogger("smtpd"));
         });

@@ -39,6 +39,8 @@ public sealed class IngressMetrics : IDisposable
         _milterReplies = _meter.CreateCounter<long>("mta_ingress_milter_replies", description: "Milter events sent, by milter, event and reply (Postfix: milter-reject and friends)");
         _milterLatency = _meter.CreateHistogram<double>("mta_ingress_milter_duration", unit: "s", description: "Time from a milter event to its reply",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+        _meter.CreateObservableCounter("mta_ingress_shared_state_requests", SharedStateRequests,
+            description: "Storage requests for the state the ingress replicas share (postscreen's pass cache, the client rates)");
         _screened = _meter.CreateCounter<long>("mta_ingress_postscreen", description: "postscreen verdicts: pass_old, pass_new, ignore (failed, let through), enforce, drop");
         _milterFailures = _meter.CreateCounter<long>("mta_ingress_milter_failures", description: "Milters that failed (connect, timeout, protocol) and had their default action applied");
     }
@@ -58,6 +60,23 @@ public sealed class IngressMetrics : IDisposable
     {
         _connections.Add(1);
         _active.Add(1);
+    }
+
+    /// <summary>
+    /// Counts, as <c>mta_ingress_shared_state_requests_total{table}</c>, the storage requests <paramref name="read"/> reports
+    /// for one of the tables the replicas share (postscreen's cache, the client rates).
+    /// </summary>
+    public void WatchSharedState(string table, Func<long> read)
+    {
+        lock (_sharedState) _sharedState.Add((table, read));
+    }
+
+    private readonly List<(string Table, Func<long> Read)> _sharedState = [];
+
+    private IEnumerable<Measurement<long>> SharedStateRequests()
+    {
+        lock (_sharedState)
+            return _sharedState.Select(s => new Measurement<long>(s.Read(), new KeyValuePair<string, object?>("table", s.Table))).ToList();
     }
 
     /// <summary>postscreen let a client through, or refused or dropped it.</summary>

@@ -18,6 +18,9 @@ public enum ClientEvent
 
     /// <summary>An AUTH command (<c>smtpd_client_auth_rate_limit</c>).</summary>
     Auth,
+
+    /// <summary>A failed login (<see cref="IngressOptions.AuthFailureLimit"/> per <see cref="IngressOptions.AuthFailureWindowSeconds"/>).</summary>
+    AuthFailure,
 }
 
 /// <summary>
@@ -31,11 +34,13 @@ public enum ClientEvent
 /// </summary>
 public sealed class ClientRates(IngressOptions options, RelayPolicy relay, SharedRateTable? shared, TimeProvider clock, ILogger log)
 {
+    /// <summary>Storage requests made, for the figures in docs/benchmarks.md.</summary>
+    public long Requests => shared?.Requests ?? 0;
+
     /// <summary>Most (event, client) pairs a replica remembers; past it, it starts over (bounded memory).</summary>
     internal const int LocalLimit = 100_000;
 
     private readonly ClientGroup _groups = ClientGroup.From(options);
-    private readonly TimeSpan _window = TimeSpan.FromSeconds(options.ClientRateWindowSeconds);
     private readonly ConcurrentDictionary<string, Share> _shares = new();
 
     /// <summary>What a replica holds of one schedule.</summary>
@@ -44,7 +49,7 @@ public sealed class ClientRates(IngressOptions options, RelayPolicy relay, Share
         public readonly SemaphoreSlim Gate = new(1, 1);
         public int Tokens;
         public long TokensUntil;
-        public long RefusedUntil;
+        public long RefusedUntil; // read without the gate by Refusing
         public SharedRateTable.Schedule? Seen;
     }
 
@@ -54,17 +59,33 @@ public sealed class ClientRates(IngressOptions options, RelayPolicy relay, Share
         ClientEvent.Connection => options.ConnectionRatePerClient,
         ClientEvent.Message => options.MessageRatePerClient,
         ClientEvent.Recipient => options.RecipientRatePerClient,
-        _ => options.AuthRatePerClient,
+        ClientEvent.Auth => options.AuthRatePerClient,
+        _ => options.AuthFailureLimit,
     };
 
-    /// <summary>Whether events of <paramref name="kind"/> from <paramref name="client"/> are counted at all.</summary>
-    public bool Counts(ClientEvent kind, IPAddress client) => Limit(kind) > 0 && !relay.IsTrusted(client);
+    /// <summary>The time unit of <paramref name="kind"/>'s limit.</summary>
+    public TimeSpan Window(ClientEvent kind) => TimeSpan.FromSeconds(kind == ClientEvent.AuthFailure
+        ? options.AuthFailureWindowSeconds : options.ClientRateWindowSeconds);
+
+    /// <summary>
+    /// Whether events of <paramref name="kind"/> from <paramref name="client"/> are counted at all: trusted networks are
+    /// exempt from anvil's rates, not from the failed-login limit (a guesser inside is still a guesser).
+    /// </summary>
+    public bool Counts(ClientEvent kind, IPAddress client) => Limit(kind) > 0 && (kind == ClientEvent.AuthFailure || !relay.IsTrusted(client));
+
+    /// <summary>
+    /// Whether this replica knows the client has spent its <paramref name="kind"/> budget: no storage request. For failed
+    /// logins, checked before a password is hashed; other replicas learn it at the client's next failure there.
+    /// </summary>
+    public bool Refusing(ClientEvent kind, IPAddress client)
+        => Counts(kind, client) && _shares.TryGetValue($"{kind}|{_groups.Of(client)}", out var share)
+           && clock.GetUtcNow().UtcTicks < Volatile.Read(ref share.RefusedUntil);
 
     /// <summary>Counts one event: null when it is within the limit, else Postfix's refusal for it.</summary>
     public async Task<string?> TakeAsync(ClientEvent kind, IPAddress client, CancellationToken ct)
     {
         if (!Counts(kind, client)) return null;
-        return await TryTakeAsync($"{kind}|{_groups.Of(client)}", Limit(kind), ct) ? null : Refusal(kind, client);
+        return await TryTakeAsync($"{kind}|{_groups.Of(client)}", Limit(kind), Window(kind), ct) ? null : Refusal(kind, client);
     }
 
     /// <summary>Postfix's words when a limit is reached (smtpd.c).</summary>
@@ -73,10 +94,11 @@ public sealed class ClientRates(IngressOptions options, RelayPolicy relay, Share
         ClientEvent.Connection => $"421 4.7.0 Error: too many connections from {client}",
         ClientEvent.Message => $"450 4.7.1 Error: too much mail from {client}",
         ClientEvent.Recipient => $"450 4.7.1 Error: too many recipients from {client}",
-        _ => $"450 4.7.1 Error: too many AUTH commands from {client}",
+        ClientEvent.Auth => $"450 4.7.1 Error: too many AUTH commands from {client}",
+        _ => $"421 4.7.0 Error: too many failed authentications from {client}",
     };
 
-    private async Task<bool> TryTakeAsync(string key, int limit, CancellationToken ct)
+    private async Task<bool> TryTakeAsync(string key, int limit, TimeSpan window, CancellationToken ct)
     {
         if (_shares.Count >= LocalLimit) _shares.Clear();
         var share = _shares.GetOrAdd(key, _ => new Share());
@@ -90,7 +112,7 @@ public sealed class ClientRates(IngressOptions options, RelayPolicy relay, Share
                 return true;
             }
             if (now < share.RefusedUntil) return false;
-            return await TakeShareAsync(share, key, limit, now, ct);
+            return await TakeShareAsync(share, key, limit, window, now, ct);
         }
         catch (Azure.RequestFailedException e)
         {
@@ -100,19 +122,20 @@ public sealed class ClientRates(IngressOptions options, RelayPolicy relay, Share
         finally { share.Gate.Release(); }
     }
 
-    // A share of the schedule: up to a tenth of the limit (at most 10) per write, so a write buys several events.
-    private async Task<bool> TakeShareAsync(Share share, string key, int limit, long now, CancellationToken ct)
+    // A share of the schedule: a tenth of the limit per write, so one write buys a tenth of a time unit's events. The
+    // price: a client spread over n replicas may be held to (1 - (n-1)/10) of its limit while their shares last.
+    private async Task<bool> TakeShareAsync(Share share, string key, int limit, TimeSpan window, long now, CancellationToken ct)
     {
         share.Tokens = 0;
-        var wanted = Math.Clamp(limit / 10, 1, 10);
+        var wanted = Math.Max(1, limit / 10);
         for (var attempt = 0; attempt < 5; attempt++)
         {
             var seen = share.Seen ?? (shared is null ? new SharedRateTable.Schedule(0, null) : await shared.ReadAsync(key, ct));
-            var (granted, tat) = RateBudget.Take(seen.Tat, now, limit, _window, wanted);
+            var (granted, tat) = RateBudget.Take(seen.Tat, now, limit, window, wanted);
             if (granted == 0)
             {
                 share.Seen = seen;
-                share.RefusedUntil = RateBudget.FreeAt(seen.Tat, limit, _window);
+                share.RefusedUntil = RateBudget.FreeAt(seen.Tat, limit, window);
                 return false;
             }
             var written = shared is null ? new SharedRateTable.Schedule(tat, null) : await shared.TryWriteAsync(key, seen, tat, ct);
@@ -121,7 +144,10 @@ public sealed class ClientRates(IngressOptions options, RelayPolicy relay, Share
                 share.Seen = null; // another replica wrote first: read it and decide again
                 continue;
             }
-            (share.Seen, share.Tokens, share.TokensUntil) = (written, granted - 1, now + _window.Ticks);
+            (share.Seen, share.Tokens, share.TokensUntil) = (written, granted - 1, now + window.Ticks);
+            // The last event the schedule had: the next is refused here without asking, until one frees.
+            if (share.Tokens == 0 && RateBudget.Take(tat, now, limit, window, 1).Granted == 0)
+                share.RefusedUntil = RateBudget.FreeAt(tat, limit, window);
             return true;
         }
         return true; // five replicas in a row wrote first: let this one through rather than refuse on contention

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Mta.Ingress.Auth;
+using Mta.Ingress.Policy;
 
 namespace Mta.Ingress.Smtp;
 
@@ -40,7 +41,11 @@ public sealed partial class SmtpSession
         var (name, password, mechanism) = _login!;
         _login = null;
         if (await RateRefusalAsync(Policy.ClientEvent.Auth, ct)) return;
-        switch (await users.LoginAsync(client, name, password, ct))
+        var outcome = services.Rates?.Refusing(ClientEvent.AuthFailure, client) == true
+            ? AuthOutcome.ClientThrottled // past the cluster's limit of failures: not even hashed
+            : await users.LoginAsync(client, name, password, ct);
+        if (outcome == AuthOutcome.Failed && services.Rates is { } rates) await rates.TakeAsync(ClientEvent.AuthFailure, client, ct);
+        switch (outcome)
         {
             case AuthOutcome.Success:
                 _user = name;

@@ -240,18 +240,7 @@ public sealed class SubmissionTests : IAsyncLifetime
             ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
             ["Ingress:AuthFailureLimit"] = "4", ["Ingress:AuthUserFailureLimit"] = "2",
         }, functions: false);
-        async Task<RawSmtpClient> SessionAsync()
-        {
-            var tls = await RawSmtpClient.StartTlsAsync(port);
-            await tls.WriteAsync("EHLO client.test\r\n");
-            await tls.ReplyAsync();
-            return tls;
-        }
-        async Task<string> LoginAsync(RawSmtpClient tls, string name, string password)
-        {
-            await tls.WriteAsync("AUTH PLAIN " + B64($"\0{name}\0{password}") + "\r\n");
-            return await tls.ReplyAsync();
-        }
+        Task<RawSmtpClient> SessionAsync() => TlsSessionAsync(port);
 
         await using var first = await SessionAsync();
         Assert.StartsWith("535", await LoginAsync(first, "alice", "guess1"));
@@ -270,6 +259,53 @@ public sealed class SubmissionTests : IAsyncLifetime
         Assert.StartsWith("421 4.7.0", await LoginAsync(second, "bob", "x"));
         Assert.True(limited < TimeSpan.FromMilliseconds(200) || limited < clock.Elapsed / 4, $"a limited attempt took {limited}");
         Assert.Single(mta.Log.Matching("for alice not tried: too many failures for this name lately"));
+    }
+
+    private static async Task<RawSmtpClient> TlsSessionAsync(int port)
+    {
+        var tls = await RawSmtpClient.StartTlsAsync(port);
+        await tls.WriteAsync("EHLO client.test\r\n");
+        await tls.ReplyAsync();
+        return tls;
+    }
+
+    private static async Task<string> LoginAsync(RawSmtpClient tls, string name, string password)
+    {
+        await tls.WriteAsync("AUTH PLAIN " + B64($"\0{name}\0{password}") + "\r\n");
+        return await tls.ReplyAsync();
+    }
+
+    [Fact]
+    public async Task Failed_logins_are_counted_for_the_cluster_so_a_second_replica_gives_a_guesser_one_more_try_not_a_second_limit()
+    {
+        var ports = new[] { TestEnvironment.FreeTcpPort(), TestEnvironment.FreeTcpPort() };
+        var replicas = new List<MtaSystem>();
+        foreach (var port in ports)
+            replicas.Add(await MtaSystem.StartAsync(_azurite.ConnectionString, new Dictionary<string, string?>
+            {
+                ["Ingress:SubmissionPort"] = port.ToString(),
+                ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
+                ["Ingress:AuthFailureLimit"] = "4", ["Ingress:AuthUserFailureLimit"] = "100",
+            }, functions: false));
+        try
+        {
+            await using var a = await TlsSessionAsync(ports[0]);
+            await using var b = await TlsSessionAsync(ports[1]);
+            for (var i = 0; i < 2; i++)
+            {
+                Assert.StartsWith("535", await LoginAsync(a, $"a{i}", "x"));
+                Assert.StartsWith("535", await LoginAsync(b, $"b{i}", "x"));
+            }
+            // Four failures between them: the replica that counted the fourth refuses at once; the other learns it at
+            // its next failure, and refuses from then on.
+            Assert.StartsWith("421 4.7.0", await LoginAsync(b, "b9", "x"));
+            Assert.StartsWith("535", await LoginAsync(a, "a8", "x"));
+            Assert.StartsWith("421 4.7.0", await LoginAsync(a, "a9", "x"));
+        }
+        finally
+        {
+            foreach (var replica in replicas) await replica.DisposeAsync();
+        }
     }
 
     [Fact]
