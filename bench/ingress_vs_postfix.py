@@ -139,7 +139,7 @@ class Screen:
         return [f"postscreen_greet_wait = {self.GREET_WAIT}s", "postscreen_greet_action = enforce",
                 f"postscreen_dnsbl_sites = {self.SITES}", "postscreen_dnsbl_action = enforce",
                 "postscreen_cache_map = btree:$data_directory/postscreen_cache", "mynetworks = 10.0.0.0/8",
-                "smtpd_relay_restrictions = permit", f"smtpd_client_connection_rate_limit = {self.RATE}",
+                f"smtpd_client_connection_rate_limit = {self.RATE}",
                 f"smtpd_client_message_rate_limit = {self.RATE}", f"smtpd_client_recipient_rate_limit = {self.RATE}"]
 
 

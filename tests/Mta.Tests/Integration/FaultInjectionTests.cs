@@ -18,7 +18,7 @@ namespace Mta.Tests.Integration;
 /// Azurite persisting to disk, dnsmasq for the MX record, smtp-sink receiving — while the parts are killed and taken
 /// away. Every message a client got a 250 for must reach the sink; what arrives twice is counted and explained.
 /// </summary>
-[Collection(RunsAlone.Name)] // 2,000 messages through every part against a deadline: beside other tests it slows them all
+[Collection(RunsAlone.Name)] // 1,200 messages through every part against a deadline: beside other tests it slows them all
 public sealed class FaultInjectionTests(ITestOutputHelper output)
 {
     private const string Domain = "example.test";
@@ -29,7 +29,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
     /// </summary>
     [SkippableFact]
     public Task Nothing_acknowledged_is_lost_when_the_ingress_receiver_and_dns_fail() =>
-        RunAsync(messages: 2000, everything: false, TimeSpan.FromMinutes(4));
+        RunAsync(messages: 1200, everything: false, TimeSpan.FromMinutes(4));
 
     /// <summary>
     /// The same, and the functions host (cleanup and delivery) killed twice in the middle of its work, and Azurite

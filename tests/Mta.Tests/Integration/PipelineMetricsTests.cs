@@ -35,7 +35,7 @@ public sealed class PipelineMetricsTests
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:TransportMapFile"] = map, ["Ingress:HealthPort"] = health.ToString(),
-            ["Mta:MinimalBackoffSeconds"] = "1", ["Mta:MaximalBackoffSeconds"] = "1", ["Mta:MaximalQueueLifetimeSeconds"] = "15", ["Mta:BackoffJitter"] = "0", // long enough for a first attempt on a loaded machine
+            ["Mta:MinimalBackoffSeconds"] = "1", ["Mta:MaximalBackoffSeconds"] = "1", ["Mta:MaximalQueueLifetimeSeconds"] = "8", ["Mta:BackoffJitter"] = "0", // long enough for a first attempt: the test runs alone
         });
 
         await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("sender@localhost", "ok@example.test", "fine"));
