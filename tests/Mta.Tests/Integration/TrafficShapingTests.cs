@@ -149,7 +149,7 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
         await using var server = CountingSmtpServer.Start();
         server.DelayPerMessage = TimeSpan.FromMilliseconds(150);
         server.ThrottleAbove = 2;
-        await using var cluster = await StartAsync(server, "[127.0.0.1] concurrency=8 recovery=2s\n");
+        await using var cluster = await StartAsync(server, "[127.0.0.1] concurrency=8 recovery=1s\n");
         string[] recipient = ["t@example.test"];
 
         await SendAsync(cluster.Front.SmtpPort, "busy", 60, recipient);
@@ -161,10 +161,11 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
         Assert.Matches(@"concurrency [1-4],", lowered[0]);
         Assert.Contains(cluster.LogLines, l => l.Contains("status=deferred") && l.Contains("421 4.7.0"));
 
-        // The server is fine again: after some recovery periods the workers open more than the throttled level.
+        // The server is fine again: after some recovery periods (a tenth each; from the lowest, 1/64, four lift 8 to 3)
+        // the workers open more than the throttled level.
         server.ThrottleAbove = null;
         server.ResetPeak();
-        await Task.Delay(TimeSpan.FromSeconds(12));
+        await Task.Delay(TimeSpan.FromSeconds(7));
         await SendAsync(cluster.Front.SmtpPort, "calm", 60, recipient);
         await AssertAllDeliveredOnceAsync(server, "calm", 60, recipient, TimeSpan.FromSeconds(120));
         output.WriteLine($"after recovery: peak {server.PeakConnections} connections");
