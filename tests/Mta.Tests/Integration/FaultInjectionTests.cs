@@ -182,7 +182,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
             await AtAsync(0.60);
             await sinks[^1].DisposeAsync();
             Fault("smtp-sink gone");
-            await Task.Delay(5000);
+            await Task.Delay(3000);
             sinks.Add(await SmtpSink.StartOnAsync(sinkPort));
             Fault("smtp-sink back");
 
@@ -190,7 +190,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
             await AtAsync(0.75);
             await dns.DisposeAsync();
             Fault("dnsmasq gone");
-            await Task.Delay(5000);
+            await Task.Delay(3000);
             dns = await Dnsmasq.StartOnAsync(dnsPort, records);
             Fault("dnsmasq back");
 
@@ -198,7 +198,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
             foreach (var w in workers) Assert.True(w.Running, "a functions host stopped by itself:\n" + w.Output);
             var acceptedTokens = sent.Where(kv => kv.Value.Accepted).Select(kv => kv.Key).ToHashSet();
             await TestEnvironment.EventuallyAsync(() => Task.FromResult(acceptedTokens.All(Delivered(sinks).ContainsKey)), deadline - clock.Elapsed);
-            await Task.Delay(3000); // late duplicates, if any, would land now
+            await Task.Delay(2000); // late duplicates, if any, would land now
 
             var delivered = Delivered(sinks);
             var lost = acceptedTokens.Where(t => !delivered.ContainsKey(t)).Order().ToList();

@@ -81,7 +81,7 @@ public sealed class MilterFilterTests
     [SkippableFact]
     public async Task Rspamd_rejects_gtube_and_adds_its_headers_to_a_clean_message()
     {
-        await using var rspamd = await Rspamd.StartAsync();
+        var rspamd = await Rspamd.SharedAsync();
         await using var mta = await InMemoryIngress.StartAsync(new Dictionary<string, string?> { ["Ingress:Milters"] = rspamd.Address });
         var (smtp, _) = await mta.ConnectAsync();
         await using var __ = smtp;

@@ -90,7 +90,7 @@ public sealed class MilterPostfixComparisonTests
     [SkippableFact]
     public async Task With_the_same_rspamd_and_opendkim_both_refuse_gtube_alike_and_queue_the_same_filter_headers()
     {
-        await using var rspamd = await Rspamd.StartAsync();
+        var rspamd = await Rspamd.SharedAsync();
         await using var dkim = await OpenDkim.SignerAsync("sender.test", "sel");
         var milters = $"{rspamd.Address}, {dkim.Address}";
         await using var sink = await SmtpSink.StartAsync();

@@ -14,6 +14,19 @@ public sealed class Rspamd : PeerProcess
             $"--var=RUNDIR={folder}", $"--var=LOGDIR={folder}"])
         => Address = $"inet:127.0.0.1:{port}";
 
+    private static readonly Lazy<Task<Rspamd>> Shared = new(async () =>
+    {
+        var rspamd = await StartAsync();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => rspamd.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
+        return rspamd;
+    });
+
+    /// <summary>
+    /// One rspamd for the whole test run, stopped when the run ends: its start compiles Debian's rules, several seconds of
+    /// both cores, and the tests that use it only scan (it keeps no state between messages that they look at).
+    /// </summary>
+    public static Task<Rspamd> SharedAsync() => Shared.Value;
+
     /// <summary>Starts it and waits until the proxy listens.</summary>
     public static async Task<Rspamd> StartAsync()
     {
