@@ -79,6 +79,7 @@ public sealed class SmtpProtocolTests : IAsyncLifetime
             ["Ingress:TrustedNetworks:0"] = "192.0.2.0/24",
             ["Ingress:MaxConnectionsPerClient"] = "2",
             ["Ingress:ConnectionRatePerClient"] = "4",
+            ["Ingress:ClientRateWindowSeconds"] = "600", // no connection frees up while the test runs
         });
         var (first, g1) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
         var (second, g2) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
