@@ -51,6 +51,13 @@ public static class IngressHost
         {
             foreach (var line in ListenerBanner.Lines(ingress, tls)) log.LogInformation("{Listener}", line);
         });
+        if (ingress.InjectionPort > 0)
+        {
+            var endpoint = new Injection.InjectionEndpoint(new Injection.InjectionTokens(ingress.InjectionTokensFile, log),
+                app.Services.GetRequiredService<MessageAcceptor>(), ingress, app.Services.GetRequiredService<IOptions<MtaOptions>>().Value.MyHostname,
+                TimeProvider.System, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("injection"));
+            app.MapPost("/api/inject/v1", (Delegate)endpoint.HandleAsync).RequireHost($"*:{ingress.InjectionPort}");
+        }
         if (ingress.HealthPort > 0)
         {
             app.MapGet("/healthz", () => "ok");
@@ -137,6 +144,12 @@ public static class IngressHost
         if (ingress.SubmissionsPort > 0) Smtp(kestrel, address, ingress.SubmissionsPort, Listener.Submissions);
         if (ingress.HealthPort > 0)
             kestrel.Listen(address, ingress.HealthPort);
+        if (ingress.InjectionPort > 0)
+            kestrel.Listen(address, ingress.InjectionPort, listen =>
+            {
+                var certificates = kestrel.ApplicationServices.GetRequiredService<TlsCertificates>();
+                if (certificates.Configured) listen.UseHttps(https => https.ServerCertificateSelector = (_, _) => certificates.Current);
+            });
     }
 
     /// <summary>

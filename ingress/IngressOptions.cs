@@ -92,6 +92,27 @@ public sealed class IngressOptions
     /// <summary>The longest a DNSBL answer is remembered, in seconds (Postfix <c>postscreen_dnsbl_max_ttl</c>).</summary>
     public int PostscreenDnsblMaxTtlSeconds { get; set; } = 3600;
 
+    /// <summary>
+    /// Port of the HTTP injection API (<c>POST /api/inject/v1</c>: one request, a message per recipient, queued as SMTP
+    /// mail is). 0 (the default) turns it off. HTTPS when a certificate is configured.
+    /// </summary>
+    public int InjectionPort { get; set; }
+
+    /// <summary>
+    /// Serve the injection API over plain HTTP when no certificate is configured: only behind a TLS terminator on the same
+    /// host or pod. Off by default: bearer tokens only inside TLS, as logins are.
+    /// </summary>
+    public bool InjectionPlainHttp { get; set; }
+
+    /// <summary>The injection API's bearer tokens: <c>tenant sha256:HEX domain[,domain…]</c> lines; read again when it changes.</summary>
+    public string? InjectionTokensFile { get; set; }
+
+    /// <summary>Most recipients (so messages) one injection request may have.</summary>
+    public int InjectionMaxRecipients { get; set; } = 10_000;
+
+    /// <summary>Largest injection request body, in octets.</summary>
+    public long InjectionRequestSizeLimit { get; set; } = 10_240_000;
+
     /// <summary>PEM certificate (chain) file for TLS; read again when it changes (Postfix <c>smtpd_tls_cert_file</c>).</summary>
     public string? TlsCertificateFile { get; set; }
 

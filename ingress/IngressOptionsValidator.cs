@@ -65,6 +65,15 @@ public static class IngressOptionsValidator
             yield return ConfigFinding.Error("Ingress:BareLineEndings", "smtpd_forbid_bare_newline", $"'{o.BareLineEndings}' is not reject or normalize");
         if (MilterProblem(o) is { } milters)
             yield return ConfigFinding.Error("Ingress:Milters", "smtpd_milters", milters);
+        if (o.InjectionPort > 0 && string.IsNullOrEmpty(o.InjectionTokensFile))
+            yield return ConfigFinding.Error("Ingress:InjectionTokensFile", null, "the injection API (Ingress:InjectionPort) needs its tokens file: no token, no mail");
+        if (o.InjectionPort > 0 && string.IsNullOrEmpty(o.TlsCertificateFile) && !o.InjectionPlainHttp)
+            yield return ConfigFinding.Error("Ingress:InjectionPort", null,
+                "the injection API needs Ingress:TlsCertificateFile (bearer tokens only inside TLS), or Ingress:InjectionPlainHttp behind a TLS terminator");
+        if (o.InjectionMaxRecipients <= 0)
+            yield return ConfigFinding.Error("Ingress:InjectionMaxRecipients", null, $"{o.InjectionMaxRecipients} is not a positive number");
+        if (o.InjectionRequestSizeLimit <= 0)
+            yield return ConfigFinding.Error("Ingress:InjectionRequestSizeLimit", null, $"{o.InjectionRequestSizeLimit} is not a positive number");
         // TLS before AUTH, AUTH before mail: a submission port without either would be a relay for anyone.
         if ((o.SubmissionPort > 0 || o.SubmissionsPort > 0)
             && (string.IsNullOrEmpty(o.TlsCertificateFile) || string.IsNullOrEmpty(o.TlsKeyFile) || string.IsNullOrEmpty(o.UsersFile)))

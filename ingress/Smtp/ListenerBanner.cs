@@ -19,6 +19,8 @@ public static class ListenerBanner
             lines.Add($"smtpd: listening on {at}:{ingress.SubmissionPort} (submission, port 587's role): STARTTLS, then AUTH before MAIL");
         if (ingress.SubmissionsPort > 0)
             lines.Add($"smtpd: listening on {at}:{ingress.SubmissionsPort} (submissions, port 465's role): implicit TLS, then AUTH before MAIL");
+        if (ingress.InjectionPort > 0)
+            lines.Add($"injection: listening on {at}:{ingress.InjectionPort} (HTTP injection API, POST /api/inject/v1): {(tls ? "HTTPS" : "plain HTTP (no certificate)")}, bearer tokens");
         if (ingress.HealthPort > 0)
             lines.Add($"health: listening on {at}:{ingress.HealthPort} (HTTP: /healthz, /metrics)");
         return lines;

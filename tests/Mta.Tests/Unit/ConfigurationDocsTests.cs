@@ -44,7 +44,7 @@ public sealed class ConfigurationDocsTests
             UpstreamProxyListeners = ["smtp"], PostscreenGreetAction = "reject", PostscreenDnsblAction = "reject", PostscreenDnsblSites = "x*y",
             PostscreenGreetWaitSeconds = 0, PostscreenGreetTtlSeconds = 0, PostscreenDnsblTimeoutSeconds = 0, PostscreenDnsblMinTtlSeconds = 0,
             PostscreenDnsblMaxTtlSeconds = -1, ClientRateWindowSeconds = 0, ConnectionRatePerClient = -1, MessageRatePerClient = -1,
-            RecipientRatePerClient = -1, AuthRatePerClient = -1,
+            RecipientRatePerClient = -1, AuthRatePerClient = -1, InjectionPort = 8025, InjectionMaxRecipients = 0, InjectionRequestSizeLimit = 0,
         };
         var ingressSettings = IngressOptionsValidator.Validate(ingress, new MtaOptions())
             .Where(f => f.Setting != "Ingress:SubmissionPort" || f.Postfix is null) // the finding names all three files

@@ -1,0 +1,200 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Fluid;
+using MimeKit;
+using Mta.Mail.Routing;
+
+namespace Mta.Ingress.Injection;
+
+/// <summary>What is wrong with a request, at a JSON pointer into its body (RFC 9457's field naming).</summary>
+/// <param name="Pointer">Where: <c>/recipients/3/email</c>.</param>
+/// <param name="Detail">What.</param>
+public sealed record InjectionProblem(string Pointer, string Detail);
+
+/// <summary>
+/// Turns one injection request into one message per recipient: checks the envelope and content, parses the templates
+/// once (Fluid, Liquid syntax, strict: a field no substitution supplies refuses the request and names it), then renders
+/// each recipient's message — raw RFC 5322 text, or a MimeKit message built from parts. Decides and builds; queueing is
+/// the endpoint's.
+/// </summary>
+public sealed class InjectionComposer
+{
+    private static readonly FluidParser Parser = new();
+    // Strict: a field or filter nobody defined is an error, never an empty string in a sent message. Bounded: a
+    // template's loops and output cannot run away (the message size limit caps what one render may produce).
+    private readonly TemplateOptions _options;
+    private readonly long _sizeLimit;
+
+    private readonly InjectionRequest _request;
+    private readonly IFluidTemplate? _raw;
+    private readonly InjectionParts? _parts;
+    private readonly IFluidTemplate? _subject, _text, _html;
+    private readonly List<(string Name, IFluidTemplate Value)> _headers = [];
+
+    private InjectionComposer(InjectionRequest request, IFluidTemplate? raw, InjectionParts? parts, Dictionary<string, IFluidTemplate?> templates,
+        long sizeLimit)
+    {
+        (_request, _raw, _parts, _sizeLimit) = (request, raw, parts, sizeLimit);
+        _options = new TemplateOptionsBuilder().WithStrictVariables(true).WithStrictFilters(true).WithMaxSteps(100_000)
+            .WithMaxOutputSize((int)Math.Min(sizeLimit, int.MaxValue)).Build();
+        (_subject, _text, _html) = (templates.GetValueOrDefault("subject"), templates.GetValueOrDefault("text_body"), templates.GetValueOrDefault("html_body"));
+        foreach (var (name, template) in templates.Where(t => t.Key.StartsWith("headers/", StringComparison.Ordinal)))
+            _headers.Add((name["headers/".Length..], template!));
+    }
+
+    /// <summary>The recipients' addresses, in order.</summary>
+    public IReadOnlyList<string> Recipients => _request.Recipients!.Select(r => r.Email!).ToList();
+
+    /// <summary>The envelope sender.</summary>
+    public string Sender => _request.EnvelopeSender!;
+
+    /// <summary>Checks <paramref name="request"/> for <paramref name="client"/>: the composer, or every problem found.</summary>
+    public static (InjectionComposer? Composer, IReadOnlyList<InjectionProblem> Problems) Prepare(InjectionRequest request, InjectionClient client,
+        int maxRecipients, long sizeLimit)
+    {
+        var problems = new List<InjectionProblem>();
+        CheckEnvelope(request, client, maxRecipients, problems);
+        var templates = new Dictionary<string, IFluidTemplate?>();
+        IFluidTemplate? raw = null;
+        InjectionParts? parts = null;
+        switch (request.Content.ValueKind)
+        {
+            case JsonValueKind.String:
+                raw = Parse(request.Content.GetString()!, "/content", problems);
+                break;
+            case JsonValueKind.Object:
+                parts = ReadParts(request.Content, problems);
+                if (parts is not null) ParseParts(parts, templates, problems);
+                break;
+            default:
+                problems.Add(new("/content", "missing: a whole message (a string) or its parts (an object)"));
+                break;
+        }
+        return problems.Count > 0 ? (null, problems) : (new InjectionComposer(request, raw, parts, templates, sizeLimit), problems);
+    }
+
+    private static void CheckEnvelope(InjectionRequest request, InjectionClient client, int maxRecipients, List<InjectionProblem> problems)
+    {
+        if (!IsMailbox(request.EnvelopeSender))
+            problems.Add(new("/envelope_sender", "missing or not an address (local@domain)"));
+        else if (!client.MaySendAs(request.EnvelopeSender!))
+            problems.Add(new("/envelope_sender", $"the token may not send from {Address.DomainOf(request.EnvelopeSender!)}"));
+        if (request.Recipients is not { Count: > 0 } recipients)
+        {
+            problems.Add(new("/recipients", "missing or empty"));
+            return;
+        }
+        if (recipients.Count > maxRecipients)
+            problems.Add(new("/recipients", $"{recipients.Count} recipients, more than the {maxRecipients} a request may have"));
+        for (var i = 0; i < recipients.Count && problems.Count < 100; i++)
+            if (!IsMailbox(recipients[i]?.Email))
+                problems.Add(new($"/recipients/{i}/email", "missing or not an address (local@domain)"));
+    }
+
+    // An address the SMTP side would take in MAIL or RCPT: local@domain, no spaces, no angle brackets, a valid domain.
+    private static bool IsMailbox(string? address)
+        => address is { Length: > 2 and <= 254 } && !address.Any(c => char.IsWhiteSpace(c) || c is '<' or '>' || char.IsControl(c))
+           && address.LastIndexOf('@') is > 0 and var at && at < address.Length - 1 && Address.WithAsciiDomain(address) is not null;
+
+    private static InjectionParts? ReadParts(JsonElement content, List<InjectionProblem> problems)
+    {
+        try { return content.Deserialize<InjectionParts>(); }
+        catch (JsonException e) { problems.Add(new("/content" + Pointer(e.Path), "not the expected type: " + e.Message)); return null; }
+    }
+
+    private static string Pointer(string? jsonPath) => string.IsNullOrEmpty(jsonPath) || jsonPath == "$" ? "" : "/" + jsonPath.TrimStart('$', '.').Replace('.', '/');
+
+    private static void ParseParts(InjectionParts parts, Dictionary<string, IFluidTemplate?> templates, List<InjectionProblem> problems)
+    {
+        if (!IsMailbox(parts.From?.Email)) problems.Add(new("/content/from/email", "missing or not an address (local@domain)"));
+        if (parts.TextBody is null && parts.HtmlBody is null) problems.Add(new("/content/text_body", "a text_body or an html_body is needed"));
+        foreach (var (name, text) in new[] { ("subject", parts.Subject), ("text_body", parts.TextBody), ("html_body", parts.HtmlBody) })
+            if (text is not null) templates[name] = Parse(text, "/content/" + name, problems);
+        foreach (var (name, value) in parts.Headers ?? [])
+        {
+            if (name.Length == 0 || name.Any(c => c is <= ' ' or >= (char)127 or ':'))
+                problems.Add(new($"/content/headers/{name}", "not a header field name"));
+            else if (name.Equals("From", StringComparison.OrdinalIgnoreCase) || name.Equals("To", StringComparison.OrdinalIgnoreCase))
+                problems.Add(new($"/content/headers/{name}", "set by from and the recipient, not here"));
+            else templates["headers/" + name] = Parse(value, $"/content/headers/{name}", problems);
+        }
+    }
+
+    private static IFluidTemplate? Parse(string source, string pointer, List<InjectionProblem> problems)
+    {
+        if (Parser.TryParse(source, out var template, out var error)) return template;
+        problems.Add(new(pointer, "template syntax: " + error));
+        return null;
+    }
+
+    /// <summary>
+    /// The message for recipient <paramref name="index"/>, or the problem that stops it (a template field its
+    /// substitutions do not supply).
+    /// </summary>
+    public (MimeMessage? Message, InjectionProblem? Problem) Compose(int index)
+    {
+        var recipient = _request.Recipients![index];
+        var context = new TemplateContext(_options);
+        foreach (var (name, value) in Values(recipient)) context.SetValue(name, value ?? "");
+        try
+        {
+            return (_raw is not null ? Raw(context) : FromParts(recipient, context), null);
+        }
+        catch (Exception e) when ((e is FluidException or InvalidOperationException) && e.Message.Contains("output size", StringComparison.Ordinal))
+        {
+            // Fluid stops a render at the message size limit: what it would have made is too large anyway.
+            return (null, new($"/recipients/{index}", $"larger than the message size limit ({_sizeLimit} octets)"));
+        }
+        catch (Exception e) when (e is FluidException or InvalidOperationException)
+        {
+            return (null, new($"/recipients/{index}/substitutions", e.Message));
+        }
+        catch (FormatException e)
+        {
+            return (null, new("/content", $"recipient {index}: the message does not parse: {e.Message}"));
+        }
+    }
+
+    private IEnumerable<(string, object?)> Values(InjectionRecipient recipient)
+    {
+        var values = new Dictionary<string, JsonElement>(_request.Substitutions ?? [], StringComparer.Ordinal);
+        foreach (var (name, value) in recipient.Substitutions ?? []) values[name] = value;
+        return values.Select(kv => (kv.Key, Plain(kv.Value)));
+    }
+
+    // Substitution values as Liquid sees them: strings, numbers and booleans; anything else as its JSON text.
+    private static object? Plain(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.String => value.GetString(),
+        JsonValueKind.Number => value.TryGetInt64(out var n) ? n : value.GetDouble(),
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        JsonValueKind.Null => null,
+        _ => value.GetRawText(),
+    };
+
+    private MimeMessage Raw(TemplateContext context)
+    {
+        var text = _raw!.Render(context, NullEncoder.Default);
+        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text));
+        return MimeMessage.Load(stream); // throws FormatException when it is no message at all
+    }
+
+    private MimeMessage FromParts(InjectionRecipient recipient, TemplateContext context)
+    {
+        var message = new MimeMessage();
+        message.From.Add(new MailboxAddress(_parts!.From!.Name ?? "", _parts.From.Email!));
+        message.To.Add(new MailboxAddress(recipient.Name ?? "", recipient.Email!));
+        if (_subject is not null) message.Subject = _subject.Render(context, NullEncoder.Default);
+        foreach (var (name, value) in _headers) message.Headers.Add(name, value.Render(context, NullEncoder.Default));
+        var body = new BodyBuilder
+        {
+            TextBody = _text?.Render(context, NullEncoder.Default),
+            HtmlBody = _html?.Render(context, HtmlEncoder.Default), // values are data, not markup
+        };
+        message.Body = body.ToMessageBody();
+        message.Date = DateTimeOffset.UtcNow;
+        message.MessageId = MimeKit.Utils.MimeUtils.GenerateMessageId(Address.DomainOf(_parts.From.Email!));
+        return message;
+    }
+}
