@@ -56,7 +56,7 @@ public static class IngressHost
             var endpoint = new Injection.InjectionEndpoint(new Injection.InjectionTokens(ingress.InjectionTokensFile, log),
                 app.Services.GetRequiredService<MessageAcceptor>(), ingress, app.Services.GetRequiredService<IOptions<MtaOptions>>().Value.MyHostname,
                 TimeProvider.System, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("injection"));
-            app.MapPost("/api/inject/v1", (Delegate)endpoint.HandleAsync).RequireHost($"*:{ingress.InjectionPort}");
+            app.MapPost("/api/inject/v1", (Delegate)endpoint.HandleAsync);
         }
         if (ingress.HealthPort > 0)
         {

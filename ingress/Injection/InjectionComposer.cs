@@ -102,7 +102,9 @@ public sealed class InjectionComposer
         catch (JsonException e) { problems.Add(new("/content" + Pointer(e.Path), "not the expected type: " + e.Message)); return null; }
     }
 
-    private static string Pointer(string? jsonPath) => string.IsNullOrEmpty(jsonPath) || jsonPath == "$" ? "" : "/" + jsonPath.TrimStart('$', '.').Replace('.', '/');
+    /// <summary>The JSON pointer (RFC 6901) for a System.Text.Json path such as <c>$.recipients[2].email</c>.</summary>
+    internal static string Pointer(string? jsonPath) => string.IsNullOrEmpty(jsonPath) || jsonPath == "$" ? ""
+        : "/" + jsonPath.TrimStart('$', '.').Replace("[", ".").Replace("]", "").Replace('.', '/');
 
     private static void ParseParts(InjectionParts parts, Dictionary<string, IFluidTemplate?> templates, List<InjectionProblem> problems)
     {

@@ -32,6 +32,8 @@ public sealed class InjectionEndpoint(InjectionTokens tokens, IMessageAcceptor a
     /// <summary>Handles one request.</summary>
     public async Task<IResult> HandleAsync(HttpContext http)
     {
+        // Only on its own listener: the health port shares the application, and a Host header can say anything.
+        if (http.Connection.LocalPort != options.InjectionPort) return Results.NotFound();
         if (Authenticate(http) is not { } client)
         {
             http.Response.Headers.WWWAuthenticate = "Bearer";
@@ -40,7 +42,7 @@ public sealed class InjectionEndpoint(InjectionTokens tokens, IMessageAcceptor a
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } body) body.MaxRequestBodySize = options.InjectionRequestSizeLimit;
         InjectionRequest? request;
         try { request = await JsonSerializer.DeserializeAsync<InjectionRequest>(http.Request.Body, cancellationToken: http.RequestAborted); }
-        catch (JsonException e) { return Problem(400, "the body is not the JSON expected", [new(Pointer(e.Path), e.Message)]); }
+        catch (JsonException e) { return Problem(400, "the body is not the JSON expected", [new(InjectionComposer.Pointer(e.Path), e.Message)]); }
         catch (BadHttpRequestException e) when (e.StatusCode == 413) { return Problem(413, $"the body is larger than {options.InjectionRequestSizeLimit} octets", []); }
         if (request is null) return Problem(400, "the body is not the JSON expected", [new("", "null")]);
         if (request.EnvelopeSender is { } sender && sender.Contains('@') && !client.MaySendAs(sender))
@@ -109,8 +111,6 @@ public sealed class InjectionEndpoint(InjectionTokens tokens, IMessageAcceptor a
         TrustedClient = true, // the token authenticated it, as a login does for submission
         Login = client.Tenant,
     };
-
-    private static string Pointer(string? jsonPath) => string.IsNullOrEmpty(jsonPath) || jsonPath == "$" ? "" : "/" + jsonPath.TrimStart('$', '.').Replace('.', '/');
 
     /// <summary>An RFC 9457 problem: <c>errors</c> names each field by a JSON pointer; <c>queue_ids</c> lists what was queued anyway.</summary>
     private static IResult Problem(int status, string title, IReadOnlyList<InjectionProblem> errors, IReadOnlyList<string>? queued = null)

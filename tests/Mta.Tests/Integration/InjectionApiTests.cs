@@ -114,4 +114,18 @@ public sealed class InjectionApiTests
         Assert.Contains(named, output);
         Assert.Empty(await AllJobsAsync(azurite.ConnectionString));
     }
+    [SkippableFact]
+    public async Task The_api_answers_on_its_own_port_only()
+    {
+        var curl = TestEnvironment.RequireTool("curl");
+        await using var azurite = await Azurite.LeaseAsync();
+        var health = TestEnvironment.FreeTcpPort();
+        var (mta, _) = await StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Ingress:HealthPort"] = health.ToString() });
+        await using var _1 = mta;
+        var (exit, output) = await EndToEndTests.RunAsync(curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", $"Authorization: Bearer {Token}",
+            "-H", "Content-Type: application/json", "--data-binary", """{"envelope_sender":"b@example.org","recipients":[{"email":"a@localhost"}],"content":"Subject: x\r\n\r\nx\r\n"}""",
+            $"http://127.0.0.1:{health}/api/inject/v1");
+        Assert.Equal((0, "404"), (exit, output.Trim()));
+        Assert.Empty(await AllJobsAsync(azurite.ConnectionString));
+    }
 }

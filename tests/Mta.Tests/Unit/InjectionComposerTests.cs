@@ -86,6 +86,13 @@ public sealed class InjectionComposerTests
         Assert.Contains(problems, p => p.Pointer == pointer);
     }
 
+    [Theory]
+    [InlineData("$.recipients[2].email", "/recipients/2/email")]
+    [InlineData("$.envelope_sender", "/envelope_sender")]
+    [InlineData("$", "")]
+    [InlineData(null, "")]
+    public void Json_paths_become_pointers(string? path, string pointer) => Assert.Equal(pointer, InjectionComposer.Pointer(path));
+
     [Fact]
     public void More_recipients_than_a_request_may_have_are_refused()
         => Assert.Contains(Prepare("""{ "envelope_sender": "b@example.org", "recipients": [ { "email": "a@rcpt.test" }, { "email": "b@rcpt.test" } ], "content": "x" }""",
