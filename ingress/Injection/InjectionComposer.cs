@@ -9,7 +9,8 @@ namespace Mta.Ingress.Injection;
 /// <summary>What is wrong with a request, at a JSON pointer into its body (RFC 9457's field naming).</summary>
 /// <param name="Pointer">Where: <c>/recipients/3/email</c>.</param>
 /// <param name="Detail">What.</param>
-public sealed record InjectionProblem(string Pointer, string Detail);
+/// <param name="Status">The HTTP status it gets: 422, or 413 for what is too large.</param>
+public sealed record InjectionProblem(string Pointer, string Detail, int Status = 422);
 
 /// <summary>
 /// Turns one injection request into one message per recipient: checks the envelope and content, parses the templates
@@ -145,7 +146,7 @@ public sealed class InjectionComposer
         catch (Exception e) when ((e is FluidException or InvalidOperationException) && e.Message.Contains("output size", StringComparison.Ordinal))
         {
             // Fluid stops a render at the message size limit: what it would have made is too large anyway.
-            return (null, new($"/recipients/{index}", $"larger than the message size limit ({_sizeLimit} octets)"));
+            return (null, new($"/recipients/{index}", $"larger than the message size limit ({_sizeLimit} octets)", 413));
         }
         catch (Exception e) when (e is FluidException or InvalidOperationException)
         {

@@ -49,7 +49,7 @@ public sealed class InjectionEndpoint(InjectionTokens tokens, IMessageAcceptor a
             return Problem(403, "the token may not send from this domain", [new("/envelope_sender", $"not one of the token's domains: {Mta.Mail.Routing.Address.DomainOf(sender)}")]);
         var (composer, problems) = InjectionComposer.Prepare(request, client, options.InjectionMaxRecipients, options.MessageSizeLimit);
         if (composer is null) return Problem(422, "the request cannot be injected", problems);
-        if (Rehearse(composer) is { } problem) return Problem(problem.Detail.StartsWith("larger", StringComparison.Ordinal) ? 413 : 422, "the request cannot be injected", [problem]);
+        if (Rehearse(composer) is { } problem) return Problem(problem.Status, "the request cannot be injected", [problem]);
         return await QueueAsync(composer, client, http.Connection.RemoteIpAddress ?? IPAddress.None, http.RequestAborted);
     }
 
@@ -69,7 +69,7 @@ public sealed class InjectionEndpoint(InjectionTokens tokens, IMessageAcceptor a
             using var measure = new MeasuringStream();
             message!.WriteTo(Crlf, measure);
             if (measure.Length > options.MessageSizeLimit)
-                return new($"/recipients/{i}", $"larger than the message size limit ({measure.Length} > {options.MessageSizeLimit} octets)");
+                return new($"/recipients/{i}", $"larger than the message size limit ({measure.Length} > {options.MessageSizeLimit} octets)", 413);
         }
         return null;
     }

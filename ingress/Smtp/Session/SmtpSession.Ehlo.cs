@@ -20,7 +20,7 @@ public sealed partial class SmtpSession
         ResetTransaction();
         if (_milters is null) return Greeted();
         // Postfix's rule: a milter's refusal of HELO is answered 250 and stands for every MAIL after it; a 421 ends the session.
-        _milterStep = async ct =>
+        _pendingStep = async ct =>
         {
             if (MilterRefusal(await _milters.HeloAsync(_helo, ct), verb) is { } refused && _quit) Reply(refused);
             else Greeted();

@@ -52,7 +52,7 @@ public sealed partial class SmtpSession
             return;
         }
         IReadOnlyList<string> texts = [.. parameters.Select(p => p.Value.Length > 0 ? $"{p.Key}={p.Value}" : p.Key)];
-        _milterStep = async ct =>
+        _pendingStep = async ct =>
         {
             if (await RateRefusalAsync(Policy.ClientEvent.Message, ct)) return;
             if (_milters is null) StartTransaction(address, given);

@@ -12,8 +12,11 @@ public sealed partial class SmtpSession
     /// <summary>The session's milters; null when none is configured.</summary>
     private MilterChain? _milters;
 
-    /// <summary>A milter event a command waits for before it is answered, run once the command is handled.</summary>
-    private Func<CancellationToken, Task>? _milterStep;
+    /// <summary>
+    /// What a command waits for before it is answered (a milter event, a shared rate), run once the command is handled:
+    /// the session's one place for a command's asynchronous part.
+    /// </summary>
+    private Func<CancellationToken, Task>? _pendingStep;
 
     /// <summary>A transaction the milters heard of ended without its message: they get SMFIC_ABORT before the next event.</summary>
     private bool _milterAbortOwed;
@@ -86,15 +89,15 @@ public sealed partial class SmtpSession
     }
 
     /// <summary>Runs what the last command left for the milters: an owed abort first, then its event.</summary>
-    private async Task RunMilterStepAsync(CancellationToken ct)
+    private async Task RunPendingStepAsync(CancellationToken ct)
     {
         if (_milterAbortOwed && _milters is not null)
         {
             _milterAbortOwed = false;
             await _milters.AbortAsync(ct);
         }
-        if (_milterStep is not { } step) return;
-        _milterStep = null;
+        if (_pendingStep is not { } step) return;
+        _pendingStep = null;
         await step(ct);
     }
 
@@ -106,7 +109,7 @@ public sealed partial class SmtpSession
     private Next UnknownCommand(string line)
     {
         if (_milters is null) return Refuse("502 5.5.2 Error: command not recognized");
-        _milterStep = async ct =>
+        _pendingStep = async ct =>
         {
             var verdict = await _milters.UnknownAsync(line, ct);
             Error(verdict is { Decision: MilterDecision.Refuse or MilterDecision.Shutdown } ? MilterRefusal(verdict, "UNKNOWN")! : "502 5.5.2 Error: command not recognized");

@@ -216,7 +216,7 @@ public sealed partial class SmtpSession(PipeReader input, PipeWriter output, IPA
     /// <summary>What a command leads to: a message, a chunk, a login or probe to finish, or TLS (true).</summary>
     private async Task<bool> AfterCommandAsync(Next next, ReadOnlySequence<byte> pending, CancellationToken stopping)
     {
-        await RunMilterStepAsync(stopping);
+        await RunPendingStepAsync(stopping);
         switch (next)
         {
             case Next.Data:
