@@ -14,7 +14,6 @@ public sealed class SharedRateTable(TableClient table)
     public const string TableName = "mtaclientrates";
 
     private const string Row = "rate";
-    private bool _tableReady;
 
     /// <summary>A schedule as read or written, with what the next write must match.</summary>
     /// <param name="Tat">The theoretical arrival time (UTC ticks); 0 when there is none yet.</param>
@@ -53,17 +52,9 @@ public sealed class SharedRateTable(TableClient table)
         catch (RequestFailedException e) when (e.Status is 409 or 412) { return null; }
     }
 
-    private async Task<Response> AddAsync(TableEntity entity, CancellationToken ct)
-    {
-        try { return await table.AddEntityAsync(entity, ct); }
-        catch (RequestFailedException e) when (e.Status == 404 && !_tableReady)
-        {
-            Interlocked.Increment(ref _requests);
-            await table.CreateIfNotExistsAsync(ct);
-            _tableReady = true;
-            return await table.AddEntityAsync(entity, ct);
-        }
-    }
+    private Task<Response> AddAsync(TableEntity entity, CancellationToken ct) => Mta.Mail.Storage.CreateOnFirstUse.WriteAsync(
+        () => table.AddEntityAsync(entity, ct),
+        () => { Interlocked.Increment(ref _requests); return table.CreateIfNotExistsAsync(ct); });
 
     // Table keys may not hold '/', '\', '#' or '?': an IPv6 group's "/64" becomes "_64".
     private static string Key(string key) => key.Replace('/', '_');

@@ -24,7 +24,6 @@ public sealed class PassCache(TableClient? table, TimeProvider clock)
     private const string Row = "pass";
     private readonly ConcurrentDictionary<string, DateTimeOffset> _passed = new();
     private readonly ConcurrentDictionary<string, DateTimeOffset> _missed = new();
-    private bool _tableReady;
 
     /// <summary>Storage requests made, for the figures in docs/benchmarks.md.</summary>
     public long Requests => Interlocked.Read(ref _requests);
@@ -72,16 +71,9 @@ public sealed class PassCache(TableClient? table, TimeProvider clock)
         catch (RequestFailedException) { return null; } // no table yet, or storage down: test the client
     }
 
-    private async Task UpsertAsync(TableEntity entity, CancellationToken ct)
-    {
-        if (!_tableReady)
-        {
-            Interlocked.Increment(ref _requests);
-            await table!.CreateIfNotExistsAsync(ct);
-            _tableReady = true;
-        }
-        await table!.UpsertEntityAsync(entity, TableUpdateMode.Replace, ct);
-    }
+    private Task UpsertAsync(TableEntity entity, CancellationToken ct) => Mta.Mail.Storage.CreateOnFirstUse.WriteAsync(
+        () => table!.UpsertEntityAsync(entity, TableUpdateMode.Replace, ct),
+        () => { Interlocked.Increment(ref _requests); return table!.CreateIfNotExistsAsync(ct); });
 
     private static void Remember(ConcurrentDictionary<string, DateTimeOffset> map, string key, DateTimeOffset value)
     {
