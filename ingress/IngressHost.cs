@@ -53,10 +53,10 @@ public static class IngressHost
         });
         if (ingress.InjectionPort > 0)
         {
-            var endpoint = new Injection.InjectionEndpoint(new Injection.InjectionTokens(ingress.InjectionTokensFile, log),
-                app.Services.GetRequiredService<MessageAcceptor>(), ingress, app.Services.GetRequiredService<IOptions<MtaOptions>>().Value.MyHostname,
-                TimeProvider.System, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("injection"));
+            var endpoint = InjectionEndpointFor(app.Services, ingress, log);
             app.MapPost("/api/inject/v1", (Delegate)endpoint.HandleAsync);
+            app.MapGet("/api/inject/v1/openapi.json", (Delegate)endpoint.Describe);
+            metrics.WatchSharedState(Injection.InjectionLedger.TableName, () => app.Services.GetRequiredService<Injection.InjectionLedger>().Requests);
         }
         if (ingress.HealthPort > 0)
         {
@@ -64,6 +64,17 @@ public static class IngressHost
             app.MapPrometheusScrapingEndpoint(); // GET /metrics, on the health port only (the SMTP ports speak SMTP)
         }
         return app;
+    }
+
+    private static Injection.InjectionEndpoint InjectionEndpointFor(IServiceProvider services, IngressOptions ingress, ILogger log)
+    {
+        var tables = services.GetRequiredService<StorageConnection>().TableService();
+        var injectionLog = services.GetRequiredService<ILoggerFactory>().CreateLogger("injection");
+        var rates = new Injection.TenantRates(ingress,
+            Injection.TenantRates.Configured(ingress) ? new SharedRateTable(tables.GetTableClient(SharedRateTable.TableName)) : null, TimeProvider.System, injectionLog);
+        return new Injection.InjectionEndpoint(new Injection.InjectionTokens(ingress.InjectionTokensFile, log),
+            services.GetRequiredService<MessageAcceptor>(), services.GetRequiredService<Injection.InjectionLedger>(), rates, ingress,
+            services.GetRequiredService<IOptions<MtaOptions>>().Value.MyHostname, TimeProvider.System, injectionLog);
     }
 
     private static WebApplicationBuilder CreateBuilder(string[] args, IDictionary<string, string?>? settings, Action<ILoggingBuilder>? logging)
@@ -109,6 +120,9 @@ public static class IngressHost
             var table = counted ? new SharedRateTable(sp.GetRequiredService<StorageConnection>().TableService().GetTableClient(SharedRateTable.TableName)) : null;
             return new ClientRates(o, sp.GetRequiredService<RelayPolicy>(), table, TimeProvider.System, sp.GetRequiredService<ILoggerFactory>().CreateLogger("smtpd"));
         });
+        services.AddSingleton(sp => new Injection.InjectionLedger(
+            sp.GetRequiredService<StorageConnection>().TableService().GetTableClient(Injection.InjectionLedger.TableName), TimeProvider.System,
+            TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<IngressOptions>>().Value.InjectionKeyLifetimeSeconds)));
         services.AddSingleton(sp => Screening.PostscreenSettings.From(sp.GetRequiredService<IOptions<IngressOptions>>().Value));
         services.AddSingleton(sp => new Screening.PassCache(
             sp.GetRequiredService<Screening.PostscreenSettings>().Enabled

@@ -113,6 +113,24 @@ public sealed class IngressOptions
     /// <summary>Largest injection request body, in octets.</summary>
     public long InjectionRequestSizeLimit { get; set; } = 10_240_000;
 
+    /// <summary>
+    /// How long an injection request's <c>Idempotency-Key</c> is remembered, in seconds: within it, the same key and body
+    /// are answered as the first time and queue nothing again.
+    /// </summary>
+    public int InjectionKeyLifetimeSeconds { get; set; } = 86_400;
+
+    /// <summary>Injection requests a tenant may make per <see cref="InjectionRateWindowSeconds"/>, in the whole cluster; 0 (the default): no limit.</summary>
+    public int InjectionRequestRatePerTenant { get; set; }
+
+    /// <summary>Messages a tenant may inject per <see cref="InjectionRateWindowSeconds"/>, in the whole cluster; 0 (the default): no limit.</summary>
+    public int InjectionMessageRatePerTenant { get; set; }
+
+    /// <summary>The time unit of the per-tenant injection limits, in seconds.</summary>
+    public int InjectionRateWindowSeconds { get; set; } = 60;
+
+    /// <summary>How many messages of one injection request are being queued at once.</summary>
+    public int InjectionConcurrency { get; set; } = 32;
+
     /// <summary>PEM certificate (chain) file for TLS; read again when it changes (Postfix <c>smtpd_tls_cert_file</c>).</summary>
     public string? TlsCertificateFile { get; set; }
 

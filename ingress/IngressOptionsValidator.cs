@@ -70,8 +70,13 @@ public static class IngressOptionsValidator
         if (o.InjectionPort > 0 && string.IsNullOrEmpty(o.TlsCertificateFile) && !o.InjectionPlainHttp)
             yield return ConfigFinding.Error("Ingress:InjectionPort", null,
                 "the injection API needs Ingress:TlsCertificateFile (bearer tokens only inside TLS), or Ingress:InjectionPlainHttp behind a TLS terminator");
-        if (o.InjectionMaxRecipients <= 0)
-            yield return ConfigFinding.Error("Ingress:InjectionMaxRecipients", null, $"{o.InjectionMaxRecipients} is not a positive number");
+        if (o.InjectionMaxRecipients is <= 0 or > 65_535)
+            yield return ConfigFinding.Error("Ingress:InjectionMaxRecipients", null, $"{o.InjectionMaxRecipients} is not between 1 and 65535 (a request's messages are numbered in four hex digits)");
+        foreach (var (name, value) in new[] { ("InjectionKeyLifetimeSeconds", o.InjectionKeyLifetimeSeconds), ("InjectionRateWindowSeconds", o.InjectionRateWindowSeconds),
+                     ("InjectionConcurrency", o.InjectionConcurrency) })
+            if (value <= 0) yield return ConfigFinding.Error("Ingress:" + name, null, $"{value} is not a positive number");
+        foreach (var (name, value) in new[] { ("InjectionRequestRatePerTenant", o.InjectionRequestRatePerTenant), ("InjectionMessageRatePerTenant", o.InjectionMessageRatePerTenant) })
+            if (value < 0) yield return ConfigFinding.Error("Ingress:" + name, null, $"{value} is negative");
         if (o.InjectionRequestSizeLimit <= 0)
             yield return ConfigFinding.Error("Ingress:InjectionRequestSizeLimit", null, $"{o.InjectionRequestSizeLimit} is not a positive number");
         // TLS before AUTH, AUTH before mail: a submission port without either would be a relay for anyone.

@@ -12,6 +12,9 @@ public interface IMessageAcceptor
     /// <summary>A place for the next message's bytes, named by a new queue id.</summary>
     SpoolWriter NewMessage(DateTimeOffset now);
 
+    /// <summary>A place for a message's bytes under a queue id chosen by the caller (an injection's, which a retry repeats).</summary>
+    SpoolWriter NewMessage(string queueId);
+
     /// <summary>
     /// Takes responsibility for the message: null when the client may have its 250, or the refusal it gets instead.
     /// Throws <see cref="StorageUnavailableException"/> when storage could not take it.

@@ -29,6 +29,9 @@ public sealed class MessageAcceptor(SpoolLifetime spool, MailQueues queues, Clea
     /// <summary>A place for the next message's bytes, named by a new queue id.</summary>
     public SpoolWriter NewMessage(DateTimeOffset now) => new(spool.Spool, QueueId.New(now));
 
+    /// <inheritdoc />
+    public SpoolWriter NewMessage(string queueId) => new(spool.Spool, queueId);
+
     /// <summary>The reply when the content checks could not finish in time.</summary>
     public const string ContentCheckTimeoutReply = "451 4.7.1 Error: message content could not be checked in time, try again later";
 

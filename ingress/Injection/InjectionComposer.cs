@@ -31,11 +31,12 @@ public sealed class InjectionComposer
     private readonly InjectionParts? _parts;
     private readonly IFluidTemplate? _subject, _text, _html;
     private readonly List<(string Name, IFluidTemplate Value)> _headers = [];
+    private readonly List<(InjectionAttachment Part, byte[] Data)> _attachments;
 
     private InjectionComposer(InjectionRequest request, IFluidTemplate? raw, InjectionParts? parts, Dictionary<string, IFluidTemplate?> templates,
-        long sizeLimit)
+        List<(InjectionAttachment, byte[])> attachments, long sizeLimit)
     {
-        (_request, _raw, _parts, _sizeLimit) = (request, raw, parts, sizeLimit);
+        (_request, _raw, _parts, _attachments, _sizeLimit) = (request, raw, parts, attachments, sizeLimit);
         _options = new TemplateOptionsBuilder().WithStrictVariables(true).WithStrictFilters(true).WithMaxSteps(100_000)
             .WithMaxOutputSize((int)Math.Min(sizeLimit, int.MaxValue)).Build();
         (_subject, _text, _html) = (templates.GetValueOrDefault("subject"), templates.GetValueOrDefault("text_body"), templates.GetValueOrDefault("html_body"));
@@ -49,13 +50,18 @@ public sealed class InjectionComposer
     /// <summary>The envelope sender.</summary>
     public string Sender => _request.EnvelopeSender!;
 
+    /// <summary>The request as sent.</summary>
+    public InjectionRequest Request => _request;
+
     /// <summary>Checks <paramref name="request"/> for <paramref name="client"/>: the composer, or every problem found.</summary>
     public static (InjectionComposer? Composer, IReadOnlyList<InjectionProblem> Problems) Prepare(InjectionRequest request, InjectionClient client,
         int maxRecipients, long sizeLimit)
     {
         var problems = new List<InjectionProblem>();
         CheckEnvelope(request, client, maxRecipients, problems);
+        InjectionMetadata.Check(request, problems);
         var templates = new Dictionary<string, IFluidTemplate?>();
+        var attachments = new List<(InjectionAttachment, byte[])>();
         IFluidTemplate? raw = null;
         InjectionParts? parts = null;
         switch (request.Content.ValueKind)
@@ -66,12 +72,13 @@ public sealed class InjectionComposer
             case JsonValueKind.Object:
                 parts = ReadParts(request.Content, problems);
                 if (parts is not null) ParseParts(parts, templates, problems);
+                if (parts is not null) Decode(parts, attachments, problems);
                 break;
             default:
                 problems.Add(new("/content", "missing: a whole message (a string) or its parts (an object)"));
                 break;
         }
-        return problems.Count > 0 ? (null, problems) : (new InjectionComposer(request, raw, parts, templates, sizeLimit), problems);
+        return problems.Count > 0 ? (null, problems) : (new InjectionComposer(request, raw, parts, templates, attachments, sizeLimit), problems);
     }
 
     private static void CheckEnvelope(InjectionRequest request, InjectionClient client, int maxRecipients, List<InjectionProblem> problems)
@@ -123,6 +130,25 @@ public sealed class InjectionComposer
         }
     }
 
+    private static void Decode(InjectionParts parts, List<(InjectionAttachment, byte[])> attachments, List<InjectionProblem> problems)
+    {
+        for (var i = 0; i < (parts.Attachments?.Count ?? 0); i++)
+        {
+            var a = parts.Attachments![i];
+            var at = $"/content/attachments/{i}";
+            if (a?.FileName is not { Length: > 0 and <= 255 } name || name.Any(char.IsControl))
+                problems.Add(new(at + "/file_name", "missing, or not a file name (1 to 255 characters, no control characters)"));
+            if (a?.ContentType is { } type && !ContentType.TryParse(type, out _))
+                problems.Add(new(at + "/content_type", "not a MIME type (type/subtype)"));
+            if (a?.ContentId is { } id && (id.Length is 0 or > 250 || id.Any(c => c is <= ' ' or > '~' or '<' or '>')))
+                problems.Add(new(at + "/content_id", "1 to 250 printable ASCII characters, no spaces or angle brackets"));
+            var data = new byte[(a?.Data?.Length ?? 0) * 3 / 4 + 3];
+            if (a?.Data is null || !Convert.TryFromBase64String(a.Data, data, out var length))
+                problems.Add(new(at + "/data", "missing or not base64"));
+            else if (a is not null) attachments.Add((a, data[..length]));
+        }
+    }
+
     private static IFluidTemplate? Parse(string source, string pointer, List<InjectionProblem> problems)
     {
         if (Parser.TryParse(source, out var template, out var error)) return template;
@@ -131,17 +157,22 @@ public sealed class InjectionComposer
     }
 
     /// <summary>
-    /// The message for recipient <paramref name="index"/>, or the problem that stops it (a template field its
-    /// substitutions do not supply).
+    /// The octets of recipient <paramref name="index"/>'s message, with CRLF line ends and without the Date and Message-ID
+    /// that <see cref="Stamp"/> gives a message built from parts; or the problem that stops it (a template field its
+    /// substitutions do not supply, a message over the size limit). A raw message is not parsed here: cleanup reads it
+    /// as it reads SMTP mail.
     /// </summary>
-    public (MimeMessage? Message, InjectionProblem? Problem) Compose(int index)
+    public (byte[]? Octets, InjectionProblem? Problem) Render(int index)
     {
         var recipient = _request.Recipients![index];
         var context = new TemplateContext(_options);
         foreach (var (name, value) in Values(recipient)) context.SetValue(name, value ?? "");
         try
         {
-            return (_raw is not null ? Raw(context) : FromParts(recipient, context), null);
+            if (_raw is not null) return (RawOctets(context), null);
+            using var buffer = new MemoryStream();
+            FromParts(recipient, context).WriteTo(InjectionPlan.Crlf, buffer);
+            return (buffer.ToArray(), null);
         }
         catch (Exception e) when ((e is FluidException or InvalidOperationException) && e.Message.Contains("output size", StringComparison.Ordinal))
         {
@@ -152,11 +183,22 @@ public sealed class InjectionComposer
         {
             return (null, new($"/recipients/{index}/substitutions", e.Message));
         }
-        catch (FormatException e)
-        {
-            return (null, new("/content", $"recipient {index}: the message does not parse: {e.Message}"));
-        }
     }
+
+    /// <summary>Recipient <paramref name="index"/>'s message as MimeKit reads it (for tests and tools), or the problem.</summary>
+    public (MimeMessage? Message, InjectionProblem? Problem) Compose(int index)
+    {
+        var (octets, problem) = Render(index);
+        return octets is null ? (null, problem) : (MimeMessage.Load(new MemoryStream(octets)), null);
+    }
+
+    /// <summary>
+    /// The header lines that go before a message built from parts: its Date (when the request began) and Message-ID
+    /// (from its queue id), so a retried request makes the same octets; none for a raw message (cleanup adds what is
+    /// missing). Apart from <see cref="Render"/>, so that messages equal but for these are found equal.
+    /// </summary>
+    public byte[] Stamp(DateTimeOffset started, string queueId) => _parts is null ? []
+        : System.Text.Encoding.ASCII.GetBytes($"Date: {MimeKit.Utils.DateUtils.FormatDate(started)}\r\nMessage-ID: <{queueId}@{Address.DomainOf(_parts.From!.Email!)}>\r\n");
 
     private IEnumerable<(string, object?)> Values(InjectionRecipient recipient)
     {
@@ -176,16 +218,20 @@ public sealed class InjectionComposer
         _ => value.GetRawText(),
     };
 
-    private MimeMessage Raw(TemplateContext context)
+    // The rendered text in UTF-8, its line ends made CRLF (a JSON string may hold bare LFs), ending in a line end.
+    private byte[] RawOctets(TemplateContext context)
     {
-        var text = _raw!.Render(context, NullEncoder.Default);
-        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text));
-        return MimeMessage.Load(stream); // throws FormatException when it is no message at all
+        var octets = System.Text.Encoding.UTF8.GetBytes(_raw!.Render(context, NullEncoder.Default));
+        if (!Mta.Mail.Delivery.LineEndings.OnlyCrlf(octets)) octets = Mta.Mail.Delivery.LineEndings.ToCrlf(octets);
+        return octets.AsSpan().EndsWith("\r\n"u8) ? octets : [.. octets, (byte)'\r', (byte)'\n'];
     }
 
     private MimeMessage FromParts(InjectionRecipient recipient, TemplateContext context)
     {
         var message = new MimeMessage();
+        // MimeKit gives a new message a random Message-ID and the time: Stamp sets both, from the queue id and the start.
+        message.Headers.Remove(HeaderId.MessageId);
+        message.Headers.Remove(HeaderId.Date);
         message.From.Add(new MailboxAddress(_parts!.From!.Name ?? "", _parts.From.Email!));
         message.To.Add(new MailboxAddress(recipient.Name ?? "", recipient.Email!));
         if (_subject is not null) message.Subject = _subject.Render(context, NullEncoder.Default);
@@ -195,9 +241,13 @@ public sealed class InjectionComposer
             TextBody = _text?.Render(context, NullEncoder.Default),
             HtmlBody = _html?.Render(context, HtmlEncoder.Default), // values are data, not markup
         };
+        foreach (var (part, data) in _attachments)
+        {
+            var type = part.ContentType is { } t ? ContentType.Parse(t) : new ContentType("application", "octet-stream");
+            var added = part.ContentId is null ? body.Attachments.Add(part.FileName!, data, type) : body.LinkedResources.Add(part.FileName!, data, type);
+            if (part.ContentId is not null) added.ContentId = part.ContentId;
+        }
         message.Body = body.ToMessageBody();
-        message.Date = DateTimeOffset.UtcNow;
-        message.MessageId = MimeKit.Utils.MimeUtils.GenerateMessageId(Address.DomainOf(_parts.From.Email!));
         return message;
     }
 }

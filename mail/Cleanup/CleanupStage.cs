@@ -234,6 +234,8 @@ public sealed class CleanupStage
                 SmtpUtf8 = envelope.SmtpUtf8,
                 MaybeDuplicate = again,
                 Size = envelope.Size,
+                Claim = envelope.DeliverOnce ? Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)) : null,
+                Tags = envelope.Tags,
             }).ToList();
     }
 

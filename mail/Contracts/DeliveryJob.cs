@@ -82,6 +82,18 @@ public sealed record DeliveryJob
     public bool MaybeDuplicate { get; init; }
 
     /// <summary>
+    /// A nonce set by cleanup for mail that may reach cleanup twice under different runs (HTTP injection retried with
+    /// its idempotency key): the first attempt claims the job id with it before delivering, and a twin holding another
+    /// nonce is skipped (<see cref="Tracking.CompletionLog.TryClaimAsync"/>). Null for other mail.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Claim { get; init; }
+
+    /// <summary>The message's tags (name to value: a campaign, the injecting tenant), written with each delivery log line.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, string>? Tags { get; init; }
+
+    /// <summary>
     /// The message bytes themselves when the message is small enough to travel in the queue message (the claim
     /// check skipped: no blob is written or read); null when they are in the spool under <c>BlobName</c>.
     /// Deflated in the queue message when large (<see cref="MessageBytesJson"/>).

@@ -70,6 +70,17 @@ public sealed record IncomingEnvelope
     public bool MaybeQueued { get; init; }
 
     /// <summary>
+    /// The sender may hand this message in again under the same queue id (HTTP injection retried with its idempotency
+    /// key after a failure): cleanup gives each job a claim nonce, so that of two twins only one is delivered.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool DeliverOnce { get; init; }
+
+    /// <summary>Tags the sender gave the message (a campaign, the tenant), carried into its delivery jobs.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, string>? Tags { get; init; }
+
+    /// <summary>
     /// Why the message is held, when a milter quarantined it before the 250 (Postfix's hold queue): cleanup puts its
     /// jobs on the <c>hold</c> queue with this reason instead of delivering them. Null: delivered as usual.
     /// </summary>

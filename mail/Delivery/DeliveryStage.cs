@@ -91,6 +91,12 @@ public sealed class DeliveryStage(
         Validate(job);
         var suspect = dequeueCount > 1 || job.MaybeDuplicate;
         if (suspect && await FinishedBeforeAsync(job, dequeueCount, ct)) return;
+        if (job.Attempt == 0 && !await completions.TryClaimAsync(job, ct))
+        {
+            log.LogInformation("{QueueId}: job {JobId} is claimed by a twin (an injection sent again): not delivered twice", job.MessageId, job.JobId);
+            metrics.DuplicateSkipped();
+            return;
+        }
 
         var times = new AttemptTimes();
         if (await AttemptAsync(job, times, suspect, ct) is not { } results) return;
@@ -269,7 +275,11 @@ public sealed class DeliveryStage(
         var dsn = EnhancedStatus.For(r.Status == RecipientStatus.Deferred && expired ? RecipientStatus.Bounced : r.Status, r.Detail);
         metrics.Recipient(status, job.NextHop.Transport.ToString().ToLowerInvariant(), r.Detail, job.ArrivalTime, now);
         var reuse = connectionUse > 1 ? $"conn_use={connectionUse}, " : "";
-        log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, {ConnectionUse}delay={Delay}, delays={Delays}, dsn={Dsn}, status={Status} ({Detail})",
-            job.MessageId, r.Recipient, r.Relay, reuse, Seconds((now - job.ArrivalTime).TotalSeconds), delays, dsn, status, r.Detail);
+        log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, {ConnectionUse}delay={Delay}, delays={Delays}, dsn={Dsn}, {Tags}status={Status} ({Detail})",
+            job.MessageId, r.Recipient, r.Relay, reuse, Seconds((now - job.ArrivalTime).TotalSeconds), delays, dsn, Tags(job), status, r.Detail);
     }
+
+    // "tags=campaign:dec-2026;tenant:acme, " before the status, as Postfix puts its optional fields before status=.
+    private static string Tags(DeliveryJob job)
+        => job.Tags is { Count: > 0 } tags ? "tags=" + string.Join(';', tags.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}:{t.Value}")) + ", " : "";
 }

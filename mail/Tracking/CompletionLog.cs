@@ -84,6 +84,31 @@ public sealed class CompletionLog
         }
     }
 
+    /// <summary>
+    /// Claims the first attempt of a <see cref="DeliveryJob.Claim"/> job, for mail that may have a twin (an injection
+    /// retried under its idempotency key): true when this job may deliver — it wrote the claim, or the claim is its own
+    /// (its queue message came back) — and false when a twin with another nonce claimed it first. One insert per job;
+    /// the twin that loses is skipped even while the winner is still delivering, which the completion record alone
+    /// cannot see.
+    /// </summary>
+    public async Task<bool> TryClaimAsync(DeliveryJob job, CancellationToken ct = default)
+    {
+        if (job.Claim is null || job.JobId.Length == 0) return true;
+        var (table, partition, row) = Key(job);
+        var client = _service.GetTableClient(table);
+        var entity = new TableEntity(partition, row + ".claim") { ["Nonce"] = job.Claim };
+        try
+        {
+            await CreateOnFirstUse.WriteAsync(() => client.AddEntityAsync(entity, ct), () => client.CreateIfNotExistsAsync(ct));
+            return true;
+        }
+        catch (RequestFailedException e) when (e.Status == 409)
+        {
+            var held = await client.GetEntityAsync<TableEntity>(partition, row + ".claim", ["Nonce"], ct);
+            return held.Value.GetString("Nonce") == job.Claim;
+        }
+    }
+
     // One writer at a time; whatever piled up meanwhile goes in the next transactions.
     private async Task FlushAsync()
     {

@@ -41,50 +41,66 @@ public sealed class InjectionApiTests
         return jobs;
     }
 
-    [SkippableFact]
-    public async Task A_thousand_recipients_with_substitutions_become_a_thousand_queued_messages()
+    private static object Small(int recipients, string subject = "Hello") => new
     {
-        var python = TestEnvironment.RequireTool("python3");
+        envelope_sender = "bounces@example.org",
+        recipients = Enumerable.Range(0, recipients).Select(i => new { email = $"user{i}@localhost" }),
+        content = $"From: news@example.org\r\nSubject: {subject}\r\n\r\nThe same for everyone.\r\n",
+    };
+
+    [SkippableFact]
+    public async Task The_same_key_and_body_replays_the_answer_a_new_body_under_it_is_refused_and_equal_messages_are_stored_once()
+    {
         await using var azurite = await Azurite.LeaseAsync();
         var (mta, port) = await StartAsync(azurite.ConnectionString);
         await using var _ = mta;
-        var script = $$$"""
-            import json, urllib.request
-            body = {
-                "envelope_sender": "bounces@example.org",
-                "substitutions": {"campaign": "dec-2026"},
-                "recipients": [{"email": f"user{i}@localhost", "substitutions": {"n": i}} for i in range(1000)],
-                "content": {"from": {"email": "news@example.org", "name": "Acme"}, "subject": "Number {{ n }}",
-                            "text_body": "Your number is {{ n }}.", "headers": {"X-Campaign": "{{ campaign }}"}},
-            }
-            request = urllib.request.Request("http://127.0.0.1:{{{port}}}/api/inject/v1", data=json.dumps(body).encode(),
-                headers={"Authorization": "Bearer {{{Token}}}", "Content-Type": "application/json"})
-            with urllib.request.urlopen(request) as response:
-                print(response.status)
-                print(json.dumps(json.load(response)))
-            """;
-        var file = Path.Combine(TestEnvironment.TempFolder("inject"), "inject.py");
-        await File.WriteAllTextAsync(file, script);
-        var (exit, output) = await EndToEndTests.RunAsync(python, file);
-        Assert.True(exit == 0, output);
-        var lines = output.Trim().Split('\n');
-        Assert.Equal("202", lines[0].Trim());
-        var ids = System.Text.Json.JsonDocument.Parse(lines[1]).RootElement.GetProperty("queue_ids").EnumerateArray().Select(e => e.GetString()!).ToList();
-        Assert.Equal(1000, ids.Distinct().Count());
 
-        var jobs = await AllJobsAsync(azurite.ConnectionString);
-        Assert.Equal(1000, jobs.Count);
-        Assert.Equal(ids.Order(), jobs.Select(j => j.MessageId).Order());
-        foreach (var job in jobs)
+        // One content for all: one message with every recipient, routed into one job per next hop by cleanup.
+        var first = await InjectionDeliveryTests.PostAsync(port, Small(40), key: "k-1", token: Token);
+        Assert.True(first.Status == 202, first.Body.ToString());
+        var id = Assert.Single(first.QueueIds);
+        var job = Assert.Single(await AllJobsAsync(azurite.ConnectionString));
+        Assert.Equal((id, 40), (job.MessageId, job.Recipients.Count));
+        Assert.NotNull(job.Claim); // a keyed request's jobs claim their first attempt
+
+        var replay = await InjectionDeliveryTests.PostAsync(port, Small(40), key: "k-1", token: Token);
+        Assert.Equal((202, true), (replay.Status, replay.Replayed));
+        Assert.Equal(first.QueueIds, replay.QueueIds);
+        var other = await InjectionDeliveryTests.PostAsync(port, Small(40, "Changed"), key: "k-1", token: Token);
+        Assert.Equal(422, other.Status);
+        Assert.Contains("Idempotency-Key was used for a different request", other.Body.ToString());
+        Assert.Empty(await AllJobsAsync(azurite.ConnectionString)); // nothing more was queued (the first job is still invisible)
+
+        // Without a key nothing is remembered: the same body is a new request.
+        var unkeyed = await InjectionDeliveryTests.PostAsync(port, Small(40), token: Token);
+        Assert.Equal(202, unkeyed.Status);
+        Assert.NotEqual(id, Assert.Single(unkeyed.QueueIds));
+        Assert.Null(Assert.Single(await AllJobsAsync(azurite.ConnectionString)).Claim);
+    }
+
+    [SkippableFact]
+    public async Task A_tenant_past_its_message_rate_gets_429_with_retry_after_and_nothing_is_queued()
+    {
+        await using var azurite = await Azurite.LeaseAsync();
+        var (mta, port) = await StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
-            var n = int.Parse(Assert.Single(job.Recipients)["user".Length..^"@localhost".Length]);
-            var text = Encoding.UTF8.GetString(job.Content!);
-            Assert.Contains($"Subject: Number {n}\r\n", text);
-            Assert.Contains($"Your number is {n}.", text);
-            Assert.Contains("X-Campaign: dec-2026\r\n", text);
-            Assert.Equal("bounces@example.org", job.Sender);
-            Assert.Contains("with HTTP", text); // the Received field cleanup adds, as for SMTP mail
-        }
+            ["Ingress:InjectionMessageRatePerTenant"] = "5", ["Ingress:InjectionRateWindowSeconds"] = "60",
+        });
+        await using var _ = mta;
+        var personal = (int n) => new
+        {
+            envelope_sender = "bounces@example.org",
+            recipients = Enumerable.Range(0, n).Select(i => new { email = $"user{i}@localhost", substitutions = new { i } }),
+            content = "Subject: {{ i }}\r\n\r\nx\r\n",
+        };
+        Assert.Equal(202, (await InjectionDeliveryTests.PostAsync(port, personal(3), token: Token)).Status);
+        var limited = await InjectionDeliveryTests.PostAsync(port, personal(3), token: Token);
+        Assert.True(limited.Status == 429, limited.Body.ToString());
+        Assert.InRange(int.Parse(limited.RetryAfter), 1, 60);
+        Assert.Contains("more than 5 messages per 60 s for tenant acme", limited.Body.ToString());
+        var never = await InjectionDeliveryTests.PostAsync(port, personal(6), token: Token);
+        Assert.Equal(422, never.Status); // more than a whole time unit allows: no wait would help
+        Assert.Equal(3, (await AllJobsAsync(azurite.ConnectionString)).Count);
     }
 
     public static TheoryData<string, string, int, string> Refusals => new()
@@ -120,8 +136,14 @@ public sealed class InjectionApiTests
         var curl = TestEnvironment.RequireTool("curl");
         await using var azurite = await Azurite.LeaseAsync();
         var health = TestEnvironment.FreeTcpPort();
-        var (mta, _) = await StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Ingress:HealthPort"] = health.ToString() });
+        var (mta, port) = await StartAsync(azurite.ConnectionString, new Dictionary<string, string?> { ["Ingress:HealthPort"] = health.ToString() });
         await using var _1 = mta;
+        // The OpenAPI document is served on the API's port, as committed; not on the health port.
+        var document = Path.Combine(TestEnvironment.TempFolder("inject"), "openapi.json");
+        var (got, status) = await EndToEndTests.RunAsync(curl, "-s", "-o", document, "-w", "%{http_code} %{content_type}", $"http://127.0.0.1:{port}/api/inject/v1/openapi.json");
+        Assert.Equal((0, "200 application/json"), (got, status.Trim()));
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(TestEnvironment.RepoRoot, "docs", "api", "inject-v1.openapi.json")), await File.ReadAllBytesAsync(document));
+        Assert.Equal((0, "404"), await EndToEndTests.RunAsync(curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", $"http://127.0.0.1:{health}/api/inject/v1/openapi.json"));
         var (exit, output) = await EndToEndTests.RunAsync(curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", $"Authorization: Bearer {Token}",
             "-H", "Content-Type: application/json", "--data-binary", """{"envelope_sender":"b@example.org","recipients":[{"email":"a@localhost"}],"content":"Subject: x\r\n\r\nx\r\n"}""",
             $"http://127.0.0.1:{health}/api/inject/v1");

@@ -23,6 +23,9 @@ public sealed class RecordingAcceptor(MessageSpool spool) : IMessageAcceptor
         => new(spool, QueueId.New(now));
 
     /// <inheritdoc />
+    public SpoolWriter NewMessage(string queueId) => new(spool, queueId);
+
+    /// <inheritdoc />
     public Task<string?> AcceptAsync(IncomingEnvelope envelope, SpoolWriter content, CancellationToken ct)
     {
         var bytes = content.Small(int.MaxValue) ?? throw new InvalidOperationException("message went to storage");
