@@ -271,4 +271,25 @@ public sealed class ManifestTests
         Assert.Contains(Mta.Ingress.IngressHost.CheckConfiguration(without).Findings,
             f => f.Setting == "Ingress:UpstreamProxyNetworks" && f.Severity == Mta.Mail.Configuration.FindingSeverity.Error);
     }
+
+    [SkippableFact]
+    public async Task The_injection_component_opens_the_api_port_with_its_tokens_from_a_secret_and_starts_clean()
+    {
+        var m = await Manifests.RenderWithComponentAsync("injection");
+        var (exit, output) = await ValidateAsync(m.Yaml);
+        Assert.True(exit == 0, output);
+        var data = m.Find("ConfigMap", "mta-config")!["data"].Entries.ToDictionary(kv => kv.Key.Replace("__", ":"), kv => kv.Value.Text);
+        var findings = Mta.Ingress.IngressHost.CheckConfiguration(new ConfigurationBuilder().AddInMemoryCollection(data).Build()).Findings;
+        Assert.DoesNotContain(findings, f => f.Setting.StartsWith("Ingress:Injection") && f.Severity == Mta.Mail.Configuration.FindingSeverity.Error);
+
+        var pod = m.Find("Deployment", "mta-ingress")!["spec"]["template"]["spec"];
+        var container = pod["containers"][0];
+        Assert.Contains(container["ports"].Items, p => p["name"].Text == "injection" && p["containerPort"].Text == data["Ingress:InjectionPort"]);
+        var mount = container["volumeMounts"].Items.Single(v => v["name"].Text == "injection-tokens");
+        Assert.StartsWith(mount["mountPath"].Text + "/", data["Ingress:InjectionTokensFile"]);
+        Assert.Contains(pod["volumes"].Items, v => v["name"].Text == "injection-tokens" && v["secret"]["secretName"].Text == "mta-injection-tokens");
+        var service = m.Find("Service", "mta-injection")!;
+        Assert.Equal(("ClusterIP", "injection", "mta"), (service["spec"]["type"].Text, service["spec"]["ports"][0]["targetPort"].Text, service["metadata"]["namespace"].Text));
+        Assert.Contains(m.Find("NetworkPolicy", "ingress-smtp-in")!["spec"]["ingress"][0]["ports"].Items, p => p["port"].Text == data["Ingress:InjectionPort"]);
+    }
 }
