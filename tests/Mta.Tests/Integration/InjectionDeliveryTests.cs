@@ -11,6 +11,7 @@ namespace Mta.Tests.Integration;
 /// Injected mail all the way to a real server (Postfix's smtp-sink) through the functions app, and the idempotency
 /// key's promise: a request cut short by a storage outage, sent again with its key, delivers every message once.
 /// </summary>
+[RunsLong(40)]
 public sealed class InjectionDeliveryTests
 {
     private const string Token = "tok-7d41c0e9aa";
