@@ -6,17 +6,25 @@ namespace Mta.Mail.Queues;
 /// Group commit for the <c>delivery</c> queue: jobs for the same next hop that become ready while a put for that hop is
 /// under way go together in the next queue message (a <see cref="DeliveryBatch"/>), up to
 /// <see cref="DeliveryBatch.MaxJobs"/> jobs and the 64 KiB a queue message holds. A lone job goes at once, in a put of
-/// its own, so batching adds no wait when there is no load; under load each put, receive and delete carries many jobs.
+/// its own, so batching adds no wait when there is no load; under load each put, receive and delete carries many jobs,
+/// and a full batch waiting behind a put gets a put of its own (up to <see cref="MaxWriters"/> at once).
 /// A caller's job is on the queue when its task completes; when the put fails, every job in it gets the error.
 /// </summary>
 internal sealed class DeliveryBatcher(Func<string, CancellationToken, Task> put)
 {
     private sealed record Pending(string Text, int Bytes, TaskCompletionSource Done);
 
-    // One lane per next hop, with at most one put under way; created on demand, dropped when drained.
+    /// <summary>
+    /// Puts under way at once for one next hop. One is enough until a full batch waits behind it: then a second (up to
+    /// this many) takes it, so a burst to one destination is not held to one queue put's round trip per batch.
+    /// </summary>
+    internal const int MaxWriters = 4;
+
+    // One lane per next hop, with its writers (each one put under way at a time); created on demand, dropped when drained.
     private sealed class Lane
     {
         public readonly Queue<Pending> Waiting = new();
+        public int Writers;
     }
 
     private readonly Lock _gate = new();
@@ -34,8 +42,13 @@ internal sealed class DeliveryBatcher(Func<string, CancellationToken, Task> put)
         lock (_gate)
         {
             if (!_lanes.TryGetValue(key, out var lane))
-                _lanes[key] = start = lane = new Lane();
+                _lanes[key] = lane = new Lane();
             lane.Waiting.Enqueue(pending);
+            if (lane.Writers == 0 || lane.Writers < MaxWriters && lane.Waiting.Count >= DeliveryBatch.MaxJobs * lane.Writers)
+            {
+                lane.Writers++;
+                start = lane;
+            }
         }
         if (start is not null) _ = Task.Run(() => WriteAsync(key, start), CancellationToken.None);
         // The put goes on if this caller gives up waiting: it must not take the other jobs of its batch down with it.
@@ -43,7 +56,7 @@ internal sealed class DeliveryBatcher(Func<string, CancellationToken, Task> put)
         return true;
     }
 
-    // The lane's one writer: whatever piled up during a put goes in the next one.
+    // One of the lane's writers: whatever piled up during a put goes in the next one.
     private async Task WriteAsync(string key, Lane lane)
     {
         while (true)
@@ -60,7 +73,7 @@ internal sealed class DeliveryBatcher(Func<string, CancellationToken, Task> put)
                 }
                 if (batch.Count == 0)
                 {
-                    _lanes.Remove(key);
+                    if (--lane.Writers == 0) _lanes.Remove(key);
                     return;
                 }
             }
