@@ -49,6 +49,8 @@ public static class PipelineServices
         services.AddSingleton<TlsPolicy>();
         services.AddSingleton<ServerCertificateCheck>();
         services.AddSingleton<MtaStsPolicies>();
+        services.AddSingleton(sp => Classification.BounceClassifier.Load(sp.GetRequiredService<IOptions<MtaOptions>>().Value.BounceClassificationFile,
+            error => sp.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Mail.Classification").LogWarning("warning: bounce classification rules not reloaded: {Error}", error)));
         services.AddSingleton<TrafficShaper>();
         services.AddSingleton<DeliveryTargets>();
         services.AddSingleton<Submission.SenderLogins>();

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Mta.Mail.Configuration;
+using Mta.Mail.Rewriting;
 
 namespace Mta.Mail.Cleanup;
 
@@ -37,8 +38,6 @@ public sealed record CheckMatch(CheckAction Action, string Text, string Where);
 /// </summary>
 public sealed class ContentChecks
 {
-    private static readonly TimeSpan MatchTimeout = TimeSpan.FromMilliseconds(200);
-
     private sealed record Rule(Regex Pattern, bool Negated, CheckAction Action, string Text, string Where);
 
     private readonly WatchedFile<IReadOnlyList<Rule>>? _file;
@@ -57,71 +56,27 @@ public sealed class ContentChecks
             : new ContentChecks(new WatchedFile<IReadOnlyList<Rule>>(path, (lines, source) => Parse(lines, source, allowIgnore), reloadFailed));
 
     private static IReadOnlyList<Rule> Parse(string[] lines, string source, bool allowIgnore)
-    {
-        var rules = new List<Rule>();
-        for (var i = 0; i < lines.Length; i++)
-        {
-            var where = $"{source}:{i + 1}";
-            var line = lines[i].Trim();
-            if (line.Length == 0 || line[0] == '#') continue;
-            var negated = line[0] == '!';
-            if (negated) line = line[1..];
-            if (line.Length < 2 || line[0] != '/')
-                throw new FormatException($"{where}: expected '/pattern/ ACTION', got '{lines[i].Trim()}'");
-            var close = ClosingSlash(line);
-            if (close < 0) throw new FormatException($"{where}: pattern without a closing '/'");
-            var pattern = line[1..close];
-            var rest = line[(close + 1)..];
-            var flagsEnd = 0;
-            while (flagsEnd < rest.Length && !char.IsWhiteSpace(rest[flagsEnd])) flagsEnd++;
-            var options = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant;
-            foreach (var f in rest[..flagsEnd])
-                options = f switch
-                {
-                    'i' => options ^ RegexOptions.IgnoreCase,
-                    'm' => options | RegexOptions.Multiline,
-                    'x' => options | RegexOptions.IgnorePatternWhitespace,
-                    _ => throw new FormatException($"{where}: unknown flag '{f}' (known: i, m, x)"),
-                };
-            var actionText = rest[flagsEnd..].Trim();
-            var space = actionText.IndexOfAny([' ', '\t']);
-            var word = (space < 0 ? actionText : actionText[..space]).ToUpperInvariant();
-            var text = space < 0 ? "" : actionText[(space + 1)..].Trim();
-            var action = word switch
-            {
-                "REJECT" => CheckAction.Reject,
-                "DISCARD" => CheckAction.Discard,
-                "HOLD" => CheckAction.Hold,
-                "WARN" => CheckAction.Warn,
-                "IGNORE" when allowIgnore => CheckAction.Ignore,
-                "DUNNO" or "OK" => CheckAction.Dunno,
-                "" => throw new FormatException($"{where}: missing action (REJECT, DISCARD, HOLD, WARN{(allowIgnore ? ", IGNORE" : "")}, DUNNO)"),
-                _ => throw new FormatException($"{where}: unknown action '{word}' (known: REJECT, DISCARD, HOLD, WARN{(allowIgnore ? ", IGNORE" : "")}, DUNNO)"),
-            };
-            Regex regex;
-            try { regex = Compile(pattern, options); }
-            catch (ArgumentException e) { throw new FormatException($"{where}: bad pattern: {e.Message}"); }
-            rules.Add(new Rule(regex, negated, action, text, where));
-        }
-        return rules;
-    }
+        => RegexpTable.Parse(lines, source, "ACTION").Select(entry => RuleOf(entry, allowIgnore)).ToList();
 
-    /// <summary>Non-backtracking where the pattern allows it, else backtracking with <see cref="MatchTimeout"/>.</summary>
-    internal static Regex Compile(string pattern, RegexOptions options)
+    // An entry's result is the action and its text: "REJECT some reason".
+    private static Rule RuleOf(RegexpEntry entry, bool allowIgnore)
     {
-        try { return new Regex(pattern, options | RegexOptions.NonBacktracking, MatchTimeout); }
-        catch (NotSupportedException) { return new Regex(pattern, options, MatchTimeout); }
-    }
-
-    // The first '/' not escaped by a backslash ends the pattern.
-    private static int ClosingSlash(string line)
-    {
-        for (var i = 1; i < line.Length; i++)
+        var space = entry.Result.IndexOfAny([' ', '\t']);
+        var word = (space < 0 ? entry.Result : entry.Result[..space]).ToUpperInvariant();
+        var text = space < 0 ? "" : entry.Result[(space + 1)..].Trim();
+        var known = $"REJECT, DISCARD, HOLD, WARN{(allowIgnore ? ", IGNORE" : "")}, DUNNO";
+        var action = word switch
         {
-            if (line[i] == '\\') { i++; continue; }
-            if (line[i] == '/') return i;
-        }
-        return -1;
+            "REJECT" => CheckAction.Reject,
+            "DISCARD" => CheckAction.Discard,
+            "HOLD" => CheckAction.Hold,
+            "WARN" => CheckAction.Warn,
+            "IGNORE" when allowIgnore => CheckAction.Ignore,
+            "DUNNO" or "OK" => CheckAction.Dunno,
+            "" => throw new FormatException($"{entry.Where}: missing action ({known})"),
+            _ => throw new FormatException($"{entry.Where}: unknown action '{word}' (known: {known})"),
+        };
+        return new Rule(entry.Pattern, entry.Negated, action, text, entry.Where);
     }
 
     /// <summary>

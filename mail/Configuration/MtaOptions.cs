@@ -177,6 +177,12 @@ public sealed class MtaOptions
     /// <summary>Regexp table of body checks (Postfix <c>body_checks</c>), applied to each body line.</summary>
     public string? BodyChecksFile { get; set; }
 
+    /// <summary>
+    /// Regexp table of bounce classification rules, <c>/pattern/ category</c> per line, tried before the built-in rules:
+    /// for providers whose replies' codes say something else than their text (docs/configuration.md lists the categories).
+    /// </summary>
+    public string? BounceClassificationFile { get; set; }
+
     /// <summary>Only this many bytes of a body are given to the body checks (Postfix <c>body_checks_size_limit</c>).</summary>
     public int BodyChecksSizeLimit { get; set; } = 51200;
 

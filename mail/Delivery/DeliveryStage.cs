@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Mta.Mail.Classification;
 using Mta.Mail.Configuration;
 using Mta.Mail.Contracts;
 using Mta.Mail.Metrics;
@@ -27,7 +28,8 @@ public sealed class DeliveryStage(
     PipelineMetrics metrics,
     IOptions<MtaOptions> options,
     TimeProvider clock,
-    ILogger<DeliveryStage> log)
+    ILogger<DeliveryStage> log,
+    Classification.BounceClassifier classifier)
 {
     /// <summary>
     /// Processes one message from the <c>delivery</c> queue: a job, or a batch of jobs for one next hop
@@ -273,10 +275,12 @@ public sealed class DeliveryStage(
         };
         // Postfix's line: "ID: to=<rcpt>, relay=..., [conn_use=N, ]delay=..., delays=a/b/c/d, dsn=2.0.0, status=sent (reply)".
         var dsn = EnhancedStatus.For(r.Status == RecipientStatus.Deferred && expired ? RecipientStatus.Bounced : r.Status, r.Detail);
-        metrics.Recipient(status, job.NextHop.Transport.ToString().ToLowerInvariant(), r.Detail, job.ArrivalTime, now);
+        var category = r.Status == RecipientStatus.Delivered ? null : classifier.Classify(r.Detail).Name();
+        metrics.Recipient(status, job.NextHop.Transport.ToString().ToLowerInvariant(), r.Detail, job.ArrivalTime, now, category ?? "none");
         var reuse = connectionUse > 1 ? $"conn_use={connectionUse}, " : "";
-        log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, {ConnectionUse}delay={Delay}, delays={Delays}, dsn={Dsn}, {Tags}status={Status} ({Detail})",
-            job.MessageId, r.Recipient, r.Relay, reuse, Seconds((now - job.ArrivalTime).TotalSeconds), delays, dsn, Tags(job), status, r.Detail);
+        var extra = (category is null ? "" : $"category={category}, ") + Tags(job);
+        log.LogInformation("{QueueId}: to=<{Recipient}>, relay={Relay}, {ConnectionUse}delay={Delay}, delays={Delays}, dsn={Dsn}, {Extra}status={Status} ({Detail})",
+            job.MessageId, r.Recipient, r.Relay, reuse, Seconds((now - job.ArrivalTime).TotalSeconds), delays, dsn, extra, status, r.Detail);
     }
 
     // "tags=campaign:dec-2026;tenant:acme, " before the status, as Postfix puts its optional fields before status=.

@@ -52,13 +52,13 @@ public sealed class PipelineMetrics : IDisposable
     /// <summary>Cleanup finished a message with <paramref name="outcome"/>.</summary>
     public void Cleaned(string outcome) => _cleaned.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
 
-    /// <summary>One recipient's attempt ended.</summary>
-    public void Recipient(string status, string transport, string detail, DateTimeOffset arrival, DateTimeOffset now)
+    /// <summary>One recipient's attempt ended; <paramref name="category"/> is the failure's (<c>none</c> for a delivery).</summary>
+    public void Recipient(string status, string transport, string detail, DateTimeOffset arrival, DateTimeOffset now, string category = "none")
     {
         var dsn = EnhancedStatus.Find(detail) ?? (status == "sent" ? "2.0.0" : "4.0.0");
         // The class and subject (4.4, 5.1) keep the label set small; the full code is in the log line.
         var cls = dsn.Length >= 3 ? dsn[..3] : dsn;
-        _recipients.Add(1, new("status", status), new("transport", transport), new("dsn_class", cls));
+        _recipients.Add(1, new("status", status), new("transport", transport), new("dsn_class", cls), new("category", category));
         if (status == "sent") _latency.Record(Math.Max(0, (now - arrival).TotalSeconds));
     }
 

@@ -26,6 +26,8 @@ public sealed class TrafficShaper : IAsyncDisposable, IDisposable
     /// <summary>How long a replica trusts what it last read of a site's state (the feedback factor) before reading again.</summary>
     private static readonly TimeSpan StateRefresh = TimeSpan.FromSeconds(5);
 
+    private readonly Classification.BounceClassifier _classifier;
+
     private sealed class SiteLocal
     {
         public readonly SemaphoreSlim Gate = new(1, 1);
@@ -47,8 +49,10 @@ public sealed class TrafficShaper : IAsyncDisposable, IDisposable
     private readonly ConcurrentDictionary<string, SiteLocal> _sites = new();
 
     /// <summary>Builds the shaper from the options (and the shaping file, when one is set).</summary>
-    public TrafficShaper(StorageConnection storage, IOptions<MtaOptions> options, TimeProvider clock, PipelineMetrics metrics, ILogger<TrafficShaper> log)
+    public TrafficShaper(StorageConnection storage, IOptions<MtaOptions> options, TimeProvider clock, PipelineMetrics metrics, ILogger<TrafficShaper> log,
+        Classification.BounceClassifier? classifier = null)
     {
+        _classifier = classifier ?? Classification.BounceClassifier.BuiltIn;
         _options = options.Value;
         _clock = clock;
         _log = log;
@@ -167,9 +171,13 @@ public sealed class TrafficShaper : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>True for a reply that says the destination wants less from us: 421, or a 4xx about rates and volume.</summary>
+    /// <summary>
+    /// True for a reply that says the destination wants less from us: 421, or a 4xx about rates and volume (the
+    /// throttle pattern, or the bounce classification's <c>rate_limited</c>).
+    /// </summary>
     public bool IsThrottling(string reply)
-        => reply.StartsWith("421", StringComparison.Ordinal) || reply.StartsWith('4') && _throttling.IsMatch(reply);
+        => reply.StartsWith("421", StringComparison.Ordinal)
+           || reply.StartsWith('4') && (_throttling.IsMatch(reply) || _classifier.Classify(reply) == Classification.BounceCategory.RateLimited);
 
     /// <summary>
     /// A throttling reply from <paramref name="site"/> (Postfix's destination concurrency feedback): its concurrency and rate

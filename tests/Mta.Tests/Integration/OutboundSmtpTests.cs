@@ -37,6 +37,7 @@ public sealed class OutboundSmtpTests
         await using var postfix = await PostfixServer.StartAsync(new Dictionary<string, string>
         {
             ["defer@example.test"] = "450 4.2.0 Mailbox busy",
+            ["full@example.test"] = "452 4.2.2 Mailbox full",
             ["reject@example.test"] = "550 5.1.1 No such user",
         }, Path.Combine(folder, "cert.pem"), Path.Combine(folder, "key.pem"));
         await using var azurite = await Azurite.LeaseAsync();
@@ -45,7 +46,7 @@ public sealed class OutboundSmtpTests
             ["Mta:TransportMapFile"] = await TransportMapAsync($"example.test smtp:[127.0.0.1]:{postfix.Port}"),
         });
 
-        await TestMail.SendAsync(mta.SmtpPort, Message("three outcomes", "ok@example.test", "defer@example.test", "reject@example.test"));
+        await TestMail.SendAsync(mta.SmtpPort, Message("three outcomes", "ok@example.test", "defer@example.test", "full@example.test", "reject@example.test"));
 
         Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(postfix.Received("ok@example.test") && mta.Maildir("sender").Length == 1),
             TimeSpan.FromSeconds(60)), "no delivery or no bounce\n" + postfix.Output);
@@ -70,6 +71,11 @@ public sealed class OutboundSmtpTests
         Assert.Matches(delays, sent[0]);
         Assert.True(mta.Log.Matching("to=<defer@example.test>", "dsn=4.2.0", "status=deferred (450 4.2.0").Count == 1, log);
         Assert.True(mta.Log.Matching("to=<reject@example.test>", "dsn=5.1.1", "status=bounced (550 5.1.1").Count == 1, log);
+        // Each failure's category (bounce classification), before status=: from the code, or "other" when it says nothing.
+        Assert.True(mta.Log.Matching("to=<reject@example.test>", "category=invalid_recipient, status=bounced").Count == 1, log);
+        Assert.True(mta.Log.Matching("to=<full@example.test>", "category=mailbox_full, status=deferred").Count == 1, log);
+        Assert.True(mta.Log.Matching("to=<defer@example.test>", "category=other, status=deferred").Count == 1, log);
+        Assert.Empty(mta.Log.Matching("to=<ok@example.test>", "category="));
         Assert.NotEmpty(mta.Log.Matching("Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:", "TLS"));
         Assert.Contains("TLS connection established from localhost[127.0.0.1]", postfix.Output);
     }
