@@ -51,6 +51,9 @@ public static class PipelineServices
         services.AddSingleton<MtaStsPolicies>();
         services.AddSingleton(sp => Classification.BounceClassifier.Load(sp.GetRequiredService<IOptions<MtaOptions>>().Value.BounceClassificationFile,
             error => sp.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Mail.Classification").LogWarning("warning: bounce classification rules not reloaded: {Error}", error)));
+        services.AddSingleton(sp => Events.WebhookTargets.Load(sp.GetRequiredService<IOptions<MtaOptions>>().Value.WebhooksFile,
+            error => sp.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Mail.Events").LogError("webhooks: {Error}; keeping the ones in use", error)));
+        services.AddSingleton<Events.WebhookStage>();
         services.AddSingleton<TrafficShaper>();
         services.AddSingleton<DeliveryTargets>();
         services.AddSingleton<Submission.SenderLogins>();

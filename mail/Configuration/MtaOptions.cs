@@ -183,6 +183,15 @@ public sealed class MtaOptions
     /// </summary>
     public string? BounceClassificationFile { get; set; }
 
+    /// <summary>
+    /// Put every recipient's outcome (delivery, deferral, bounce, expiry) on the <c>events</c> queue, for the webhook stage.
+    /// Off by default: events cost a queue put per group of outcomes.
+    /// </summary>
+    public bool Events { get; set; }
+
+    /// <summary>Webhooks for events: <c>tenant url secret-file</c> per line, <c>*</c> for the rest; read again when it changes.</summary>
+    public string? WebhooksFile { get; set; }
+
     /// <summary>Only this many bytes of a body are given to the body checks (Postfix <c>body_checks_size_limit</c>).</summary>
     public int BodyChecksSizeLimit { get; set; } = 51200;
 

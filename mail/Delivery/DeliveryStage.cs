@@ -114,9 +114,19 @@ public sealed class DeliveryStage(
         LogResults(job, results, now, times);
         var outcome = AttemptOutcome.Decide(job, results, now, retries, retries.NextDelay(job.Attempt), wait => PostponeDelay(job, wait));
         await ApplyAsync(job, outcome, now, ct);
-        var record = completions.RecordAsync(job, ct);
+        var record = EventsThenRecordAsync(job, results, now, ct);
         if (records is null) await record;
         else records.Add(record);
+    }
+
+    // The attempt's events are queued before its completion record: a job whose events failed runs again rather than
+    // being recorded without them.
+    private async Task EventsThenRecordAsync(DeliveryJob job, IReadOnlyList<RecipientResult> results, DateTimeOffset now, CancellationToken ct)
+    {
+        if (options.Value.Events)
+            await Task.WhenAll(Events.DeliveryEvents.Of(job, results, now, retries.Expired(job.ArrivalTime, now), classifier)
+                .Select(e => queues.TrySendEventAsync(e, ct)));
+        await completions.RecordAsync(job, ct);
     }
 
     private static void Validate(DeliveryJob job)

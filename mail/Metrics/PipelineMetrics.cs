@@ -23,6 +23,7 @@ public sealed class PipelineMetrics : IDisposable
     private long _postponedRate;
     private long _throttled;
     private long _duplicates;
+    private readonly Counter<long> _webhooks;
     private volatile IReadOnlyDictionary<string, int> _depths = new Dictionary<string, int>();
 
     /// <summary>Creates the instruments.</summary>
@@ -30,9 +31,10 @@ public sealed class PipelineMetrics : IDisposable
     {
         _cleaned = _meter.CreateCounter<long>("mta_cleanup_messages", description: "Messages through cleanup, by outcome: queued, held, discarded, bounced, rejected (refused in the ingress's reply)");
         _recipients = _meter.CreateCounter<long>("mta_delivery_recipients",
-            description: "Recipient delivery attempts, by status (sent, deferred, bounced, expired), transport and enhanced status class");
+            description: "Recipient delivery attempts, by status (sent, deferred, bounced, expired), transport, enhanced status class and bounce category");
         _latency = _meter.CreateHistogram<double>("mta_delivery_latency", unit: "s", description: "Arrival to delivered, per recipient",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400] });
+        _webhooks = _meter.CreateCounter<long>("mta_webhook_events", description: "Events posted to webhooks, by result: ok, failed (tried again later), no_target (no webhook for the tenant)");
         _reports = _meter.CreateCounter<long>("mta_dsn_reports", description: "Delivery status notifications made, by action: failed, delayed, delivered, relayed");
         _meter.CreateObservableCounter("mta_shaping_postponed", () => new[]
             {
@@ -61,6 +63,9 @@ public sealed class PipelineMetrics : IDisposable
         _recipients.Add(1, new("status", status), new("transport", transport), new("dsn_class", cls), new("category", category));
         if (status == "sent") _latency.Record(Math.Max(0, (now - arrival).TotalSeconds));
     }
+
+    /// <summary><paramref name="events"/> events were posted to a webhook with <paramref name="result"/>.</summary>
+    public void WebhookPosted(string result, int events) => _webhooks.Add(events, new KeyValuePair<string, object?>("result", result));
 
     /// <summary>A report was made for <paramref name="recipients"/> recipients.</summary>
     public void Report(string action, int recipients) => _reports.Add(recipients, new KeyValuePair<string, object?>("action", action));

@@ -26,7 +26,8 @@ public sealed class MailQueues
 
     private readonly QueueServiceClient _service;
     private readonly Dictionary<string, QueueClient> _queues = new();
-    private readonly DeliveryBatcher _delivery;
+    private readonly GroupCommitWriter _delivery;
+    private readonly GroupCommitWriter _events;
 
     /// <summary>Creates the producer for a storage account.</summary>
     public MailQueues(StorageConnection storage, QueueClientOptions? options = null)
@@ -36,7 +37,8 @@ public sealed class MailQueues
         _service = storage.QueueService(options);
         foreach (var name in QueueNames.All)
             _queues[name] = _service.GetQueueClient(name);
-        _delivery = new DeliveryBatcher((text, ct) => SendTextAsync(QueueNames.Delivery, text, null, ct));
+        _delivery = new GroupCommitWriter((text, ct) => SendTextAsync(QueueNames.Delivery, text, null, ct));
+        _events = new GroupCommitWriter((text, ct) => SendTextAsync(QueueNames.Events, text, null, ct));
     }
 
     /// <summary>The client for one of the system's queues.</summary>
@@ -83,10 +85,14 @@ public sealed class MailQueues
 
     /// <summary>
     /// Puts a fresh delivery job on the <c>delivery</c> queue, together with other jobs for its next hop that are ready at
-    /// the same time (group commit, see <see cref="DeliveryBatcher"/>). False (and nothing sent) when the job does not fit
+    /// the same time (group commit, see <see cref="GroupCommitWriter"/>). False (and nothing sent) when the job does not fit
     /// in a queue message on its own.
     /// </summary>
     public Task<bool> TrySendDeliveryAsync(DeliveryJob job, CancellationToken ct = default) => _delivery.TrySendAsync(job, ct);
+
+    /// <summary>Puts an event on the <c>events</c> queue, together with others ready at the same time (group commit).</summary>
+    public Task<bool> TrySendEventAsync(Events.MailEvent mailEvent, CancellationToken ct = default)
+        => _events.TrySendAsync(QueueNames.Events, QueueJson.Serialize(mailEvent), ct);
 
     /// <summary>
     /// Serializes <paramref name="message"/> and puts it on <paramref name="queue"/>, visible after <paramref name="delay"/>.

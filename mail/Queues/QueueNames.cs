@@ -25,6 +25,13 @@ public static class QueueNames
     /// </summary>
     public const string Hold = "hold";
 
+    /// <summary>
+    /// Recipients' outcomes (<see cref="Events.MailEvent"/>), grouped, for the webhook stage to post to the sender's
+    /// endpoints; written only when <c>Mta:Events</c> is on. Its poison queue holds what an endpoint that stayed down
+    /// did not take (parked, nothing lost: <c>mtactl poison requeue events</c>).
+    /// </summary>
+    public const string Events = "events";
+
     /// <summary>Every queue the system writes to.</summary>
-    public static readonly IReadOnlyList<string> All = [Incoming, Delivery, Deferred, Bounce, Hold];
+    public static readonly IReadOnlyList<string> All = [Incoming, Delivery, Deferred, Bounce, Hold, Events];
 }

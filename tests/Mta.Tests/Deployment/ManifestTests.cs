@@ -31,7 +31,7 @@ public sealed class ManifestTests
         var (exit, output) = await ValidateAsync(m.Yaml);
         Assert.True(exit == 0, output);
         Assert.Contains($"valid: {m.Objects.Count} objects", output);
-        Assert.Equal(4, m.OfKind("ScaledObject").Count());
+        Assert.Equal(5, m.OfKind("ScaledObject").Count());
         Assert.Single(m.OfKind("TriggerAuthentication"));
     }
 

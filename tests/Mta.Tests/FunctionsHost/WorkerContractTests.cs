@@ -84,11 +84,20 @@ public sealed class WorkerContractTests
         var app = await PublishedApps.FunctionsAppAsync();
         await using var azurite = await Azurite.LeaseAsync();
         var data = TestEnvironment.TempFolder("data");
-        var (host, log) = await StartHostAsync(app, azurite.ConnectionString, new() { ["Mta:DataDirectory"] = data });
+        // The Events function posts to a webhook: a listener in the test, named in a webhooks file with its secret.
+        var hookPort = TestEnvironment.FreeTcpPort();
+        using var hook = new System.Net.HttpListener();
+        hook.Prefixes.Add($"http://127.0.0.1:{hookPort}/");
+        hook.Start();
+        var posted = ReceiveOnePostAsync(hook);
+        var (hooks, secret) = (Path.Combine(data, "webhooks"), Path.Combine(data, "webhook.secret"));
+        await File.WriteAllTextAsync(secret, "a-secret-of-twenty-octets");
+        await File.WriteAllTextAsync(hooks, $"* http://127.0.0.1:{hookPort}/ {secret}\n");
+        var (host, log) = await StartHostAsync(app, azurite.ConnectionString, new() { ["Mta:DataDirectory"] = data, ["Mta:WebhooksFile"] = hooks });
         try
         {
             var supervisor = host.Services.GetRequiredService<WorkerSupervisor>();
-            Assert.Equal(["Bounce", "Cleanup", "Delivery", "Retry"], supervisor.Functions.Select(f => f.Name));
+            Assert.Equal(["Bounce", "Cleanup", "Delivery", "Events", "Retry"], supervisor.Functions.Select(f => f.Name));
             // Cleanup, Delivery and Retry take a QueueMessage (ModelBindingData); Bounce takes the text.
             Assert.Equal(["Cleanup", "Delivery", "Retry"], supervisor.Functions.Where(f => f.DeferredBinding).Select(f => f.Name));
 
@@ -113,8 +122,25 @@ public sealed class WorkerContractTests
                     Directory.Exists(Path.Combine(data, "maildir", user, "new")) && Directory.GetFiles(Path.Combine(data, "maildir", user, "new")).Length == 1), Timeout),
                     $"nothing delivered to {user}:\n" + string.Join("\n", log.Lines));
             Assert.Contains("gone@remote.test", File.ReadAllText(Directory.GetFiles(Path.Combine(data, "maildir", "bounce", "new")).Single()));
+
+            var eventId = NewId('E');
+            await PutAsync(azurite.ConnectionString, QueueNames.Events, QueueJson.Serialize(new Mta.Mail.Events.MailEvent
+            {
+                Id = eventId, Type = "Delivery", Timestamp = DateTimeOffset.UtcNow, QueueId = eventId, Recipient = "r@remote.test", Sender = "s@remote.test",
+            }));
+            Assert.Contains(eventId, await posted.WaitAsync(Timeout));
         }
         finally { await StopAsync(host); }
+    }
+
+    private static async Task<string> ReceiveOnePostAsync(System.Net.HttpListener listener)
+    {
+        var context = await listener.GetContextAsync();
+        using var reader = new StreamReader(context.Request.InputStream);
+        var body = await reader.ReadToEndAsync();
+        context.Response.StatusCode = 200;
+        context.Response.Close();
+        return body;
     }
 
     [SkippableFact]
@@ -330,7 +356,7 @@ public sealed class WorkerContractTests
     [Theory]
     [InlineData("exits", "the worker exited with code 3 before it connected")]
     [InlineData("hangs", "the worker did not finish starting within 00:00:01")]
-    [InlineData("lacks a function", "function(s) Nope not found in the app (functions.metadata has Bounce, Cleanup, Delivery, Retry)")]
+    [InlineData("lacks a function", "function(s) Nope not found in the app (functions.metadata has Bounce, Cleanup, Delivery, Events, Retry)")]
     [InlineData("disagrees", "function Delivery: the worker's trigger (delivery, AzureWebJobsStorage, message, deferred binding True) differs from functions.metadata's (elsewhere,")]
     public async Task A_worker_that_cannot_start_is_reported_in_one_line_with_its_output_and_the_host_exits_non_zero(string how, string expected)
     {

@@ -44,7 +44,7 @@ public sealed class DeliveryBatchTests
         var puts = new List<string>();
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var batcher = new DeliveryBatcher(async (text, _) =>
+        var batcher = new GroupCommitWriter(async (text, _) =>
         {
             lock (puts) puts.Add(text);
             first.TrySetResult();
@@ -90,7 +90,7 @@ public sealed class DeliveryBatchTests
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var n = 0;
-        var batcher = new DeliveryBatcher(async (text, _) =>
+        var batcher = new GroupCommitWriter(async (text, _) =>
         {
             switch (Interlocked.Increment(ref n))
             {
@@ -119,7 +119,7 @@ public sealed class DeliveryBatchTests
     public async Task A_job_too_big_for_a_queue_message_is_refused_and_nothing_is_put()
     {
         var puts = 0;
-        var batcher = new DeliveryBatcher((_, _) => { Interlocked.Increment(ref puts); return Task.CompletedTask; });
+        var batcher = new GroupCommitWriter((_, _) => { Interlocked.Increment(ref puts); return Task.CompletedTask; });
         Assert.False(await batcher.TrySendAsync(Job(1, content: RandomNumberGenerator(70_000)), CancellationToken.None));
         Assert.Equal(0, puts);
     }

@@ -3,14 +3,15 @@ using Mta.Mail.Contracts;
 namespace Mta.Mail.Queues;
 
 /// <summary>
-/// Group commit for the <c>delivery</c> queue: jobs for the same next hop that become ready while a put for that hop is
-/// under way go together in the next queue message (a <see cref="DeliveryBatch"/>), up to
+/// Group commit for a queue: elements of one lane (the <c>delivery</c> queue's jobs for one next hop; the <c>events</c>
+/// queue's events) that become ready while a put for that lane is under way go together in the next queue message (a
+/// JSON array, <see cref="DeliveryBatch"/>), up to
 /// <see cref="DeliveryBatch.MaxJobs"/> jobs and the 64 KiB a queue message holds. A lone job goes at once, in a put of
 /// its own, so batching adds no wait when there is no load; under load each put, receive and delete carries many jobs,
 /// and a full batch waiting behind a put gets a put of its own (up to <see cref="MaxWriters"/> at once).
 /// A caller's job is on the queue when its task completes; when the put fails, every job in it gets the error.
 /// </summary>
-internal sealed class DeliveryBatcher(Func<string, CancellationToken, Task> put)
+internal sealed class GroupCommitWriter(Func<string, CancellationToken, Task> put)
 {
     private sealed record Pending(string Text, int Bytes, TaskCompletionSource Done);
 
@@ -30,24 +31,26 @@ internal sealed class DeliveryBatcher(Func<string, CancellationToken, Task> put)
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Lane> _lanes = new();
 
-    /// <summary>Queues <paramref name="job"/>; false (and nothing queued) when it does not fit in a queue message alone.</summary>
-    public async Task<bool> TrySendAsync(DeliveryJob job, CancellationToken ct)
+    /// <summary>Queues <paramref name="job"/> in its next hop's lane; false (and nothing queued) when it does not fit in a queue message alone.</summary>
+    public Task<bool> TrySendAsync(DeliveryJob job, CancellationToken ct) => TrySendAsync(job.NextHop.ToString(), QueueJson.Serialize(job), ct);
+
+    /// <summary>Queues one element's JSON <paramref name="text"/> in <paramref name="lane"/>; false (and nothing queued) when it does not fit alone.</summary>
+    public async Task<bool> TrySendAsync(string lane, string text, CancellationToken ct)
     {
-        var text = QueueJson.Serialize(job);
         var bytes = System.Text.Encoding.UTF8.GetByteCount(text);
         if (bytes > MailQueues.MaxMessageText) return false;
         var pending = new Pending(text, bytes, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        var key = job.NextHop.ToString();
+        var key = lane;
         Lane? start = null;
         lock (_gate)
         {
-            if (!_lanes.TryGetValue(key, out var lane))
-                _lanes[key] = lane = new Lane();
-            lane.Waiting.Enqueue(pending);
-            if (lane.Writers == 0 || lane.Writers < MaxWriters && lane.Waiting.Count >= DeliveryBatch.MaxJobs * lane.Writers)
+            if (!_lanes.TryGetValue(key, out var found))
+                _lanes[key] = found = new Lane();
+            found.Waiting.Enqueue(pending);
+            if (found.Writers == 0 || found.Writers < MaxWriters && found.Waiting.Count >= DeliveryBatch.MaxJobs * found.Writers)
             {
-                lane.Writers++;
-                start = lane;
+                found.Writers++;
+                start = found;
             }
         }
         if (start is not null) _ = Task.Run(() => WriteAsync(key, start), CancellationToken.None);

@@ -1,0 +1,102 @@
+using System.Text.Json;
+using Mta.Tests.Peers;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>
+/// Events (issue #23): each recipient's outcome reaches the sender's webhook — a Python <c>http.server</c> that fails,
+/// then stalls past the timeout, then recovers — signed, at least once, and once per outcome when deduplicated by id.
+/// </summary>
+[RunsLong(30)]
+public sealed class WebhookTests
+{
+    private const string Secret = "webhook-secret-5f2a9c1e7b";
+
+    /// <summary>
+    /// The receiver: checks each POST's signature (X-Mta-Signature: t=..,v1=hex HMAC-SHA256 of "t.body"), answers 500 to the
+    /// first, stalls 12 s on the second (the stage gives up after 10), then 200; writes one line per event taken, and a
+    /// line per failure, to the log named on its command line.
+    /// </summary>
+    private const string Receiver = """
+        import hashlib, hmac, http.server, json, sys, time
+        port, secret, log = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
+        seen = [0]
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                parts = dict(p.split("=", 1) for p in self.headers["X-Mta-Signature"].split(","))
+                good = hmac.compare_digest(parts["v1"], hmac.new(secret, (parts["t"] + ".").encode() + body, hashlib.sha256).hexdigest())
+                seen[0] += 1
+                with open(log, "a") as f:
+                    if not good:
+                        f.write("BAD-SIGNATURE\n")
+                    elif seen[0] == 1:
+                        f.write("FAILED 500\n")
+                    elif seen[0] == 2:
+                        f.write("STALLED\n")
+                    else:
+                        for event in json.loads(body):
+                            f.write(json.dumps(event) + "\n")
+                if seen[0] == 2:
+                    time.sleep(12)
+                self.send_response(500 if seen[0] == 1 or not good else 200)
+                self.end_headers()
+            def log_message(self, *args):
+                pass
+        http.server.ThreadingHTTPServer(("127.0.0.1", port), Hook).serve_forever()
+        """;
+
+    [SkippableFact]
+    public async Task Each_outcome_reaches_the_webhook_signed_after_it_failed_and_stalled_and_once_by_id()
+    {
+        var python = TestEnvironment.RequireTool("python3");
+        await using var good = await SmtpSink.StartAsync();
+        await using var refusing = await SmtpSink.StartAsync("-f", "RCPT"); // every RCPT: 5xx
+        var folder = TestEnvironment.TempFolder("webhook");
+        var (script, log, secret, hooks, map) = (Path.Combine(folder, "hook.py"), Path.Combine(folder, "events.log"), Path.Combine(folder, "secret"),
+            Path.Combine(folder, "webhooks"), Path.Combine(folder, "transport"));
+        await File.WriteAllTextAsync(script, Receiver);
+        await File.WriteAllTextAsync(secret, Secret + "\n");
+        var port = TestEnvironment.FreeTcpPort();
+        await File.WriteAllTextAsync(hooks, $"# every tenant's events to the one receiver\n* http://127.0.0.1:{port}/events {secret}\n");
+        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{good.Port}\nbad.test smtp:[127.0.0.1]:{refusing.Port}\n");
+        await using var receiver = new PeerProcess(python, [script, port.ToString(), Secret, log]);
+        await TestEnvironment.WaitForTcpAsync(port, TimeSpan.FromSeconds(10), receiver.Process);
+        await using var azurite = await Azurite.LeaseAsync();
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:Events"] = "true", ["Mta:WebhooksFile"] = hooks, ["Mta:TransportMapFile"] = map,
+            // A failed post comes back after a second (production: host.json's backoff).
+            ["AzureFunctionsJobHost:extensions:queues:visibilityTimeout"] = "00:00:01",
+        });
+
+        var token = Guid.NewGuid().ToString("N");
+        var message = TestMail.Message("sender@localhost", "a@example.test", token);
+        message.Cc.Add(MimeKit.MailboxAddress.Parse("b@bad.test"));
+        await TestMail.SendAsync(mta.SmtpPort, message);
+
+        List<JsonElement> Events() => File.Exists(log)
+            ? File.ReadAllLines(log).Where(l => l.StartsWith('{')).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList() : [];
+        bool Has(string type, string recipient) => Events().Any(e => e.GetProperty("type").GetString() == type && e.GetProperty("recipient").GetString() == recipient);
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(Has("Delivery", "a@example.test") && Has("Bounce", "b@bad.test")),
+            TimeSpan.FromSeconds(90)), "events not received:\n" + (File.Exists(log) ? File.ReadAllText(log) : "(none)") + "\n" + receiver.Output);
+
+        var lines = File.ReadAllLines(log);
+        Assert.DoesNotContain("BAD-SIGNATURE", lines);
+        Assert.Contains("FAILED 500", lines);
+        Assert.Contains("STALLED", lines);
+        var delivered = Events().First(e => e.GetProperty("type").GetString() == "Delivery" && e.GetProperty("recipient").GetString() == "a@example.test");
+        Assert.Equal("sender@localhost", delivered.GetProperty("sender").GetString());
+        Assert.Equal(1, delivered.GetProperty("attempt").GetInt32());
+        Assert.StartsWith("2.", delivered.GetProperty("enhanced_status").GetString());
+        var bounced = Events().First(e => e.GetProperty("type").GetString() == "Bounce" && e.GetProperty("recipient").GetString() == "b@bad.test");
+        Assert.StartsWith("5.", bounced.GetProperty("enhanced_status").GetString());
+        Assert.False(string.IsNullOrEmpty(bounced.GetProperty("category").GetString()));
+        Assert.Equal(delivered.GetProperty("queue_id").GetString(), bounced.GetProperty("queue_id").GetString());
+        // At least once: a retried post may repeat events; by id, each outcome is there once.
+        var outcomes = Events().Where(e => e.GetProperty("queue_id").GetString() == delivered.GetProperty("queue_id").GetString())
+            .GroupBy(e => e.GetProperty("id").GetString()).ToList();
+        Assert.Equal(2, outcomes.Count);
+    }
+}
