@@ -54,6 +54,7 @@ public static class PipelineServices
         services.AddSingleton(sp => Events.WebhookTargets.Load(sp.GetRequiredService<IOptions<MtaOptions>>().Value.WebhooksFile,
             error => sp.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Mail.Events").LogError("webhooks: {Error}; keeping the ones in use", error)));
         services.AddSingleton<Events.WebhookStage>();
+        services.AddSingleton<Suppression.SuppressionList>();
         services.AddSingleton<TrafficShaper>();
         services.AddSingleton<DeliveryTargets>();
         services.AddSingleton<Submission.SenderLogins>();

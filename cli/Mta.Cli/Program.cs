@@ -25,6 +25,15 @@ app.Configure(c =>
             p.AddCommand<PoisonPurgeCommand>("purge").WithDescription("Empty a poison queue.");
         });
     });
+    c.AddBranch("suppression", s =>
+    {
+        s.SetDescription("Addresses mail is no longer sent to, per tenant (Mta:Suppression).");
+        s.AddCommand<SuppressionListCommand>("list").WithDescription("List the entries.");
+        s.AddCommand<SuppressionAddCommand>("add").WithDescription("Suppress an address (category manual).");
+        s.AddCommand<SuppressionRemoveCommand>("remove").WithDescription("Send to an address again.");
+        s.AddCommand<SuppressionExportCommand>("export").WithDescription("Write the list as CSV (address,category,added,expires,reason).");
+        s.AddCommand<SuppressionImportCommand>("import").WithDescription("Read an export, or one address per line, from a file or standard input.");
+    });
     c.AddBranch("config", x =>
     {
         x.SetDescription("The effective configuration (postconf -n).");

@@ -29,12 +29,14 @@ public sealed class SmtpConnectionHandler(
     Metrics.IngressMetrics metrics,
     Verification.AddressVerifier verifier,
     Screening.Postscreen postscreen,
-    ILoggerFactory loggers) : ConnectionHandler
+    ILoggerFactory loggers,
+    Mta.Mail.Suppression.SuppressionList suppression) : ConnectionHandler
 {
     private readonly ILogger _log = loggers.CreateLogger("smtpd");
 
     private readonly SmtpSessionServices _services = new(options.Value, mta.Value.MyHostname, mta.Value.LocalDomains[0], relay, localRecipients,
-        acceptor, certificates, users, clock, loggers.CreateLogger("smtpd"), metrics, verifier, Milter.MilterSettings.From(options.Value, mta.Value.MyHostname), rates);
+        acceptor, certificates, users, clock, loggers.CreateLogger("smtpd"), metrics, verifier, Milter.MilterSettings.From(options.Value, mta.Value.MyHostname), rates,
+        suppression.Enabled ? suppression : null);
 
     /// <inheritdoc />
     public override async Task OnConnectedAsync(ConnectionContext connection)

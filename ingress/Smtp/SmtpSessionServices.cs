@@ -26,6 +26,7 @@ namespace Mta.Ingress.Smtp;
 /// <param name="Verifier">Recipient verification against the next hop, if any.</param>
 /// <param name="Milters">The milters every session talks to; null for none.</param>
 /// <param name="Rates">anvil's per-client rates for the whole cluster; null for none.</param>
+/// <param name="Suppression">The suppression list, when on: a logged-in sender is refused a suppressed recipient at RCPT.</param>
 public sealed record SmtpSessionServices(
     IngressOptions Options,
     string Hostname,
@@ -40,4 +41,5 @@ public sealed record SmtpSessionServices(
     Metrics.IngressMetrics? Metrics = null,
     Verification.AddressVerifier? Verifier = null,
     Milter.MilterSettings? Milters = null,
-    ClientRates? Rates = null);
+    ClientRates? Rates = null,
+    Mta.Mail.Suppression.SuppressionList? Suppression = null);

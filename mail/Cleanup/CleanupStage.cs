@@ -27,6 +27,7 @@ public sealed class CleanupStage
 {
     private readonly SpoolLifetime _spool;
     private readonly MailQueues _queues;
+    private readonly Suppression.SuppressionList? _suppression;
     private readonly Router _router;
     private readonly AddressRewriter _rewriter;
     private readonly DkimSigning _dkim;
@@ -41,8 +42,10 @@ public sealed class CleanupStage
     /// <summary>Creates the stage; the checks files are loaded here (a broken one stops the start).</summary>
     public CleanupStage(SpoolLifetime spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
         WaitingMail waiting, ContentInspector inspector, IOptions<MtaOptions> options, TimeProvider clock,
-        ILogger<CleanupStage> log, PipelineMetrics? metrics = null, Submission.SenderLogins? senderLogins = null)
+        ILogger<CleanupStage> log, PipelineMetrics? metrics = null, Submission.SenderLogins? senderLogins = null,
+        Suppression.SuppressionList? suppression = null)
     {
+        _suppression = suppression;
         _inspector = inspector;
         _senderLogins = senderLogins;
         _metrics = metrics;
@@ -205,11 +208,12 @@ public sealed class CleanupStage
         var held = verdict?.Action == CheckAction.Hold || envelope.Hold is not null;
         var queue = held ? QueueNames.Hold : QueueNames.Delivery;
         var heldFor = verdict?.Action == CheckAction.Hold ? verdict.Text : envelope.Hold ?? verdict?.Text;
-        var jobs = Jobs(envelope, sender, rewritten.Recipients, again);
+        var recipients = await WithoutSuppressedAsync(envelope, sender, rewritten.Recipients, ct);
+        var jobs = Jobs(envelope, sender, recipients, again);
         await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed.Parsed ? parsed.BodyOffset : 0, queue, heldFor), ct);
 
         _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
-            envelope.Id, messageId, sender, envelope.Size, rewritten.Recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");
+            envelope.Id, messageId, sender, envelope.Size, recipients.Count, jobs.Count, queue == QueueNames.Hold ? ", status=held" : "");
         _metrics?.Cleaned(queue == QueueNames.Hold ? "held" : "queued");
     }
 
@@ -237,6 +241,32 @@ public sealed class CleanupStage
                 Claim = envelope.DeliverOnce ? Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)) : null,
                 Tags = envelope.Tags,
             }).ToList();
+    }
+
+    /// <summary>
+    /// The recipients not on the suppression list of the message's tenant; each suppressed one is logged
+    /// (<c>status=suppressed</c>) and, with events on, reported as a Suppressed event. All of them suppressed: no jobs.
+    /// </summary>
+    private async Task<IReadOnlyList<(string Address, string Original)>> WithoutSuppressedAsync(IncomingEnvelope envelope, string sender,
+        IReadOnlyList<(string Address, string Original)> recipients, CancellationToken ct)
+    {
+        if (_suppression is not { Enabled: true }) return recipients;
+        var tenant = envelope.Tags?.GetValueOrDefault(Events.OutcomeEvents.TenantTag);
+        var found = await Task.WhenAll(recipients.Select(r => _suppression.FindAsync(tenant, r.Address, ct)));
+        var kept = new List<(string Address, string Original)>();
+        var events = new List<Events.MailEvent>();
+        for (var i = 0; i < recipients.Count; i++)
+        {
+            if (found[i] is not { } entry)
+            {
+                kept.Add(recipients[i]);
+                continue;
+            }
+            _log.LogInformation("{QueueId}: to=<{Recipient}>, status=suppressed ({Category} since {Added:yyyy-MM-dd})", envelope.Id, recipients[i].Address, entry.Category, entry.Added);
+            events.Add(Events.OutcomeEvents.Suppressed(envelope, sender, recipients[i].Address, entry, _clock.GetUtcNow()));
+        }
+        if (_options.Events) await Task.WhenAll(events.Select(e => _queues.TrySendEventAsync(e, ct)));
+        return kept;
     }
 
     /// <summary>True when the blank line that ends the header block lies within <paramref name="head"/>.</summary>
@@ -270,6 +300,9 @@ public sealed class CleanupStage
             }, ct);
         if (content is { } c)
             await SendJobsAsync(envelope, jobs, Cleaned(envelope, c.Header, c.BodyOffset), c.Queue, c.Why, ct);
+        // Reception events after the jobs: if they fail, this run fails, and the run that finishes the message makes them.
+        if (_options.Events && content is not null)
+            await Task.WhenAll(Events.OutcomeEvents.Reception(envelope, sender, jobs, _clock.GetUtcNow()).Select(e => _queues.TrySendEventAsync(e, ct)));
     }
 
     /// <summary>

@@ -189,6 +189,18 @@ public sealed class MtaOptions
     /// </summary>
     public bool Events { get; set; }
 
+    /// <summary>
+    /// Keep a suppression list (table <c>mtasuppression</c>): hard bounces of the categories in
+    /// <see cref="SuppressionLifetimes"/> add their address, and cleanup drops suppressed recipients of the tenant's mail.
+    /// </summary>
+    public bool Suppression { get; set; }
+
+    /// <summary>
+    /// <c>category=days</c> pairs, 0 for never: the bounce categories that suppress an address, and how long; <c>manual</c>
+    /// for entries added with <c>mtactl suppression add</c>.
+    /// </summary>
+    public string SuppressionLifetimes { get; set; } = "invalid_recipient=0,bad_domain=30,manual=0,complaint=0";
+
     /// <summary>Webhooks for events: <c>tenant url secret-file</c> per line, <c>*</c> for the rest; read again when it changes.</summary>
     public string? WebhooksFile { get; set; }
 

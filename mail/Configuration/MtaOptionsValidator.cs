@@ -53,6 +53,7 @@ public static class MtaOptionsValidator
         ["Mta:ShapingThrottlePattern"] = null, ["Mta:ShapingSlotLeaseSeconds"] = null,
         ["Mta:SmtpSaslPasswordMapsFile"] = "smtp_sasl_password_maps", ["Mta:SmtpSaslMechanismFilter"] = "smtp_sasl_mechanism_filter",
         ["Mta:SmtpSaslPlaintextNextHops"] = null, ["Mta:SenderDependentRelayHostMapsFile"] = "sender_dependent_relayhost_maps",
+        ["Mta:BounceClassificationFile"] = null, ["Mta:WebhooksFile"] = null, ["Mta:SuppressionLifetimes"] = null,
     }.Concat(Positive.Select(p => KeyValuePair.Create($"{MtaOptions.Section}:{p.Name}", p.Postfix))).ToDictionary();
 
     /// <summary>
@@ -108,6 +109,9 @@ public static class MtaOptionsValidator
         yield return Load("Mta:VirtualAliasMapsFile", options.VirtualAliasMapsFile, f => LookupTable.Load(f));
         yield return Load("Mta:HeaderChecksFile", options.HeaderChecksFile, f => ContentChecks.Load(f, allowIgnore: true));
         yield return Load("Mta:BodyChecksFile", options.BodyChecksFile, f => ContentChecks.Load(f, allowIgnore: false));
+        yield return Load("Mta:BounceClassificationFile", options.BounceClassificationFile, f => Classification.BounceClassifier.Load(f).Classify(""));
+        yield return Load("Mta:WebhooksFile", options.WebhooksFile, f => Events.WebhookTargets.Load(f).For(null) ?? new object());
+        yield return Load("Mta:SuppressionLifetimes", options.SuppressionLifetimes, Suppression.SuppressionList.ParseLifetimes);
         yield return Load("Mta:DkimSigningTable", options.DkimSigningTable, _ => new DkimSigning(wrapped, NullLogger<DkimSigning>.Instance));
         yield return Load("Mta:TlsSecurityLevel", options.TlsSecurityLevel, v => TlsPolicy.ParseLevel(v, "Mta:TlsSecurityLevel"));
         yield return Load("Mta:TlsPolicyFile", options.TlsPolicyFile, f => TlsPolicy.FromLines(File.ReadAllLines(f), f));

@@ -29,7 +29,8 @@ public sealed class DeliveryStage(
     IOptions<MtaOptions> options,
     TimeProvider clock,
     ILogger<DeliveryStage> log,
-    Classification.BounceClassifier classifier)
+    Classification.BounceClassifier classifier,
+    Suppression.SuppressionList? suppression = null)
 {
     /// <summary>
     /// Processes one message from the <c>delivery</c> queue: a job, or a batch of jobs for one next hop
@@ -124,9 +125,21 @@ public sealed class DeliveryStage(
     private async Task EventsThenRecordAsync(DeliveryJob job, IReadOnlyList<RecipientResult> results, DateTimeOffset now, CancellationToken ct)
     {
         if (options.Value.Events)
-            await Task.WhenAll(Events.DeliveryEvents.Of(job, results, now, retries.Expired(job.ArrivalTime, now), classifier)
+            await Task.WhenAll(Events.OutcomeEvents.Of(job, results, now, retries.Expired(job.ArrivalTime, now), classifier)
                 .Select(e => queues.TrySendEventAsync(e, ct)));
+        await SuppressAsync(job, results, ct);
         await completions.RecordAsync(job, ct);
+    }
+
+    // Hard bounces of the suppressing categories put their address on the tenant's suppression list.
+    private Task SuppressAsync(DeliveryJob job, IReadOnlyList<RecipientResult> results, CancellationToken ct)
+    {
+        if (suppression is not { Enabled: true }) return Task.CompletedTask;
+        var tenant = job.Tags?.GetValueOrDefault(Events.OutcomeEvents.TenantTag);
+        return Task.WhenAll(results.Where(r => r.Status == RecipientStatus.Bounced)
+            .Select(r => (r, Category: classifier.Classify(r.Detail).Name()))
+            .Where(b => suppression.Suppresses(b.Category))
+            .Select(b => suppression.AddAsync(tenant, b.r.Recipient, b.Category, b.r.Detail, ct)));
     }
 
     private static void Validate(DeliveryJob job)

@@ -21,6 +21,9 @@ public static class MailEventTypes
 
     /// <summary>The queue lifetime ran out.</summary>
     public const string Expiration = "Expiration";
+
+    /// <summary>Not sent: the address is on the suppression list.</summary>
+    public const string Suppressed = "Suppressed";
 }
 
 /// <summary>

@@ -7,7 +7,7 @@ namespace Mta.Ingress.Smtp;
 public sealed partial class SmtpSession
 {
     /// <summary>A RCPT that passed the restrictions and waits for verification (<paramref name="Verify"/>) or the milters.</summary>
-    private sealed record PendingRecipient(string Address, RcptParameters Dsn, bool Verify, IReadOnlyList<string> Parameters);
+    private sealed record PendingRecipient(string Address, RcptParameters Dsn, bool Verify, IReadOnlyList<string> Parameters, bool Suppression);
 
     /// <summary>A RCPT waiting for its next hop's answer (<see cref="VerifyRecipientAsync"/>).</summary>
     private PendingRecipient? _probe;
@@ -39,9 +39,11 @@ public sealed partial class SmtpSession
         if (RecipientRefusal(address) is { } refused) { Error(refused); return; }
         // Postfix's order: permit_mynetworks and permit_sasl_authenticated come before reject_unverified_recipient.
         var verify = options.VerifyRecipients && verifier is not null && _user is null && !relay.IsTrusted(client) && verifier.CanProbe(address);
-        if (verify || _milters is not null || services.Rates?.Counts(Policy.ClientEvent.Recipient, client) == true)
+        // An authenticated sender hears at once that an address is suppressed; others' mail is dropped by cleanup.
+        var suppression = _user is not null && services.Suppression is not null;
+        if (verify || suppression || _milters is not null || services.Rates?.Counts(Policy.ClientEvent.Recipient, client) == true)
         {
-            _probe = new PendingRecipient(address, given, verify, [.. parameters.Select(p => p.Value.Length > 0 ? $"{p.Key}={p.Value}" : p.Key)]);
+            _probe = new PendingRecipient(address, given, verify, [.. parameters.Select(p => p.Value.Length > 0 ? $"{p.Key}={p.Value}" : p.Key)], suppression);
             return;
         }
         AcceptRecipient(address, given);
@@ -75,9 +77,16 @@ public sealed partial class SmtpSession
     /// </summary>
     private async Task VerifyRecipientAsync(CancellationToken ct)
     {
-        var (address, dsn, verify, parameters) = _probe!;
+        var (address, dsn, verify, parameters, suppression) = _probe!;
         _probe = null;
         if (await RateRefusalAsync(Policy.ClientEvent.Recipient, ct)) return;
+        if (suppression && await services.Suppression!.FindAsync(null, address, ct) is { } entry)
+        {
+            var reply = $"550 5.7.1 <{address}>: Recipient address rejected: on the suppression list ({entry.Category} since {entry.Added:yyyy-MM-dd})";
+            log.LogInformation("reject: RCPT from [{Client}]: {Reply}; from=<{Sender}>", client, reply, _mail!.Sender);
+            Error(reply);
+            return;
+        }
         var result = verify ? await verifier!.VerifyAsync(address, ct) : null;
         if (result is not null && result.Verdict != Verification.Verdict.Deliverable)
         {

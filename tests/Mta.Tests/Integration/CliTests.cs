@@ -398,4 +398,53 @@ public sealed class CliTests
         }));
         Assert.Equal(finding.Message, start.Message);
     }
+
+    [SkippableFact]
+    public async Task A_hard_bounce_suppresses_its_address_the_next_message_skips_it_and_mtactl_keeps_the_list()
+    {
+        await using var postfix = await PostfixServer.StartAsync(new Dictionary<string, string> { ["gone@example.test"] = "550 5.1.1 No such user" });
+        await using var azurite = await Azurite.LeaseAsync();
+        var storage = azurite.ConnectionString;
+        var map = Path.Combine(TestEnvironment.TempFolder("suppression"), "transport");
+        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{postfix.Port}\n");
+        await using var mta = await MtaSystem.StartAsync(storage, new Dictionary<string, string?> { ["Mta:Suppression"] = "true", ["Mta:TransportMapFile"] = map });
+
+        // The 550 5.1.1 is an invalid recipient: its address goes on the list (mail without a tenant: the "_" list).
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("sender@localhost", "gone@example.test", "first"));
+        async Task<JsonElement[]> SuppressedAsync()
+        {
+            var (exit, output, error) = await MtactlAsync(storage, "suppression", "list", "--json");
+            Assert.True(exit == 0, error);
+            return JsonDocument.Parse(output).RootElement.EnumerateArray().ToArray();
+        }
+        var suppression = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Mta.Mail.Suppression.SuppressionList>(mta.MailServices);
+        Assert.True(await TestEnvironment.EventuallyAsync(async () => await suppression.FindAsync(null, "gone@example.test") is not null, Timeout), "not suppressed");
+        var entry = Assert.Single(await SuppressedAsync());
+        Assert.Equal(("gone@example.test", "invalid_recipient"), (entry.GetProperty("address").GetString(), entry.GetProperty("category").GetString()));
+        Assert.Equal(JsonValueKind.Null, entry.GetProperty("expires").ValueKind); // invalid_recipient=0: never expires
+
+        // The next message: the suppressed recipient is dropped at cleanup, the other delivered.
+        var message = TestMail.Message("sender@localhost", "gone@example.test", "second");
+        message.Cc.Add(MimeKit.MailboxAddress.Parse("ok@example.test"));
+        await TestMail.SendAsync(mta.SmtpPort, message);
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(postfix.Received("ok@example.test")), Timeout), postfix.Output);
+        Assert.Single(mta.Log.Matching("to=<gone@example.test>, status=suppressed (invalid_recipient since"));
+        Assert.Single(mta.Log.Matching("to=<gone@example.test>", "status=bounced")); // only the first message's
+
+        // mtactl: remove, add by hand, export, import.
+        Assert.Equal(0, (await MtactlAsync(storage, "suppression", "remove", "gone@example.test")).Exit);
+        Assert.Equal(1, (await MtactlAsync(storage, "suppression", "remove", "gone@example.test")).Exit);
+        Assert.Equal(0, (await MtactlAsync(storage, "suppression", "add", "--tenant", "acme", "x@example.net", "--reason", "asked to stop")).Exit);
+        var import = Path.Combine(TestEnvironment.TempFolder("suppression"), "import.csv");
+        await File.WriteAllTextAsync(import, "address,category,added,expires,reason\na@example.net,complaint,,,\nb@example.net\n");
+        var imported = await MtactlAsync(storage, "suppression", "import", "--tenant", "acme", import);
+        Assert.Equal((0, "2 address(es) imported"), (imported.Exit, imported.Out.Trim()));
+        var export = await MtactlAsync(storage, "suppression", "export", "--tenant", "acme");
+        Assert.Equal(0, export.Exit);
+        var rows = export.Out.Trim().Split('\n').Select(l => l.Split(',')).ToList();
+        Assert.Equal(["address", "category", "added", "expires", "reason"], rows[0]);
+        Assert.Equal(["a@example.net:complaint", "b@example.net:manual", "x@example.net:manual"], rows.Skip(1).Select(r => $"{r[0]}:{r[1]}").Order());
+        Assert.Contains(rows, r => r[0] == "x@example.net" && r[4] == "asked to stop");
+        Assert.DoesNotContain(await SuppressedAsync(), e => e.GetProperty("tenant").GetString() == "_"); // gone@ was removed
+    }
 }

@@ -340,6 +340,33 @@ public sealed class SubmissionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_logged_in_sender_is_refused_a_suppressed_recipient_at_rcpt()
+    {
+        var port = TestEnvironment.FreeTcpPort();
+        await using var mta = await MtaSystem.StartAsync(_azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Ingress:SubmissionPort"] = port.ToString(),
+            ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
+            ["Mta:Suppression"] = "true",
+        }, functions: false);
+        var list = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Mta.Mail.Suppression.SuppressionList>(mta.MailServices);
+        await list.AddAsync(null, "Gone@Example.net", "invalid_recipient", "550 5.1.1 no such user");
+        await using var tls = await RawSmtpClient.StartTlsAsync(port);
+        async Task<string> SayAsync(string line)
+        {
+            await tls.WriteAsync(line + "\r\n");
+            return await tls.ReplyAsync();
+        }
+        await SayAsync("EHLO client.test");
+        Assert.StartsWith("235", await SayAsync("AUTH PLAIN " + B64("\0alice\0s3cret pass")));
+        Assert.StartsWith("250", await SayAsync("MAIL FROM:<alice@example.org>"));
+        Assert.StartsWith("550 5.7.1 <gone@example.net>: Recipient address rejected: on the suppression list (invalid_recipient since ",
+            await SayAsync("RCPT TO:<gone@example.net>")); // the list ignores case
+        Assert.StartsWith("250", await SayAsync("RCPT TO:<here@example.net>"));
+        Assert.Single(mta.Log.Matching("reject: RCPT from", "on the suppression list"));
+    }
+
+    [Fact]
     public async Task Submission_without_certificate_or_users_does_not_start()
     {
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => MtaSystem.StartAsync(_azurite.ConnectionString,

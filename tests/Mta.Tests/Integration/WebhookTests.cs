@@ -97,6 +97,7 @@ public sealed class WebhookTests
         // At least once: a retried post may repeat events; by id, each outcome is there once.
         var outcomes = Events().Where(e => e.GetProperty("queue_id").GetString() == delivered.GetProperty("queue_id").GetString())
             .GroupBy(e => e.GetProperty("id").GetString()).ToList();
-        Assert.Equal(2, outcomes.Count);
+        Assert.Equal(4, outcomes.Count); // Reception of each recipient, then a@'s Delivery and b@'s Bounce
+        Assert.True(Has("Reception", "a@example.test") && Has("Reception", "b@bad.test"));
     }
 }
