@@ -79,7 +79,9 @@ public sealed class WebhookTests
         List<JsonElement> Events() => File.Exists(log)
             ? File.ReadAllLines(log).Where(l => l.StartsWith('{')).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList() : [];
         bool Has(string type, string recipient) => Events().Any(e => e.GetProperty("type").GetString() == type && e.GetProperty("recipient").GetString() == recipient);
-        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(Has("Delivery", "a@example.test") && Has("Bounce", "b@bad.test")),
+        // Posts that failed come back later, so the outcomes may arrive in any order.
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(Has("Delivery", "a@example.test") && Has("Bounce", "b@bad.test")
+            && Has("Reception", "a@example.test") && Has("Reception", "b@bad.test")),
             TimeSpan.FromSeconds(90)), "events not received:\n" + (File.Exists(log) ? File.ReadAllText(log) : "(none)") + "\n" + receiver.Output);
 
         var lines = File.ReadAllLines(log);
@@ -98,6 +100,5 @@ public sealed class WebhookTests
         var outcomes = Events().Where(e => e.GetProperty("queue_id").GetString() == delivered.GetProperty("queue_id").GetString())
             .GroupBy(e => e.GetProperty("id").GetString()).ToList();
         Assert.Equal(4, outcomes.Count); // Reception of each recipient, then a@'s Delivery and b@'s Bounce
-        Assert.True(Has("Reception", "a@example.test") && Has("Reception", "b@bad.test"));
     }
 }
