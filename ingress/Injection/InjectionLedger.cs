@@ -26,6 +26,10 @@ public sealed class InjectionLedger(TableClient table, TimeProvider clock, TimeS
 
     private long _requests;
 
+    // Records past their lifetime are deleted, so the table holds about a lifetime's requests; a failed sweep waits an hour.
+    private HourlySweep? _sweepOnce;
+    private HourlySweep _sweep => _sweepOnce ??= new HourlySweep(() => SweepAsync(), _ => { });
+
     /// <summary>One key's record.</summary>
     /// <param name="BodyHash">SHA-256 of the request body, hex: the same key with another body is a client error.</param>
     /// <param name="Started">When the request first ran (millisecond precision): its messages' arrival time and ids.</param>
@@ -74,7 +78,7 @@ public sealed class InjectionLedger(TableClient table, TimeProvider clock, TimeS
     public async Task<(Verdict Verdict, Entry Entry)> BeginAsync(string tenant, string key, string bodyHash, int messages, CancellationToken ct)
     {
         var now = Truncated(clock.GetUtcNow());
-        SweepSometimes();
+        _sweep.Maybe();
         var found = await ReadAsync(tenant, key, ct);
         var verdict = Decide(found, bodyHash, now, lifetime);
         if (verdict is Verdict.Replay or Verdict.InProgress or Verdict.Mismatch) return (verdict, found!);
@@ -137,23 +141,6 @@ public sealed class InjectionLedger(TableClient table, TimeProvider clock, TimeS
             return entry with { ETag = response.Headers.ETag ?? default };
         }
         catch (RequestFailedException e) when (e.Status is 409 or 412) { return null; }
-    }
-
-    private long _lastSweep = long.MinValue;
-
-    // At most hourly per replica, in the background: records past their lifetime are deleted, so the table holds about
-    // a lifetime's requests.
-    private void SweepSometimes()
-    {
-        var now = Environment.TickCount64;
-        var last = Interlocked.Read(ref _lastSweep);
-        if (last != long.MinValue && now - last < 3_600_000) return;
-        if (Interlocked.CompareExchange(ref _lastSweep, now, last) != last) return;
-        _ = Task.Run(async () =>
-        {
-            try { await SweepAsync(); }
-            catch (RequestFailedException) { /* next hour */ }
-        });
     }
 
     /// <summary>Deletes the records older than the key lifetime; returns how many.</summary>

@@ -33,7 +33,7 @@ public sealed class CompletionLog
     private readonly Lock _gate = new();
     private List<Pending> _pending = [];
     private bool _flushing;
-    private long _lastSweep = long.MinValue;
+    private readonly HourlySweep _sweep;
 
     /// <summary>Creates the log for a storage account.</summary>
     public CompletionLog(StorageConnection storage, IOptions<MtaOptions> options, TimeProvider clock, ILogger<CompletionLog> log)
@@ -42,6 +42,8 @@ public sealed class CompletionLog
         _options = options.Value;
         _clock = clock;
         _log = log;
+        // Drops the tables of days whose mail can no longer be in any queue.
+        _sweep = new HourlySweep(() => SweepAsync(), e => _log.LogWarning("warning: completion records sweep failed: {Error}", e.Message));
     }
 
     private static (string Table, string Partition, string Row) Key(DeliveryJob job)
@@ -64,7 +66,7 @@ public sealed class CompletionLog
             if (!_flushing) _flushing = start = true;
         }
         if (start) _ = Task.Run(FlushAsync, CancellationToken.None);
-        SweepSometimes();
+        _sweep.Maybe();
         return pending.Done.Task.WaitAsync(ct);
     }
 
@@ -155,20 +157,6 @@ public sealed class CompletionLog
     {
         if (actions.Count == 1) await table.UpsertEntityAsync((TableEntity)actions[0].Entity, TableUpdateMode.Replace);
         else await table.SubmitTransactionAsync(actions);
-    }
-
-    // At most hourly per process: drop the tables of days whose mail can no longer be in any queue.
-    private void SweepSometimes()
-    {
-        var now = Environment.TickCount64;
-        var last = Interlocked.Read(ref _lastSweep);
-        if (last != long.MinValue && now - last < 3_600_000) return;
-        if (Interlocked.CompareExchange(ref _lastSweep, now, last) != last) return;
-        _ = Task.Run(async () =>
-        {
-            try { await SweepAsync(); }
-            catch (Exception e) { _log.LogWarning("warning: completion records sweep failed: {Error}", e.Message); }
-        });
     }
 
     /// <summary>

@@ -269,6 +269,29 @@ public sealed class SubmissionTests : IAsyncLifetime
         return tls;
     }
 
+    // A system of its own with a submission port (the class's certificate and users) and more settings, and a TLS session
+    // there logged in as alice.
+    private async Task<(MtaSystem Mta, RawSmtpClient Session)> LoggedInAsync(Dictionary<string, string?> more)
+    {
+        var port = TestEnvironment.FreeTcpPort();
+        var settings = new Dictionary<string, string?>(more)
+        {
+            ["Ingress:SubmissionPort"] = port.ToString(),
+            ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
+        };
+        var mta = await MtaSystem.StartAsync(_azurite.ConnectionString, settings, functions: false);
+        var tls = await RawSmtpClient.StartTlsAsync(port);
+        await SayToAsync(tls, "EHLO client.test");
+        Assert.StartsWith("235", await LoginAsync(tls, "alice", "s3cret pass"));
+        return (mta, tls);
+    }
+
+    private static async Task<string> SayToAsync(RawSmtpClient tls, string line)
+    {
+        await tls.WriteAsync(line + "\r\n");
+        return await tls.ReplyAsync();
+    }
+
     private static async Task<string> LoginAsync(RawSmtpClient tls, string name, string password)
     {
         await tls.WriteAsync("AUTH PLAIN " + B64($"\0{name}\0{password}") + "\r\n");
@@ -313,21 +336,10 @@ public sealed class SubmissionTests : IAsyncLifetime
     {
         var map = Path.Combine(TestEnvironment.TempFolder("logins"), "sender_logins");
         await File.WriteAllTextAsync(map, "alice@example.org alice\n@team.example alice, bob\n");
-        var port = TestEnvironment.FreeTcpPort();
-        await using var mta = await MtaSystem.StartAsync(_azurite.ConnectionString, new Dictionary<string, string?>
-        {
-            ["Ingress:SubmissionPort"] = port.ToString(),
-            ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
-            ["Mta:SenderLoginMapsFile"] = map,
-        }, functions: false);
-        await using var tls = await RawSmtpClient.StartTlsAsync(port);
-        async Task<string> SayAsync(string line)
-        {
-            await tls.WriteAsync(line + "\r\n");
-            return await tls.ReplyAsync();
-        }
-        await SayAsync("EHLO client.test");
-        Assert.StartsWith("235", await SayAsync("AUTH PLAIN " + B64("\0alice\0s3cret pass")));
+        var (mta, tls) = await LoggedInAsync(new() { ["Mta:SenderLoginMapsFile"] = map });
+        await using var _ = mta;
+        await using var _1 = tls;
+        Task<string> SayAsync(string line) => SayToAsync(tls, line);
         Assert.StartsWith("553 5.7.1 <ceo@bank.example>: Sender address rejected: not owned by user alice", await SayAsync("MAIL FROM:<ceo@bank.example>"));
         Assert.StartsWith("553 5.7.1", await SayAsync("MAIL FROM:<bob@example.org>")); // no entry for it or its domain: nobody owns it
         Assert.StartsWith("250", await SayAsync("MAIL FROM:<alice@example.org>"));
@@ -342,23 +354,12 @@ public sealed class SubmissionTests : IAsyncLifetime
     [Fact]
     public async Task A_logged_in_sender_is_refused_a_suppressed_recipient_at_rcpt()
     {
-        var port = TestEnvironment.FreeTcpPort();
-        await using var mta = await MtaSystem.StartAsync(_azurite.ConnectionString, new Dictionary<string, string?>
-        {
-            ["Ingress:SubmissionPort"] = port.ToString(),
-            ["Ingress:TlsCertificateFile"] = _certFile, ["Ingress:TlsKeyFile"] = _keyFile, ["Ingress:UsersFile"] = _usersFile,
-            ["Mta:Suppression"] = "true",
-        }, functions: false);
+        var (mta, tls) = await LoggedInAsync(new() { ["Mta:Suppression"] = "true" });
+        await using var _ = mta;
+        await using var _1 = tls;
+        Task<string> SayAsync(string line) => SayToAsync(tls, line);
         var list = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Mta.Mail.Suppression.SuppressionList>(mta.MailServices);
         await list.AddAsync(null, "Gone@Example.net", "invalid_recipient", "550 5.1.1 no such user");
-        await using var tls = await RawSmtpClient.StartTlsAsync(port);
-        async Task<string> SayAsync(string line)
-        {
-            await tls.WriteAsync(line + "\r\n");
-            return await tls.ReplyAsync();
-        }
-        await SayAsync("EHLO client.test");
-        Assert.StartsWith("235", await SayAsync("AUTH PLAIN " + B64("\0alice\0s3cret pass")));
         Assert.StartsWith("250", await SayAsync("MAIL FROM:<alice@example.org>"));
         Assert.StartsWith("550 5.7.1 <gone@example.net>: Recipient address rejected: on the suppression list (invalid_recipient since ",
             await SayAsync("RCPT TO:<gone@example.net>")); // the list ignores case
