@@ -102,7 +102,9 @@ public sealed class DeliveryStage(
         }
 
         var times = new AttemptTimes();
-        if (await AttemptAsync(job, times, suspect, ct) is not { } results) return;
+        if (await AttemptAsync(job, times, suspect, ct) is not { } attempted) return;
+        // Each failure classified once, for the log, the metrics, the events and the suppression list.
+        var results = attempted.Select(r => r.Status == RecipientStatus.Delivered ? r : r with { Category = classifier.Classify(r.Detail).Name() }).ToList();
         // Past its lifetime a job is not put back: it goes the way of every expired deferral (a bounce).
         if (results.All(r => r.PostponedFor is not null) && !retries.Expired(job.ArrivalTime, clock.GetUtcNow()))
         {
@@ -125,7 +127,7 @@ public sealed class DeliveryStage(
     private async Task EventsThenRecordAsync(DeliveryJob job, IReadOnlyList<RecipientResult> results, DateTimeOffset now, CancellationToken ct)
     {
         if (options.Value.Events)
-            await Task.WhenAll(Events.OutcomeEvents.Of(job, results, now, retries.Expired(job.ArrivalTime, now), classifier)
+            await Task.WhenAll(Events.OutcomeEvents.Of(job, results, now, retries.Expired(job.ArrivalTime, now))
                 .Select(e => queues.TrySendEventAsync(e, ct)));
         await SuppressAsync(job, results, ct);
         await completions.RecordAsync(job, ct);
@@ -137,9 +139,8 @@ public sealed class DeliveryStage(
         if (suppression is not { Enabled: true }) return Task.CompletedTask;
         var tenant = job.Tags?.GetValueOrDefault(Events.OutcomeEvents.TenantTag);
         return Task.WhenAll(results.Where(r => r.Status == RecipientStatus.Bounced)
-            .Select(r => (r, Category: classifier.Classify(r.Detail).Name()))
-            .Where(b => suppression.Suppresses(b.Category))
-            .Select(b => suppression.AddAsync(tenant, b.r.Recipient, b.Category, b.r.Detail, ct)));
+            .Where(r => r.Category is { } category && suppression.Suppresses(category))
+            .Select(r => suppression.AddAsync(tenant, r.Recipient, r.Category!, r.Detail, ct)));
     }
 
     private static void Validate(DeliveryJob job)
@@ -298,7 +299,7 @@ public sealed class DeliveryStage(
         };
         // Postfix's line: "ID: to=<rcpt>, relay=..., [conn_use=N, ]delay=..., delays=a/b/c/d, dsn=2.0.0, status=sent (reply)".
         var dsn = EnhancedStatus.For(r.Status == RecipientStatus.Deferred && expired ? RecipientStatus.Bounced : r.Status, r.Detail);
-        var category = r.Status == RecipientStatus.Delivered ? null : classifier.Classify(r.Detail).Name();
+        var category = r.Category;
         metrics.Recipient(status, job.NextHop.Transport.ToString().ToLowerInvariant(), r.Detail, job.ArrivalTime, now, category ?? "none");
         var reuse = connectionUse > 1 ? $"conn_use={connectionUse}, " : "";
         var extra = (category is null ? "" : $"category={category}, ") + Tags(job);

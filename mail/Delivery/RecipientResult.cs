@@ -31,4 +31,7 @@ public sealed record RecipientResult(string Recipient, RecipientStatus Status, s
     /// ignores this treats it as a deferral.
     /// </summary>
     public TimeSpan? PostponedFor { get; init; }
+
+    /// <summary>The bounce classification of a failure (<c>invalid_recipient</c>, …), set once by the stage; null for a delivery.</summary>
+    public string? Category { get; init; }
 }

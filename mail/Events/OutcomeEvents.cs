@@ -47,11 +47,10 @@ public static class OutcomeEvents
     };
 
     /// <summary>The events for <paramref name="results"/> of <paramref name="job"/>'s attempt, finished at <paramref name="now"/>.</summary>
-    public static IReadOnlyList<MailEvent> Of(DeliveryJob job, IReadOnlyList<RecipientResult> results, DateTimeOffset now, bool expired,
-        BounceClassifier classifier)
-        => results.Select(r => Of(job, r, now, expired, classifier)).ToList();
+    public static IReadOnlyList<MailEvent> Of(DeliveryJob job, IReadOnlyList<RecipientResult> results, DateTimeOffset now, bool expired)
+        => results.Select(r => Of(job, r, now, expired)).ToList();
 
-    private static MailEvent Of(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired, BounceClassifier classifier)
+    private static MailEvent Of(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired)
     {
         var type = r.Status switch
         {
@@ -73,7 +72,7 @@ public static class OutcomeEvents
             RemoteHost = r.Relay,
             Reply = r.Detail,
             EnhancedStatus = EnhancedStatus.For(r.Status == RecipientStatus.Deferred && expired ? RecipientStatus.Bounced : r.Status, r.Detail),
-            Category = r.Status == RecipientStatus.Delivered ? null : classifier.Classify(r.Detail).Name(),
+            Category = r.Category,
             Attempt = job.Attempt + 1,
             Arrival = job.ArrivalTime,
             Size = job.Size,
