@@ -157,13 +157,15 @@ public sealed class InjectionDeliveryTests
         var queuedFirst = first.QueueIds;
         var record = (await new TableClient(azurite.ConnectionString, InjectionLedger.TableName).QueryAsync<TableEntity>().ToListAsync()).Single();
         var checkpoint = record.GetInt32("Queued")!.Value;
-        // The record holds what is known queued from the first message on: the retry runs on from there. The writes whose
-        // replies were lost are on the queue too, unknown to the ingress: the retry makes twins of them.
-        Assert.InRange(checkpoint, 1, queuedFirst.Count);
+        Assert.NotEmpty(queuedFirst);
         relay.Restore();
         var retry = await PostAsync(port, request, key: "order-7731");
         Assert.True(retry.Status == 202, retry.Body.ToString());
         Assert.Equal(600, retry.QueueIds.Distinct().Count());
+        // The record holds what is known queued from the first message on (32 run at once, so that run may be empty):
+        // the retry runs on from there. The writes whose replies were lost are on the queue too, unknown to the
+        // ingress: the retry makes twins of them.
+        Assert.Equal(retry.QueueIds.TakeWhile(queuedFirst.Contains).Count(), checkpoint);
         Assert.Empty(queuedFirst.Except(retry.QueueIds)); // the same ids: what was queued kept its name
         var again = await PostAsync(port, request, key: "order-7731");
         Assert.Equal((202, true), (again.Status, again.Replayed));
