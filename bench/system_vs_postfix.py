@@ -307,7 +307,7 @@ def children_of(pid):
 class Functions:
     """The functions: the local functions host and the isolated worker it launches (cleanup, delivery, bounce)."""
 
-    def __init__(self, storage, sink_port, folder, poll=None, info_log=False, wait=True):
+    def __init__(self, storage, sink_port, folder, poll=None, info_log=False, wait=True, settings=None):
         self.metrics_port = free_port()
         self.log = os.path.join(folder, "functions.log")
         data = os.path.join(folder, "data")
@@ -329,6 +329,7 @@ class Functions:
             env["Logging__LogLevel__Mta"] = "Information"
         if poll:
             env["AzureFunctionsJobHost__extensions__queues__maxPollingInterval"] = poll
+        env.update(settings or {})
         host = os.path.join(PROGRAMS["functions-host"], "Mta.Functions.Host.dll")
         app = PROGRAMS["functions"]
         self.lines = []  # (time seen, line), only with info_log

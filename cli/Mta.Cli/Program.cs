@@ -17,6 +17,7 @@ app.Configure(c =>
         q.AddCommand<QueueHoldCommand>("hold").WithDescription("Put deferred mail on hold (postsuper -h).");
         q.AddCommand<QueueReleaseCommand>("release").WithDescription("Release held mail for delivery (postsuper -H).");
         q.AddCommand<QueueDeleteCommand>("delete").WithDescription("Delete deferred or held mail, no bounce (postsuper -d).");
+        q.AddCommand<QueueBounceCommand>("bounce").WithDescription("Return deferred or held mail to its sender now, as failed.");
         q.AddBranch("poison", p =>
         {
             p.SetDescription("Messages a stage failed on too often (infrastructure failures).");

@@ -14,6 +14,7 @@ public sealed class RelayPolicy
     private readonly IPNetwork[] _trusted;
     private readonly HashSet<string> _destinations;
     private readonly HashSet<string> _local;
+    private readonly Mta.Mail.Feedback.BounceDomains _bounceDomains;
     private readonly RelayRecipients _recipients;
     private readonly Mta.Mail.Submission.SenderLogins? _senderLogins;
 
@@ -24,8 +25,10 @@ public sealed class RelayPolicy
         _trusted = ingress.Value.TrustedNetworks.Select(n => IPNetwork.TryParse(n, out var net)
             ? net : throw new FormatException($"Ingress:TrustedNetworks: '{n}' is not CIDR notation")).ToArray();
         _local = new HashSet<string>(mta.Value.LocalDomains.Select(Address.NormalizeDomain), StringComparer.OrdinalIgnoreCase);
-        _destinations = new HashSet<string>(mta.Value.LocalDomains.Concat(ingress.Value.RelayDomains).Select(Address.NormalizeDomain),
-            StringComparer.OrdinalIgnoreCase);
+        // Reports come back to the bounce domains from anywhere; cleanup reads them (Mta.Mail.Feedback).
+        _bounceDomains = Mta.Mail.Feedback.BounceDomains.Parse(mta.Value.BounceDomains);
+        _destinations = new HashSet<string>(mta.Value.LocalDomains.Concat(ingress.Value.RelayDomains).Select(Address.NormalizeDomain)
+            .Concat(_bounceDomains.Domains), StringComparer.OrdinalIgnoreCase);
         _recipients = new RelayRecipients(ingress.Value.RelayRecipientsFile);
     }
 
@@ -43,7 +46,7 @@ public sealed class RelayPolicy
     /// relay domains, and inside them when listed (or when there is no table).
     /// </summary>
     public bool IsKnownRelayRecipient(string recipient)
-        => IsLocal(recipient) || !_destinations.Contains(Address.DomainOf(recipient)) || _recipients.Exists(recipient);
+        => IsLocal(recipient) || _bounceDomains.Contains(recipient) || !_destinations.Contains(Address.DomainOf(recipient)) || _recipients.Exists(recipient);
 
     /// <summary>Whether <paramref name="recipient"/> is in one of the local domains.</summary>
     public bool IsLocal(string recipient) => _local.Contains(Address.DomainOf(recipient));

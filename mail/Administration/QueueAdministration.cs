@@ -14,8 +14,12 @@ namespace Mta.Mail.Administration;
 /// found through <see cref="WaitingMail"/> and changed through their queue message's pop receipt, never received, so
 /// an operator's look does not count as a delivery attempt.
 /// </summary>
-public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, SpoolLifetime spool, TimeProvider clock)
+public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, SpoolLifetime spool, TimeProvider clock,
+    Microsoft.Extensions.Options.IOptions<Configuration.MtaOptions> options)
 {
+    /// <summary>How long a job being returned to its sender is kept from the workers, should mtactl stop half-way.</summary>
+    private static readonly TimeSpan Claimed = TimeSpan.FromMinutes(5);
+
     /// <summary>The queues whose visible messages are listed besides the waiting ones (at most 32 each: a peek's limit).</summary>
     public static readonly IReadOnlyList<string> ActiveQueues = [QueueNames.Incoming, QueueNames.Delivery, QueueNames.Bounce];
 
@@ -105,8 +109,44 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
                 await queues.Get(queue).DeleteMessageAsync(job.QueueMessageId, job.PopReceipt, ct);
                 await waiting.RemoveAsync(job.State, job.Job.JobId, ct);
                 await spool.ReleaseAsync(job.Job, ct);
+                await ReportAsync(job.Job, "deleted", "deleted by the operator", ct);
             });
         return result;
+    }
+
+    /// <summary>
+    /// Returns deferred or held jobs to their senders: every recipient fails with <c>5.0.0</c> and
+    /// <paramref name="reason"/>, reported as the sender's NOTIFY asks, as if the queue lifetime had run out (Postfix has
+    /// no such command; its nearest is <c>postsuper -d</c> plus a hand-written note). The job is first made invisible
+    /// for a while through its pop receipt, so a worker cannot take it meanwhile; the report is queued before the job
+    /// goes, so nothing is lost if mtactl stops half-way (the job then comes back and is tried again).
+    /// </summary>
+    public async Task<AdminResult> BounceAsync(string id, string reason, CancellationToken ct = default)
+    {
+        var result = new AdminResult();
+        var detail = "5.0.0 " + reason;
+        foreach (var job in (await waiting.ListAsync(null, ct)).Where(j => j.Job.MessageId == id || j.Job.JobId == id))
+            await Act(result, job, async () =>
+            {
+                var queue = queues.Get(job.State == WaitingMail.Held ? QueueNames.Hold : QueueNames.Deferred);
+                var claimed = await queue.UpdateMessageAsync(job.QueueMessageId, job.PopReceipt, visibilityTimeout: Claimed, cancellationToken: ct);
+                var report = Delivery.AttemptOutcome.Returned(job.Job, detail);
+                var (_, last) = await spool.SettleAttemptAsync(job.Job, report is null ? [] : [report], null, ct);
+                if (report is not null) await queues.SendAsync(QueueNames.Bounce, report, ct);
+                await queue.DeleteMessageAsync(job.QueueMessageId, claimed.Value.PopReceipt, ct);
+                await waiting.RemoveAsync(job.State, job.Job.JobId, ct);
+                if (last) await spool.DeleteAsync(job.Job.MessageId, job.Job.BlobName, ct);
+                await ReportAsync(job.Job, "bounced", reason, ct);
+            });
+        return result;
+    }
+
+    /// <summary>With events on, the AdminAction events of what the operator did to <paramref name="job"/>.</summary>
+    private async Task ReportAsync(DeliveryJob job, string action, string reason, CancellationToken ct)
+    {
+        if (!options.Value.Events) return;
+        foreach (var e in Events.OutcomeEvents.AdminAction(job, action, reason, clock.GetUtcNow()))
+            if (!await queues.TrySendEventAsync(e, ct)) throw new InvalidOperationException("the events queue took no event");
     }
 
     /// <summary>Messages in a poison queue (a peek: the first 32) and how many there are.</summary>

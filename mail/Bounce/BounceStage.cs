@@ -33,6 +33,7 @@ public sealed class BounceStage(
     public const int BounceSizeLimit = 50_000;
 
     private readonly MtaOptions _options = options.Value;
+    private readonly Feedback.BounceDomains _returns = Feedback.BounceDomains.Parse(options.Value.BounceDomains);
 
     /// <summary>Processes one job from the <c>bounce</c> queue.</summary>
     public async Task ProcessAsync(ReportJob job, CancellationToken ct = default)
@@ -55,6 +56,13 @@ public sealed class BounceStage(
                 log.LogWarning("{QueueId}: undeliverable bounce {Fate}: to=<{Recipient}> ({Reason})",
                     job.MessageId, addressee is not null ? "sent to the postmaster" : "discarded", r.Recipient, r.Reason);
         if (addressee is null) return;
+        if (_returns.Contains(addressee))
+        {
+            // A VERP return path in a bounce domain: the report would only come back here to be read, and the Bounce
+            // event and the suppression list already have what it would say.
+            log.LogInformation("{QueueId}: sender non-delivery notification not sent: to=<{Addressee}> is in a bounce domain", job.MessageId, addressee);
+            return;
+        }
         if (await ReadOriginalAsync(job, ct) is not { } original) return;
 
         var dsn = BuildNotification(job, original, clock.GetUtcNow(), addressee);

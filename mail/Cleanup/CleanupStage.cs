@@ -28,6 +28,7 @@ public sealed class CleanupStage
     private readonly SpoolLifetime _spool;
     private readonly MailQueues _queues;
     private readonly Suppression.SuppressionList? _suppression;
+    private readonly Feedback.ReturnedMail? _returned;
     private readonly Router _router;
     private readonly AddressRewriter _rewriter;
     private readonly DkimSigning _dkim;
@@ -43,9 +44,10 @@ public sealed class CleanupStage
     public CleanupStage(SpoolLifetime spool, MailQueues queues, Router router, AddressRewriter rewriter, DkimSigning dkim,
         WaitingMail waiting, ContentInspector inspector, IOptions<MtaOptions> options, TimeProvider clock,
         ILogger<CleanupStage> log, PipelineMetrics? metrics = null, Submission.SenderLogins? senderLogins = null,
-        Suppression.SuppressionList? suppression = null)
+        Suppression.SuppressionList? suppression = null, Feedback.ReturnedMail? returned = null)
     {
         _suppression = suppression;
+        _returned = returned;
         _inspector = inspector;
         _senderLogins = senderLogins;
         _metrics = metrics;
@@ -199,6 +201,7 @@ public sealed class CleanupStage
         var rewritten = _rewriter.RewriteRecipients(envelope.Recipients);
         foreach (var (rcpt, why) in rewritten.Failures)
             _log.LogWarning("{QueueId}: to=<{Recipient}>: {Reason}", envelope.Id, rcpt, why);
+        var forUs = await WithoutReturnedAsync(envelope, rewritten.Recipients, ct);
 
         var header = BuildHeader(envelope, parsed.Fields, parsed.Parsed);
         if (parsed.Parsed && envelope.TrustedClient && _dkim.Configured)
@@ -208,7 +211,7 @@ public sealed class CleanupStage
         var held = verdict?.Action == CheckAction.Hold || envelope.Hold is not null;
         var queue = held ? QueueNames.Hold : QueueNames.Delivery;
         var heldFor = verdict?.Action == CheckAction.Hold ? verdict.Text : envelope.Hold ?? verdict?.Text;
-        var recipients = await WithoutSuppressedAsync(envelope, sender, rewritten.Recipients, ct);
+        var recipients = await WithoutSuppressedAsync(envelope, sender, forUs, ct);
         var jobs = Jobs(envelope, sender, recipients, again);
         await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed.Parsed ? parsed.BodyOffset : 0, queue, heldFor), ct);
 
@@ -218,19 +221,35 @@ public sealed class CleanupStage
     }
 
     /// <summary>
+    /// The recipients outside the bounce domains; what came to those is read as a report (<see cref="Feedback.ReturnedMail"/>)
+    /// and goes no further.
+    /// </summary>
+    private async Task<IReadOnlyList<(string Address, string Original)>> WithoutReturnedAsync(IncomingEnvelope envelope,
+        IReadOnlyList<(string Address, string Original)> recipients, CancellationToken ct)
+    {
+        if (_returned is not { Domains.Any: true } returned) return recipients;
+        var reports = recipients.Where(r => returned.Domains.Contains(r.Address)).ToList();
+        if (reports.Count == 0) return recipients;
+        await returned.ReadAsync(envelope, reports.Select(r => r.Address).ToList(), ct);
+        return recipients.Except(reports).ToList();
+    }
+
+    /// <summary>
     /// Routing into jobs: one per next hop (and per <c>destination_recipient_limit</c> recipients), numbered in a
-    /// fixed order so a second run for the same message makes the same job ids.
+    /// fixed order so a second run for the same message makes the same job ids. Mail from a bounce domain goes one
+    /// recipient per job, each with its VERP return path.
     /// </summary>
     private List<DeliveryJob> Jobs(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Address, string Original)> recipients, bool again)
     {
         var dsn = CarryDsn(envelope.Dsn, recipients);
-        return _router.Group(recipients.Select(r => r.Address), _options.DestinationRecipientLimit, sender)
+        var verp = _returned?.Domains.Contains(sender) == true;
+        return _router.Group(recipients.Select(r => r.Address), verp ? 1 : _options.DestinationRecipientLimit, sender)
             .Select((g, n) => new DeliveryJob
             {
                 MessageId = envelope.Id,
                 JobId = $"{envelope.Id}.{n}",
                 BlobName = envelope.BlobName,
-                Sender = sender,
+                Sender = verp ? Feedback.VerpAddress.Encode(sender, g.Recipients[0], _options.VerpDelimiters) : sender,
                 Recipients = g.Recipients,
                 NextHop = g.Hop,
                 ArrivalTime = envelope.ArrivalTime,
@@ -300,9 +319,6 @@ public sealed class CleanupStage
             }, ct);
         if (content is { } c)
             await SendJobsAsync(envelope, jobs, Cleaned(envelope, c.Header, c.BodyOffset), c.Queue, c.Why, ct);
-        // Reception events after the jobs: if they fail, this run fails, and the run that finishes the message makes them.
-        if (_options.Events && content is not null)
-            await Task.WhenAll(Events.OutcomeEvents.Reception(envelope, sender, jobs, _clock.GetUtcNow()).Select(e => _queues.TrySendEventAsync(e, ct)));
     }
 
     /// <summary>

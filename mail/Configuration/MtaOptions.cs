@@ -201,6 +201,16 @@ public sealed class MtaOptions
     /// </summary>
     public string SuppressionLifetimes { get; set; } = "invalid_recipient=0,bad_domain=30,manual=0,complaint=0";
 
+    /// <summary>
+    /// Domains whose mail comes back here as reports (<c>domain</c> or <c>domain=tenant</c>): mail from a sender in one
+    /// leaves with a VERP return path per recipient, and mail to one is read as a DSN or ARF report (AsyncBounce and
+    /// Complaint events, the suppression list), never delivered. Empty: none.
+    /// </summary>
+    public List<string> BounceDomains { get; set; } = [];
+
+    /// <summary>The two VERP delimiters (Postfix <c>default_verp_delimiters</c>): <c>owner+user=example.net@domain</c>.</summary>
+    public string VerpDelimiters { get; set; } = Feedback.VerpAddress.DefaultDelimiters;
+
     /// <summary>Webhooks for events: <c>tenant url secret-file</c> per line, <c>*</c> for the rest; read again when it changes.</summary>
     public string? WebhooksFile { get; set; }
 

@@ -86,6 +86,12 @@ public static class MtaOptionsValidator
                 $"must be 15 to 60 (Azure's lease range), not {options.ShapingSlotLeaseSeconds}");
         foreach (var network in options.InternalNetworks.Where(n => !System.Net.IPNetwork.TryParse(n, out _)))
             yield return ConfigFinding.Error("Mta:InternalNetworks", null, $"'{network}' is not CIDR notation");
+        if (!Feedback.VerpAddress.ValidDelimiters(options.VerpDelimiters))
+            yield return ConfigFinding.Error("Mta:VerpDelimiters", "default_verp_delimiters", $"must be two different characters allowed in a local part, not '{options.VerpDelimiters}'");
+        string? domains = null;
+        try { Feedback.BounceDomains.Parse(options.BounceDomains); }
+        catch (FormatException e) { domains = e.Message; }
+        if (domains is not null) yield return ConfigFinding.Error("Mta:BounceDomains", null, domains);
         foreach (var server in options.DnsServers.Where(s => !System.Net.IPEndPoint.TryParse(s, out _)))
             yield return ConfigFinding.Error("Mta:DnsServers", null, $"'{server}' is not an address[:port]");
         // A password that may cross the network in the clear: allowed, but said out loud.

@@ -50,6 +50,14 @@ public sealed record AttemptOutcome(bool Expired, IReadOnlyList<ReportJob> Repor
     }
 
     /// <summary>
+    /// The report for a waiting job the operator returns to its sender (<c>mtactl queue bounce</c>): every recipient
+    /// failed with <paramref name="detail"/>, as the sender's NOTIFY asks; null when nobody is to be told.
+    /// </summary>
+    public static ReportJob? Returned(DeliveryJob job, string detail)
+        => FinalReport(job, job.Recipients.Select(r => new RecipientResult(r, RecipientStatus.Bounced, detail, "none")).ToList(), expired: false)
+            is { Count: > 0 } failed ? Report(job, failed, "bounce") : null;
+
+    /// <summary>
     /// Reports the sender asked for (RFC 3461 NOTIFY; FAILURE by default): failures (an expired deferral is one), and
     /// successes on NOTIFY=SUCCESS — except where the next hop took NOTIFY and reports success itself; one without DSN
     /// support gets <c>relayed</c> from here (RFC 3461 §6.2.6).

@@ -24,6 +24,15 @@ public static class MailEventTypes
 
     /// <summary>Not sent: the address is on the suppression list.</summary>
     public const string Suppressed = "Suppressed";
+
+    /// <summary>Deleted or returned to the sender by the operator (<c>mtactl queue delete</c> / <c>bounce</c>).</summary>
+    public const string AdminAction = "AdminAction";
+
+    /// <summary>A bounce (a DSN, RFC 3464, or another non-delivery report) that came back after the next hop took the message.</summary>
+    public const string AsyncBounce = "AsyncBounce";
+
+    /// <summary>A complaint: an ARF feedback report (RFC 5965) about the message.</summary>
+    public const string Complaint = "Complaint";
 }
 
 /// <summary>

@@ -8,24 +8,26 @@ namespace Mta.Mail.Events;
 public static class OutcomeEvents
 {
     /// <summary>
-    /// Reception: one per recipient of the jobs cleanup queued for an accepted message (the 250, or an injection's 202,
-    /// follows them). A second cleanup run for the message makes the same ids.
+    /// AsyncBounce or Complaint: what a report that came back to a bounce domain says of <paramref name="notice"/>'s
+    /// recipient. The queue id is the report's own; the sender is the return path's owner.
     /// </summary>
-    public static IReadOnlyList<MailEvent> Reception(IncomingEnvelope envelope, string sender, IReadOnlyList<DeliveryJob> jobs, DateTimeOffset now)
-        => jobs.SelectMany(job => job.Recipients.Select(recipient => new MailEvent
-        {
-            Id = MailEvent.IdFor(envelope.Id, 0, recipient, MailEventTypes.Reception),
-            Type = MailEventTypes.Reception,
-            Timestamp = now,
-            QueueId = envelope.Id,
-            JobId = job.JobId,
-            Recipient = recipient,
-            Sender = sender,
-            NextHop = job.NextHop.ToString(),
-            Arrival = envelope.ArrivalTime,
-            Size = envelope.Size,
-            Tags = envelope.Tags,
-        })).ToList();
+    public static MailEvent Returned(IncomingEnvelope report, string type, string owner, Feedback.ReturnedNotice notice, string category,
+        string? tenant, DateTimeOffset now) => new()
+    {
+        Id = MailEvent.IdFor(report.Id, 0, notice.Recipient, type),
+        Type = type,
+        Timestamp = now,
+        QueueId = report.Id,
+        Recipient = notice.Recipient,
+        Sender = owner,
+        RemoteHost = notice.RemoteMta,
+        Reply = notice.Detail,
+        EnhancedStatus = notice.Status,
+        Category = category,
+        Arrival = report.ArrivalTime,
+        Size = report.Size,
+        Tags = tenant is null ? null : new Dictionary<string, string> { [TenantTag] = tenant },
+    };
 
     /// <summary>The tag that names the tenant whose webhooks and suppression list a message's outcomes go to.</summary>
     public const string TenantTag = "tenant";
@@ -46,9 +48,55 @@ public static class OutcomeEvents
         Tags = envelope.Tags,
     };
 
-    /// <summary>The events for <paramref name="results"/> of <paramref name="job"/>'s attempt, finished at <paramref name="now"/>.</summary>
+    /// <summary>
+    /// AdminAction: one per recipient of a waiting job the operator deleted (<paramref name="action"/> <c>deleted</c>)
+    /// or returned to its sender (<c>bounced</c>). The id is the job's and its attempt's: doing it again is the same event.
+    /// </summary>
+    public static IReadOnlyList<MailEvent> AdminAction(DeliveryJob job, string action, string reason, DateTimeOffset now)
+        => job.Recipients.Select(recipient => new MailEvent
+        {
+            Id = MailEvent.IdFor(job.JobId, job.Attempt, recipient, MailEventTypes.AdminAction),
+            Type = MailEventTypes.AdminAction,
+            Timestamp = now,
+            QueueId = job.MessageId,
+            JobId = job.JobId,
+            Recipient = recipient,
+            Sender = job.Sender,
+            NextHop = job.NextHop.ToString(),
+            Reply = $"{action}: {reason}",
+            EnhancedStatus = action == "bounced" ? "5.0.0" : null,
+            Category = action == "bounced" ? Classification.BounceCategory.Other.Name() : null,
+            Attempt = job.Attempt,
+            Arrival = job.ArrivalTime,
+            Size = job.Size,
+            Tags = job.Tags,
+        }).ToList();
+
+    /// <summary>
+    /// The events for <paramref name="results"/> of <paramref name="job"/>'s attempt, finished at <paramref name="now"/>;
+    /// the first attempt's also bring the job's Reception events. Those are stamped with the time the job was queued
+    /// (the message's 250 or 202) and travel with the first outcome, so reporting the acceptance costs no queue write of
+    /// its own. A job's queue message that comes back makes the same ids again.
+    /// </summary>
     public static IReadOnlyList<MailEvent> Of(DeliveryJob job, IReadOnlyList<RecipientResult> results, DateTimeOffset now, bool expired)
-        => results.Select(r => Of(job, r, now, expired)).ToList();
+        => (job.Attempt == 0 ? Reception(job) : []).Concat(results.Select(r => Of(job, r, now, expired))).ToList();
+
+    /// <summary>Reception: one per recipient of a job cleanup queued for an accepted message.</summary>
+    public static IEnumerable<MailEvent> Reception(DeliveryJob job)
+        => job.Recipients.Select(recipient => new MailEvent
+        {
+            Id = MailEvent.IdFor(job.MessageId, 0, recipient, MailEventTypes.Reception),
+            Type = MailEventTypes.Reception,
+            Timestamp = job.QueuedTime ?? job.ArrivalTime,
+            QueueId = job.MessageId,
+            JobId = job.JobId.Length > 0 ? job.JobId : null,
+            Recipient = recipient,
+            Sender = job.Sender,
+            NextHop = job.NextHop.ToString(),
+            Arrival = job.ArrivalTime,
+            Size = job.Size,
+            Tags = job.Tags,
+        });
 
     private static MailEvent Of(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired)
     {

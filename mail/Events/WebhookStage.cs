@@ -56,9 +56,16 @@ public sealed class WebhookStage(WebhookTargets targets, PipelineMetrics metrics
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
         {
             metrics.WebhookPosted("failed", events.Count);
-            log.LogWarning("warning: webhook {Url}: {Count} event(s) not taken, tried again later: {Error}", target.Url, events.Count, e.Message);
+            log.LogWarning("warning: webhook {Url}: {Count} event(s) not taken, tried again later: {Error}", target.Url, events.Count, Reason(e));
             throw;
         }
+    }
+
+    /// <summary>What went wrong, in the words of the innermost error (the outer one only says "sending the request").</summary>
+    private static string Reason(Exception e)
+    {
+        while (e.InnerException is not null) e = e.InnerException;
+        return e.Message;
     }
 
     /// <summary>The signature of <paramref name="body"/> sent at <paramref name="stamp"/>: hex HMAC-SHA256 of <c>"{stamp}.{body}"</c>.</summary>

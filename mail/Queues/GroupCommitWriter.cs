@@ -11,7 +11,10 @@ namespace Mta.Mail.Queues;
 /// and a full batch waiting behind a put gets a put of its own (up to <see cref="MaxWriters"/> at once).
 /// A caller's job is on the queue when its task completes; when the put fails, every job in it gets the error.
 /// </summary>
-internal sealed class GroupCommitWriter(Func<string, CancellationToken, Task> put)
+/// <param name="put">Puts one queue message's text.</param>
+/// <param name="maxElements">Elements per queue message at most: <see cref="DeliveryBatch.MaxJobs"/> for jobs (one
+/// invocation delivers them together); more for events, which are small and posted together.</param>
+internal sealed class GroupCommitWriter(Func<string, CancellationToken, Task> put, int maxElements = DeliveryBatch.MaxJobs)
 {
     private sealed record Pending(string Text, int Bytes, TaskCompletionSource Done);
 
@@ -47,7 +50,7 @@ internal sealed class GroupCommitWriter(Func<string, CancellationToken, Task> pu
             if (!_lanes.TryGetValue(key, out var found))
                 _lanes[key] = found = new Lane();
             found.Waiting.Enqueue(pending);
-            if (found.Writers == 0 || found.Writers < MaxWriters && found.Waiting.Count >= DeliveryBatch.MaxJobs * found.Writers)
+            if (found.Writers == 0 || found.Writers < MaxWriters && found.Waiting.Count >= maxElements * found.Writers)
             {
                 found.Writers++;
                 start = found;
@@ -68,7 +71,7 @@ internal sealed class GroupCommitWriter(Func<string, CancellationToken, Task> pu
             lock (_gate)
             {
                 var bytes = 0;
-                while (lane.Waiting.TryPeek(out var next) && batch.Count < DeliveryBatch.MaxJobs
+                while (lane.Waiting.TryPeek(out var next) && batch.Count < maxElements
                        && DeliveryBatch.JoinedLength(batch.Count + 1, bytes + next.Bytes) <= MailQueues.MaxMessageText)
                 {
                     batch.Add(lane.Waiting.Dequeue());

@@ -38,7 +38,7 @@ public sealed class MailQueues
         foreach (var name in QueueNames.All)
             _queues[name] = _service.GetQueueClient(name);
         _delivery = new GroupCommitWriter((text, ct) => SendTextAsync(QueueNames.Delivery, text, null, ct));
-        _events = new GroupCommitWriter((text, ct) => SendTextAsync(QueueNames.Events, text, null, ct));
+        _events = new GroupCommitWriter((text, ct) => SendTextAsync(QueueNames.Events, text, null, ct), MaxEventsPerMessage);
     }
 
     /// <summary>The client for one of the system's queues.</summary>
@@ -68,6 +68,12 @@ public sealed class MailQueues
         await Task.WhenAll(QueueNames.All.SelectMany(name => new[] { name, name + "-poison" })
             .Select(name => _service.GetQueueClient(name).CreateIfNotExistsAsync(cancellationToken: ct)));
     }
+
+    /// <summary>
+    /// Events in one <c>events</c> queue message at most (the 64 KiB bound comes first: about 120 events): under load a
+    /// put, a receive, a delete and a webhook POST carry many.
+    /// </summary>
+    public const int MaxEventsPerMessage = 256;
 
     /// <summary>Azure Storage's largest queue message: 64 KiB of text.</summary>
     public const int MaxMessageText = 64 * 1024;

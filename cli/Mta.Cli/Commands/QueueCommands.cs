@@ -219,6 +219,27 @@ public sealed class QueueDeleteCommand : AsyncCommand<QueueDeleteCommand.Setting
     }
 }
 
+/// <summary><c>queue bounce ID [--reason TEXT]</c>: return deferred or held mail to its sender now.</summary>
+public sealed class QueueBounceCommand : AsyncCommand<QueueBounceCommand.Settings>
+{
+    /// <summary>An id and the reason the sender reads.</summary>
+    public sealed class Settings : IdSettings
+    {
+        /// <summary>The reason in the report, after <c>5.0.0</c>.</summary>
+        [CommandOption("--reason <TEXT>")]
+        [Description("The reason the sender's report gives (after 5.0.0).")]
+        public string Reason { get; init; } = "returned to the sender by the postmaster";
+    }
+
+    /// <inheritdoc />
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken ct)
+    {
+        if (settings.Reason.Any(char.IsControl)) throw new ArgumentException("the reason must be one line");
+        var result = await Services.Administration(settings).BounceAsync(settings.Id ?? throw new ArgumentException("queue bounce needs an id"), settings.Reason, ct);
+        return Output.Report(settings, "returned to the sender", result, settings.Id);
+    }
+}
+
 /// <summary>Settings of the poison commands.</summary>
 public sealed class PoisonSettings : CommonSettings
 {

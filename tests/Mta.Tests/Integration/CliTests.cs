@@ -25,13 +25,16 @@ public sealed class CliTests
     private static readonly string Mtactl = Path.Combine(TestEnvironment.RepoRoot, "cli", "Mta.Cli", "bin",
         AppContext.BaseDirectory.Contains("/bin/Release/") ? "Release" : "Debug", "net10.0", "mtactl.dll");
 
-    private static async Task<(int Exit, string Out, string Err)> MtactlAsync(string? storage, params string[] args)
+    private static Task<(int Exit, string Out, string Err)> MtactlAsync(string? storage, params string[] args) => MtactlAsync(storage, null, args);
+
+    private static async Task<(int Exit, string Out, string Err)> MtactlAsync(string? storage, IDictionary<string, string>? environment, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(Mtactl);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment.Remove("AzureWebJobsStorage");
         if (storage is not null) psi.Environment["AzureWebJobsStorage"] = storage;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) psi.Environment[key] = value;
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["COLUMNS"] = "200";
         using var p = Process.Start(psi)!;
@@ -84,8 +87,47 @@ public sealed class CliTests
         Assert.Equal((1, "mtactl: no such deferred or held mail: NOSUCHID"), (missing.Exit, missing.Err.Trim()));
     }
 
+    [SkippableFact]
+    public async Task Bouncing_waiting_mail_reports_it_to_its_sender_and_events_record_what_the_operator_did()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
+        var storage = azurite.ConnectionString;
+        // Every function but Events: the events stay on their queue, to be read here.
+        await using var mta = await StartWithSlowRouteAndHoldCheckAsync(storage, sink.Port, new Dictionary<string, string?>
+        {
+            ["Mta:Events"] = "true", ["AzureFunctionsJobHost:functions:0"] = "Cleanup", ["AzureFunctionsJobHost:functions:1"] = "Delivery",
+            ["AzureFunctionsJobHost:functions:2"] = "Retry", ["AzureFunctionsJobHost:functions:3"] = "Bounce",
+        });
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@example.test", "later@slow.test", "first"));
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("b@example.test", "later@slow.test", "second"));
+        Assert.True(await EventuallyListedAsync(mta, list => list.Count(e => e.State == "deferred") == 2), "not deferred");
+        var deferred = await ListAsync(storage);
+        var (bounced, deleted) = (deferred.Single(e => e.GetProperty("sender").GetString() == "a@example.test"), deferred.Single(e => e.GetProperty("sender").GetString() == "b@example.test"));
+        var events = new Dictionary<string, string> { ["Mta__Events"] = "true" };
+
+        var bounce = await MtactlAsync(storage, events, "queue", "bounce", bounced.GetProperty("queueId").GetString()!, "--reason", "stopped at the customer's request");
+        Assert.Equal((0, $"{bounced.GetProperty("id").GetString()}: returned to the sender"), (bounce.Exit, bounce.Out.Trim()));
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Any(d => d.Contains("stopped at the customer's request"))), Timeout), "no report");
+        var report = sink.Dumps().Single(d => d.Contains("stopped at the customer's request"));
+        Assert.Contains("Final-Recipient: rfc822; later@slow.test", report);
+        Assert.Contains("Status: 5.0.0", report);
+        Assert.Contains("To: a@example.test", report);
+        Assert.Equal(0, (await MtactlAsync(storage, events, "queue", "delete", deleted.GetProperty("id").GetString()!)).Exit);
+        Assert.Empty(await ListAsync(storage));
+        Assert.Equal(1, (await MtactlAsync(storage, "queue", "bounce", "NOSUCHID")).Exit);
+
+        var admin = (await QueuePeek.EventsAsync(storage)).Where(e => e.Type == "AdminAction").ToList();
+        Assert.Equal(2, admin.Count);
+        var first = admin.Single(e => e.Sender == "a@example.test");
+        Assert.Equal(("later@slow.test", "bounced: stopped at the customer's request", "5.0.0"), (first.Recipient, first.Reply, first.EnhancedStatus));
+        Assert.Equal(bounced.GetProperty("queueId").GetString(), first.QueueId);
+        Assert.Equal("deleted: deleted by the operator", admin.Single(e => e.Sender == "b@example.test").Reply);
+        Assert.DoesNotContain(sink.Dumps(), d => d.Contains("second") && d.Contains("Final-Recipient")); // deleting reports nothing
+    }
+
     // Mail to slow.test meets a closed port (deferred); a "hold me" subject is held by a header check.
-    private static async Task<MtaSystem> StartWithSlowRouteAndHoldCheckAsync(string storage, int sinkPort)
+    private static async Task<MtaSystem> StartWithSlowRouteAndHoldCheckAsync(string storage, int sinkPort, IDictionary<string, string?>? more = null)
     {
         var folder = TestEnvironment.TempFolder("cli");
         var map = Path.Combine(folder, "transport");
@@ -95,7 +137,7 @@ public sealed class CliTests
         return await MtaSystem.StartAsync(storage, new Dictionary<string, string?>
         {
             ["Mta:TransportMapFile"] = map, ["Mta:HeaderChecksFile"] = checks, ["Mta:MinimalBackoffSeconds"] = "600", ["Mta:MaximalBackoffSeconds"] = "600",
-        });
+        }.Concat(more ?? new Dictionary<string, string?>()).ToDictionary());
     }
 
     private static async Task<(JsonElement[] Deferred, JsonElement Held)> ListedAsync(string storage)

@@ -97,6 +97,7 @@ public sealed class MtaSystem : IAsyncDisposable
                 logging.AddFilter<LogCapture>("smtpd", LogLevel.Information);
                 logging.AddFilter<LogCapture>("postscreen", LogLevel.Information);
                 logging.AddFilter<LogCapture>("Mta.Mail.Cleanup", LogLevel.Information); // content checks and cleanup at DATA
+                logging.AddFilter<LogCapture>("Mta.Mail.Feedback", LogLevel.Information); // reports read at DATA
                 logging.AddFilter<LogCapture>("Mta.Ingress.Verification", LogLevel.Information); // address probes
                 logging.AddFilter<LogCapture>("Mta.Ingress", LogLevel.Warning);
             });

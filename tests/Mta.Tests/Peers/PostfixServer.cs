@@ -30,11 +30,12 @@ public sealed class PostfixServer : PeerProcess
     /// <summary>
     /// Starts Postfix. <paramref name="recipientReplies"/> maps an address to the reply smtpd gives at RCPT
     /// (e.g. <c>450 4.2.0 Mailbox busy</c>); others are accepted. With <paramref name="tlsCertFile"/>
-    /// and <paramref name="tlsKeyFile"/>, STARTTLS is offered; with <paramref name="milters"/>, smtpd calls them (<c>smtpd_milters</c>).
+    /// and <paramref name="tlsKeyFile"/>, STARTTLS is offered; with <paramref name="milters"/>, smtpd calls them (<c>smtpd_milters</c>);
+    /// <paramref name="moreMainCf"/> is added to main.cf as written.
     /// </summary>
     public static async Task<PostfixServer> StartAsync(
         IReadOnlyDictionary<string, string>? recipientReplies = null, string? tlsCertFile = null, string? tlsKeyFile = null, string hostname = "postfix.test",
-        string? relayHost = null, string? milters = null, string? saslPath = null)
+        string? relayHost = null, string? milters = null, string? saslPath = null, string? moreMainCf = null)
     {
         var postfix = TestEnvironment.RequireTool("postfix");
         var root = TestEnvironment.TempFolder("postfix");
@@ -91,6 +92,7 @@ public sealed class PostfixServer : PeerProcess
                 .AppendLine("smtpd_tls_security_level = may")
                 .AppendLine("smtpd_tls_loglevel = 1");
         }
+        if (moreMainCf is not null) main.AppendLine(moreMainCf);
         await File.WriteAllTextAsync(Path.Combine(config, "main.cf"), main.ToString());
         var master = await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "tests", "postfix-peer", "master.cf"));
         var wrapperPort = saslPath is null ? 0 : TestEnvironment.FreeTcpPort();

@@ -16,6 +16,16 @@ public static class QueuePeek
             ? DeliveryBatch.Parse(m.MessageText).Cast<T>() : [QueueJson.Deserialize<T>(m.MessageText)]).ToList();
     }
 
+    /// <summary>The events waiting on the <c>events</c> queue (each queue message holds one or an array).</summary>
+    public static async Task<List<Mta.Mail.Events.MailEvent>> EventsAsync(string storage)
+    {
+        var client = new QueueClient(storage, QueueNames.Events, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
+        if (!(await client.ExistsAsync()).Value) return [];
+        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.SelectMany(m => m.MessageText.TrimStart().StartsWith('[')
+            ? System.Text.Json.JsonSerializer.Deserialize<List<Mta.Mail.Events.MailEvent>>(m.MessageText)!
+            : [System.Text.Json.JsonSerializer.Deserialize<Mta.Mail.Events.MailEvent>(m.MessageText)!]).ToList();
+    }
+
     /// <summary>The jobs waiting for delivery (the ingress's cleanup queues them there directly).</summary>
     public static Task<List<DeliveryJob>> DeliveryAsync(string storage) => AllAsync<DeliveryJob>(storage, QueueNames.Delivery);
 }

@@ -1,0 +1,87 @@
+using Mta.Tests.Peers;
+using Xunit;
+
+namespace Mta.Tests.Integration;
+
+/// <summary>
+/// Asynchronous bounces and complaints (issue #23): mail from a bounce domain leaves with a VERP return path; Postfix,
+/// as the next hop, takes it and bounces it later through its own bounce daemon back to the ingress; an ARF report
+/// comes in too. Both become events, both addresses are suppressed, and the next message to them is dropped.
+/// </summary>
+[RunsLong(20)]
+public sealed class AsyncBounceTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    [SkippableFact]
+    public async Task A_dsn_and_an_arf_report_sent_back_become_events_suppress_their_addresses_and_the_next_message_skips_them()
+    {
+        await using var azurite = await Azurite.LeaseAsync();
+        var storage = azurite.ConnectionString;
+        var ingressPort = TestEnvironment.FreeTcpPort();
+        // A Postfix relay takes mail for remote.test and passes it on to a second Postfix, which refuses gone@ (550 5.1.1);
+        // the relay's bounce daemon then reports it, later, to the return path, through its relayhost: the ingress.
+        await using var mailbox = await PostfixServer.StartAsync(new Dictionary<string, string> { ["gone@remote.test"] = "550 5.1.1 Mailbox has moved away" },
+            hostname: "store.remote.test");
+        await using var postfix = await PostfixServer.StartAsync(relayHost: $"[127.0.0.1]:{ingressPort}",
+            moreMainCf: $"transport_maps = inline:{{remote.test=smtp:[127.0.0.1]:{mailbox.Port}}}");
+        var map = Path.Combine(TestEnvironment.TempFolder("async-bounce"), "transport");
+        await File.WriteAllTextAsync(map, $"remote.test smtp:[127.0.0.1]:{postfix.Port}\n");
+        // Every function but Events: the events stay on their queue, to be read here.
+        await using var mta = await MtaSystem.StartAsync(storage, new Dictionary<string, string?>
+        {
+            ["Ingress:Port"] = ingressPort.ToString(), ["Mta:TransportMapFile"] = map, ["Mta:BounceDomains:0"] = "bounces.acme.example",
+            ["Mta:Events"] = "true", ["Mta:Suppression"] = "true",
+            ["AzureFunctionsJobHost:functions:0"] = "Cleanup", ["AzureFunctionsJobHost:functions:1"] = "Delivery",
+            ["AzureFunctionsJobHost:functions:2"] = "Retry", ["AzureFunctionsJobHost:functions:3"] = "Bounce",
+        });
+
+        await TestMail.SendAsync(ingressPort, TestMail.Message("news@bounces.acme.example", "gone@remote.test", "December"));
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(postfix.Output.Contains("from=<news+gone=remote.test@bounces.acme.example>")), Timeout),
+            "no VERP return path at the next hop: " + postfix.Output);
+        Assert.True(await TestEnvironment.EventuallyAsync(async () => (await QueuePeek.EventsAsync(storage)).Any(e => e.Type == "AsyncBounce"), Timeout),
+            "no AsyncBounce: " + string.Join('\n', mta.Log.Lines));
+        await TestMail.SendAsync(ingressPort, Complaint("complainer@remote.test"), "abuse@isp.example");
+        Assert.True(await TestEnvironment.EventuallyAsync(async () => (await QueuePeek.EventsAsync(storage)).Any(e => e.Type == "Complaint"), Timeout), "no Complaint");
+
+        var events = await QueuePeek.EventsAsync(storage);
+        var bounce = events.Single(e => e.Type == "AsyncBounce");
+        Assert.Equal(("gone@remote.test", "news@bounces.acme.example", "5.1.1", "invalid_recipient"), (bounce.Recipient, bounce.Sender, bounce.EnhancedStatus, bounce.Category));
+        Assert.Contains("Mailbox has moved away", bounce.Reply);
+        var complaint = events.Single(e => e.Type == "Complaint");
+        Assert.Equal(("complainer@remote.test", "complaint"), (complaint.Recipient, complaint.Category));
+        Assert.StartsWith("feedback-type=abuse", complaint.Reply);
+        Assert.Single(mta.Log.Matching("orig_to=<gone@remote.test>, status=returned (AsyncBounce 5.1.1 invalid_recipient"));
+
+        // Neither address gets the next message; an auto-reply to the bounce domain is dropped, not delivered.
+        var next = TestMail.Message("news@bounces.acme.example", "gone@remote.test", "January");
+        next.Cc.Add(MimeKit.MailboxAddress.Parse("complainer@remote.test"));
+        await TestMail.SendAsync(ingressPort, next);
+        await TestMail.SendAsync(ingressPort, TestMail.Message("someone@remote.test", "news+someone=remote.test@bounces.acme.example", "Out of office"), "");
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Log.Matching("status=suppressed").Count == 2
+            && mta.Log.Matching("status=discarded (not a delivery status notification").Count == 1), Timeout), string.Join('\n', mta.Log.Lines));
+        Assert.Single(mta.Log.Matching("to=<gone@remote.test>, status=suppressed (invalid_recipient since"));
+        Assert.Single(mta.Log.Matching("to=<complainer@remote.test>, status=suppressed (complaint since"));
+        Assert.Equal(2, (await QueuePeek.EventsAsync(storage)).Count(e => e.Type == "Suppressed"));
+    }
+
+    // An ARF report (RFC 5965) as a mailbox provider's feedback loop sends it, to the bounce domain's fixed address.
+    private static MimeKit.MimeMessage Complaint(string complainer)
+    {
+        var original = TestMail.Message("news@example.org", complainer, "December");
+        var feedback = new MimeKit.MimePart("message", "feedback-report")
+        {
+            Content = new MimeKit.MimeContent(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(
+                "Feedback-Type: abuse\r\nUser-Agent: TestLoop/1.0\r\nVersion: 1\r\nOriginal-Mail-From: <news+x=remote.test@bounces.acme.example>\r\n"))),
+        };
+        var report = new MimeKit.MultipartReport("feedback-report")
+        {
+            new MimeKit.TextPart("plain") { Text = "This is an abuse report." },
+            feedback,
+            new MimeKit.MessagePart { Message = original },
+        };
+        var message = TestMail.Message("abuse@isp.example", "fbl@bounces.acme.example", "Abuse report");
+        message.Body = report;
+        return message;
+    }
+}
