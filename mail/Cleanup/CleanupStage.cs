@@ -202,6 +202,7 @@ public sealed class CleanupStage
         foreach (var (rcpt, why) in rewritten.Failures)
             _log.LogWarning("{QueueId}: to=<{Recipient}>: {Reason}", envelope.Id, rcpt, why);
         var forUs = await WithoutReturnedAsync(envelope, rewritten.Recipients, ct);
+        envelope = envelope with { Tags = Events.EventTags.Of(envelope, parsed.Fields, _options.TagHeaders) };
 
         var header = BuildHeader(envelope, parsed.Fields, parsed.Parsed);
         if (parsed.Parsed && envelope.TrustedClient && _dkim.Configured)
@@ -211,8 +212,8 @@ public sealed class CleanupStage
         var held = verdict?.Action == CheckAction.Hold || envelope.Hold is not null;
         var queue = held ? QueueNames.Hold : QueueNames.Delivery;
         var heldFor = verdict?.Action == CheckAction.Hold ? verdict.Text : envelope.Hold ?? verdict?.Text;
-        var recipients = await WithoutSuppressedAsync(envelope, sender, forUs, ct);
-        var jobs = Jobs(envelope, sender, recipients, again);
+        var recipients = await WithoutSuppressedAsync(envelope, sender, forUs, messageId, ct);
+        var jobs = Jobs(envelope, sender, recipients, again, messageId);
         await FinishAsync(envelope, sender, rewritten.Failures, jobs, (header, parsed.Parsed ? parsed.BodyOffset : 0, queue, heldFor), ct);
 
         _log.LogInformation("{QueueId}: message-id={MessageId}, from=<{Sender}>, size={Size}, nrcpt={Count}, jobs={Jobs}{Held}",
@@ -239,7 +240,8 @@ public sealed class CleanupStage
     /// fixed order so a second run for the same message makes the same job ids. Mail from a bounce domain goes one
     /// recipient per job, each with its VERP return path.
     /// </summary>
-    private List<DeliveryJob> Jobs(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Address, string Original)> recipients, bool again)
+    private List<DeliveryJob> Jobs(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Address, string Original)> recipients, bool again,
+        string messageId)
     {
         var dsn = CarryDsn(envelope.Dsn, recipients);
         var verp = _returned?.Domains.Contains(sender) == true;
@@ -259,6 +261,7 @@ public sealed class CleanupStage
                 Size = envelope.Size,
                 Claim = envelope.DeliverOnce ? Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)) : null,
                 Tags = envelope.Tags,
+                MessageIdField = messageId.Length > 0 ? messageId : null,
             }).ToList();
     }
 
@@ -267,7 +270,7 @@ public sealed class CleanupStage
     /// (<c>status=suppressed</c>) and, with events on, reported as a Suppressed event. All of them suppressed: no jobs.
     /// </summary>
     private async Task<IReadOnlyList<(string Address, string Original)>> WithoutSuppressedAsync(IncomingEnvelope envelope, string sender,
-        IReadOnlyList<(string Address, string Original)> recipients, CancellationToken ct)
+        IReadOnlyList<(string Address, string Original)> recipients, string messageId, CancellationToken ct)
     {
         if (_suppression is not { Enabled: true }) return recipients;
         var tenant = envelope.Tags?.GetValueOrDefault(Events.OutcomeEvents.TenantTag);
@@ -282,7 +285,10 @@ public sealed class CleanupStage
                 continue;
             }
             _log.LogInformation("{QueueId}: to=<{Recipient}>, status=suppressed ({Category} since {Added:yyyy-MM-dd})", envelope.Id, recipients[i].Address, entry.Category, entry.Added);
-            events.Add(Events.OutcomeEvents.Suppressed(envelope, sender, recipients[i].Address, entry, _clock.GetUtcNow()));
+            events.Add(Events.OutcomeEvents.Suppressed(envelope, sender, recipients[i].Address, entry, _clock.GetUtcNow()) with
+            {
+                MessageId = messageId.Length > 0 ? messageId : null,
+            });
         }
         if (_options.Events) await Task.WhenAll(events.Select(e => _queues.TrySendEventAsync(e, ct)));
         return kept;

@@ -202,6 +202,12 @@ public sealed class MtaOptions
     public string SuppressionLifetimes { get; set; } = "invalid_recipient=0,bad_domain=30,manual=0,complaint=0";
 
     /// <summary>
+    /// Header fields whose values become tags of a message's events and delivery log lines (<c>X-Campaign</c> gives
+    /// the tag <c>x-campaign</c>), besides the injection API's own tags and, for mail from a logged-in client, <c>login</c>.
+    /// </summary>
+    public List<string> TagHeaders { get; set; } = [];
+
+    /// <summary>
     /// Domains whose mail comes back here as reports (<c>domain</c> or <c>domain=tenant</c>): mail from a sender in one
     /// leaves with a VERP return path per recipient, and mail to one is read as a DSN or ARF report (AsyncBounce and
     /// Complaint events, the suppression list), never delivered. Empty: none.

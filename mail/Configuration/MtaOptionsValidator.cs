@@ -88,6 +88,9 @@ public static class MtaOptionsValidator
             yield return ConfigFinding.Error("Mta:InternalNetworks", null, $"'{network}' is not CIDR notation");
         if (!Feedback.VerpAddress.ValidDelimiters(options.VerpDelimiters))
             yield return ConfigFinding.Error("Mta:VerpDelimiters", "default_verp_delimiters", $"must be two different characters allowed in a local part, not '{options.VerpDelimiters}'");
+        foreach (var name in options.TagHeaders.Where(n => n.Length == 0 || !n.All(c => c is > ' ' and < (char)127 and not ':')))
+            yield return ConfigFinding.Error("Mta:TagHeaders", null, $"'{name}' is not a header field name");
+        if (options.TagHeaders.Count > 16) yield return ConfigFinding.Error("Mta:TagHeaders", null, "at most 16 header fields");
         string? domains = null;
         try { Feedback.BounceDomains.Parse(options.BounceDomains); }
         catch (FormatException e) { domains = e.Message; }

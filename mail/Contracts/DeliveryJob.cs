@@ -89,6 +89,10 @@ public sealed record DeliveryJob
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string? Claim { get; init; }
 
+    /// <summary>The message's <c>Message-ID</c> header field, for its events; null when it has none.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? MessageIdField { get; init; }
+
     /// <summary>The message's tags (name to value: a campaign, the injecting tenant), written with each delivery log line.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyDictionary<string, string>? Tags { get; init; }

@@ -51,6 +51,9 @@ public sealed record MailEvent
     /// <summary>When it happened (UTC).</summary>
     [JsonPropertyName("timestamp")] public required DateTimeOffset Timestamp { get; init; }
 
+    /// <summary>The message's <c>Message-ID</c> header field (for a returned report: the original's, when it quotes it).</summary>
+    [JsonPropertyName("message_id")] public string? MessageId { get; init; }
+
     /// <summary>The message's queue id.</summary>
     [JsonPropertyName("queue_id")] public required string QueueId { get; init; }
 

@@ -18,7 +18,11 @@ public enum ReturnKind
 /// <param name="Status">The enhanced status code (RFC 3463) of a bounce.</param>
 /// <param name="Detail">The remote reply (a bounce's Diagnostic-Code) or the feedback type.</param>
 /// <param name="RemoteMta">The host that refused, as the report names it.</param>
-public sealed record ReturnedNotice(ReturnKind Kind, string Recipient, string? Status, string Detail, string? RemoteMta);
+public sealed record ReturnedNotice(ReturnKind Kind, string Recipient, string? Status, string Detail, string? RemoteMta)
+{
+    /// <summary>The original message's Message-ID, when the report quotes its header.</summary>
+    public string? OriginalMessageId { get; init; }
+}
 
 /// <summary>
 /// Reads a message that came back to a bounce domain: a DSN (<c>multipart/report; report-type=delivery-status</c>, or
@@ -32,10 +36,11 @@ public static class ReturnedReport
     /// <summary>The notices in <paramref name="message"/>; <paramref name="verpRecipient"/> is the recipient its return path names.</summary>
     public static IReadOnlyList<ReturnedNotice> Read(MimeMessage message, string? verpRecipient)
     {
+        var original = Enclosed(message)?[HeaderId.MessageId]?.Trim();
         if (message.BodyParts.OfType<MessageDeliveryStatus>().FirstOrDefault() is { } status)
-            return Bounces(status, verpRecipient);
+            return Bounces(status, verpRecipient).Select(n => n with { OriginalMessageId = original }).ToList();
         if (message.BodyParts.OfType<MessageFeedbackReport>().FirstOrDefault() is { } feedback)
-            return Complaint(message, feedback, verpRecipient) is { } complaint ? [complaint] : [];
+            return Complaint(message, feedback, verpRecipient) is { } complaint ? [complaint with { OriginalMessageId = original }] : [];
         return [];
     }
 
@@ -62,15 +67,18 @@ public static class ReturnedReport
         return new ReturnedNotice(ReturnKind.Complaint, recipient, null, $"feedback-type={type}" + (agent is { Length: > 0 } ? $" ({agent})" : ""), null);
     }
 
-    // The complained-of message's To:, from the enclosed message or its headers.
+    // The complained-of message's To:.
     private static string? ReportedTo(MimeMessage report)
     {
-        var enclosed = report.BodyParts.OfType<MessagePart>().FirstOrDefault()?.Message?.Headers
-            ?? report.BodyParts.OfType<TextPart>().Where(p => p.ContentType.IsMimeType("text", "rfc822-headers"))
-                .Select(p => HeaderList.Load(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(p.Text)))).FirstOrDefault();
-        var to = enclosed?[HeaderId.To];
+        var to = Enclosed(report)?[HeaderId.To];
         return to is not null && InternetAddressList.TryParse(to, out var list) && list.Mailboxes.FirstOrDefault() is { } mailbox ? mailbox.Address : null;
     }
+
+    // The header of the message a report is about: the enclosed message, or its headers alone (text/rfc822-headers).
+    private static HeaderList? Enclosed(MimeMessage report)
+        => report.BodyParts.OfType<MessagePart>().FirstOrDefault()?.Message?.Headers
+            ?? report.BodyParts.OfType<TextPart>().Where(p => p.ContentType.IsMimeType("text", "rfc822-headers"))
+                .Select(p => HeaderList.Load(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(p.Text)))).FirstOrDefault();
 
     // "rfc822; user@example.net" (RFC 3464's address-type; value), or a bare address.
     private static string? AddressIn(string? field)

@@ -31,12 +31,15 @@ public sealed class AsyncBounceTests
         await using var mta = await MtaSystem.StartAsync(storage, new Dictionary<string, string?>
         {
             ["Ingress:Port"] = ingressPort.ToString(), ["Mta:TransportMapFile"] = map, ["Mta:BounceDomains:0"] = "bounces.acme.example",
-            ["Mta:Events"] = "true", ["Mta:Suppression"] = "true",
+            ["Mta:Events"] = "true", ["Mta:Suppression"] = "true", ["Mta:TagHeaders:0"] = "X-Campaign",
             ["AzureFunctionsJobHost:functions:0"] = "Cleanup", ["AzureFunctionsJobHost:functions:1"] = "Delivery",
             ["AzureFunctionsJobHost:functions:2"] = "Retry", ["AzureFunctionsJobHost:functions:3"] = "Bounce",
         });
 
-        await TestMail.SendAsync(ingressPort, TestMail.Message("news@bounces.acme.example", "gone@remote.test", "December"));
+        var first = TestMail.Message("news@bounces.acme.example", "gone@remote.test", "December");
+        first.MessageId = "dec-2026.1@example.org";
+        first.Headers.Add("X-Campaign", "dec-2026");
+        await TestMail.SendAsync(ingressPort, first);
         Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(postfix.Output.Contains("from=<news+gone=remote.test@bounces.acme.example>")), Timeout),
             "no VERP return path at the next hop: " + postfix.Output);
         Assert.True(await TestEnvironment.EventuallyAsync(async () => (await QueuePeek.EventsAsync(storage)).Any(e => e.Type == "AsyncBounce"), Timeout),
@@ -48,6 +51,13 @@ public sealed class AsyncBounceTests
         var bounce = events.Single(e => e.Type == "AsyncBounce");
         Assert.Equal(("gone@remote.test", "news@bounces.acme.example", "5.1.1", "invalid_recipient"), (bounce.Recipient, bounce.Sender, bounce.EnhancedStatus, bounce.Category));
         Assert.Contains("Mailbox has moved away", bounce.Reply);
+        Assert.Equal("<dec-2026.1@example.org>", bounce.MessageId); // from the headers the DSN quotes
+        // The delivery to the relay: its events carry the Message-ID and the header's tag, Reception with them.
+        foreach (var type in (string[])["Reception", "Delivery"])
+        {
+            var e = events.Single(e => e.Type == type);
+            Assert.Equal(("<dec-2026.1@example.org>", "dec-2026"), (e.MessageId, e.Tags?["x-campaign"]));
+        }
         var complaint = events.Single(e => e.Type == "Complaint");
         Assert.Equal(("complainer@remote.test", "complaint"), (complaint.Recipient, complaint.Category));
         Assert.StartsWith("feedback-type=abuse", complaint.Reply);

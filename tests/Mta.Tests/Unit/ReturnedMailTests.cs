@@ -166,4 +166,21 @@ public sealed class ReturnedMailTests
         const string text = "From: MAILER-DAEMON@old.example\nSubject: failure notice\n\nSorry, no mailbox here by that name. (#5.1.1)\n";
         Assert.Empty(ReturnedReport.Read(Parse(text), "someone@example.net"));
     }
+
+    [Fact]
+    public void Tags_come_from_the_envelope_the_chosen_header_fields_and_the_login()
+    {
+        var fields = new HeaderList { { "X-Campaign", "  dec\r\n 2026\u0007 " }, { "Subject", "hello" } };
+        var envelope = new Mta.Mail.Contracts.IncomingEnvelope
+        {
+            Id = "A1", Sender = "a@example.org", Recipients = ["b@example.net"], ClientAddress = "192.0.2.1", Helo = "h",
+            ArrivalTime = DateTimeOffset.UnixEpoch, Size = 1, BlobName = "A1", Login = "alice",
+            Tags = new Dictionary<string, string> { ["tenant"] = "acme", ["x-campaign"] = "from the api" },
+        };
+        var tags = Mta.Mail.Events.EventTags.Of(envelope, fields, ["X-Campaign", "X-Missing"])!;
+        Assert.Equal(["login:alice", "tenant:acme", "x-campaign:from the api"], tags.Select(t => $"{t.Key}:{t.Value}").Order());
+        var plain = Mta.Mail.Events.EventTags.Of(envelope with { Tags = null, Login = null }, fields, ["X-Campaign"])!;
+        Assert.Equal("dec 2026", plain["x-campaign"]);
+        Assert.Null(Mta.Mail.Events.EventTags.Of(envelope with { Tags = null, Login = null }, fields, []));
+    }
 }
