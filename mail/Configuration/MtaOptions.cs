@@ -203,7 +203,7 @@ public sealed class MtaOptions
 
     /// <summary>
     /// Header fields whose values become tags of a message's events and delivery log lines (<c>X-Campaign</c> gives
-    /// the tag <c>x-campaign</c>), besides the injection API's own tags and, for mail from a logged-in client, <c>login</c>.
+    /// the tag <c>x-campaign</c>), besides the injection API's own tags and, for mail from a logged-in SMTP client, <c>login</c>.
     /// </summary>
     public List<string> TagHeaders { get; set; } = [];
 

@@ -5,8 +5,9 @@ namespace Mta.Mail.Events;
 
 /// <summary>
 /// A message's tags as cleanup settles them: the envelope's own (the injection API's, the token's tenant), the values
-/// of the header fields in <c>Mta:TagHeaders</c> under their lower-case names, and the SASL login of a logged-in
-/// client as <c>login</c>. What the envelope had first stays. Values are one line of at most 200 characters. Pure.
+/// of the header fields in <c>Mta:TagHeaders</c> under their lower-case names, and the SASL login of a logged-in SMTP
+/// client as <c>login</c> (injected mail has its <c>tenant</c> instead). What the envelope had first stays. Values are
+/// one line of at most 200 characters. Pure.
 /// </summary>
 public static class EventTags
 {
@@ -21,7 +22,7 @@ public static class EventTags
         foreach (var name in headers)
             if (fields[name] is { } value && OneLine(value) is { Length: > 0 } line)
                 tags.TryAdd(name.ToLowerInvariant(), line);
-        if (envelope.Login is { Length: > 0 } login) tags.TryAdd("login", OneLine(login));
+        if (envelope.Login is { Length: > 0 } login && !tags.ContainsKey(OutcomeEvents.TenantTag)) tags.TryAdd("login", OneLine(login));
         return tags.Count == 0 ? null : tags;
     }
 

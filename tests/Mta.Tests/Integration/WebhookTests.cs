@@ -101,4 +101,45 @@ public sealed class WebhookTests
             .GroupBy(e => e.GetProperty("id").GetString()).ToList();
         Assert.Equal(4, outcomes.Count); // Reception of each recipient, then a@'s Delivery and b@'s Bounce
     }
+
+    [SkippableFact]
+    public async Task Replies_of_every_class_from_postfix_become_their_events_with_status_and_category()
+    {
+        await using var postfix = await PostfixServer.StartAsync(new Dictionary<string, string>
+        {
+            ["gone@example.test"] = "550 5.1.1 No such user", ["busy@example.test"] = "452 4.2.2 Mailbox full",
+            ["slow@example.test"] = "421 4.7.0 Too many connections, try again later",
+        });
+        var map = Path.Combine(TestEnvironment.TempFolder("webhook"), "transport");
+        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{postfix.Port}\n");
+        await using var azurite = await Azurite.LeaseAsync();
+        // Every function but Events: the events stay on their queue, to be read here.
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:Events"] = "true", ["Mta:TransportMapFile"] = map,
+            ["AzureFunctionsJobHost:functions:0"] = "Cleanup", ["AzureFunctionsJobHost:functions:1"] = "Delivery",
+            ["AzureFunctionsJobHost:functions:2"] = "Retry", ["AzureFunctionsJobHost:functions:3"] = "Bounce",
+        });
+        var message = TestMail.Message("sender@localhost", "ok@example.test", "classes");
+        message.Cc.Add(MimeKit.MailboxAddress.Parse("gone@example.test"));
+        message.Cc.Add(MimeKit.MailboxAddress.Parse("busy@example.test"));
+        await TestMail.SendAsync(mta.SmtpPort, message);
+        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("sender@localhost", "slow@example.test", "421")); // 421 ends the session: alone
+
+        string[] expected = ["Delivery ok@", "Bounce gone@", "TransientFailure busy@", "TransientFailure slow@"];
+        List<Mta.Mail.Events.MailEvent> outcomes = [];
+        Assert.True(await TestEnvironment.EventuallyAsync(async () =>
+        {
+            outcomes = (await QueuePeek.EventsAsync(azurite.ConnectionString)).Where(e => e.Type != "Reception").ToList();
+            return outcomes.Count >= expected.Length;
+        }, TimeSpan.FromSeconds(60)), string.Join('\n', mta.Log.Lines));
+        Assert.Equal(expected.Order(), outcomes.Select(e => $"{e.Type} {e.Recipient.Split('@')[0]}@").Order());
+        string Of(string who) => outcomes.Single(e => e.Recipient == who + "@example.test") is var e ? $"{e.EnhancedStatus} {e.Category} {e.Attempt}" : "";
+        Assert.Equal("5.1.1 invalid_recipient 1", Of("gone"));
+        Assert.Equal("4.2.2 mailbox_full 1", Of("busy"));
+        Assert.Equal("4.7.0 rate_limited 1", Of("slow"));
+        Assert.StartsWith("2.", Of("ok"));
+        Assert.Contains("Mailbox full", outcomes.Single(e => e.Recipient == "busy@example.test").Reply);
+        Assert.Equal(4, (await QueuePeek.EventsAsync(azurite.ConnectionString)).Count(e => e.Type == "Reception"));
+    }
 }
