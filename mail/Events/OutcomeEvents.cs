@@ -12,21 +12,13 @@ public static class OutcomeEvents
     /// recipient. The queue id is the report's own; the sender is the return path's owner.
     /// </summary>
     public static MailEvent Returned(IncomingEnvelope report, string type, string owner, Feedback.ReturnedNotice notice, string category,
-        string? tenant, DateTimeOffset now) => new()
+        string? tenant, DateTimeOffset now) => OfEnvelope(report, type, notice.Recipient, owner, now) with
     {
-        Id = MailEvent.IdFor(report.Id, 0, notice.Recipient, type),
-        Type = type,
-        Timestamp = now,
-        QueueId = report.Id,
         MessageId = notice.OriginalMessageId,
-        Recipient = notice.Recipient,
-        Sender = owner,
         RemoteHost = notice.RemoteMta,
         Reply = notice.Detail,
         EnhancedStatus = notice.Status,
         Category = category,
-        Arrival = report.ArrivalTime,
-        Size = report.Size,
         Tags = tenant is null ? null : new Dictionary<string, string> { [TenantTag] = tenant },
     };
 
@@ -34,44 +26,19 @@ public static class OutcomeEvents
     public const string TenantTag = "tenant";
 
     /// <summary>Suppressed: a recipient cleanup dropped because its address is on the tenant's suppression list.</summary>
-    public static MailEvent Suppressed(IncomingEnvelope envelope, string sender, string recipient, Suppression.SuppressionEntry entry, DateTimeOffset now) => new()
-    {
-        Id = MailEvent.IdFor(envelope.Id, 0, recipient, MailEventTypes.Suppressed),
-        Type = MailEventTypes.Suppressed,
-        Timestamp = now,
-        QueueId = envelope.Id,
-        Recipient = recipient,
-        Sender = sender,
-        Reply = entry.Reason,
-        Category = entry.Category,
-        Arrival = envelope.ArrivalTime,
-        Size = envelope.Size,
-        Tags = envelope.Tags,
-    };
+    public static MailEvent Suppressed(IncomingEnvelope envelope, string sender, string recipient, Suppression.SuppressionEntry entry, DateTimeOffset now)
+        => OfEnvelope(envelope, MailEventTypes.Suppressed, recipient, sender, now) with { Reply = entry.Reason, Category = entry.Category };
 
     /// <summary>
     /// AdminAction: one per recipient of a waiting job the operator deleted (<paramref name="action"/> <c>deleted</c>)
     /// or returned to its sender (<c>bounced</c>). The id is the job's and its attempt's: doing it again is the same event.
     /// </summary>
     public static IReadOnlyList<MailEvent> AdminAction(DeliveryJob job, string action, string reason, DateTimeOffset now)
-        => job.Recipients.Select(recipient => new MailEvent
+        => job.Recipients.Select(recipient => OfJob(job, MailEventTypes.AdminAction, recipient, job.JobId, job.Attempt, now) with
         {
-            Id = MailEvent.IdFor(job.JobId, job.Attempt, recipient, MailEventTypes.AdminAction),
-            Type = MailEventTypes.AdminAction,
-            Timestamp = now,
-            QueueId = job.MessageId,
-            MessageId = job.MessageIdField,
-            JobId = job.JobId,
-            Recipient = recipient,
-            Sender = job.Sender,
-            NextHop = job.NextHop.ToString(),
             Reply = $"{action}: {reason}",
             EnhancedStatus = action == "bounced" ? "5.0.0" : null,
-            Category = action == "bounced" ? Classification.BounceCategory.Other.Name() : null,
-            Attempt = job.Attempt,
-            Arrival = job.ArrivalTime,
-            Size = job.Size,
-            Tags = job.Tags,
+            Category = action == "bounced" ? BounceCategory.Other.Name() : null,
         }).ToList();
 
     /// <summary>
@@ -85,21 +52,7 @@ public static class OutcomeEvents
 
     /// <summary>Reception: one per recipient of a job cleanup queued for an accepted message.</summary>
     public static IEnumerable<MailEvent> Reception(DeliveryJob job)
-        => job.Recipients.Select(recipient => new MailEvent
-        {
-            Id = MailEvent.IdFor(job.MessageId, 0, recipient, MailEventTypes.Reception),
-            Type = MailEventTypes.Reception,
-            Timestamp = job.QueuedTime ?? job.ArrivalTime,
-            QueueId = job.MessageId,
-            MessageId = job.MessageIdField,
-            JobId = job.JobId.Length > 0 ? job.JobId : null,
-            Recipient = recipient,
-            Sender = job.Sender,
-            NextHop = job.NextHop.ToString(),
-            Arrival = job.ArrivalTime,
-            Size = job.Size,
-            Tags = job.Tags,
-        });
+        => job.Recipients.Select(recipient => OfJob(job, MailEventTypes.Reception, recipient, job.MessageId, 0, job.QueuedTime ?? job.ArrivalTime));
 
     private static MailEvent Of(DeliveryJob job, RecipientResult r, DateTimeOffset now, bool expired)
     {
@@ -110,25 +63,46 @@ public static class OutcomeEvents
             RecipientStatus.Deferred => MailEventTypes.TransientFailure,
             _ => MailEventTypes.Bounce,
         };
-        return new MailEvent
+        var named = job.JobId.Length > 0 ? job.JobId : job.MessageId;
+        return OfJob(job, type, r.Recipient, named, job.Attempt, now) with
         {
-            Id = MailEvent.IdFor(job.JobId.Length > 0 ? job.JobId : job.MessageId, job.Attempt, r.Recipient, type),
-            Type = type,
-            Timestamp = now,
-            QueueId = job.MessageId,
-            MessageId = job.MessageIdField,
-            JobId = job.JobId.Length > 0 ? job.JobId : null,
-            Recipient = r.Recipient,
-            Sender = job.Sender,
-            NextHop = job.NextHop.ToString(),
+            Attempt = job.Attempt + 1,
             RemoteHost = r.Relay,
             Reply = r.Detail,
             EnhancedStatus = EnhancedStatus.For(r.Status == RecipientStatus.Deferred && expired ? RecipientStatus.Bounced : r.Status, r.Detail),
             Category = r.Category,
-            Attempt = job.Attempt + 1,
-            Arrival = job.ArrivalTime,
-            Size = job.Size,
-            Tags = job.Tags,
         };
     }
+
+    // What every event of a job says: the message, the job, the recipient; named by (idKey, idAttempt, recipient, type).
+    private static MailEvent OfJob(DeliveryJob job, string type, string recipient, string idKey, int idAttempt, DateTimeOffset at) => new()
+    {
+        Id = MailEvent.IdFor(idKey, idAttempt, recipient, type),
+        Type = type,
+        Timestamp = at,
+        QueueId = job.MessageId,
+        MessageId = job.MessageIdField,
+        JobId = job.JobId.Length > 0 ? job.JobId : null,
+        Recipient = recipient,
+        Sender = job.Sender,
+        NextHop = job.NextHop.ToString(),
+        Attempt = idAttempt,
+        Arrival = job.ArrivalTime,
+        Size = job.Size,
+        Tags = job.Tags,
+    };
+
+    // What every event of an accepted message without a job says (cleanup's, a returned report's).
+    private static MailEvent OfEnvelope(IncomingEnvelope envelope, string type, string recipient, string sender, DateTimeOffset at) => new()
+    {
+        Id = MailEvent.IdFor(envelope.Id, 0, recipient, type),
+        Type = type,
+        Timestamp = at,
+        QueueId = envelope.Id,
+        Recipient = recipient,
+        Sender = sender,
+        Arrival = envelope.ArrivalTime,
+        Size = envelope.Size,
+        Tags = envelope.Tags,
+    };
 }
