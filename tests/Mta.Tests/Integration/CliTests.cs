@@ -21,16 +21,16 @@ public sealed class CliTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    // The tool as built next to the tests (same configuration), run from its own folder with its own dependencies.
-    private static readonly string Mtactl = Path.Combine(TestEnvironment.RepoRoot, "cli", "Mta.Cli", "bin",
-        AppContext.BaseDirectory.Contains("/bin/Release/") ? "Release" : "Debug", "net10.0", "mtactl.dll");
+    // The tool as the functions image ships it (ReadyToRun, /opt/mtactl), run from its own folder with its own dependencies.
+    private static async Task<string> MtactlDllAsync()
+        => Path.Combine((await PublishedApps.AsInDockerfileAsync("functions.Dockerfile"))["/opt/mtactl"], "mtactl.dll");
 
     private static Task<(int Exit, string Out, string Err)> MtactlAsync(string? storage, params string[] args) => MtactlAsync(storage, null, args);
 
     private static async Task<(int Exit, string Out, string Err)> MtactlAsync(string? storage, IDictionary<string, string>? environment, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Mtactl);
+        psi.ArgumentList.Add(await MtactlDllAsync());
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment.Remove("AzureWebJobsStorage");
         if (storage is not null) psi.Environment["AzureWebJobsStorage"] = storage;
