@@ -4,18 +4,21 @@ namespace Mta.Ingress.Smtp;
 
 /// <summary>
 /// The ESMTP parameters of <c>MAIL FROM</c>, checked: SIZE (RFC 1870) against the limit, BODY (RFC 6152), RET and
-/// ENVID (RFC 3461), SMTPUTF8 (RFC 6531). What the transaction keeps, or the reply that refuses them.
+/// ENVID (RFC 3461), SMTPUTF8 (RFC 6531), and Postfix's XVERP. What the transaction keeps, or the reply that refuses them.
 /// </summary>
 /// <param name="Ret"><c>FULL</c> or <c>HDRS</c>, when given.</param>
 /// <param name="EnvelopeId">ENVID, decoded from xtext, when given.</param>
 /// <param name="SmtpUtf8">The client declared SMTPUTF8.</param>
 public sealed record MailParameters(string? Ret, string? EnvelopeId, bool SmtpUtf8)
 {
+    /// <summary>XVERP: the VERP delimiters asked for (empty: the configured ones); null when not asked.</summary>
+    public string? Verp { get; init; }
+
     /// <summary>Checks <paramref name="parameters"/>; null with <paramref name="refusal"/> set when one is refused.</summary>
     public static MailParameters? Parse(IEnumerable<KeyValuePair<string, string>> parameters, bool esmtp, long sizeLimit, out string refusal)
     {
         refusal = "";
-        string? ret = null, envid = null;
+        string? ret = null, envid = null, verp = null;
         var utf8 = false;
         foreach (var (key, value) in parameters)
         {
@@ -55,11 +58,18 @@ public sealed record MailParameters(string? Ret, string? EnvelopeId, bool SmtpUt
                 case "ENVID":
                     envid = Xtext.Decode(value);
                     break;
+                // Postfix's XVERP, or XVERP=xy with two delimiters of the client's own.
+                case "XVERP" when verp is not null || value.Length > 0 && !Mta.Mail.Feedback.VerpAddress.ValidDelimiters(value):
+                    refusal = "501 5.5.4 Bad XVERP parameter";
+                    return null;
+                case "XVERP":
+                    verp = value;
+                    break;
                 default:
                     refusal = "555 5.5.4 Unsupported option: " + key;
                     return null;
             }
         }
-        return new MailParameters(ret, envid, utf8);
+        return new MailParameters(ret, envid, utf8) { Verp = verp };
     }
 }

@@ -237,21 +237,22 @@ public sealed class CleanupStage
 
     /// <summary>
     /// Routing into jobs: one per next hop (and per <c>destination_recipient_limit</c> recipients), numbered in a
-    /// fixed order so a second run for the same message makes the same job ids. Mail from a bounce domain goes one
-    /// recipient per job, each with its VERP return path.
+    /// fixed order so a second run for the same message makes the same job ids. Mail from a bounce domain, or sent
+    /// with XVERP, goes one recipient per job, each with its VERP return path.
     /// </summary>
     private List<DeliveryJob> Jobs(IncomingEnvelope envelope, string sender, IReadOnlyList<(string Address, string Original)> recipients, bool again,
         string messageId)
     {
         var dsn = CarryDsn(envelope.Dsn, recipients);
-        var verp = _returned?.Domains.Contains(sender) == true;
-        return _router.Group(recipients.Select(r => r.Address), verp ? 1 : _options.DestinationRecipientLimit, sender)
+        var verp = envelope.Verp is not null || _returned?.Domains.Contains(sender) == true;
+        var delimiters = envelope.Verp is { Length: > 0 } asked ? asked : _options.VerpDelimiters;
+        return _router.Group(recipients.Select(r => r.Address), verp && sender.Length > 0 ? 1 : _options.DestinationRecipientLimit, sender)
             .Select((g, n) => new DeliveryJob
             {
                 MessageId = envelope.Id,
                 JobId = $"{envelope.Id}.{n}",
                 BlobName = envelope.BlobName,
-                Sender = verp ? Feedback.VerpAddress.Encode(sender, g.Recipients[0], _options.VerpDelimiters) : sender,
+                Sender = verp ? Feedback.VerpAddress.Encode(sender, g.Recipients[0], delimiters) : sender,
                 Recipients = g.Recipients,
                 NextHop = g.Hop,
                 ArrivalTime = envelope.ArrivalTime,

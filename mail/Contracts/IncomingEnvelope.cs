@@ -86,4 +86,11 @@ public sealed record IncomingEnvelope
     /// </summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string? Hold { get; init; }
+
+    /// <summary>
+    /// The client asked for VERP return paths (Postfix's <c>XVERP</c>): the delimiters, empty for the configured ones;
+    /// null when not asked.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Verp { get; init; }
 }

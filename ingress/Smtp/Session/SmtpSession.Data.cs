@@ -115,6 +115,7 @@ public sealed partial class SmtpSession
             Login = _user,
             Tls = _tls ? _tlsInfo ?? "TLS" : null,
             Dsn = mail.Dsn,
+            Verp = mail.Parameters.Verp,
         };
     }
 

@@ -33,6 +33,7 @@ public sealed partial class SmtpSession
     {
         if (!_esmtp) return Answer($"250 {hostname}");
         var lines = new List<string> { hostname, "PIPELINING", $"SIZE {options.MessageSizeLimit}", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN", "SMTPUTF8", "CHUNKING" };
+        if (relay.IsTrusted(client)) lines.Add("XVERP"); // offered to those allowed it, as Postfix does
         if (!_tls && certificates.Configured) lines.Add("STARTTLS");
         if (_tls && AuthOffered && _user is null) lines.Add("AUTH PLAIN LOGIN"); // never before TLS
         Reply(lines.Select((l, i) => (i == lines.Count - 1 ? "250 " : "250-") + l).ToArray());

@@ -28,6 +28,12 @@ public sealed partial class SmtpSession
             Error(refusal);
             return;
         }
+        if (given.Verp is not null && !relay.IsTrusted(client))
+        {
+            // Postfix's smtpd_authorized_verp_clients, by default $mynetworks.
+            Error("550 5.7.1 Error: XVERP is not permitted for this client");
+            return;
+        }
         if (!given.SmtpUtf8 && !IsAscii(address))
         {
             Error("553 5.6.7 Must declare SMTPUTF8 to send unicode address");

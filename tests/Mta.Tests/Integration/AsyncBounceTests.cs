@@ -94,4 +94,39 @@ public sealed class AsyncBounceTests
         message.Body = report;
         return message;
     }
+
+    [SkippableFact]
+    public async Task Xverp_from_a_trusted_client_gives_each_recipient_its_return_path_and_is_refused_to_others()
+    {
+        await using var sink = await SmtpSink.StartAsync();
+        await using var azurite = await Azurite.LeaseAsync();
+        var map = Path.Combine(TestEnvironment.TempFolder("xverp"), "transport");
+        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\n");
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Mta:TransportMapFile"] = map, ["Ingress:TrustedNetworks:0"] = "127.0.0.1/32",
+        });
+
+        // Postfix's smtpd_authorized_verp_clients is $mynetworks: a client outside gets neither the offer nor the service.
+        var (outsider, _) = await RawSmtpClient.ConnectAsync(System.Net.IPAddress.Loopback, mta.SmtpPort, System.Net.IPAddress.Parse("127.0.0.2"));
+        await using (outsider)
+        {
+            Assert.DoesNotContain("XVERP", await outsider.CommandAsync("EHLO client.test"));
+            Assert.StartsWith("550 5.7.1", await outsider.CommandAsync("MAIL FROM:<news@example.org> XVERP"));
+        }
+        var (client, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        await using (client)
+        {
+            Assert.Matches(@"(?m)^250[ -]XVERP\r$", await client.CommandAsync("EHLO client.test"));
+            Assert.StartsWith("501 5.5.4", await client.CommandAsync("MAIL FROM:<news@example.org> XVERP=@@"));
+            Assert.StartsWith("250", await client.CommandAsync("MAIL FROM:<news@example.org> XVERP=-_"));
+            Assert.StartsWith("250", await client.CommandAsync("RCPT TO:<one@example.test>"));
+            Assert.StartsWith("250", await client.CommandAsync("RCPT TO:<two+tag@example.test>"));
+            Assert.StartsWith("354", await client.CommandAsync("DATA"));
+            Assert.StartsWith("250", await client.CommandAsync("Subject: xverp\r\n\r\nbody\r\n."));
+        }
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Count == 2), Timeout), string.Join('\n', mta.Log.Lines));
+        Assert.Equal(["X-Mail-Args: <news-one_example.test@example.org>", "X-Mail-Args: <news-two+tag_example.test@example.org>"],
+            sink.Dumps().Select(d => d.Split('\n').Single(l => l.StartsWith("X-Mail-Args:")).Trim()).Order());
+    }
 }

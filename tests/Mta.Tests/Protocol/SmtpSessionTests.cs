@@ -26,7 +26,8 @@ public sealed class SmtpSessionTests
         Assert.Contains("250-ENHANCEDSTATUSCODES", ehlo);
         Assert.Contains("250-DSN", ehlo);
         Assert.Contains("250-SMTPUTF8", ehlo);
-        Assert.EndsWith("250 CHUNKING\r\n", ehlo);
+        Assert.Contains("250-CHUNKING", ehlo);
+        Assert.EndsWith("250 XVERP\r\n", ehlo); // loopback is a trusted network: it may ask for VERP
 
         await smtp.WriteAsync("MAIL FROM:<a@sender.test>\r\nRCPT TO:<one@localhost>\r\nRCPT TO:<two@far.test>\r\nDATA\r\n");
         Assert.StartsWith("250 2.1.0", await smtp.ReplyAsync());

@@ -16,6 +16,14 @@ public sealed class TransactionParametersTests
     }
 
     [Theory]
+    [InlineData("", "")]
+    [InlineData("-_", "-_")]
+    public void Xverp_keeps_the_delimiters_asked_for(string value, string kept)
+        => Assert.Equal(kept, MailParameters.Parse(P(("XVERP", value)), esmtp: true, 1000, out _)!.Verp);
+
+    [Theory]
+    [InlineData("XVERP", "+", "501 5.5.4 Bad XVERP")]
+    [InlineData("XVERP", "@=", "501 5.5.4 Bad XVERP")]
     [InlineData("SIZE", "1001", "552 5.3.4")]
     [InlineData("SIZE", "-1", "501 5.5.4 Bad message size")]
     [InlineData("BODY", "BINARYMIME", "501 5.5.4 Bad BODY")]
