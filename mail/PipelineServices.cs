@@ -55,6 +55,7 @@ public static class PipelineServices
             error => sp.GetRequiredService<ILoggerFactory>().CreateLogger("Mta.Mail.Events").LogError("webhooks: {Error}; keeping the ones in use", error)));
         services.AddSingleton<Events.WebhookStage>();
         services.AddSingleton<Suppression.SuppressionList>();
+        services.AddSingleton(sp => Feedback.BounceDomains.Parse(sp.GetRequiredService<IOptions<MtaOptions>>().Value.BounceDomains));
         services.AddSingleton<Feedback.ReturnedMail>();
         services.AddSingleton<TrafficShaper>();
         services.AddSingleton<DeliveryTargets>();

@@ -19,14 +19,15 @@ public sealed class RelayPolicy
     private readonly Mta.Mail.Submission.SenderLogins? _senderLogins;
 
     /// <summary>Builds the policy from the ingress and MTA options; a malformed network fails at start.</summary>
-    public RelayPolicy(IOptions<IngressOptions> ingress, IOptions<MtaOptions> mta, Mta.Mail.Submission.SenderLogins? senderLogins = null)
+    public RelayPolicy(IOptions<IngressOptions> ingress, IOptions<MtaOptions> mta, Mta.Mail.Submission.SenderLogins? senderLogins = null,
+        Mta.Mail.Feedback.BounceDomains? bounceDomains = null)
     {
         _senderLogins = senderLogins;
         _trusted = ingress.Value.TrustedNetworks.Select(n => IPNetwork.TryParse(n, out var net)
             ? net : throw new FormatException($"Ingress:TrustedNetworks: '{n}' is not CIDR notation")).ToArray();
         _local = new HashSet<string>(mta.Value.LocalDomains.Select(Address.NormalizeDomain), StringComparer.OrdinalIgnoreCase);
         // Reports come back to the bounce domains from anywhere; cleanup reads them (Mta.Mail.Feedback).
-        _bounceDomains = Mta.Mail.Feedback.BounceDomains.Parse(mta.Value.BounceDomains);
+        _bounceDomains = bounceDomains ?? Mta.Mail.Feedback.BounceDomains.None;
         _destinations = new HashSet<string>(mta.Value.LocalDomains.Concat(ingress.Value.RelayDomains).Select(Address.NormalizeDomain)
             .Concat(_bounceDomains.Domains), StringComparer.OrdinalIgnoreCase);
         _recipients = new RelayRecipients(ingress.Value.RelayRecipientsFile);

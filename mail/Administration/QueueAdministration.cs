@@ -145,8 +145,8 @@ public sealed class QueueAdministration(MailQueues queues, WaitingMail waiting, 
     private async Task ReportAsync(DeliveryJob job, string action, string reason, CancellationToken ct)
     {
         if (!options.Value.Events) return;
-        foreach (var e in Events.OutcomeEvents.AdminAction(job, action, reason, clock.GetUtcNow()))
-            if (!await queues.TrySendEventAsync(e, ct)) throw new InvalidOperationException("the events queue took no event");
+        var taken = await Task.WhenAll(Events.OutcomeEvents.AdminAction(job, action, reason, clock.GetUtcNow()).Select(e => queues.TrySendEventAsync(e, ct)));
+        if (!taken.All(t => t)) throw new InvalidOperationException("the events queue took no event");
     }
 
     /// <summary>Messages in a poison queue (a peek: the first 32) and how many there are.</summary>

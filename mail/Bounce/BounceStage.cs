@@ -27,13 +27,14 @@ public sealed class BounceStage(
     IOptions<MtaOptions> options,
     TimeProvider clock,
     ILogger<BounceStage> log,
-    PipelineMetrics? metrics = null)
+    PipelineMetrics? metrics = null,
+    Feedback.BounceDomains? bounceDomains = null)
 {
     /// <summary>Postfix <c>bounce_size_limit</c>: larger originals are returned as headers only.</summary>
     public const int BounceSizeLimit = 50_000;
 
     private readonly MtaOptions _options = options.Value;
-    private readonly Feedback.BounceDomains _returns = Feedback.BounceDomains.Parse(options.Value.BounceDomains);
+    private readonly Feedback.BounceDomains _returns = bounceDomains ?? Feedback.BounceDomains.None;
 
     /// <summary>Processes one job from the <c>bounce</c> queue.</summary>
     public async Task ProcessAsync(ReportJob job, CancellationToken ct = default)

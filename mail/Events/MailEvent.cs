@@ -96,6 +96,15 @@ public sealed record MailEvent
     /// <summary>The tenant whose webhooks get the event (the <c>tenant</c> tag), or null for the default ones.</summary>
     [JsonIgnore] public string? Tenant => Tags?.GetValueOrDefault("tenant");
 
+    /// <summary>
+    /// The events of one <c>events</c> queue message: a JSON array (the group commit's) or one event. Throws
+    /// <see cref="System.Text.Json.JsonException"/> for anything else.
+    /// </summary>
+    public static IReadOnlyList<MailEvent> ParseBatch(string message)
+        => message.TrimStart().StartsWith('[')
+            ? System.Text.Json.JsonSerializer.Deserialize<List<MailEvent>>(message) ?? []
+            : [System.Text.Json.JsonSerializer.Deserialize<MailEvent>(message) ?? throw new System.Text.Json.JsonException("null")];
+
     /// <summary>The id for an outcome: the same inputs, the same id.</summary>
     public static string IdFor(string jobId, int attempt, string recipient, string type)
         => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{jobId}\n{attempt}\n{recipient}\n{type}")))[..32].ToLowerInvariant();

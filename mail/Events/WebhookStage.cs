@@ -27,7 +27,7 @@ public sealed class WebhookStage(WebhookTargets targets, PipelineMetrics metrics
     public async Task ProcessAsync(string message, CancellationToken ct)
     {
         IReadOnlyList<MailEvent> events;
-        try { events = message.TrimStart().StartsWith('[') ? JsonSerializer.Deserialize<List<MailEvent>>(message)! : [JsonSerializer.Deserialize<MailEvent>(message)!]; }
+        try { events = MailEvent.ParseBatch(message); }
         catch (JsonException e) { throw new InvalidQueueMessageException($"events: not events: {e.Message}"); }
         foreach (var group in events.GroupBy(e => e.Tenant))
         {

@@ -15,13 +15,11 @@ namespace Mta.Mail.Feedback;
 /// suppression list when its category suppresses (complaints under <c>complaint</c>). What is no report is dropped with
 /// a log line. Cleanup calls this for the recipients in bounce domains; the message's other recipients go on as usual.
 /// </summary>
-public sealed class ReturnedMail(IOptions<MtaOptions> options, MessageSpool spool, MailQueues queues, BounceClassifier classifier,
-    Suppression.SuppressionList suppression, TimeProvider clock, ILogger<ReturnedMail> log)
+public sealed class ReturnedMail(BounceDomains domains, IOptions<MtaOptions> options, MessageSpool spool, MailQueues queues,
+    BounceClassifier classifier, Suppression.SuppressionList suppression, TimeProvider clock, ILogger<ReturnedMail> log)
 {
-    private readonly BounceDomains _domains = BounceDomains.Parse(options.Value.BounceDomains);
-
     /// <summary>The bounce domains.</summary>
-    public BounceDomains Domains => _domains;
+    public BounceDomains Domains => domains;
 
     /// <summary>Reads the message <paramref name="envelope"/> brought to the bounce-domain <paramref name="recipients"/>.</summary>
     public async Task ReadAsync(IncomingEnvelope envelope, IReadOnlyList<string> recipients, CancellationToken ct)
@@ -45,7 +43,7 @@ public sealed class ReturnedMail(IOptions<MtaOptions> options, MessageSpool spoo
     {
         var category = notice.Kind == ReturnKind.Complaint ? "complaint" : classifier.Classify($"{notice.Status} {notice.Detail}").Name();
         var type = notice.Kind == ReturnKind.Complaint ? Events.MailEventTypes.Complaint : Events.MailEventTypes.AsyncBounce;
-        var tenant = _domains.TenantOf(to);
+        var tenant = domains.TenantOf(to);
         log.LogInformation("{QueueId}: to=<{To}>, orig_to=<{Recipient}>, status=returned ({Type} {Status} {Category}: {Detail})",
             envelope.Id, to, notice.Recipient, type, notice.Status ?? "-", category, notice.Detail);
         if (options.Value.Events)

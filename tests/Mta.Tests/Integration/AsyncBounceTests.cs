@@ -32,9 +32,7 @@ public sealed class AsyncBounceTests
         {
             ["Ingress:Port"] = ingressPort.ToString(), ["Mta:TransportMapFile"] = map, ["Mta:BounceDomains:0"] = "bounces.acme.example",
             ["Mta:Events"] = "true", ["Mta:Suppression"] = "true", ["Mta:TagHeaders:0"] = "X-Campaign",
-            ["AzureFunctionsJobHost:functions:0"] = "Cleanup", ["AzureFunctionsJobHost:functions:1"] = "Delivery",
-            ["AzureFunctionsJobHost:functions:2"] = "Retry", ["AzureFunctionsJobHost:functions:3"] = "Bounce",
-        });
+        }.Concat(MtaSystem.AllButEvents).ToDictionary());
 
         var first = TestMail.Message("news@bounces.acme.example", "gone@remote.test", "December");
         first.MessageId = "dec-2026.1@example.org";

@@ -94,11 +94,8 @@ public sealed class CliTests
         await using var azurite = await Azurite.LeaseAsync();
         var storage = azurite.ConnectionString;
         // Every function but Events: the events stay on their queue, to be read here.
-        await using var mta = await StartWithSlowRouteAndHoldCheckAsync(storage, sink.Port, new Dictionary<string, string?>
-        {
-            ["Mta:Events"] = "true", ["AzureFunctionsJobHost:functions:0"] = "Cleanup", ["AzureFunctionsJobHost:functions:1"] = "Delivery",
-            ["AzureFunctionsJobHost:functions:2"] = "Retry", ["AzureFunctionsJobHost:functions:3"] = "Bounce",
-        });
+        await using var mta = await StartWithSlowRouteAndHoldCheckAsync(storage, sink.Port,
+            new Dictionary<string, string?> { ["Mta:Events"] = "true" }.Concat(MtaSystem.AllButEvents).ToDictionary());
         await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@example.test", "later@slow.test", "first"));
         await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("b@example.test", "later@slow.test", "second"));
         Assert.True(await EventuallyListedAsync(mta, list => list.Count(e => e.State == "deferred") == 2), "not deferred");

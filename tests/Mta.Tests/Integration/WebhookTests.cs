@@ -117,9 +117,7 @@ public sealed class WebhookTests
         await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
         {
             ["Mta:Events"] = "true", ["Mta:TransportMapFile"] = map,
-            ["AzureFunctionsJobHost:functions:0"] = "Cleanup", ["AzureFunctionsJobHost:functions:1"] = "Delivery",
-            ["AzureFunctionsJobHost:functions:2"] = "Retry", ["AzureFunctionsJobHost:functions:3"] = "Bounce",
-        });
+        }.Concat(MtaSystem.AllButEvents).ToDictionary());
         var message = TestMail.Message("sender@localhost", "ok@example.test", "classes");
         message.Cc.Add(MimeKit.MailboxAddress.Parse("gone@example.test"));
         message.Cc.Add(MimeKit.MailboxAddress.Parse("busy@example.test"));

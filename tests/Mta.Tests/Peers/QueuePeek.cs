@@ -21,9 +21,7 @@ public static class QueuePeek
     {
         var client = new QueueClient(storage, QueueNames.Events, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
         if (!(await client.ExistsAsync()).Value) return [];
-        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.SelectMany(m => m.MessageText.TrimStart().StartsWith('[')
-            ? System.Text.Json.JsonSerializer.Deserialize<List<Mta.Mail.Events.MailEvent>>(m.MessageText)!
-            : [System.Text.Json.JsonSerializer.Deserialize<Mta.Mail.Events.MailEvent>(m.MessageText)!]).ToList();
+        return (await client.PeekMessagesAsync(maxMessages: 32)).Value.SelectMany(m => Mta.Mail.Events.MailEvent.ParseBatch(m.MessageText)).ToList();
     }
 
     /// <summary>The jobs waiting for delivery (the ingress's cleanup queues them there directly).</summary>
