@@ -18,7 +18,8 @@ namespace Mta.Tests.Integration;
 /// Azurite persisting to disk, dnsmasq for the MX record, smtp-sink receiving — while the parts are killed and taken
 /// away. Every message a client got a 250 for must reach the sink; what arrives twice is counted and explained.
 /// </summary>
-[Collection(RunsAlone.Name)] // 1,200 messages through every part against a deadline: beside other tests it slows them all
+// Every part is a process of its own (the images' ReadyToRun publish), so nothing here is shared with the tests beside it:
+// it runs among them, and its waits (a part away for seconds) overlap their work.
 public sealed class FaultInjectionTests(ITestOutputHelper output)
 {
     private const string Domain = "example.test";
@@ -93,7 +94,8 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
             ["Ingress:HealthPort"] = "0",
         };
         var ingress = await MtaProcess.StartIngressAsync(smtpPort, ingressSettings);
-        var workers = new[] { MtaProcess.StartFunctions(common), MtaProcess.StartFunctions(common) };
+        var app = await PublishedApps.FunctionsAppAsync();
+        var workers = new[] { MtaProcess.StartFunctions(common, app), MtaProcess.StartFunctions(common, app) };
         var sent = new ConcurrentDictionary<string, Sent>();
         try
         {
@@ -153,7 +155,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
                     await workers[w].KillAsync();
                     Fault($"functions host {w} killed");
                     await Task.Delay(1000);
-                    workers[w] = MtaProcess.StartFunctions(common);
+                    workers[w] = MtaProcess.StartFunctions(common, app);
                 }
             }
 

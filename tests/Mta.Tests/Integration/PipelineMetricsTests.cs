@@ -9,7 +9,6 @@ namespace Mta.Tests.Integration;
 /// After an end-to-end run, the stages' metrics carry the right names, labels and counts, and every metric the Grafana
 /// dashboard queries is exported by the ingress or the functions process.
 /// </summary>
-[Collection(RunsAlone.Name)] // meters are the process's: other hosts in the test process would count into them
 public sealed class PipelineMetricsTests
 {
     private static readonly HttpClient Http = new();
@@ -32,16 +31,25 @@ public sealed class PipelineMetricsTests
         await using var azurite = await Azurite.LeaseAsync();
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\ndead.test smtp:[127.0.0.1]:{closed}\n");
-        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
-            ["Mta:TransportMapFile"] = map, ["Ingress:HealthPort"] = health.ToString(),
-            ["Mta:MinimalBackoffSeconds"] = "1", ["Mta:MaximalBackoffSeconds"] = "1", ["Mta:MaximalQueueLifetimeSeconds"] = "8", ["Mta:BackoffJitter"] = "0", // long enough for a first attempt: the test runs alone
+            ["Mta:TransportMapFile"] = map, ["Mta:MyHostname"] = "mta.test", ["Mta:DeliverToInternalNetworks"] = "true",
+            // Long enough for a first attempt beside other tests, short enough that the test sees the mail expire.
+            ["Mta:MinimalBackoffSeconds"] = "1", ["Mta:MaximalBackoffSeconds"] = "1", ["Mta:MaximalQueueLifetimeSeconds"] = "15", ["Mta:BackoffJitter"] = "0",
+        };
+        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, settings, ingress: false);
+        // Meters are a process's: the ingress runs as a process of its own (as in its pod), so no other test's ingress in
+        // this test process counts into what it exports, and the test runs beside them.
+        var smtpPort = TestEnvironment.FreeTcpPort();
+        await using var ingressProcess = await MtaProcess.StartIngressAsync(smtpPort, new Dictionary<string, string?>(settings)
+        {
+            ["AzureWebJobsStorage"] = azurite.ConnectionString, ["Mta:DataDirectory"] = mta.DataDirectory, ["Ingress:HealthPort"] = health.ToString(),
         });
 
-        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("sender@localhost", "ok@example.test", "fine"));
-        await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("sender@localhost", "x@dead.test", "doomed"));
+        await TestMail.SendAsync(smtpPort, TestMail.Message("sender@localhost", "ok@example.test", "fine"));
+        await TestMail.SendAsync(smtpPort, TestMail.Message("sender@localhost", "x@dead.test", "doomed"));
         Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(sink.Dumps().Count == 1 && mta.Maildir("sender").Length == 1),
-            TimeSpan.FromSeconds(60)), "not delivered and bounced");
+            TimeSpan.FromSeconds(60)), "not delivered and bounced:\n" + ingressProcess.Output + string.Join("\n", mta.Log.Lines));
 
         // The functions worker's metrics (its own process); the cleanup counts are the ingress's (below), where messages are
         // cleaned up before the 250.
@@ -55,7 +63,7 @@ public sealed class PipelineMetricsTests
         Assert.Matches(@"(?m)^mta_queue_messages\{[^}]*queue=""incoming""", functions);
 
         // One refused command, so the ingress's refusal counter exists too.
-        var (smtp, _) = await RawSmtpClient.ConnectAsync(mta.SmtpPort);
+        var (smtp, _) = await RawSmtpClient.ConnectAsync(smtpPort);
         await using (smtp)
         {
             await smtp.CommandAsync("EHLO client.test");

@@ -10,8 +10,34 @@ namespace Mta.Tests.Integration;
 /// request), for a small message (cleaned up in the ingress, travelling inline) and for one that is spooled. Printed for the docs.
 /// </summary>
 [RunsLong(66)]
-public sealed class StorageOperationsTests(ITestOutputHelper output)
+public sealed class StorageOperationsTests(StorageOperationsTests.LoggingAzurite storage, ITestOutputHelper output) : IClassFixture<StorageOperationsTests.LoggingAzurite>
 {
+    /// <summary>
+    /// One Azurite that logs its requests, for every case of the class, each in an account of its own: the cases run one
+    /// after another and each counts from its own start in the log.
+    /// </summary>
+    public sealed class LoggingAzurite : IAsyncLifetime
+    {
+        private int _used;
+
+        /// <summary>Azurite's request log.</summary>
+        public string Log { get; } = Path.Combine(TestEnvironment.TempFolder("azurite-log"), "requests.log");
+
+        private Azurite? _azurite;
+
+        /// <summary>Empty storage: the next unused account.</summary>
+        public string NextAccount() => _azurite!.AccountConnectionString(Interlocked.Increment(ref _used));
+
+        /// <inheritdoc />
+        public async Task InitializeAsync() => _azurite = await Azurite.StartWithAccountsAsync(accounts: 8, debugLog: Log);
+
+        /// <inheritdoc />
+        public async Task DisposeAsync()
+        {
+            if (_azurite is not null) await _azurite.DisposeAsync();
+        }
+    }
+
     // Requests that do not scale with messages: polling an empty queue, and creating what exists once.
     private static readonly string[] Overhead = ["Queue_Create", "Container_Create", "Table_Create", "Queue_GetProperties", "Service_ListQueuesSegment"];
 
@@ -27,9 +53,9 @@ public sealed class StorageOperationsTests(ITestOutputHelper output)
     [InlineData(60_000, 20, 9, "on")] // spooled: + blob put, its read by delivery, its delete
     public async Task Requests_per_delivered_message(int size, int messages, int limit, string shaping)
     {
-        var log = Path.Combine(TestEnvironment.TempFolder("azurite-log"), "requests.log");
+        var log = storage.Log;
+        var account = storage.NextAccount();
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.StartAsync(debugLog: log);
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
         await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{sink.Port}\n");
         var settings = new Dictionary<string, string?> { ["Mta:TransportMapFile"] = map, ["Mta:TrafficShaping"] = (shaping != "off").ToString() };
@@ -38,7 +64,7 @@ public sealed class StorageOperationsTests(ITestOutputHelper output)
             settings["Mta:ShapingFile"] = Path.Combine(TestEnvironment.TempFolder("shaping"), "shaping");
             await File.WriteAllTextAsync(settings["Mta:ShapingFile"]!, shaping + "\n");
         }
-        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, settings);
+        await using var mta = await MtaSystem.StartAsync(account, settings);
 
         // Warm up (queues, container and tables get created once), then count from a clean point.
         await TestMail.SendAsync(mta.SmtpPort, TestMail.Message("a@sender.test", "warm@example.test", "warm-up"));

@@ -43,6 +43,22 @@ public sealed class Azurite : PeerProcess
     public static async Task<Azurite> StartAsync(int? blobPort = null, int? queuePort = null, int? tablePort = null, string? debugLog = null,
         string? location = null) => await StartAsync(blobPort, queuePort, tablePort, debugLog, location, environment: null);
 
+    /// <summary>
+    /// Starts Azurite with <paramref name="accounts"/> accounts besides the development one (see
+    /// <see cref="AccountConnectionString"/>), logging every request to <paramref name="debugLog"/> when given: empty
+    /// storage for each of a class's tests from one process.
+    /// </summary>
+    public static Task<Azurite> StartWithAccountsAsync(int accounts, string? debugLog = null) =>
+        StartAsync(null, null, null, debugLog, null, AccountsEnvironment(accounts));
+
+    /// <summary>The connection string of account <paramref name="n"/> (from 1) of an Azurite started with accounts.</summary>
+    public string AccountConnectionString(int n) => ConnectionStringFor(BlobPort, QueuePort, TablePort, AccountName(n));
+
+    private static Dictionary<string, string?> AccountsEnvironment(int accounts) => new()
+    {
+        ["AZURITE_ACCOUNTS"] = string.Join(';', Enumerable.Range(1, accounts).Select(i => $"{AccountName(i)}:{AccountKey}")),
+    };
+
     private static async Task<Azurite> StartAsync(int? blobPort, int? queuePort, int? tablePort, string? debugLog, string? location,
         IReadOnlyDictionary<string, string?>? environment)
     {
@@ -96,8 +112,7 @@ public sealed class Azurite : PeerProcess
     private static int _leased;
     private static readonly Lazy<Task<Azurite>> Shared = new(async () =>
     {
-        var accounts = string.Join(';', Enumerable.Range(1, SharedAccounts).Select(i => $"{AccountName(i)}:{AccountKey}"));
-        var azurite = await StartAsync(null, null, null, null, null, new Dictionary<string, string?> { ["AZURITE_ACCOUNTS"] = accounts });
+        var azurite = await StartWithAccountsAsync(SharedAccounts);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { azurite.Process.Kill(entireProcessTree: true); } catch (Exception) { } };
         return azurite;
     });
@@ -113,6 +128,6 @@ public sealed class Azurite : PeerProcess
         var azurite = await Shared.Value;
         var n = Interlocked.Increment(ref _leased);
         if (n > SharedAccounts) return new AzuriteAccount(await StartAsync(), null); // more tests than accounts: a process of its own
-        return new AzuriteAccount(azurite, ConnectionStringFor(azurite.BlobPort, azurite.QueuePort, azurite.TablePort, AccountName(n)));
+        return new AzuriteAccount(azurite, azurite.AccountConnectionString(n));
     }
 }

@@ -4,7 +4,7 @@ namespace Mta.Tests.Peers;
 
 /// <summary>
 /// One part of the MTA — the ingress or the functions host (cleanup, delivery, bounce) — as an operating-system
-/// process of its own, run from its project's build output (same configuration as the tests), so a test can kill
+/// process of its own (the ingress as its image ships it, the local host from its build output), so a test can kill
 /// it with SIGKILL like a crashed pod.
 /// </summary>
 public sealed class MtaProcess : PeerProcess
@@ -25,16 +25,23 @@ public sealed class MtaProcess : PeerProcess
         return env;
     }
 
-    /// <summary>Starts the ingress; returns once its SMTP port answers.</summary>
+    /// <summary>
+    /// Starts the ingress as its image ships it (the ReadyToRun publish, <see cref="PublishedApps"/>); returns once its
+    /// SMTP port answers.
+    /// </summary>
     public static async Task<MtaProcess> StartIngressAsync(int port, IReadOnlyDictionary<string, string?> settings)
     {
         var all = new Dictionary<string, string?>(settings) { ["Ingress:Port"] = port.ToString() };
-        var process = new MtaProcess([Path.Combine(TestEnvironment.BuildOutput("ingress"), "Mta.Ingress.dll")], all);
+        var published = (await PublishedApps.AsInDockerfileAsync("ingress.Dockerfile"))["/out"];
+        var process = new MtaProcess([Path.Combine(published, "Mta.Ingress.dll")], all);
         await TestEnvironment.WaitForTcpAsync(port, TimeSpan.FromSeconds(60), process.Process);
         return process;
     }
 
-    /// <summary>Starts the local functions host, which launches the functions app's worker from its build output.</summary>
+    /// <summary>
+    /// Starts the local functions host, which launches the functions app's worker from <paramref name="app"/>, by default
+    /// the app's build output.
+    /// </summary>
     public static MtaProcess StartFunctions(IReadOnlyDictionary<string, string?> settings, string? app = null) =>
         new([Path.Combine(TestEnvironment.BuildOutput("functions-host"), "Mta.Functions.Host.dll"), "--app-path", app ?? TestEnvironment.FunctionsApp], settings);
 

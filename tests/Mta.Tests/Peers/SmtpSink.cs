@@ -39,6 +39,27 @@ public sealed class SmtpSink : PeerProcess
         return sink;
     }
 
-    /// <summary>The dumps written so far.</summary>
-    public IReadOnlyList<string> Dumps() => Directory.GetFiles(DumpFolder).Order().Select(File.ReadAllText).ToList();
+    /// <summary>
+    /// The dumps of the transactions finished so far. smtp-sink opens a transaction's file at MAIL and writes it as the
+    /// transaction goes, so a file it still holds open is a transaction in progress (empty, or cut short), not a dump.
+    /// </summary>
+    public IReadOnlyList<string> Dumps()
+    {
+        var files = Directory.GetFiles(DumpFolder); // before the open files are read: a file listed and not open is closed for good
+        var open = OpenFiles();
+        return files.Where(f => !open.Contains(f)).Order().Select(File.ReadAllText).ToList();
+    }
+
+    private HashSet<string> OpenFiles()
+    {
+        var fds = $"/proc/{Process.Id}/fd";
+        var open = new HashSet<string>();
+        try
+        {
+            foreach (var fd in Directory.GetFiles(fds))
+                if (new FileInfo(fd).LinkTarget is { } target) open.Add(target);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // the sink has ended: nothing is open
+        return open;
+    }
 }
