@@ -8,7 +8,7 @@ namespace Mta.Tests.Deployment;
 /// The Dockerfiles cannot be built here (no Docker engine), so the steps they rely on are run
 /// as written: their own `dotnet publish` command, and the files their entrypoint needs.
 /// </summary>
-[Collection(RunsAlone.Name)] // compiles the programs ReadyToRun: both cores for a minute, which would starve timed tests beside it
+// The ReadyToRun publishes are PublishedApps', made once for every test that runs what ships: these tests check what they hold.
 public sealed class PublishTests
 {
     /// <summary>Runs every <c>RUN dotnet publish</c> of a Dockerfile as written; returns each output folder by its image path.</summary>

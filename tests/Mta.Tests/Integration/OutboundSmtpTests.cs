@@ -13,8 +13,45 @@ namespace Mta.Tests.Integration;
 /// TLS levels and certificate checks, SMTPUTF8 negotiation and connection reuse.
 /// </summary>
 [RunsLong(110)]
-public sealed class OutboundSmtpTests
+public sealed class OutboundSmtpTests(OutboundSmtpTests.QueueFedSystem queueFed) : IClassFixture<OutboundSmtpTests.QueueFedSystem>
 {
+    /// <summary>
+    /// The functions without an ingress, fed delivery jobs straight onto their queue, each naming its next hop: one for
+    /// the tests that need no more (their jobs and log lines have ids of their own), started by the first that asks.
+    /// </summary>
+    public sealed class QueueFedSystem : IAsyncLifetime
+    {
+        private readonly Lazy<Task<(AzuriteAccount Azurite, MtaSystem Mta)>> _started = new(async () =>
+        {
+            var azurite = await Azurite.LeaseAsync();
+            return (azurite, await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false));
+        });
+
+        /// <summary>The system; its delivery queue exists.</summary>
+        public Task<(AzuriteAccount Azurite, MtaSystem Mta)> GetAsync() => _started.Value;
+
+        /// <summary>Puts <paramref name="job"/> on the delivery queue.</summary>
+        public async Task QueueAsync(Mta.Mail.Contracts.DeliveryJob job)
+        {
+            var (azurite, _) = await GetAsync();
+            var delivery = new QueueClient(azurite.ConnectionString, QueueNames.Delivery, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
+            await delivery.CreateIfNotExistsAsync();
+            await delivery.SendMessageAsync(Mta.Mail.Contracts.QueueJson.Serialize(job));
+        }
+
+        /// <inheritdoc />
+        public Task InitializeAsync() => Task.CompletedTask;
+
+        /// <inheritdoc />
+        public async Task DisposeAsync()
+        {
+            if (!_started.IsValueCreated) return;
+            var (azurite, mta) = await _started.Value;
+            await mta.DisposeAsync();
+            await azurite.DisposeAsync();
+        }
+    }
+
     private static async Task<string> TransportMapAsync(params string[] lines)
     {
         var map = Path.Combine(TestEnvironment.TempFolder("transport"), "transport");
@@ -253,21 +290,18 @@ public sealed class OutboundSmtpTests
     public async Task Lines_beginning_with_a_dot_arrive_unchanged_wherever_they_are()
     {
         await using var sink = await SmtpSink.StartAsync();
-        await using var azurite = await Azurite.LeaseAsync();
-        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
-        var delivery = new QueueClient(azurite.ConnectionString, QueueNames.Delivery, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-        await delivery.CreateIfNotExistsAsync();
+        var (_, mta) = await queueFed.GetAsync();
         var messages = DotLineMessages();
         for (var n = 0; n < messages.Count; n++)
-            await delivery.SendMessageAsync(Mta.Mail.Contracts.QueueJson.Serialize(new Mta.Mail.Contracts.DeliveryJob
+            await queueFed.QueueAsync(new Mta.Mail.Contracts.DeliveryJob
             {
                 MessageId = $"DOTS{n}", JobId = $"DOTS{n}.0", BlobName = $"DOTS{n}", Sender = "a@sender.test", Recipients = [$"u{n}@example.test"],
                 NextHop = new Mta.Mail.Contracts.NextHop { Transport = Mta.Mail.Contracts.Transport.Smtp, Host = "127.0.0.1", Port = sink.Port },
                 ArrivalTime = DateTimeOffset.UtcNow, Content = Encoding.ASCII.GetBytes(messages[n]),
-            }));
+            });
 
         // The sink writes its dump before it answers, so the log lines are what say the transactions are over.
-        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Log.Matching(": to=<u", "status=sent").Count == messages.Count),
+        Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Log.Matching("DOTS", ": to=<u", "status=sent").Count == messages.Count),
             TimeSpan.FromSeconds(30)), string.Join("\n", mta.Log.Lines));
         // smtp-sink unstuffs, writes LF line ends after its own X- lines and an empty line after the message: each
         // message must be all there, as it was (a last line without its end gets one).
@@ -286,8 +320,7 @@ public sealed class OutboundSmtpTests
         // A receiver that also ends lines at a bare CR or LF: <CR>.<CR><LF> and <LF>.<LF> would end its DATA, and the
         // rest would be read as commands. The queue message carries them as if the ingress had not refused them.
         await using var lenient = CountingSmtpServer.Start();
-        await using var azurite = await Azurite.LeaseAsync();
-        await using var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
+        var (_, mta) = await queueFed.GetAsync();
         var job = new Mta.Mail.Contracts.DeliveryJob
         {
             MessageId = "SMUG", JobId = "SMUG.0", BlobName = "SMUG", Sender = "a@sender.test", Recipients = ["u@example.test"],
@@ -295,9 +328,7 @@ public sealed class OutboundSmtpTests
             ArrivalTime = DateTimeOffset.UtcNow,
             Content = Encoding.ASCII.GetBytes("Subject: t\r\n\r\nline1\n.\nMAIL FROM:<x@y>\r\nline2\r.\r\nRCPT TO:<victim@far.test>\r\nend\r\n"),
         };
-        var delivery = new QueueClient(azurite.ConnectionString, QueueNames.Delivery, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-        await delivery.CreateIfNotExistsAsync();
-        await delivery.SendMessageAsync(Mta.Mail.Contracts.QueueJson.Serialize(job));
+        await queueFed.QueueAsync(job);
 
         Assert.True(await TestEnvironment.EventuallyAsync(() => Task.FromResult(mta.Log.Matching("SMUG: to=<u@example.test>", "status=sent").Count == 1),
             TimeSpan.FromSeconds(30)), string.Join("\n", mta.Log.Lines));
