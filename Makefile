@@ -14,8 +14,12 @@ build:
 	dotnet build $(SLN) -c $(CONFIG)
 
 # Tests marked Category=Long (minutes of waiting, e.g. for a killed worker's queue messages) run with `make faults`.
+# A test run is hundreds of .NET processes that live seconds (functions workers, mtactl, the publishes) and a test
+# process whose hosts come and go: profile-guided optimisation's instrumented recompilations never pay off there, and
+# were 15 % of the run's CPU on 2 cores (docs/benchmarks.md, test time). The programs are the same; only the JIT's
+# tiering differs from a deployment's default.
 test: deps
-	dotnet test $(SLN) -c $(CONFIG) --filter "Category!=Long" --logger "console;verbosity=normal"
+	DOTNET_TieredPGO=0 dotnet test $(SLN) -c $(CONFIG) --filter "Category!=Long" --logger "console;verbosity=normal"
 
 # Fault injection with worker kills: a stream of messages while every part is killed once (about 15 minutes).
 faults: deps
