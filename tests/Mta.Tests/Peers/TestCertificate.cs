@@ -9,13 +9,28 @@ namespace Mta.Tests.Peers;
 /// </summary>
 public static class TestCertificate
 {
+    // A 2048-bit RSA key takes a tenth of a second to a second of CPU to make, and a run made twenty: the certificates
+    // here are told apart by their names and issuers, never by their keys, so they all hold one key pair.
+    private static readonly Lazy<byte[]> SharedKey = new(() =>
+    {
+        using var key = RSA.Create(2048);
+        return key.ExportPkcs8PrivateKey();
+    });
+
+    private static RSA NewKey()
+    {
+        var key = RSA.Create();
+        key.ImportPkcs8PrivateKey(SharedKey.Value, out _);
+        return key;
+    }
+
     /// <summary>A test CA: its certificate (with key) and the PEM file holding the certificate.</summary>
     public sealed record Authority(X509Certificate2 Certificate, string PemFile);
 
     /// <summary>Creates a CA and writes its certificate to <paramref name="caFile"/>.</summary>
     public static Authority WriteAuthority(string caFile, string name = "MTA Test CA")
     {
-        using var key = RSA.Create(2048);
+        using var key = NewKey();
         var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
@@ -27,7 +42,7 @@ public static class TestCertificate
     /// <summary>Writes a server certificate for <paramref name="names"/> issued by <paramref name="ca"/>.</summary>
     public static void WriteIssued(Authority ca, string certFile, string keyFile, params string[] names)
     {
-        using var key = RSA.Create(2048);
+        using var key = NewKey();
         var request = new CertificateRequest($"CN={names[0]}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var san = new SubjectAlternativeNameBuilder();
         foreach (var n in names) san.AddDnsName(n);
@@ -43,7 +58,7 @@ public static class TestCertificate
     /// <summary>Writes a new certificate for <paramref name="name"/> to the two files; returns its thumbprint.</summary>
     public static string Write(string certFile, string keyFile, string name = "mta.test")
     {
-        using var key = RSA.Create(2048);
+        using var key = NewKey();
         var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var san = new SubjectAlternativeNameBuilder();
         san.AddDnsName(name);
