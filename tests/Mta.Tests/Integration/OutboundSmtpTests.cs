@@ -21,23 +21,21 @@ public sealed class OutboundSmtpTests(OutboundSmtpTests.QueueFedSystem queueFed)
     /// </summary>
     public sealed class QueueFedSystem : IAsyncLifetime
     {
-        private readonly Lazy<Task<(AzuriteAccount Azurite, MtaSystem Mta)>> _started = new(async () =>
+        private readonly Lazy<Task<(AzuriteAccount Azurite, MtaSystem Mta, QueueClient Delivery)>> _started = new(async () =>
         {
             var azurite = await Azurite.LeaseAsync();
-            return (azurite, await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false));
+            var mta = await MtaSystem.StartAsync(azurite.ConnectionString, ingress: false);
+            var delivery = new QueueClient(azurite.ConnectionString, QueueNames.Delivery, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
+            await delivery.CreateIfNotExistsAsync();
+            return (azurite, mta, delivery);
         });
 
-        /// <summary>The system; its delivery queue exists.</summary>
-        public Task<(AzuriteAccount Azurite, MtaSystem Mta)> GetAsync() => _started.Value;
+        /// <summary>The system, started on first use.</summary>
+        public async Task<MtaSystem> GetAsync() => (await _started.Value).Mta;
 
         /// <summary>Puts <paramref name="job"/> on the delivery queue.</summary>
         public async Task QueueAsync(Mta.Mail.Contracts.DeliveryJob job)
-        {
-            var (azurite, _) = await GetAsync();
-            var delivery = new QueueClient(azurite.ConnectionString, QueueNames.Delivery, new QueueClientOptions { MessageEncoding = MailQueues.Encoding });
-            await delivery.CreateIfNotExistsAsync();
-            await delivery.SendMessageAsync(Mta.Mail.Contracts.QueueJson.Serialize(job));
-        }
+            => await (await _started.Value).Delivery.SendMessageAsync(Mta.Mail.Contracts.QueueJson.Serialize(job));
 
         /// <inheritdoc />
         public Task InitializeAsync() => Task.CompletedTask;
@@ -46,7 +44,7 @@ public sealed class OutboundSmtpTests(OutboundSmtpTests.QueueFedSystem queueFed)
         public async Task DisposeAsync()
         {
             if (!_started.IsValueCreated) return;
-            var (azurite, mta) = await _started.Value;
+            var (azurite, mta, _) = await _started.Value;
             await mta.DisposeAsync();
             await azurite.DisposeAsync();
         }
@@ -290,7 +288,7 @@ public sealed class OutboundSmtpTests(OutboundSmtpTests.QueueFedSystem queueFed)
     public async Task Lines_beginning_with_a_dot_arrive_unchanged_wherever_they_are()
     {
         await using var sink = await SmtpSink.StartAsync();
-        var (_, mta) = await queueFed.GetAsync();
+        var mta = await queueFed.GetAsync();
         var messages = DotLineMessages();
         for (var n = 0; n < messages.Count; n++)
             await queueFed.QueueAsync(new Mta.Mail.Contracts.DeliveryJob
@@ -320,7 +318,7 @@ public sealed class OutboundSmtpTests(OutboundSmtpTests.QueueFedSystem queueFed)
         // A receiver that also ends lines at a bare CR or LF: <CR>.<CR><LF> and <LF>.<LF> would end its DATA, and the
         // rest would be read as commands. The queue message carries them as if the ingress had not refused them.
         await using var lenient = CountingSmtpServer.Start();
-        var (_, mta) = await queueFed.GetAsync();
+        var mta = await queueFed.GetAsync();
         var job = new Mta.Mail.Contracts.DeliveryJob
         {
             MessageId = "SMUG", JobId = "SMUG.0", BlobName = "SMUG", Sender = "a@sender.test", Recipients = ["u@example.test"],
