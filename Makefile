@@ -14,12 +14,15 @@ build:
 	dotnet build $(SLN) -c $(CONFIG)
 
 # Tests marked Category=Long (minutes of waiting, e.g. for a killed worker's queue messages) run with `make faults`.
+# npm ci and the .NET build need nothing from each other, so they run side by side (-j2).
 # A test run is hundreds of .NET processes that live seconds (functions workers, mtactl, the publishes) and a test
 # process whose hosts come and go: profile-guided optimisation's instrumented recompilations never pay off there, and
 # were 15 % of the run's CPU on 2 cores (docs/benchmarks.md, test time). The programs are the same; only the JIT's
 # tiering differs from a deployment's default.
-test: deps
-	DOTNET_TieredPGO=0 dotnet test $(SLN) -c $(CONFIG) --filter "Category!=Long" --logger "console;verbosity=normal"
+test: export DOTNET_TieredPGO = 0
+test:
+	$(MAKE) --no-print-directory -j2 deps build
+	dotnet test $(SLN) -c $(CONFIG) --no-build --filter "Category!=Long" --logger "console;verbosity=normal"
 
 # Fault injection with worker kills: a stream of messages while every part is killed once (about 15 minutes).
 faults: deps
