@@ -27,7 +27,7 @@ namespace Mta.Tests.FunctionsHost;
 /// binding, and held to the host's contract — allow-list, environment overrides of host.json, functionTimeout, a
 /// worker killed mid-invocation, a worker that cannot start.
 /// </summary>
-[RunsLong(95)] // publishes the functions app ReadyToRun first (PublishTests, alone later, finds it done)
+[RunsLong(95)] // the first to ask for the published functions app: its tests wait for the publish
 public sealed class WorkerContractTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);

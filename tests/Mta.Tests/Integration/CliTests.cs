@@ -21,7 +21,7 @@ public sealed class CliTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    // The tool as the functions image ships it (ReadyToRun, /opt/mtactl), run from its own folder with its own dependencies.
+    // The tool as the functions image ships it (/opt/mtactl), run from its own folder with its own dependencies.
     private static async Task<string> MtactlDllAsync()
         => Path.Combine((await PublishedApps.AsInDockerfileAsync("functions.Dockerfile"))["/opt/mtactl"], "mtactl.dll");
 
