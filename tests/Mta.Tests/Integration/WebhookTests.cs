@@ -131,7 +131,10 @@ public sealed class WebhookTests
         List<Mta.Mail.Events.MailEvent> outcomes = [];
         Assert.True(await TestEnvironment.EventuallyAsync(async () =>
         {
-            outcomes = (await QueuePeek.EventsAsync(azurite.ConnectionString)).Where(e => e.Type != "Reception").ToList();
+            // The recipients sent to: gone@'s report to sender@localhost is delivered too, with an event of its own, at a
+            // time of its own (before or after the others).
+            outcomes = (await QueuePeek.EventsAsync(azurite.ConnectionString))
+                .Where(e => e.Type != "Reception" && e.Recipient.EndsWith("@example.test", StringComparison.Ordinal)).ToList();
             return outcomes.Count >= expected.Length;
         }, TimeSpan.FromSeconds(60)), string.Join('\n', mta.Log.Lines));
         Assert.Equal(expected.Order(), outcomes.Select(e => $"{e.Type} {e.Recipient.Split('@')[0]}@").Order());
