@@ -9,7 +9,6 @@ namespace Mta.Tests.Deployment;
 /// The Kubernetes and KEDA manifests, checked without a cluster: every overlay renders, validates
 /// against the Kubernetes schemas and KEDA's own CRD schemas, and agrees with the code it deploys.
 /// </summary>
-[RunsWhilePublishing]
 public sealed class ManifestTests
 {
     public static TheoryData<string> Overlays => new() { "dev", "azure" };

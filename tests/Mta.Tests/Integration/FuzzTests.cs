@@ -9,7 +9,6 @@ namespace Mta.Tests.Integration;
 /// Random and mutated command lines and data thrown at the ingress's parser for a bounded time (seeded, so a
 /// failure can be replayed): no crash, every session ends, and a well-formed transaction still works after.
 /// </summary>
-[RunsWhilePublishing]
 public sealed class FuzzTests
 {
     private static readonly string[] Seeds =

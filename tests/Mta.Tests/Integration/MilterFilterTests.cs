@@ -19,7 +19,6 @@ namespace Mta.Tests.Integration;
 /// applying policies that dnsmasq serves.
 /// </summary>
 [RunsLong(15)] // rspamd takes about ten seconds to start
-[RunsWhilePublishing]
 public sealed class MilterFilterTests
 {
     private static async Task<byte[]> SendThroughAsync(string milter, string message)

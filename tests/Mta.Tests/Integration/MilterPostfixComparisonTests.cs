@@ -12,7 +12,6 @@ namespace Mta.Tests.Integration;
 /// rspamd and OpenDKIM in front of both, the same refusal of GTUBE and the same filter headers on clean mail.
 /// </summary>
 [RunsLong(25)] // rspamd takes about ten seconds to start
-[RunsWhilePublishing]
 public sealed class MilterPostfixComparisonTests
 {
     private sealed record Mail(string From, string[] To, string Message);

@@ -13,7 +13,6 @@ namespace Mta.Tests.Integration;
 /// mail, certificates and users read from files and re-read when they change.
 /// </summary>
 [RunsLong(19)]
-[RunsWhilePublishing]
 public sealed class SubmissionTests : IAsyncLifetime
 {
     private AzuriteAccount _azurite = null!;
