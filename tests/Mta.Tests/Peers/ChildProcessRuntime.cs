@@ -5,7 +5,7 @@ namespace Mta.Tests.Peers;
 /// <summary>
 /// How the .NET processes a test run starts are run: functions workers, the published ingress, mtactl, the publishes.
 /// They live seconds, and start on ReadyToRun code that is already optimised; with call counting on, the runtime
-/// recompiled their busiest methods at tier 1 all the same, which was about a quarter of the workers' CPU in a run
+/// recompiled their busiest methods at tier 1 all the same, a fifth to a quarter of the workers' CPU in a run
 /// (docs/benchmarks.md, test time). Without it they keep the code they start with. The test process itself is
 /// started before this runs and tiers as usual, so the ingress and host code it runs still gets optimised.
 /// </summary>
