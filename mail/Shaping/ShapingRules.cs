@@ -35,8 +35,9 @@ public sealed record ShapingSite(string Key, string Name, DestinationLimits Limi
 /// <summary>
 /// The shaping file (mounted from a ConfigMap; <c>Mta:ShapingFile</c>): one destination per line, then its limits as
 /// <c>name=value</c> words. The destination is <c>*</c> (every destination not listed), a domain (<c>example.com</c>),
-/// every subdomain of one (<c>.example.com</c>), a relay host as written in the transport map (<c>[relay.example.net]</c>),
-/// or a mail provider by its MX host names (<c>mx:.google.com</c>: every domain with an MX host under google.com; they share one set of limits).
+/// every subdomain of one (<c>.example.com</c>), a relay host as written in the transport map (<c>[relay.example.net]</c>;
+/// <c>[relay.example.net]:587</c> for that port only, which wins over the line without one), or a mail provider by its
+/// MX host names (<c>mx:.google.com</c>: every domain with an MX host under google.com; they share one set of limits).
 /// Limits: <c>concurrency=N</c>, <c>messages_per_connection=N</c>, <c>rate=N/s</c> (or <c>/min</c>, <c>/h</c>),
 /// <c>recipients=N</c>, <c>recovery=60s</c> (or <c>m</c>). Unset limits come from the <c>*</c> line, then the built-in defaults.
 /// </summary>
@@ -166,10 +167,15 @@ public sealed class ShapingRules
                 return Site("mx:" + suffix, limits);
 
         var domain = hop.Host.TrimEnd('.');
-        var listed = hop.MxLookup ? Lookup(domain) : _destinations.GetValueOrDefault("[" + domain + "]") ?? _destinations.GetValueOrDefault(domain);
+        var listed = hop.MxLookup ? Lookup(domain) : LookupRelay(domain, hop.Port);
         var name = hop.MxLookup ? string.Join(',', names) : "[" + domain.ToLowerInvariant() + "]" + (hop.Port is int p ? ":" + p : "");
         return Site(name, listed ?? _default);
     }
+
+    // A relay's line as the transport map writes it, with its port first ("[relay]:587"), then for any port ("[relay]").
+    private DestinationLimits? LookupRelay(string host, int? port) =>
+        (port is int p ? _destinations.GetValueOrDefault($"[{host}]:{p}") : null)
+        ?? _destinations.GetValueOrDefault("[" + host + "]") ?? _destinations.GetValueOrDefault(host);
 
     private DestinationLimits? Lookup(string domain)
     {

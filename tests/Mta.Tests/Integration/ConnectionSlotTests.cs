@@ -8,6 +8,7 @@ using Xunit.Abstractions;
 namespace Mta.Tests.Integration;
 
 /// <summary>Connection slots as blob leases on Azurite: exclusive, kept while renewed, and freed when their holder dies.</summary>
+[RunsLong(20)] // a 15-second lease is waited out
 public sealed class ConnectionSlotTests(ITestOutputHelper output)
 {
     /// <summary>A clock whose timers never fire: a replica that stopped renewing (it died) without letting go.</summary>

@@ -20,6 +20,7 @@ namespace Mta.Tests.Integration;
 /// </summary>
 // Every part is a process of its own (the images' ReadyToRun publish), so nothing here is shared with the tests beside it:
 // it runs among them, and its waits (a part away for seconds) overlap their work.
+[RunsLong(39)]
 public sealed class FaultInjectionTests(ITestOutputHelper output)
 {
     private const string Domain = "example.test";

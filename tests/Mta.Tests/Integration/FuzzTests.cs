@@ -9,6 +9,7 @@ namespace Mta.Tests.Integration;
 /// Random and mutated command lines and data thrown at the ingress's parser for a bounded time (seeded, so a
 /// failure can be replayed): no crash, every session ends, and a well-formed transaction still works after.
 /// </summary>
+[RunsLong(15)] // a bounded time of random input
 public sealed class FuzzTests
 {
     private static readonly string[] Seeds =

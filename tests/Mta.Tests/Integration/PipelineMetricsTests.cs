@@ -9,6 +9,7 @@ namespace Mta.Tests.Integration;
 /// After an end-to-end run, the stages' metrics carry the right names, labels and counts, and every metric the Grafana
 /// dashboard queries is exported by the ingress or the functions process.
 /// </summary>
+[RunsLong(21)]
 public sealed class PipelineMetricsTests
 {
     private static readonly HttpClient Http = new();

@@ -11,6 +11,7 @@ namespace Mta.Tests.Integration;
 /// clients refused or dropped with postscreen's replies, allowlisted ones through without the pause, early talkers
 /// dropped, and passes remembered across replicas.
 /// </summary>
+[RunsLong(16)]
 public sealed class PostscreenTests
 {
     private static readonly IPAddress Listed = IPAddress.Parse("127.0.0.8");       // bl.test 127.0.0.4, in the filter

@@ -8,53 +8,88 @@ namespace Mta.Tests.Integration;
 
 /// <summary>
 /// Per-destination traffic shaping with several delivery workers (separate functions hosts on one Azurite, as replicas
-/// share a storage account) against a receiving server that counts what it gets: the limits hold for all workers
+/// share a storage account) against receiving servers that count what they get: the limits hold for all workers
 /// together, throughput reaches them, and a server that answers 421 under load is backed off from and recovered towards,
 /// with nothing lost or bounced.
 /// </summary>
-[RunsLong(77)]
-public sealed class TrafficShapingTests(ITestOutputHelper output)
+[RunsLong(55)]
+public sealed class TrafficShapingTests(ITestOutputHelper output, TrafficShapingTests.Cluster cluster) : IClassFixture<TrafficShapingTests.Cluster>
 {
-    private const int Workers = 3;
-
-    private sealed class Cluster(AzuriteAccount azurite, List<MtaSystem> systems) : IAsyncDisposable
+    /// <summary>
+    /// The workers the tests share, as destinations share a deployment's replicas: an ingress with its worker and two more
+    /// workers, and for each test a server of its own behind a relay port with its own line in the shaping file (a test's
+    /// limits and throttling touch only its destination).
+    /// </summary>
+    public sealed class Cluster : IAsyncLifetime
     {
-        public AzuriteAccount Azurite => azurite;
-        public MtaSystem Front => systems[0];
-        public IEnumerable<string> LogLines => systems.SelectMany(s => s.Log.Lines);
+        private const int Workers = 3;
 
-        public async ValueTask DisposeAsync()
+        /// <summary>Each test's destination (mail for <c>NAME.test</c>) and its shaping limits.</summary>
+        private static readonly Dictionary<string, string> Limits = new()
         {
-            foreach (var s in systems) await s.DisposeAsync();
-            await azurite.DisposeAsync();
-        }
-    }
-
-    /// <summary>An ingress with its worker, and more workers beside it, all delivering example.test to <paramref name="server"/>.</summary>
-    private static async Task<Cluster> StartAsync(CountingSmtpServer server, string shaping, Dictionary<string, string?>? extra = null)
-    {
-        var azurite = await Azurite.LeaseAsync();
-        var folder = TestEnvironment.TempFolder("shaping");
-        var map = Path.Combine(folder, "transport");
-        await File.WriteAllTextAsync(map, $"example.test smtp:[127.0.0.1]:{server.Port}\n");
-        var file = Path.Combine(folder, "shaping");
-        await File.WriteAllTextAsync(file, shaping);
-        var settings = new Dictionary<string, string?>
-        {
-            ["Mta:TransportMapFile"] = map,
-            ["Mta:ShapingFile"] = file,
-            ["Mta:MinimalBackoffSeconds"] = "1",
-            ["Mta:MaximalBackoffSeconds"] = "2",
-            ["Mta:BackoffJitter"] = "0",
-            ["Mta:ShapingMaximalPostponeSeconds"] = "2",
-            // Keep the test's load on the workers, not on polling an empty queue.
-            ["AzureFunctionsJobHost:extensions:queues:maxPollingInterval"] = "00:00:00.250",
+            ["limits"] = "concurrency=3 messages_per_connection=5 recipients=2",
+            ["rate"] = "concurrency=10 rate=5/s",
+            ["busy"] = "concurrency=8 recovery=1s",
         };
-        foreach (var kv in extra ?? []) settings[kv.Key] = kv.Value;
-        var systems = new List<MtaSystem> { await MtaSystem.StartAsync(azurite.ConnectionString, settings) };
-        for (var i = 1; i < Workers; i++)
-            systems.Add(await MtaSystem.StartAsync(azurite.ConnectionString, settings, ingress: false));
-        return new Cluster(azurite, systems);
+
+        private readonly Dictionary<string, CountingSmtpServer> _servers = Limits.Keys.ToDictionary(name => name, _ => CountingSmtpServer.Start());
+        private readonly List<MtaSystem> _systems = [];
+        private readonly Lazy<Task<AzuriteAccount>> _started;
+
+        /// <summary>Starts nothing yet: the first test that asks does.</summary>
+        public Cluster() => _started = new(StartAsync);
+
+        /// <summary>The server behind <c>NAME.test</c>, once the workers are up.</summary>
+        public async Task<CountingSmtpServer> ServerAsync(string name)
+        {
+            await _started.Value;
+            return _servers[name];
+        }
+
+        /// <summary>The storage account, once started.</summary>
+        public async Task<AzuriteAccount> AzuriteAsync() => await _started.Value;
+
+        /// <summary>The system with the ingress.</summary>
+        public MtaSystem Front => _systems[0];
+
+        /// <summary>Every system's log lines.</summary>
+        public IEnumerable<string> LogLines => _systems.SelectMany(s => s.Log.Lines);
+
+        private async Task<AzuriteAccount> StartAsync()
+        {
+            var azurite = await Azurite.LeaseAsync();
+            var folder = TestEnvironment.TempFolder("shaping");
+            var map = Path.Combine(folder, "transport");
+            await File.WriteAllLinesAsync(map, _servers.Select(s => $"{s.Key}.test smtp:[127.0.0.1]:{s.Value.Port}"));
+            var file = Path.Combine(folder, "shaping");
+            await File.WriteAllLinesAsync(file, _servers.Select(s => $"[127.0.0.1]:{s.Value.Port} {Limits[s.Key]}"));
+            var settings = new Dictionary<string, string?>
+            {
+                ["Mta:TransportMapFile"] = map,
+                ["Mta:ShapingFile"] = file,
+                ["Mta:MinimalBackoffSeconds"] = "1",
+                ["Mta:MaximalBackoffSeconds"] = "2",
+                ["Mta:BackoffJitter"] = "0",
+                ["Mta:ShapingMaximalPostponeSeconds"] = "2",
+                // Keep the test's load on the workers, not on polling an empty queue.
+                ["AzureFunctionsJobHost:extensions:queues:maxPollingInterval"] = "00:00:00.250",
+            };
+            _systems.Add(await MtaSystem.StartAsync(azurite.ConnectionString, settings));
+            for (var i = 1; i < Workers; i++)
+                _systems.Add(await MtaSystem.StartAsync(azurite.ConnectionString, settings, ingress: false));
+            return azurite;
+        }
+
+        /// <inheritdoc />
+        public Task InitializeAsync() => Task.CompletedTask;
+
+        /// <inheritdoc />
+        public async Task DisposeAsync()
+        {
+            foreach (var s in _systems) await s.DisposeAsync();
+            if (_started.IsValueCreated) await (await _started.Value).DisposeAsync();
+            foreach (var server in _servers.Values) await server.DisposeAsync();
+        }
     }
 
     private static async Task SendAsync(int port, string prefix, int messages, params string[] recipients)
@@ -81,10 +116,10 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
         Assert.Equal(delivered.Count, delivered.Distinct().Count());
     }
 
-    private static async Task AssertNothingBouncedOrPoisonedAsync(Cluster cluster)
+    private async Task AssertNothingBouncedOrPoisonedAsync()
     {
         Assert.Empty(cluster.Front.Maildir("sender"));
-        var queues = new QueueServiceClient(cluster.Azurite.ConnectionString);
+        var queues = new QueueServiceClient((await cluster.AzuriteAsync()).ConnectionString);
         foreach (var name in QueueNames.All)
         {
             var poison = queues.GetQueueClient(name + "-poison");
@@ -96,10 +131,9 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
     [SkippableFact]
     public async Task Concurrency_messages_per_connection_and_recipients_hold_across_workers_and_are_reached()
     {
-        await using var server = CountingSmtpServer.Start();
+        var server = await cluster.ServerAsync("limits");
         server.DelayPerMessage = TimeSpan.FromMilliseconds(100);
-        await using var cluster = await StartAsync(server, "[127.0.0.1] concurrency=3 messages_per_connection=5 recipients=2\n");
-        string[] recipients = ["a@example.test", "b@example.test", "c@example.test"];
+        string[] recipients = ["a@limits.test", "b@limits.test", "c@limits.test"];
 
         await SendAsync(cluster.Front.SmtpPort, "limits", 40, recipients);
         await AssertAllDeliveredOnceAsync(server, "limits", 40, recipients, TimeSpan.FromSeconds(120));
@@ -114,18 +148,17 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
         Assert.All(perConnection, n => Assert.True(n <= 5, $"{n} transactions on one connection"));
         Assert.All(transactions, m => Assert.True(m.Recipients.Count <= 2, $"{m.Recipients.Count} recipients in one transaction"));
         Assert.Contains(transactions, m => m.Recipients.Count == 2);
-        await AssertNothingBouncedOrPoisonedAsync(cluster);
+        await AssertNothingBouncedOrPoisonedAsync();
     }
 
     [SkippableFact]
     public async Task A_message_rate_holds_across_workers_and_is_reached()
     {
-        await using var server = CountingSmtpServer.Start();
-        await using var cluster = await StartAsync(server, "[127.0.0.1] concurrency=10 rate=5/s\n");
+        var server = await cluster.ServerAsync("rate");
         const int messages = 30;
 
-        await SendAsync(cluster.Front.SmtpPort, "rate", messages, "r@example.test");
-        await AssertAllDeliveredOnceAsync(server, "rate", messages, ["r@example.test"], TimeSpan.FromSeconds(120));
+        await SendAsync(cluster.Front.SmtpPort, "rate", messages, "r@rate.test");
+        await AssertAllDeliveredOnceAsync(server, "rate", messages, ["r@rate.test"], TimeSpan.FromSeconds(120));
 
         var times = server.Messages.Select(m => m.At).Order().ToList();
         var span = (times[^1] - times[0]).TotalSeconds;
@@ -140,17 +173,16 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
         // Jobs of the burst whose turn is over a second away are put back and come back by queue visibility and polling,
         // which leaves gaps: 3.5-5.1 per second alone.
         Assert.True((messages - 1) / span >= 3.0, $"only {(messages - 1) / span:0.00} messages per second: the rate is not reached");
-        await AssertNothingBouncedOrPoisonedAsync(cluster);
+        await AssertNothingBouncedOrPoisonedAsync();
     }
 
     [SkippableFact]
     public async Task Throttling_replies_lower_concurrency_for_every_worker_and_it_recovers_without_loss()
     {
-        await using var server = CountingSmtpServer.Start();
+        var server = await cluster.ServerAsync("busy");
         server.DelayPerMessage = TimeSpan.FromMilliseconds(150);
         server.ThrottleAbove = 2;
-        await using var cluster = await StartAsync(server, "[127.0.0.1] concurrency=8 recovery=1s\n");
-        string[] recipient = ["t@example.test"];
+        string[] recipient = ["t@busy.test"];
 
         await SendAsync(cluster.Front.SmtpPort, "busy", 60, recipient);
         await AssertAllDeliveredOnceAsync(server, "busy", 60, recipient, TimeSpan.FromSeconds(180));
@@ -170,6 +202,6 @@ public sealed class TrafficShapingTests(ITestOutputHelper output)
         await AssertAllDeliveredOnceAsync(server, "calm", 60, recipient, TimeSpan.FromSeconds(120));
         output.WriteLine($"after recovery: peak {server.PeakConnections} connections");
         Assert.InRange(server.PeakConnections, 3, 8);
-        await AssertNothingBouncedOrPoisonedAsync(cluster);
+        await AssertNothingBouncedOrPoisonedAsync();
     }
 }

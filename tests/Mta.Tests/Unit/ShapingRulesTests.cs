@@ -15,6 +15,7 @@ public sealed class ShapingRulesTests
         "example.com     concurrency=5 rate=300/min messages_per_connection=100",
         ".corp.example   recipients=10",
         "[relay.example.net]  concurrency=2",
+        "[relay.example.net]:2525  concurrency=3",
         "mx:.google.com  concurrency=7 rate=20/s",
         "mx:mx.single.example  rate=0.5/s",
     ], "shaping");
@@ -62,6 +63,10 @@ public sealed class ShapingRulesTests
         var relay = Rules.SiteFor(new NextHop { Transport = Transport.Smtp, Host = "relay.example.net", Port = 587 }, Hosts("relay.example.net"));
         Assert.Equal(2, relay.Limits.Concurrency);
         Assert.Equal("[relay.example.net]:587", relay.Name);
+        var port2525 = Rules.SiteFor(new NextHop { Transport = Transport.Smtp, Host = "relay.example.net", Port = 2525 }, Hosts("relay.example.net"));
+        Assert.Equal(3, port2525.Limits.Concurrency); // the line for that port wins
+        Assert.NotEqual(relay.Key, port2525.Key);
+        Assert.Equal(2, Rules.SiteFor(new NextHop { Transport = Transport.Smtp, Host = "relay.example.net" }, Hosts("relay.example.net")).Limits.Concurrency);
         Assert.Equal(DestinationLimits.Default, ShapingRules.Empty.SiteFor(Mx("any.example"), Hosts("mx.any.example")).Limits);
         Assert.Equal(20, DestinationLimits.Default.Concurrency);
         Assert.Equal(50, DestinationLimits.Default.RecipientsPerTransaction);
