@@ -36,9 +36,16 @@ public sealed class AddressVerificationTests
         var cache = new ProbeCache(clock, TimeSpan.FromDays(7), TimeSpan.FromHours(3));
         for (var i = 0; i < ProbeCache.Capacity + 500; i++) cache.Remember($"r{i}@a.test", new VerifyResult(Verdict.Undeliverable, "550"));
         Assert.Equal(ProbeCache.Capacity, cache.Count);
+        // The 500 refused names cost one search for expired entries between them, not one each.
+        Assert.Equal(1, cache.Sweeps);
+        clock.Now += ProbeCache.SweepInterval / 2;
+        cache.Remember("early@a.test", new VerifyResult(Verdict.Undeliverable, "550"));
+        Assert.Equal(1, cache.Sweeps);
+        Assert.Null(cache.Find("early@a.test"));
         // Once entries have expired, new ones replace them.
         clock.Now += TimeSpan.FromHours(4);
         cache.Remember("new@a.test", new VerifyResult(Verdict.Deliverable, "250"));
+        Assert.Equal(2, cache.Sweeps);
         Assert.Equal(1, cache.Count);
     }
 
