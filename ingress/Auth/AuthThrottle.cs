@@ -16,9 +16,13 @@ public sealed class AuthThrottle(int clientLimit, int userLimit, TimeSpan window
     /// <summary>Most names and clients tracked at once; past it, new ones are not counted (the limits of the known ones hold).</summary>
     internal const int MaxTracked = 50_000;
 
+    /// <summary>A full table is searched for entries whose failures have all left the window at most this often.</summary>
+    internal static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
+
     private readonly Policy.ClientGroup _groups = groups ?? Policy.ClientGroup.Default;
     private readonly ConcurrentDictionary<string, Queue<long>> _clients = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Queue<long>> _users = new(StringComparer.Ordinal);
+    private readonly Policy.SweepSchedule _clientSweep = new(SweepInterval), _userSweep = new(SweepInterval);
 
     /// <summary>True when <paramref name="client"/> has had its limit of failures within the window.</summary>
     public bool ClientBlocked(IPAddress client) => clientLimit > 0 && Recent(_clients, _groups.Of(client)) >= clientLimit;
@@ -29,9 +33,12 @@ public sealed class AuthThrottle(int clientLimit, int userLimit, TimeSpan window
     /// <summary>Counts one failed login.</summary>
     public void Failed(IPAddress client, string name)
     {
-        Count(_clients, _groups.Of(client));
-        Count(_users, name);
+        Count(_clients, _clientSweep, _groups.Of(client));
+        Count(_users, _userSweep, name);
     }
+
+    /// <summary>How many times a full table was searched.</summary>
+    internal int Sweeps => _clientSweep.Sweeps + _userSweep.Sweeps;
 
     private int Recent(ConcurrentDictionary<string, Queue<long>> counts, string key)
     {
@@ -43,9 +50,9 @@ public sealed class AuthThrottle(int clientLimit, int userLimit, TimeSpan window
         }
     }
 
-    private void Count(ConcurrentDictionary<string, Queue<long>> counts, string key)
+    private void Count(ConcurrentDictionary<string, Queue<long>> counts, Policy.SweepSchedule sweep, string key)
     {
-        if (counts.Count >= MaxTracked) Prune(counts);
+        if (counts.Count >= MaxTracked && sweep.Due(clock.GetUtcNow())) Prune(counts);
         if (counts.Count >= MaxTracked && !counts.ContainsKey(key)) return;
         var times = counts.GetOrAdd(key, _ => new Queue<long>());
         lock (times)

@@ -20,8 +20,7 @@ public sealed class ProbeCache(TimeProvider clock, TimeSpan positive, TimeSpan n
     public static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
 
     private readonly ConcurrentDictionary<string, (VerifyResult Result, DateTimeOffset Until)> _entries = new(Mta.Mail.Routing.AsciiCaseComparer.Instance);
-    private long _nextSweepTicks;
-    private int _sweeps;
+    private readonly Policy.SweepSchedule _sweep = new(SweepInterval);
 
     /// <summary>The remembered verdict for <paramref name="address"/>, or null when none is fresh.</summary>
     public VerifyResult? Find(string address)
@@ -35,23 +34,16 @@ public sealed class ProbeCache(TimeProvider clock, TimeSpan positive, TimeSpan n
         var now = clock.GetUtcNow();
         if (_entries.Count >= Capacity)
         {
-            SweepIfDue(now);
+            if (_sweep.Due(now))
+                foreach (var stale in _entries.Where(e => e.Value.Until <= now)) _entries.TryRemove(stale.Key, out _);
             if (_entries.Count >= Capacity && !_entries.ContainsKey(address)) return;
         }
         _entries[address] = (result, now + life);
-    }
-
-    private void SweepIfDue(DateTimeOffset now)
-    {
-        var due = Interlocked.Read(ref _nextSweepTicks);
-        if (now.UtcTicks < due || Interlocked.CompareExchange(ref _nextSweepTicks, (now + SweepInterval).UtcTicks, due) != due) return;
-        Interlocked.Increment(ref _sweeps);
-        foreach (var stale in _entries.Where(e => e.Value.Until <= now)) _entries.TryRemove(stale.Key, out _);
     }
 
     /// <summary>How many addresses are remembered.</summary>
     public int Count => _entries.Count;
 
     /// <summary>How many times a full cache was searched for expired entries.</summary>
-    internal int Sweeps => Volatile.Read(ref _sweeps);
+    internal int Sweeps => _sweep.Sweeps;
 }

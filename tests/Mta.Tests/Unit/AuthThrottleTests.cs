@@ -58,6 +58,26 @@ public sealed class AuthThrottleTests
     }
 
     [Fact]
+    public void New_names_past_the_tracked_most_go_uncounted_at_one_search_a_minute_until_old_ones_leave_the_window()
+    {
+        var clock = new ManualClock();
+        var throttle = new AuthThrottle(clientLimit: 0, userLimit: 1, TimeSpan.FromMinutes(10), clock);
+        for (var i = 0; i < AuthThrottle.MaxTracked; i++) throttle.Failed(IPAddress.Loopback, $"name{i}");
+        Assert.True(throttle.UserBlocked("name0"));
+
+        for (var i = 0; i < 500; i++) throttle.Failed(IPAddress.Loopback, $"late{i}");
+        Assert.False(throttle.UserBlocked("late0")); // not tracked: the table is full of failures still in the window
+        Assert.True(throttle.UserBlocked("name0")); // the known ones' limits hold
+        Assert.Equal(1, throttle.Sweeps); // one search for the 500, not one each
+
+        clock.Now += TimeSpan.FromMinutes(11);
+        throttle.Failed(IPAddress.Loopback, "later");
+        Assert.Equal(2, throttle.Sweeps);
+        Assert.True(throttle.UserBlocked("later")); // the old failures left the window, and the search made room
+        Assert.False(throttle.UserBlocked("name0"));
+    }
+
+    [Fact]
     public void A_limit_of_zero_means_no_limit()
     {
         var throttle = new AuthThrottle(0, 0, TimeSpan.FromMinutes(10), new ManualClock());
