@@ -143,11 +143,47 @@ public static class TestEnvironment
         if (!ok) throw new TimeoutException($"nothing listens on {address}:{port} after {timeout}");
     }
 
-    /// <summary>A new empty scratch folder.</summary>
+    /// <summary>A new empty scratch folder, under this run's own folder.</summary>
     public static string TempFolder(string prefix)
     {
-        var path = Path.Combine(Path.GetTempPath(), "mta-tests", prefix + "-" + Guid.NewGuid().ToString("N")[..8]);
+        var path = Path.Combine(RunFolder.Value, prefix + "-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(path);
         return path;
+    }
+
+    /// <summary>
+    /// <c>$TMPDIR/mta-tests/run-PID</c>. A run's scratch folders (publishes, data folders, peers' files: about 3 GB)
+    /// stay after it, for a look at what a failed test left; the next run's first one removes those of every run that
+    /// has ended, in the background, so they do not pile up.
+    /// </summary>
+    private static readonly Lazy<string> RunFolder = new(() =>
+    {
+        var root = Path.Combine(Path.GetTempPath(), "mta-tests");
+        var run = Path.Combine(root, $"run-{Environment.ProcessId}");
+        Directory.CreateDirectory(run);
+        var ended = Directory.GetFileSystemEntries(root).Where(entry => entry != run && !IsLiveRun(Path.GetFileName(entry))).ToList();
+        _ = Task.Run(() => ended.ForEach(Remove));
+        return run;
+    });
+
+    private static bool IsLiveRun(string name)
+    {
+        if (!name.StartsWith("run-", StringComparison.Ordinal) || !int.TryParse(name[4..], out var pid)) return false; // from before run folders
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException) { return false; }
+    }
+
+    private static void Remove(string entry)
+    {
+        try
+        {
+            if (Directory.Exists(entry)) Directory.Delete(entry, recursive: true);
+            else File.Delete(entry);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // another user's, or in use: left
     }
 }
